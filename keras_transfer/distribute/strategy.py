@@ -1,0 +1,303 @@
+"""Strategy selection and opt-in distribution for keras-transfer.
+
+The same training script runs on one CPU, on N GPUs of one machine and on N machines:
+pass ``strategy=`` (a name or a ``tf.distribute.Strategy``) to the builders and
+``fine_tune``; they build and compile inside :func:`maybe_distribute`. Distribution
+itself is TensorFlow's (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``,
+``TPUStrategy``); this module only picks one, enters its scope and works around a
+known Keras bug (see :mod:`keras_transfer.distribute.keras_fix`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from keras_transfer._backend import keras, tf
+
+logger = logging.getLogger(__name__)
+
+STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+
+__all__ = [
+    "STRATEGY_NAMES",
+    "backup_callback",
+    "get_strategy",
+    "global_batch_size",
+    "maybe_distribute",
+    "num_replicas",
+    "num_workers_from_tf_config",
+    "per_replica_batch_size",
+]
+
+
+def num_workers_from_tf_config(tf_config: str | dict | None = None) -> int:
+    """Counts the workers (``worker`` + ``chief``) named in ``TF_CONFIG``.
+
+    Args:
+        tf_config: str, dict or None. A ``TF_CONFIG`` value; None reads the
+            ``TF_CONFIG`` environment variable. Defaults to None.
+
+    Returns:
+        The number of workers, 0 when ``TF_CONFIG`` is unset or names no cluster.
+
+    Raises:
+        ValueError: if ``TF_CONFIG`` is not valid JSON.
+
+    Examples:
+    ```python
+    >>> num_workers_from_tf_config({"cluster": {"worker": ["a:1", "b:2"]}})
+    2
+    ```
+    """
+    if tf_config is None:
+        tf_config = os.environ.get("TF_CONFIG", "")
+    if isinstance(tf_config, str):
+        if not tf_config.strip():
+            return 0
+        try:
+            tf_config = json.loads(tf_config)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"Expected TF_CONFIG to be JSON. Received: TF_CONFIG={tf_config!r}"
+            ) from err
+    cluster = (tf_config or {}).get("cluster", {}) or {}
+    return len(cluster.get("worker", []) or []) + len(cluster.get("chief", []) or [])
+
+
+def _visible_gpus() -> list[str]:
+    return [d.name for d in tf.config.list_logical_devices("GPU")]
+
+
+def get_strategy(
+    name: str | tf.distribute.Strategy = "auto",
+    devices: Sequence[str] | None = None,
+    *,
+    tpu: str | None = None,
+) -> tf.distribute.Strategy:
+    """Returns a ``tf.distribute.Strategy`` chosen by name.
+
+    ``"auto"`` picks ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more than
+    one worker, ``MirroredStrategy`` when more than one GPU is visible, and the default
+    (no-op) strategy otherwise, and logs what it chose and why.
+
+    Args:
+        name: str or tf.distribute.Strategy. One of ``"auto"``, ``"default"``,
+            ``"mirrored"``, ``"multi_worker"``, ``"tpu"``; a strategy is returned
+            unchanged. Defaults to ``"auto"``.
+        devices: list of str or None. Devices for ``"mirrored"`` (e.g.
+            ``["/cpu:0", "/cpu:1"]``); None uses every visible GPU (or the CPU).
+            Defaults to None.
+        tpu: str or None. TPU address for ``"tpu"``; None lets the cluster resolver
+            find it (Cloud TPU VM). Defaults to None.
+
+    Returns:
+        A ``tf.distribute.Strategy``. A ``MultiWorkerMirroredStrategy`` comes with the
+        Keras fix of :mod:`keras_transfer.distribute.keras_fix` applied.
+
+    Raises:
+        ValueError: if ``name`` is not a known strategy name, or ``devices`` is given
+            with another strategy than ``"mirrored"``.
+
+    Examples:
+    ```python
+    >>> strategy = get_strategy("default")
+    >>> strategy.num_replicas_in_sync
+    1
+    ```
+    """
+    if isinstance(name, tf.distribute.Strategy):
+        if isinstance(name, tf.distribute.MultiWorkerMirroredStrategy):
+            _apply_mwms_fix()
+        return name
+    if not isinstance(name, str) or name not in STRATEGY_NAMES:
+        raise ValueError(
+            f"Expected strategy to be one of {STRATEGY_NAMES} or a "
+            f"tf.distribute.Strategy. Received: strategy={name!r}"
+        )
+    if devices is not None and name not in ("mirrored", "auto"):
+        raise ValueError(
+            "`devices` is only used by the 'mirrored' strategy. Received: "
+            f"strategy={name!r}, devices={devices!r}"
+        )
+    if name == "auto":
+        workers = num_workers_from_tf_config()
+        gpus = _visible_gpus()
+        if workers > 1:
+            name, why = "multi_worker", f"TF_CONFIG names {workers} workers"
+        elif devices is not None and len(devices) > 1:
+            name, why = "mirrored", f"{len(devices)} devices were given"
+        elif len(gpus) > 1:
+            name, why = "mirrored", f"{len(gpus)} GPUs are visible"
+        else:
+            name = "default"
+            why = f"TF_CONFIG names {workers} worker(s) and {len(gpus)} GPU(s) visible"
+        logger.info("get_strategy('auto') chose %r because %s.", name, why)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(
+            devices=list(devices) if devices else None
+        )
+    if name == "multi_worker":
+        _apply_mwms_fix()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _apply_mwms_fix() -> None:
+    from keras_transfer.distribute import keras_fix
+
+    keras_fix.apply()
+
+
+@contextlib.contextmanager
+def maybe_distribute(
+    strategy: str | tf.distribute.Strategy | None,
+) -> Iterator[tf.distribute.Strategy]:
+    """Enters a strategy's scope, or does nothing for None / ``"default"``.
+
+    Build and compile models inside it (variables and the optimizer are created where
+    the strategy wants them); ``fit`` can be called outside.
+
+    Args:
+        strategy: None, a strategy name accepted by :func:`get_strategy`, or a
+            ``tf.distribute.Strategy``.
+
+    Yields:
+        The strategy in use (the default strategy for None).
+
+    Raises:
+        ValueError: if ``strategy`` is an unknown name or type.
+
+    Examples:
+    ```python
+    >>> with maybe_distribute(None) as s:
+    ...     model = keras.Sequential([keras.layers.Dense(1)])
+    >>> s.num_replicas_in_sync
+    1
+    ```
+    """
+    if strategy is None or (isinstance(strategy, str) and strategy == "default"):
+        yield tf.distribute.get_strategy()
+        return
+    if not isinstance(strategy, (str, tf.distribute.Strategy)):
+        raise ValueError(
+            "Expected strategy to be None, a name in "
+            f"{STRATEGY_NAMES} or a tf.distribute.Strategy. Received: "
+            f"strategy={strategy!r} of type {type(strategy).__name__}"
+        )
+    strategy = get_strategy(strategy)
+    if tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy:
+        yield strategy  # already inside this scope: re-entering is harmless but noisy
+        return
+    with strategy.scope():
+        yield strategy
+
+
+def num_replicas(strategy: tf.distribute.Strategy | str | None = None) -> int:
+    """Returns how many replicas a strategy trains on in sync (1 for None)."""
+    if strategy is None:
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    return get_strategy(strategy).num_replicas_in_sync
+
+
+def global_batch_size(
+    per_replica: int, strategy: tf.distribute.Strategy | str | None = None
+) -> int:
+    """Global batch size to give ``tf.data`` for a per-replica batch size.
+
+    Keras ``fit`` under a strategy splits each batch of the dataset across the
+    replicas, so the dataset's batch size is the **global** batch size: to keep 32
+    examples per device on 4 GPUs, batch the dataset by 128 (and usually scale the
+    learning rate with it).
+
+    Args:
+        per_replica: int. Examples each replica sees per step.
+        strategy: strategy, name or None (the current strategy). Defaults to None.
+
+    Returns:
+        ``per_replica * strategy.num_replicas_in_sync``.
+
+    Raises:
+        ValueError: if ``per_replica`` is not a positive int.
+
+    Examples:
+    ```python
+    >>> global_batch_size(32, "default")
+    32
+    ```
+    """
+    if not isinstance(per_replica, int) or per_replica < 1:
+        raise ValueError(
+            "Expected per_replica to be an int >= 1. "
+            f"Received: per_replica={per_replica!r}"
+        )
+    return per_replica * num_replicas(strategy)
+
+
+def per_replica_batch_size(
+    global_batch: int, strategy: tf.distribute.Strategy | str | None = None
+) -> int:
+    """Per-replica batch size for a global batch size (it must divide evenly).
+
+    Args:
+        global_batch: int. The dataset's batch size.
+        strategy: strategy, name or None (the current strategy). Defaults to None.
+
+    Returns:
+        ``global_batch // strategy.num_replicas_in_sync``.
+
+    Raises:
+        ValueError: if ``global_batch`` is not a positive multiple of the replica count.
+
+    Examples:
+    ```python
+    >>> per_replica_batch_size(64, "default")
+    64
+    ```
+    """
+    replicas = num_replicas(strategy)
+    if not isinstance(global_batch, int) or global_batch < 1 or global_batch % replicas:
+        raise ValueError(
+            f"Expected global_batch to be a positive multiple of the {replicas} "
+            f"replica(s). Received: global_batch={global_batch!r}"
+        )
+    return global_batch // replicas
+
+
+def backup_callback(
+    backup_dir: str | os.PathLike | None, **kwargs: Any
+) -> keras.callbacks.BackupAndRestore | None:
+    """A ``keras.callbacks.BackupAndRestore`` for fault-tolerant training.
+
+    When the process dies, running the same script again with the same
+    ``backup_dir`` resumes from the last completed epoch (weights, optimizer state and
+    epoch counter); the directory is deleted when ``fit`` finishes normally. Under
+    ``MultiWorkerMirroredStrategy`` every worker must get the same ``backup_dir``
+    path (each writes its own copy; the chief's is kept).
+
+    Args:
+        backup_dir: path or None. Where to keep the backup; None returns None.
+        **kwargs: passed to ``BackupAndRestore`` (``save_freq``,
+            ``delete_checkpoint``, ``double_checkpoint``).
+
+    Returns:
+        The callback, or None when ``backup_dir`` is None.
+
+    Examples:
+    ```python
+    >>> backup_callback(None) is None
+    True
+    ```
+    """
+    if backup_dir is None:
+        return None
+    return keras.callbacks.BackupAndRestore(backup_dir=os.fspath(backup_dir), **kwargs)
