@@ -1,0 +1,423 @@
+"""Config schemas shared by the Python API, the YAML/JSON config files and the CLI.
+
+Every schema is a dataclass whose fields carry their help text in
+``field(metadata={"help": ...})``, so one definition drives validation, the commented
+templates printed by ``keras-transfer config --template train`` and the docs.
+
+Examples:
+```python
+from keras_transfer.config import TrainConfig, from_dict, apply_overrides
+cfg = from_dict(TrainConfig, {"name": "demo", "training": {"epochs": 1}})
+cfg = apply_overrides(cfg, ["training.learning_rate=1e-4"])
+assert cfg.training.learning_rate == 1e-4
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import yaml
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptationConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvaluateConfig",
+    "ExportConfig",
+    "ModelConfig",
+    "PredictConfig",
+    "TEMPLATES",
+    "TrainConfig",
+    "TrainingConfig",
+    "TuneConfig",
+    "TuningConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_config",
+    "template",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """An invalid config: names the field, the value received and what is accepted."""
+
+
+def _f(default: Any, help: str, choices: tuple | None = None, **kw: Any) -> Any:
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta, **kw)
+
+
+# ----------------------------------------------------------------------------- schemas
+@dataclass
+class DataConfig:
+    """Where examples come from and how they are batched."""
+
+    source: str = _f(
+        "digits",
+        "'digits' or 'digits_target' (built-in demo domains), a folder of images "
+        "with one sub-folder per class, or a .npz file with arrays x, y (or x_train, "
+        "y_train, x_test, y_test; optional class_names).",
+    )
+    validation_source: str | None = _f(
+        None,
+        "Optional separate validation data (same forms as source). When null, the "
+        "built-in domains use their test split and others hold out validation_split.",
+    )
+    image_size: int = _f(32, "Images are resized to image_size x image_size.")
+    batch_size: int = _f(32, "Examples per batch.")
+    validation_split: float = _f(0.2, "Fraction held out for validation, in [0, 1).")
+    limit: int | None = _f(
+        None, "Use at most this many training examples (quick runs)."
+    )
+    seed: int = _f(0, "Seed of splits and shuffling.")
+
+
+@dataclass
+class ModelConfig:
+    """The backbone and the head put on it."""
+
+    backbone: str = _f(
+        "keras_applications:MobileNetV3Small",
+        "Backbone spec ('keras_hub:<preset>', 'tfhub:<handle or dir>', "
+        "'saved_model:<dir>', 'keras_applications:<Name>') or a path to a .keras "
+        "file holding a feature extractor. See `keras-transfer backbones`.",
+    )
+    backbone_kwargs: dict = _f({}, "Extra keyword arguments of the backbone loader.")
+    num_classes: int | None = _f(
+        None, "Number of classes; null infers it from the data (checked against it)."
+    )
+    head: str = _f("linear", "Classification head.", choices=("linear", "mlp"))
+    head_units: int = _f(256, "Hidden units of the 'mlp' head.")
+    dropout: float = _f(0.2, "Dropout before the last layer, in [0, 1).")
+    train_batchnorm: bool = _f(False, "Let BatchNorm layers update when unfrozen.")
+
+
+@dataclass
+class TrainingConfig:
+    """Two-phase fine-tuning: train the head, then unfreeze the top of the backbone."""
+
+    epochs: int = _f(3, "Epochs of head training (backbone frozen).")
+    learning_rate: float = _f(1e-3, "Learning rate of head training.")
+    fine_tune_epochs: int = _f(0, "Epochs after unfreezing (0 skips this phase).")
+    fine_tune_learning_rate: float = _f(1e-4, "Learning rate after unfreezing.")
+    unfreeze_depth: int | str = _f(
+        "all", "Layers unfrozen for fine-tuning: an int N (top N) or 'all'."
+    )
+    seed: int = _f(0, "Seed of weight initialization.")
+
+
+@dataclass
+class AdaptationConfig:
+    """Unsupervised domain adaptation from labelled source to unlabelled target."""
+
+    method: str = _f("dann", "Adaptation method (see keras_transfer.adaptation).")
+    epochs: int = _f(5, "Training epochs.")
+    learning_rate: float = _f(1e-3, "Learning rate.")
+    lambda_max: float = _f(1.0, "Largest weight of the domain loss (λ schedule end).")
+    options: dict = _f({}, "Extra keyword arguments of the adaptation method.")
+
+
+@dataclass
+class TuningConfig:
+    """A KerasTuner search over learning rate and unfreeze depth."""
+
+    tuner: str = _f(
+        "random", "Search algorithm.", choices=("random", "hyperband", "bayesian")
+    )
+    max_trials: int = _f(4, "Number of trials (random/bayesian).")
+    epochs: int = _f(2, "Epochs per trial.")
+    learning_rates: list = _f([1e-3, 1e-4], "Learning rates to try.")
+    unfreeze_depths: list = _f([0, 2], "Unfreeze depths to try (ints or 'all').")
+    objective: str = _f("val_accuracy", "Metric to maximize.")
+
+
+@dataclass
+class TrainConfig:
+    """`keras-transfer train`: fine-tune a backbone on labelled images."""
+
+    name: str = _f("train", "Run name: results go to <runs_dir>/<name>/.")
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+@dataclass
+class AdaptConfig:
+    """`keras-transfer adapt`: domain adaptation (e.g. DANN) source -> target."""
+
+    name: str = _f("adapt", "Run name: results go to <runs_dir>/<name>/.")
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    source: DataConfig = field(default_factory=DataConfig)
+    target: DataConfig = field(
+        default_factory=lambda: DataConfig(source="digits_target")
+    )
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+
+
+@dataclass
+class TuneConfig:
+    """`keras-transfer tune`: hyperparameter search."""
+
+    name: str = _f("tune", "Run name: results go to <runs_dir>/<name>/.")
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    """`keras-transfer evaluate`: metrics and a report for a saved model."""
+
+    model_path: str = _f("runs/train/model.keras", "The .keras model to evaluate.")
+    data: DataConfig = field(default_factory=DataConfig)
+    output: str = _f("", "Report folder; empty means <model folder>/eval/.")
+
+
+@dataclass
+class ExportConfig:
+    """`keras-transfer export`: SavedModel / TFLite, verified after writing."""
+
+    model_path: str = _f("runs/train/model.keras", "The .keras model to export.")
+    format: str = _f("tflite", "Output format.", choices=("tflite", "saved_model"))
+    quantization: list = _f(
+        ["float32", "int8"],
+        "TFLite quantizations to write: float32, float16, dynamic, int8.",
+    )
+    representative: DataConfig = field(default_factory=DataConfig)
+    output: str = _f("", "Output folder; empty means <model folder>/export/.")
+    overwrite: bool = _f(False, "Replace existing outputs.")
+
+
+@dataclass
+class PredictConfig:
+    """`keras-transfer predict`: class predictions for images or arrays."""
+
+    model_path: str = _f("runs/train/model.keras", "The .keras model.")
+    inputs: str = _f(
+        "", "An image file, a folder of images (searched recursively) or a .npz (x)."
+    )
+    image_size: int = _f(32, "Images are resized to image_size x image_size.")
+    class_names: list = _f([], "Names of the classes; empty uses the run's names.")
+    top_k: int = _f(1, "How many classes to list per input.")
+    output: str = _f("", "Write predictions to this .json or .csv; empty prints them.")
+
+
+TEMPLATES: dict[str, type] = {
+    "train": TrainConfig,
+    "adapt": AdaptConfig,
+    "tune": TuneConfig,
+    "evaluate": EvaluateConfig,
+    "export": ExportConfig,
+    "predict": PredictConfig,
+}
+
+
+# --------------------------------------------------------------------------- machinery
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    args = typing.get_args(tp)
+    if args and (typing.get_origin(tp) in (Union, types.UnionType)):
+        return " or ".join(_type_name(a) for a in args)
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(path: str, tp: Any, value: Any, choices: tuple | None) -> Any:
+    """Checks `value` against the type hint `tp`; returns it (ints widen to float)."""
+    accepted = _type_name(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _check_value(path, option, value, choices)
+            except ConfigError:
+                continue
+        raise ConfigError(
+            f"Invalid value for {path}: expected {accepted}. Received: {path}={value!r}"
+        )
+    if tp is type(None):
+        ok = value is None
+    elif tp is float:
+        if isinstance(value, str) and _looks_like_float(value):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(
+            f"Invalid value for {path}: expected {accepted}. "
+            f"Received: {path}={value!r} ({type(value).__name__})"
+        )
+    if choices is not None and value not in choices:
+        raise ConfigError(
+            f"Invalid value for {path}: expected one of {list(choices)}. "
+            f"Received: {path}={value!r}"
+        )
+    return value
+
+
+def from_dict(cls: type, data: dict | None, _prefix: str = "") -> Any:
+    """Builds the dataclass `cls` from a (nested) dict, validating every field.
+
+    Args:
+        cls: type. A config dataclass such as `TrainConfig`.
+        data: dict or None. Field values; missing fields keep their defaults.
+
+    Returns:
+        An instance of `cls`.
+
+    Raises:
+        ConfigError: an unknown field, or a value of the wrong type or not among the
+            accepted choices; the message names the field path and the value.
+    """
+    data = {} if data is None else data
+    where = _prefix.rstrip(".") or cls.__name__
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Expected {where} to be a mapping of fields. Received: {data!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"Unknown field {_prefix}{unknown[0]} in {where}. Accepted fields: "
+            f"{', '.join(fields)}. Received: {_prefix}{unknown[0]}={data[unknown[0]]!r}"
+        )
+    values = {}
+    for name, value in data.items():
+        tp, path = hints[name], f"{_prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            values[name] = from_dict(tp, value, f"{path}.")
+        else:
+            choices = fields[name].metadata.get("choices")
+            values[name] = _check_value(path, tp, value, choices)
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict:
+    """Returns the config as plain nested dicts (for YAML/JSON)."""
+    return dataclasses.asdict(config)
+
+
+def load_config(cls: type, path: str | os.PathLike | None, overrides=()) -> Any:
+    """Reads a YAML or JSON file into `cls` and applies `key.path=value` overrides.
+
+    Args:
+        cls: type. The config dataclass.
+        path: str or None. A .yaml/.yml/.json file; None starts from the defaults.
+        overrides: iterable of str. `"training.learning_rate=1e-4"` items; values are
+            parsed as YAML scalars/lists.
+
+    Returns:
+        A validated instance of `cls`.
+
+    Raises:
+        ConfigError: the file is missing or unparsable, or a field is invalid.
+    """
+    data: dict = {}
+    if path is not None:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ConfigError(f"Config file not found. Received: config={path!r}")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        try:
+            data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as err:
+            raise ConfigError(f"Could not parse config file {path!r}: {err}") from err
+        data = data or {}
+    data = _merge_overrides(data, overrides)
+    return from_dict(cls, data)
+
+
+def _merge_overrides(data: dict, overrides) -> dict:
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                "Expected an override of the form key.path=value "
+                f"(e.g. training.learning_rate=1e-4). Received: {item!r}"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _looks_like_float(value):
+            value = float(value)  # YAML 1.1 reads "1e-4" as a string
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"Cannot set {key}: {part} is not a section.")
+        node[parts[-1]] = value
+    return data
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+
+
+def apply_overrides(config: Any, overrides) -> Any:
+    """Returns a validated copy of `config` with `key.path=value` overrides applied."""
+    return from_dict(type(config), _merge_overrides(to_dict(config), overrides))
+
+
+def template(kind: str) -> str:
+    """Returns a commented YAML starting config for `kind` (train, adapt, ...).
+
+    Raises:
+        ConfigError: `kind` is not one of `TEMPLATES`.
+    """
+    if kind not in TEMPLATES:
+        raise ConfigError(
+            f"Unknown template {kind!r}. Accepted: {', '.join(TEMPLATES)}."
+        )
+    cls = TEMPLATES[kind]
+    lines = [f"# keras-transfer {kind} config. {cls.__doc__.splitlines()[0]}"]
+    lines.append(f"# Run: keras-transfer {kind} this.yaml [--set section.field=value]")
+    _template_lines(cls(), lines, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _template_lines(obj: Any, lines: list, indent: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            doc = (type(value).__doc__ or "").splitlines()[0]
+            lines.append(f"{indent}{f.name}:  # {doc}")
+            _template_lines(value, lines, indent + "  ")
+            continue
+        help_text = f.metadata.get("help", "")
+        if "choices" in f.metadata:
+            help_text += f" One of: {', '.join(map(str, f.metadata['choices']))}."
+        dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000)
+        dumped = dumped.strip()[1:-1]  # drop the braces of the flow mapping
+        for line in textwrap.wrap(help_text, 86 - len(indent)):
+            lines.append(f"{indent}# {line}")
+        lines.append(f"{indent}{dumped}")

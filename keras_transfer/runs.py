@@ -1,0 +1,211 @@
+"""Run directories: one folder per named run, never overwritten silently.
+
+Layout of ``<runs_dir>/<name>/``::
+
+    config.yaml      the resolved config (file + --set overrides + inferred values)
+    run.json         status ("running" | "completed" | "failed"), times, command
+    logs/            TensorBoard logs
+    checkpoints/     Keras checkpoints and the BackupAndRestore state used by --resume
+    model.keras      the final model
+    metrics.json     final metrics and the training history
+    report/          PNG figures and report.html (self-contained)
+
+Examples:
+```python
+import tempfile
+from keras_transfer.runs import RunDir
+with tempfile.TemporaryDirectory() as tmp:
+    run = RunDir.create(tmp, "first", config={"lr": 1e-3})
+    run.finish({"accuracy": 0.9})
+    assert run.status() == "completed"
+```
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["RunDir", "RunExistsError"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RunExistsError(FileExistsError):
+    """The run directory exists and neither resume nor overwrite was asked for."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if (
+        hasattr(value, "item")
+        and callable(value.item)
+        and getattr(value, "ndim", 1) == 0
+    ):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+@dataclass
+class RunDir:
+    """A run directory and the paths inside it.
+
+    Attributes:
+        path: Path. The run folder `<runs_dir>/<name>`.
+        resumed: bool. True when an existing run was reopened with `resume=True`.
+    """
+
+    path: Path
+    resumed: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        runs_dir: str | os.PathLike,
+        name: str,
+        *,
+        config: dict | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        command: str = "",
+    ) -> RunDir:
+        """Creates (or, with `resume`, reopens) `<runs_dir>/<name>/`.
+
+        Call it only once the config and data are validated, so that a bad config
+        leaves no half-written run directory behind.
+
+        Args:
+            runs_dir: str or PathLike. Parent folder of runs.
+            name: str. Run name: letters, digits, `.`, `_`, `-`.
+            config: dict or None. The resolved config, written to `config.yaml`.
+            resume: bool. Reopen an existing, unfinished run. Defaults to False.
+            overwrite: bool. Delete an existing run first. Defaults to False.
+            command: str. The command line, recorded in `run.json`.
+
+        Returns:
+            A `RunDir`.
+
+        Raises:
+            ValueError: the name is malformed, or `resume` and `overwrite` are both set.
+            RunExistsError: the run exists and neither `resume` nor `overwrite` is set,
+                or `resume` asks to reopen a completed run.
+        """
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                "Expected a run name of letters, digits, '.', '_' or '-'. "
+                f"Received: name={name!r}"
+            )
+        if resume and overwrite:
+            raise ValueError("Pass at most one of resume=True and overwrite=True.")
+        path = Path(runs_dir) / name
+        run = cls(path)
+        if path.exists():
+            if overwrite:
+                shutil.rmtree(path)
+            elif not resume:
+                raise RunExistsError(
+                    f"Run directory {str(path)!r} already exists. Use --resume to "
+                    "continue it, --overwrite to replace it, or choose another --name."
+                )
+            elif run.status() == "completed":
+                raise RunExistsError(
+                    f"Run {str(path)!r} already completed; nothing to resume. Use "
+                    "--overwrite to train again or choose another --name."
+                )
+            else:
+                run.resumed = True
+        for sub in ("logs", "checkpoints", "report"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            run.write_config(config)
+        info = run.info()
+        info.update(status="running", updated=_now())
+        info.setdefault("created", _now())
+        info["command"] = command or " ".join(sys.argv)
+        info["resumed"] = info.get("resumed", 0) + int(run.resumed)
+        run._write_info(info)
+        return run
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    # ---------------------------------------------------------------- state
+    def info(self) -> dict:
+        """Returns the contents of `run.json` (empty for a new run)."""
+        p = self.path / "run.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def status(self) -> str | None:
+        """Returns "running", "completed", "failed" or None (no run.json)."""
+        return self.info().get("status")
+
+    def _write_info(self, info: dict) -> None:
+        tmp = self.path / "run.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(self.path / "run.json")
+
+    def write_config(self, config: dict) -> Path:
+        """Writes the resolved config to `config.yaml`."""
+        p = self.path / "config.yaml"
+        p.write_text(yaml.safe_dump(_jsonable(config), sort_keys=False))
+        return p
+
+    def write_json(self, filename: str, data: Any) -> Path:
+        """Writes `data` (numpy values allowed) as JSON inside the run folder."""
+        p = self.path / filename
+        p.write_text(json.dumps(_jsonable(data), indent=2))
+        return p
+
+    def finish(self, metrics: dict | None = None) -> None:
+        """Writes `metrics.json` (when given) and marks the run completed."""
+        if metrics is not None:
+            self.write_json("metrics.json", metrics)
+        info = self.info()
+        info.update(status="completed", updated=_now(), finished=_now())
+        self._write_info(info)
+
+    def fail(self, error: BaseException | str) -> None:
+        """Marks the run failed, recording the error (the run can be resumed)."""
+        info = self.info()
+        info.update(status="failed", updated=_now(), error=str(error))
+        self._write_info(info)

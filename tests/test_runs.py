@@ -1,0 +1,44 @@
+"""Run directories: create, refuse, resume, overwrite, finish."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from keras_transfer.runs import RunDir, RunExistsError
+
+
+def test_create_writes_layout_and_config(tmp_path):
+    run = RunDir.create(tmp_path, "a", config={"lr": 0.1}, command="x")
+    for sub in ("logs", "checkpoints", "report"):
+        assert (run.path / sub).is_dir()
+    assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"lr": 0.1}
+    assert run.status() == "running"
+    run.finish({"accuracy": 0.5})
+    assert json.loads(run.metrics_path.read_text()) == {"accuracy": 0.5}
+    assert run.status() == "completed"
+
+
+def test_same_name_refuses_then_resumes_or_overwrites(tmp_path):
+    run = RunDir.create(tmp_path, "a")
+    (run.path / "marker").write_text("keep")
+    with pytest.raises(RunExistsError, match="--resume"):
+        RunDir.create(tmp_path, "a")
+    run.fail("boom")
+    again = RunDir.create(tmp_path, "a", resume=True)
+    assert again.resumed and (again.path / "marker").exists()
+    again.finish()
+    with pytest.raises(RunExistsError, match="already completed"):
+        RunDir.create(tmp_path, "a", resume=True)
+    fresh = RunDir.create(tmp_path, "a", overwrite=True)
+    assert not (fresh.path / "marker").exists()
+
+
+def test_bad_names_and_flags(tmp_path):
+    with pytest.raises(ValueError, match="run name"):
+        RunDir.create(tmp_path, "../escape")
+    with pytest.raises(ValueError, match="at most one"):
+        RunDir.create(tmp_path, "a", resume=True, overwrite=True)
+    assert not (tmp_path / "a").exists()
