@@ -128,13 +128,13 @@ def build(args, keras, strategy, x, y, dataset):
         return keras.Model(inputs, h, name="tiny_cnn")
 
     if args.model == "dann":
-        from keras_transfer.adaptation import build_dann  # noqa: PLC0415
+        from keras_transfer.adaptation import DANN
 
         with maybe_distribute(strategy):
-            model = build_dann(backbone(), num_classes=2, strategy=strategy)
-        target = x[::-1] * 0.5
-        train = dataset((x, target), y)
-        return model, train
+            model = DANN(backbone(), num_classes=2, discriminator_units=(8,))
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        target = (x[::-1] * 0.5).astype("float32")
+        return model, dataset({"source": x, "target": target}, y)
     try:
         from keras_transfer.builders import build_classifier
     except ImportError:  # foundation not landed: same shape of model by hand
