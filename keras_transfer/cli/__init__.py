@@ -1,0 +1,271 @@
+"""The `keras-transfer` command line.
+
+Every subcommand that trains or writes takes a YAML/JSON config file whose schema is
+the dataclasses of `keras_transfer.config` (the same ones the Python API uses), plus
+`--set section.field=value` overrides. TensorFlow is imported only inside the
+subcommand that needs it, so `keras-transfer --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from keras_transfer.version import __version__
+
+__all__ = ["build_parser", "main", "run_evaluate", "run_predict", "run_train"]
+
+_EPILOG = """\
+Start here:
+  keras-transfer demo --quick                  # a 2-minute tour on built-in digits
+  keras-transfer config --template train > train.yaml
+  keras-transfer train train.yaml --set training.epochs=5 --name first
+  keras-transfer evaluate eval.yaml            # metrics + report for a .keras model
+  keras-transfer predict --set model_path=runs/first/model.keras --set inputs=img/
+  keras-transfer backbones                     # what model.backbone accepts
+
+Runs are written to runs/<name>/ (config.yaml, logs/ for TensorBoard, checkpoints/,
+model.keras, metrics.json, report/report.html). A name is never overwritten silently:
+pass --resume to continue an unfinished run or --overwrite to replace it.
+Exit codes: 0 ok, 1 runtime error, 2 invalid config or arguments, 3 run exists.
+"""
+
+_CONFIG_COMMANDS = {
+    "train": "Fine-tune a backbone on labelled images; writes runs/<name>/.",
+    "adapt": "Domain adaptation (DANN, ...) from labelled source to unlabelled target.",
+    "tune": "KerasTuner search of learning rate and unfreeze depth.",
+    "evaluate": "Metrics, confusion matrix and per-class report of a .keras model.",
+    "export": "Export a .keras model to SavedModel / TFLite and verify it.",
+    "predict": "Top-k class predictions for images or arrays.",
+}
+
+
+def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument(
+        "config",
+        nargs="?",
+        help=f"YAML or JSON config file (`keras-transfer config --template {kind}` "
+        "prints a commented one). Omit to start from the defaults.",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override one field, e.g. --set training.learning_rate=1e-4 "
+        "(repeatable; values are read as YAML: 3, 0.5, null, [1, 2], all).",
+    )
+    if kind in ("train", "adapt", "tune"):
+        p.add_argument("--name", help="Run name (overrides the config's `name`).")
+        p.add_argument("--runs-dir", help="Folder of run directories (default: runs).")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument(
+            "--resume", action="store_true", help="Continue an unfinished run."
+        )
+        group.add_argument(
+            "--overwrite", action="store_true", help="Delete an existing run first."
+        )
+        p.add_argument("--quiet", action="store_true", help="No Keras progress bars.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argparse parser of `keras-transfer` (no TensorFlow imported)."""
+    parser = argparse.ArgumentParser(
+        prog="keras-transfer",
+        description="Transfer learning for Keras 3: fine-tuning, domain adaptation, "
+        "hyperparameter search and TFLite export, driven by config files.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="Run the end-to-end demo on the built-in digits domains.",
+        description="Fine-tunes, adapts and exports on the built-in digits domain "
+        "pair and writes a report. Needs no download.",
+    )
+    demo.add_argument("--quick", action="store_true", help="Tiny settings (CI, smoke).")
+    demo.add_argument("--output", help="Folder for the demo's outputs.")
+    for kind, text in _CONFIG_COMMANDS.items():
+        p = sub.add_parser(kind, help=text, description=text)
+        _add_config_args(p, kind)
+    sub.add_parser(
+        "backbones",
+        help="List backbone spec schemes, aliases and examples.",
+        description="What model.backbone accepts: registered loader schemes, aliases "
+        "and example specs.",
+    )
+    cfg = sub.add_parser(
+        "config",
+        help="Print a commented config template, or validate a config file.",
+        description="Print a commented starting config (--template KIND) or check a "
+        "file against its schema (--check FILE --kind KIND).",
+    )
+    cfg.add_argument("--template", choices=sorted(_CONFIG_COMMANDS), help="Kind.")
+    cfg.add_argument("--check", metavar="FILE", help="Validate this config file.")
+    cfg.add_argument("--kind", choices=sorted(_CONFIG_COMMANDS), default="train")
+    cfg.add_argument("--set", dest="overrides", action="append", default=[])
+    return parser
+
+
+def _load(kind: str, args: argparse.Namespace):
+    from keras_transfer import config as C
+
+    cfg = C.load_config(C.TEMPLATES[kind], args.config, args.overrides)
+    extra = []
+    if getattr(args, "name", None):
+        extra.append(f"name={args.name}")
+    if getattr(args, "runs_dir", None):
+        extra.append(f"runs_dir={args.runs_dir}")
+    return C.apply_overrides(cfg, extra) if extra else cfg
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from keras_transfer import config as C
+
+    if args.template:
+        sys.stdout.write(C.template(args.template))
+        return 0
+    if args.check:
+        cfg = C.load_config(C.TEMPLATES[args.kind], args.check, args.overrides)
+        print(f"{args.check}: valid {type(cfg).__name__}")
+        return 0
+    print("Pass --template KIND or --check FILE (see --help).", file=sys.stderr)
+    return 2
+
+
+def _cmd_backbones(args: argparse.Namespace) -> int:
+    from keras_transfer.backbones import list_backbone_aliases, list_backbone_schemes
+
+    print("Backbone spec schemes (model.backbone: '<scheme>:<name>'):")
+    for scheme, text in list_backbone_schemes().items():
+        print(f"  {scheme:<20} {text}")
+    aliases = list_backbone_aliases()
+    if aliases:
+        print("Aliases:")
+        for name, spec in aliases.items():
+            print(f"  {name:<20} {spec}")
+    print(
+        "Examples:\n"
+        "  keras_applications:MobileNetV3Small   (backbone_kwargs: {weights: null} "
+        "offline)\n"
+        "  keras_hub:resnet_18_imagenet          (a KerasHub preset or a local dir)\n"
+        "  tfhub:/path/to/module                 (TF-Hub handle or local dir)\n"
+        "  saved_model:/path/to/dir\n"
+        "  path/to/feature_extractor.keras       (a Keras model outputting features)\n"
+        "Register more with keras_transfer.register_backbone_loader(scheme, fn)."
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import inspect
+
+    from keras_transfer.demo import run_demo
+
+    params = inspect.signature(run_demo).parameters
+    kwargs = {}
+    if args.quick and "quick" in params:
+        kwargs["quick"] = True
+    if args.output:
+        for key in ("output", "output_dir", "out_dir"):
+            if key in params:
+                kwargs[key] = args.output
+                break
+    run_demo(**kwargs)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._train import run_train
+
+    cfg = _load("train", args)
+    run = run_train(
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._train import run_evaluate
+
+    metrics = run_evaluate(_load("evaluate", args))
+    print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._train import run_predict
+
+    cfg = _load("predict", args)
+    results = run_predict(cfg)
+    if not cfg.output:
+        for r in results:
+            top = ", ".join(
+                f"{p['class']} {p['probability']:.3f}" for p in r["predictions"]
+            )
+            print(f"{r['input']}: {top}")
+    else:
+        print(f"{len(results)} predictions written to {cfg.output}")
+    return 0
+
+
+def _command(name: str):
+    table = {
+        "config": _cmd_config,
+        "backbones": _cmd_backbones,
+        "demo": _cmd_demo,
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "predict": _cmd_predict,
+    }
+    if name in table:
+        return table[name]
+    from keras_transfer.cli import _more
+
+    return getattr(_more, f"cmd_{name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs `keras-transfer` on `argv` (default `sys.argv[1:]`); returns the exit code.
+
+    Examples:
+    ```python
+    from keras_transfer.cli import main
+    assert main(["config", "--template", "train"]) == 0
+    ```
+    """
+    from keras_transfer.config import ConfigError
+    from keras_transfer.runs import RunExistsError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(_command(args.command)(args) or 0)
+    except ConfigError as err:
+        print(f"keras-transfer {args.command}: invalid config: {err}", file=sys.stderr)
+        return 2
+    except RunExistsError as err:
+        print(f"keras-transfer {args.command}: {err}", file=sys.stderr)
+        return 3
+    except ImportError as err:
+        print(f"keras-transfer {args.command}: not available: {err}", file=sys.stderr)
+        return 1
+
+
+def __getattr__(name: str):
+    if name in ("run_train", "run_evaluate", "run_predict"):
+        from keras_transfer.cli import _train
+
+        return getattr(_train, name)
+    raise AttributeError(f"module 'keras_transfer.cli' has no attribute {name!r}")

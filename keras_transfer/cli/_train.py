@@ -1,0 +1,316 @@
+"""`train`, `evaluate` and `predict`: fine-tuning runs and what follows them.
+
+Each function takes a validated config dataclass, so the same code serves the CLI and
+Python callers:
+
+```python
+from keras_transfer.config import TrainConfig
+from keras_transfer.cli import run_train
+# run_train(TrainConfig(name="mine"))  # writes runs/mine/
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_transfer.cli._data import (
+    check_num_classes,
+    inspect_source,
+    load_labelled,
+    read_images,
+)
+from keras_transfer.config import (
+    ConfigError,
+    EvaluateConfig,
+    ModelConfig,
+    PredictConfig,
+    TrainConfig,
+    to_dict,
+)
+from keras_transfer.runs import RunDir
+
+
+def load_backbone_from_config(mcfg: ModelConfig, input_shape: tuple) -> Any:
+    """Loads `model.backbone`: a `.keras` feature extractor file or a backbone spec."""
+    from keras_transfer._backend import keras
+    from keras_transfer.backbones import load_backbone
+
+    spec = mcfg.backbone
+    if spec.endswith(".keras"):
+        if not os.path.isfile(spec):
+            raise ConfigError(
+                f"Backbone file not found: model.backbone={spec!r}. Accepted: an "
+                "existing .keras file or a spec such as 'keras_applications:"
+                "MobileNetV3Small' (see `keras-transfer backbones`)."
+            )
+        return load_backbone(keras.saving.load_model(spec))
+    kwargs = dict(mcfg.backbone_kwargs)
+    if spec.startswith(("keras_applications:", "tfhub:", "saved_model:")):
+        kwargs.setdefault("input_shape", tuple(input_shape))
+    try:
+        return load_backbone(spec, **kwargs)
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"Could not load model.backbone={spec!r}: {err}") from err
+
+
+def build_model(mcfg: ModelConfig, num_classes: int, input_shape: tuple, lr: float):
+    """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
+    from keras_transfer.builders import build_classifier
+
+    backbone = load_backbone_from_config(mcfg, input_shape)
+    return build_classifier(
+        backbone,
+        num_classes,
+        unfreeze_depth=0,
+        dropout=mcfg.dropout,
+        head=mcfg.head,
+        head_units=mcfg.head_units,
+        train_batchnorm=mcfg.train_batchnorm,
+        input_shape=tuple(input_shape),
+        learning_rate=lr,
+    )
+
+
+def predict_classes(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Returns the class probabilities of `model` on `x`."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def classification_section(
+    report: Any, model: Any, x: np.ndarray, y: np.ndarray, class_names: list[str]
+) -> dict:
+    """Adds confusion matrix and per-class metrics to `report`; returns the metrics."""
+    from keras_transfer import reports
+
+    y_pred = predict_classes(model, x).argmax(axis=-1)
+    metrics = reports.classification_metrics(y, y_pred, class_names)
+    out = report.directory
+    report.add_heading("Evaluation")
+    report.add_text(
+        f"{len(y)} examples: accuracy {metrics['accuracy']:.4f}, "
+        f"macro F1 {metrics['macro_f1']:.4f}."
+    )
+    cm = reports.plot_confusion_matrix(
+        y, y_pred, class_names, out / "confusion_matrix.png"
+    )
+    report.add_figure(cm, "Confusion matrix (rows: true, columns: predicted)")
+    report.add_figure(
+        reports.plot_per_class(metrics, out / "per_class.png"), "Per class"
+    )
+    rows = [{"class": k, **v} for k, v in metrics["per_class"].items()]
+    report.add_table(rows, ["class", "precision", "recall", "f1", "support"])
+    return metrics
+
+
+def _check_train_config(cfg: TrainConfig) -> list[str]:
+    names = inspect_source(cfg.data.source)
+    check_num_classes(cfg.model.num_classes, names, "data.source")
+    for key in ("epochs", "fine_tune_epochs"):
+        if getattr(cfg.training, key) < 0:
+            raise ConfigError(
+                f"Expected training.{key} >= 0. Received: {getattr(cfg.training, key)}"
+            )
+    depth = cfg.training.unfreeze_depth
+    if (
+        isinstance(depth, str)
+        and depth != "all"
+        or isinstance(depth, int)
+        and depth < 0
+    ):
+        raise ConfigError(
+            "Expected training.unfreeze_depth to be an int >= 0 or 'all'. "
+            f"Received: training.unfreeze_depth={depth!r}"
+        )
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(
+            f"Expected model.dropout in [0, 1). Received: {cfg.model.dropout}"
+        )
+    return names
+
+
+def run_train(
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int = 1
+) -> RunDir:
+    """Fine-tunes as `cfg` says and writes `<runs_dir>/<name>/` with a report.
+
+    Everything that can be checked (config, data, backbone, model) is checked before
+    the run directory is created.
+
+    Returns:
+        The `RunDir` of the finished run.
+
+    Raises:
+        ConfigError: an invalid config, data source or backbone.
+        RunExistsError: the run exists and neither `resume` nor `overwrite` is set.
+    """
+    _check_train_config(cfg)
+    if not resume and not overwrite and (Path(cfg.runs_dir) / cfg.name).exists():
+        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError, writes nothing
+    from keras_transfer import reports
+    from keras_transfer._backend import keras
+    from keras_transfer.data import from_arrays
+    from keras_transfer.finetune import fine_tune
+
+    data = load_labelled(cfg.data)
+    num_classes = check_num_classes(
+        cfg.model.num_classes, data.class_names, "data.source"
+    )
+    keras.utils.set_random_seed(cfg.training.seed)
+    model = build_model(
+        cfg.model, num_classes, data.x_train.shape[1:], cfg.training.learning_rate
+    )
+    resolved = to_dict(cfg)
+    resolved["model"]["num_classes"] = num_classes
+    run = RunDir.create(
+        cfg.runs_dir, cfg.name, config=resolved, resume=resume, overwrite=overwrite
+    )
+    try:
+        run.write_json("classes.json", data.class_names)
+        train = from_arrays(
+            data.x_train,
+            data.y_train,
+            batch_size=cfg.data.batch_size,
+            seed=cfg.data.seed,
+        )
+        val = from_arrays(
+            data.x_val, data.y_val, batch_size=cfg.data.batch_size, shuffle=False
+        )
+        callbacks = [
+            keras.callbacks.TensorBoard(str(run.logs_dir)),
+            keras.callbacks.ModelCheckpoint(str(run.checkpoints_dir / "last.keras")),
+        ]
+        history = fine_tune(
+            model,
+            train,
+            val,
+            head_epochs=cfg.training.epochs,
+            fine_tune_epochs=cfg.training.fine_tune_epochs,
+            unfreeze_depth=cfg.training.unfreeze_depth,
+            head_learning_rate=cfg.training.learning_rate,
+            train_batchnorm=cfg.model.train_batchnorm,
+            fine_tune_learning_rate=cfg.training.fine_tune_learning_rate,
+            callbacks=callbacks,
+            backup_dir=str(run.checkpoints_dir / "backup"),
+            verbose=verbose,
+        )
+        model.save(run.model_path)
+        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        report = reports.Report(f"keras-transfer train: {cfg.name}", run.report_dir)
+        report.add_text(f"Backbone {cfg.model.backbone}; data {cfg.data.source}.")
+        report.add_heading("Training curves")
+        curves = reports.plot_history(hist, run.report_dir / "training_curves.png")
+        report.add_figure(curves, "Loss and metrics per epoch")
+        metrics = classification_section(
+            report, model, data.x_val, data.y_val, data.class_names
+        )
+        report.save()
+        run.finish({"evaluation": metrics, "history": hist})
+    except BaseException as err:
+        run.fail(err)
+        raise
+    return run
+
+
+def _output_dir(model_path: str, output: str, leaf: str) -> Path:
+    return Path(output) if output else Path(model_path).resolve().parent / leaf
+
+
+def load_model(path: str) -> Any:
+    """Loads a `.keras` model, with keras-transfer's custom layers registered."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"Model file not found: model_path={path!r}.")
+    import keras_transfer.backbones  # noqa: F401  (registers custom layers)
+    import keras_transfer.layers  # noqa: F401
+    from keras_transfer._backend import keras
+
+    return keras.saving.load_model(path)
+
+
+def run_evaluate(cfg: EvaluateConfig) -> dict:
+    """Evaluates a saved model on the validation part of `cfg.data`; writes a report.
+
+    Returns:
+        The metrics dict (also written to `<output>/metrics.json`).
+    """
+    names = inspect_source(cfg.data.source)
+    if not os.path.isfile(cfg.model_path):
+        raise ConfigError(f"Model file not found: model_path={cfg.model_path!r}.")
+    from keras_transfer import reports
+
+    model = load_model(cfg.model_path)
+    classes = model.output_shape[-1]
+    check_num_classes(classes, names, "data.source")
+    data = load_labelled(cfg.data)
+    out = _output_dir(cfg.model_path, cfg.output, "eval")
+    report = reports.Report(f"keras-transfer evaluate: {cfg.model_path}", out)
+    metrics = classification_section(report, model, data.x_val, data.y_val, names)
+    report.save()
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _class_names(cfg: PredictConfig, num_classes: int) -> list[str]:
+    if cfg.class_names:
+        names = [str(c) for c in cfg.class_names]
+    else:
+        path = Path(cfg.model_path).resolve().parent / "classes.json"
+        names = json.loads(path.read_text()) if path.exists() else []
+    if not names:
+        names = [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ConfigError(
+            f"class_names has {len(names)} entries but the model predicts "
+            f"{num_classes} classes."
+        )
+    return names
+
+
+def run_predict(cfg: PredictConfig) -> list[dict]:
+    """Predicts the top-k classes of every input; writes JSON/CSV or returns them."""
+    if not cfg.inputs or not os.path.exists(cfg.inputs):
+        raise ConfigError(
+            f"Inputs not found: inputs={cfg.inputs!r}. Accepted: an image file, a "
+            "folder of images or a .npz file with an array x."
+        )
+    if cfg.top_k < 1:
+        raise ConfigError(f"Expected top_k >= 1. Received: top_k={cfg.top_k}")
+    model = load_model(cfg.model_path)
+    if cfg.inputs.endswith(".npz"):
+        with np.load(cfg.inputs) as npz:
+            x = npz["x"] if "x" in npz else npz[npz.files[0]]
+        ids = [str(i) for i in range(len(x))]
+    else:
+        x, ids = read_images(cfg.inputs, cfg.image_size)
+    probs = predict_classes(model, x)
+    names = _class_names(cfg, probs.shape[-1])
+    results = []
+    for ident, p in zip(ids, probs):
+        top = np.argsort(-p)[: cfg.top_k]
+        results.append(
+            {
+                "input": ident,
+                "predictions": [
+                    {"class": names[i], "probability": float(p[i])} for i in top
+                ],
+            }
+        )
+    if cfg.output:
+        out = Path(cfg.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            lines = ["input,class,probability"]
+            lines += [
+                f"{r['input']},{r['predictions'][0]['class']},"
+                f"{r['predictions'][0]['probability']:.6f}"
+                for r in results
+            ]
+            out.write_text("\n".join(lines) + "\n")
+        else:
+            out.write_text(json.dumps(results, indent=2))
+    return results

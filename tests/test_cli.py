@@ -1,0 +1,214 @@
+"""`keras-transfer` end to end on tiny data: exit codes, files, reports, bad configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from keras_transfer.cli import main
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> str:
+    from keras_transfer._backend import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        ],
+        name="tiny_cnn",
+    )
+    path = tmp_path_factory.mktemp("bb") / "tiny.keras"
+    model.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs") / "folder"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cat", "dog", "owl"]):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            img = rng.integers(0, 60, (20, 20, 3)) + 60 * c
+            Image.fromarray(img.astype("uint8")).save(root / name / f"{i}.png")
+    return root
+
+
+def _write(path: Path, data: dict) -> str:
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _train_cfg(tmp_path, backbone, **data) -> dict:
+    return {
+        "name": "r",
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"image_size": SIZE, "limit": 64, "batch_size": 16, **data},
+        "model": {"backbone": backbone},
+        "training": {"epochs": 1, "fine_tune_epochs": 0},
+    }
+
+
+def test_help_is_fast_and_imports_no_tensorflow():
+    code = (
+        "import sys; from keras_transfer.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    for word in ("train", "adapt", "tune", "export", "--resume", "config --template"):
+        assert word in out.stdout
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_config_template_and_check(tmp_path, capsys):
+    assert main(["config", "--template", "train"]) == 0
+    text = capsys.readouterr().out
+    assert yaml.safe_load(text)["training"]["epochs"] == 3
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    assert main(["config", "--check", str(path), "--kind", "train"]) == 0
+    path.write_text(text.replace("epochs: 3", "epochs: three"))
+    assert main(["config", "--check", str(path)]) == 2
+    assert "training.epochs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"training": {"epochz": 1}}, "Unknown field training.epochz"),
+        ({"training": {"epochs": "many"}}, "training.epochs: expected int"),
+        ({"data": {"source": "/no/such/dir"}}, "Data path not found: data.source"),
+        ({"model": {"num_classes": 3}}, "model.num_classes=3 does not match"),
+        ({"model": {"head": "cnn"}}, "model.head: expected one of"),
+    ],
+)
+def test_bad_train_configs_fail_without_run_dir(tmp_path, capsys, change, message):
+    cfg = _train_cfg(tmp_path, "unused.keras")
+    for section, values in change.items():
+        cfg[section].update(values)
+    code = main(["train", _write(tmp_path / "c.yaml", cfg)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_backbone_and_folder_mismatch_fail(tmp_path, capsys, image_folder):
+    cfg = _train_cfg(tmp_path, str(tmp_path / "nope.keras"))
+    assert main(["train", _write(tmp_path / "c.yaml", cfg)]) == 2
+    assert "Backbone file not found" in capsys.readouterr().err
+    cfg = _train_cfg(tmp_path, "x.keras", source=str(image_folder))
+    cfg["model"]["num_classes"] = 10
+    assert main(["train", _write(tmp_path / "c.yaml", cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "has 3 classes (cat, dog, owl)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_backbone):
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = _write(tmp / "train.yaml", _train_cfg(tmp, tiny_backbone))
+    code = main(
+        ["train", cfg, "--set", "training.fine_tune_epochs=1", "--name", "first"]
+    )
+    return code, tmp, cfg
+
+
+def test_train_writes_a_complete_run(trained_run):
+    code, tmp, _ = trained_run
+    assert code == 0
+    run = tmp / "runs" / "first"
+    for name in ("config.yaml", "model.keras", "metrics.json", "classes.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "logs").rglob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.keras").is_file()
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["name"] == "first" and resolved["model"]["num_classes"] == 10
+    assert resolved["training"]["fine_tune_epochs"] == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["history"]["loss"]) == 2  # 1 head epoch + 1 fine-tune epoch
+    assert set(metrics["evaluation"]["per_class"]) == {str(i) for i in range(10)}
+    page = (run / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    for png in ("training_curves.png", "confusion_matrix.png", "per_class.png"):
+        assert (run / "report" / png).is_file()
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_same_name_refuses_and_completed_run_is_not_resumed(trained_run, capsys):
+    _, tmp, cfg = trained_run
+    before = (tmp / "runs" / "first" / "model.keras").stat().st_mtime
+    assert main(["train", cfg, "--name", "first"]) == 3
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", cfg, "--name", "first", "--resume"]) == 3
+    assert "already completed" in capsys.readouterr().err
+    assert (tmp / "runs" / "first" / "model.keras").stat().st_mtime == before
+
+
+def test_evaluate_and_predict(trained_run, tmp_path, capsys, image_folder):
+    _, tmp, _ = trained_run
+    model = str(tmp / "runs" / "first" / "model.keras")
+    eval_cfg = {"model_path": model, "data": {"image_size": SIZE, "limit": 40}}
+    eval_cfg["output"] = str(tmp_path / "eval")
+    assert main(["evaluate", _write(tmp_path / "e.yaml", eval_cfg)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "report.html").is_file()
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"] >= 0
+
+    out = tmp_path / "pred.json"
+    args = ["predict", "--set", f"model_path={model}", "--set", f"image_size={SIZE}"]
+    args += ["--set", f"inputs={image_folder}", "--set", "top_k=2"]
+    assert main([*args, "--set", f"output={out}"]) == 0
+    preds = json.loads(out.read_text())
+    assert len(preds) == 18 and len(preds[0]["predictions"]) == 2
+    assert preds[0]["predictions"][0]["class"] in [str(i) for i in range(10)]
+    assert main([*args, "--set", "inputs=/no/such"]) == 2
+    assert "Inputs not found" in capsys.readouterr().err
+
+
+def test_train_on_image_folder_and_npz(tmp_path, tiny_backbone, image_folder):
+    cfg = _train_cfg(tmp_path, tiny_backbone, source=str(image_folder))
+    cfg["data"]["validation_split"] = 0.25
+    assert main(["train", _write(tmp_path / "f.yaml", cfg), "--quiet"]) == 0
+    classes = json.loads((tmp_path / "runs" / "r" / "classes.json").read_text())
+    assert classes == ["cat", "dog", "owl"]
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "d.npz"
+    x = rng.integers(0, 255, (24, SIZE, SIZE, 3)).astype("uint8")
+    np.savez(npz, x=x, y=np.arange(24) % 4)
+    cfg = _train_cfg(tmp_path, tiny_backbone, source=str(npz))
+    args = ["train", _write(tmp_path / "n.yaml", cfg), "--name", "npz", "--quiet"]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "runs" / "npz" / "metrics.json").read_text())
+    assert sum(v["support"] for v in metrics["evaluation"]["per_class"].values()) == 5
+
+
+def test_backbones_lists_schemes(capsys):
+    assert main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    for scheme in ("keras_hub", "tfhub", "saved_model", "keras_applications"):
+        assert scheme in out
