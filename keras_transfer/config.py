@@ -128,6 +128,11 @@ class AdaptationConfig:
     epochs: int = _f(5, "Training epochs.")
     learning_rate: float = _f(1e-3, "Learning rate.")
     lambda_max: float = _f(1.0, "Largest weight of the domain loss (λ schedule end).")
+    unfreeze_depth: int | str | None = _f(
+        "all",
+        "Encoder layers trained during adaptation: an int N (top N), 'all', or null "
+        "(keep the backbone's own trainable flags).",
+    )
     options: dict = _f({}, "Extra keyword arguments of the adaptation method.")
 
 
@@ -307,11 +312,19 @@ def from_dict(cls: type, data: dict | None, _prefix: str = "") -> Any:
     for name, value in data.items():
         tp, path = hints[name], f"{_prefix}{name}"
         if dataclasses.is_dataclass(tp):
+            if isinstance(value, dict):  # start from the field's own default
+                value = {**dataclasses.asdict(_default(fields[name])), **value}
             values[name] = from_dict(tp, value, f"{path}.")
         else:
             choices = fields[name].metadata.get("choices")
             values[name] = _check_value(path, tp, value, choices)
     return cls(**values)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def to_dict(config: Any) -> dict:

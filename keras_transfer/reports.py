@@ -222,7 +222,7 @@ def plot_adaptation_curves(history: dict, path: str | os.PathLike) -> Path:
                 label=k,
                 markersize=3,
             )
-        if "domain" in title:
+        if any("accuracy" in k for k in keys):
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_title(title)
         ax.set_xlabel("epoch")

@@ -212,3 +212,93 @@ def test_backbones_lists_schemes(capsys):
     out = capsys.readouterr().out
     for scheme in ("keras_hub", "tfhub", "saved_model", "keras_applications"):
         assert scheme in out
+
+
+def test_resume_finishes_a_failed_run(tmp_path, tiny_backbone):
+    from keras_transfer.runs import RunDir
+
+    cfg = _write(tmp_path / "c.yaml", _train_cfg(tmp_path, tiny_backbone))
+    RunDir.create(tmp_path / "runs", "r").fail("killed")  # an interrupted run
+    assert main(["train", cfg, "--quiet"]) == 3
+    assert main(["train", cfg, "--quiet", "--resume"]) == 0
+    info = json.loads((tmp_path / "runs" / "r" / "run.json").read_text())
+    assert info["status"] == "completed" and info["resumed"] == 1
+
+
+def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "source": {"image_size": SIZE, "limit": 48, "batch_size": 16},
+        "target": {"image_size": SIZE, "limit": 48, "batch_size": 16},
+        "model": {"backbone": tiny_backbone},
+        "adaptation": {"method": "dann", "epochs": 2},
+    }
+    assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "adapt"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"lambda", "domain_accuracy", "val_accuracy"} <= set(metrics["history"])
+    page = (run / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5
+    for png in ("features_pca.png", "adaptation_curves.png", "confusion_matrix.png"):
+        assert (run / "report" / png).is_file()
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["target"]["source"] == "digits_target"
+
+
+def test_adapt_rejects_unknown_method(tmp_path, capsys):
+    args = [
+        "adapt",
+        "--set",
+        "adaptation.method=magic",
+        "--set",
+        f"runs_dir={tmp_path}",
+    ]
+    assert main(args) == 2
+    assert "adaptation.method: expected one of" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"image_size": SIZE, "limit": 48, "batch_size": 16},
+        "model": {"backbone": tiny_backbone},
+        "tuning": {"max_trials": 2, "epochs": 1, "learning_rates": [1e-2, 1e-3]},
+    }
+    assert main(["tune", _write(tmp_path / "t.yaml", cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "tune"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["trials"]) == 2
+    assert {"learning_rate", "unfreeze_depth"} <= set(metrics["best"])
+    assert (run / "model.keras").is_file() and (run / "report" / "trials.png").is_file()
+    bad = ["tune", "--set", "tuning.unfreeze_depths=[0, all]", "--name", "bad"]
+    assert main([*bad, "--set", f"runs_dir={tmp_path}/runs"]) == 2
+    assert not (run.parent / "bad").exists()
+
+
+def test_export_per_quantization(trained_run, tmp_path, capsys):
+    _, tmp, _ = trained_run
+    cfg = {
+        "model_path": str(tmp / "runs" / "first" / "model.keras"),
+        "quantization": ["float32", "int8"],
+        "representative": {"image_size": SIZE, "limit": 32},
+        "output": str(tmp_path / "exp"),
+    }
+    assert main(["export", _write(tmp_path / "x.yaml", cfg)]) == 0
+    summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
+    assert [r["quantization"] for r in summary] == ["float32", "int8"]
+    assert summary[0]["agreement"] == 1.0 and summary[1]["size_kb"] > 0
+    assert (tmp_path / "exp" / "tflite-int8" / "model.tflite").is_file()
+    assert "data:image/png" in (tmp_path / "exp" / "report.html").read_text()
+    assert "export tflite 2/2" in capsys.readouterr().err
+    cfg["quantization"] = ["int4"]
+    assert main(["export", _write(tmp_path / "x.yaml", cfg)]) == 2
+
+
+@pytest.mark.large
+def test_demo_quick(tmp_path):
+    out = tmp_path / "demo"
+    assert (
+        main(["demo", "--quick", "--no-export", "--quiet", "--output", str(out)]) == 0
+    )
+    assert out.exists()

@@ -102,3 +102,11 @@ def test_yaml_and_json_files(tmp_path):
 def test_unknown_template():
     with pytest.raises(ConfigError, match="Accepted: train"):
         template("nope")
+
+
+def test_nested_override_keeps_the_sections_own_defaults():
+    from keras_transfer.config import AdaptConfig
+
+    cfg = load_config(AdaptConfig, None, ["target.image_size=16"])
+    assert cfg.target.source == "digits_target" and cfg.target.image_size == 16
+    assert cfg.source.source == "digits"

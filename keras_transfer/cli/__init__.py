@@ -14,7 +14,16 @@ from collections.abc import Sequence
 
 from keras_transfer.version import __version__
 
-__all__ = ["build_parser", "main", "run_evaluate", "run_predict", "run_train"]
+__all__ = [
+    "build_parser",
+    "main",
+    "run_adapt",
+    "run_evaluate",
+    "run_export",
+    "run_predict",
+    "run_train",
+    "run_tune",
+]
 
 _EPILOG = """\
 Start here:
@@ -88,7 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         "pair and writes a report. Needs no download.",
     )
     demo.add_argument("--quick", action="store_true", help="Tiny settings (CI, smoke).")
-    demo.add_argument("--output", help="Folder for the demo's outputs.")
+    demo.add_argument(
+        "--output", default="saved_models/demo", help="Folder for the demo's outputs."
+    )
+    demo.add_argument(
+        "--shots", type=int, default=10, help="Labelled target examples per class."
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-export", action="store_true", help="Skip TFLite export.")
+    demo.add_argument("--quiet", action="store_true", help="No progress lines.")
     for kind, text in _CONFIG_COMMANDS.items():
         p = sub.add_parser(kind, help=text, description=text)
         _add_config_args(p, kind)
@@ -162,20 +179,16 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import inspect
-
     from keras_transfer.demo import run_demo
 
-    params = inspect.signature(run_demo).parameters
-    kwargs = {}
-    if args.quick and "quick" in params:
-        kwargs["quick"] = True
-    if args.output:
-        for key in ("output", "output_dir", "out_dir"):
-            if key in params:
-                kwargs[key] = args.output
-                break
-    run_demo(**kwargs)
+    run_demo(
+        output_dir=args.output,
+        shots=args.shots,
+        quick=args.quick,
+        seed=args.seed,
+        export=not args.no_export,
+        verbose=0 if args.quiet else 1,
+    )
     return 0
 
 
@@ -188,6 +201,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         verbose=0 if args.quiet else 2,
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    return 0
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._adapt import run_adapt
+
+    cfg = _load("adapt", args)
+    run = run_adapt(
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._export import run_export
+
+    rows = run_export(_load("export", args))
+    for r in rows:
+        print(
+            f"{r['quantization']:>8}: {r['size_kb']:9.1f} KB  "
+            f"{r['latency_ms'] or float('nan'):7.3f} ms  agreement {r['agreement']}"
+            f"  -> {r['path']}"
+        )
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._tune import run_tune
+
+    cfg = _load("tune", args)
+    run = run_tune(
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 1,
     )
     print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
     return 0
@@ -218,19 +272,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _command(name: str):
-    table = {
+    return {
         "config": _cmd_config,
         "backbones": _cmd_backbones,
         "demo": _cmd_demo,
         "train": _cmd_train,
+        "adapt": _cmd_adapt,
+        "tune": _cmd_tune,
         "evaluate": _cmd_evaluate,
+        "export": _cmd_export,
         "predict": _cmd_predict,
-    }
-    if name in table:
-        return table[name]
-    from keras_transfer.cli import _more
-
-    return getattr(_more, f"cmd_{name}")
+    }[name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,8 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def __getattr__(name: str):
-    if name in ("run_train", "run_evaluate", "run_predict"):
-        from keras_transfer.cli import _train
+    modules = {
+        "run_train": "_train",
+        "run_evaluate": "_train",
+        "run_predict": "_train",
+        "run_adapt": "_adapt",
+        "run_export": "_export",
+        "run_tune": "_tune",
+    }
+    if name in modules:
+        import importlib
 
-        return getattr(_train, name)
+        return getattr(
+            importlib.import_module(f"keras_transfer.cli.{modules[name]}"), name
+        )
     raise AttributeError(f"module 'keras_transfer.cli' has no attribute {name!r}")
