@@ -1,0 +1,73 @@
+"""keras-transfer: transfer learning for Keras 3 on TensorFlow.
+
+The public API is imported lazily: ``import keras_transfer`` is cheap, and TensorFlow
+is loaded the first time a name that needs it is used (so ``keras-transfer --help``
+stays fast). Every public name is listed in ``__all__``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from keras_transfer.version import __version__  # noqa: F401
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
+    "AdaptConfig": "keras_transfer.config",
+    "TrainConfig": "keras_transfer.config",
+    "TuneConfig": "keras_transfer.config",
+    "load_config": "keras_transfer.config",
+    "run_adapt": "keras_transfer.cli",
+    "run_train": "keras_transfer.cli",
+    "run_tune": "keras_transfer.cli",
+    "LoadedBackbone": "keras_transfer.backbones",
+    "build_classifier": "keras_transfer.builders",
+    "build_regressor": "keras_transfer.builders",
+    "fine_tune": "keras_transfer.finetune",
+    "find_backbone": "keras_transfer.freezing",
+    "list_backbone_schemes": "keras_transfer.backbones",
+    "load_backbone": "keras_transfer.backbones",
+    "register_backbone_loader": "keras_transfer.backbones",
+    "set_trainable": "keras_transfer.freezing",
+    "trainable_summary": "keras_transfer.freezing",
+}
+
+# Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
+_SUBMODULES = {
+    "cli",
+    "config",
+    "progress",
+    "reports",
+    "runs",
+    "adaptation",
+    "backbones",
+    "builders",
+    "data",
+    "demo",
+    "finetune",
+    "freezing",
+    "heads",
+    "layers",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"keras_transfer.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'keras_transfer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)

@@ -1,0 +1,186 @@
+"""Backbone loading: one door (`load_backbone`) and one loader per source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_transfer._backend import keras
+from keras_transfer.backbones.applications import (
+    ApplicationPreprocessing,
+    load_keras_application,
+)
+from keras_transfer.backbones.base import LoadedBackbone
+from keras_transfer.backbones.kerashub import load_keras_hub
+from keras_transfer.backbones.registry import (
+    get_loader,
+    list_backbone_aliases,
+    list_backbone_schemes,
+    register_backbone_alias,
+    register_backbone_loader,
+    resolve,
+)
+from keras_transfer.backbones.tfhub import HubLayer, load_saved_model, load_tfhub
+
+__all__ = [
+    "ApplicationPreprocessing",
+    "HubLayer",
+    "LoadedBackbone",
+    "list_backbone_aliases",
+    "list_backbone_schemes",
+    "load_backbone",
+    "register_backbone_alias",
+    "register_backbone_loader",
+    "validate_features",
+]
+
+register_backbone_loader(
+    "keras_hub",
+    load_keras_hub,
+    description="KerasHub preset name or local preset dir (Keras, HF or timm format)",
+    overwrite=True,
+)
+register_backbone_loader(
+    "tfhub",
+    load_tfhub,
+    description="TF-Hub handle or local module dir, wrapped as a trainable HubLayer",
+    overwrite=True,
+)
+register_backbone_loader(
+    "saved_model",
+    load_saved_model,
+    description="SavedModel directory (tf.saved_model.save / model.export)",
+    overwrite=True,
+)
+register_backbone_loader(
+    "keras_applications",
+    load_keras_application,
+    description="keras.applications model name, e.g. MobileNetV3Small (headless)",
+    overwrite=True,
+)
+
+_CLASSIFIER_ACTIVATIONS = {"softmax", "sigmoid"}
+
+
+def validate_features(model: Any) -> None:
+    """Raises if `model` does not look like a feature extractor.
+
+    Accepted outputs: one float tensor of rank 2-4, or a dict holding
+    `"pooled_output"`/`"sequence_output"` (KerasHub text backbones). A model whose last
+    layer ends in softmax/sigmoid is a classifier, not a backbone.
+
+    Args:
+        model: keras.Model or keras.layers.Layer.
+
+    Raises:
+        ValueError: the output is not a feature tensor.
+    """
+    if not isinstance(model, keras.Model):
+        return  # A bare layer: its output is checked when the builder calls it.
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        outputs = None
+    if not outputs:
+        return  # Subclassed model, not yet called: checked when the builder calls it.
+    output = outputs[0] if len(outputs) == 1 else outputs
+    if isinstance(getattr(model, "output", None), dict):
+        output = model.output
+    if isinstance(output, dict):
+        if not {"pooled_output", "sequence_output"} & set(output):
+            raise ValueError(
+                "Expected a backbone whose dict output has 'pooled_output' or "
+                f"'sequence_output'. Received outputs: {sorted(output)}"
+            )
+        return
+    if isinstance(output, list | tuple):
+        raise ValueError(
+            f"Expected a backbone with one feature output. Received {len(output)} "
+            "outputs; wrap it in a keras.Model that returns the feature tensor."
+        )
+    rank = len(output.shape)
+    if rank not in (2, 3, 4) or "float" not in str(output.dtype):
+        raise ValueError(
+            "Expected a backbone that outputs a float feature tensor of rank 2 "
+            "(vector), 3 (sequence) or 4 (feature map). Received output shape "
+            f"{tuple(output.shape)} with dtype {output.dtype}."
+        )
+    last = model.layers[-1] if model.layers else None
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    if activation in _CLASSIFIER_ACTIVATIONS:
+        raise ValueError(
+            f"The model's last layer {last.name!r} applies {activation}: it looks like "
+            "a classifier, not a feature extractor. Pass the model without its top "
+            "(e.g. include_top=False) or a sub-model ending at the features."
+        )
+
+
+def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
+    """Loads a pretrained backbone that outputs features, plus its preprocessing.
+
+    Args:
+        spec: str, keras.Model, keras.layers.Layer or LoadedBackbone. One of:
+            - `"keras_hub:<preset name or local dir>"`: `keras_hub.models.Backbone.
+              from_preset`, with the preset's `ImageConverter` or
+              `TextClassifierPreprocessor` when it has one.
+            - `"tfhub:<handle or local dir>"`: a TF-Hub module as a trainable Keras 3
+              `HubLayer` (pass `input_shape=` and `trainable=`).
+            - `"saved_model:<dir>"`: a SavedModel directory, likewise.
+            - `"keras_applications:<Name>"`: e.g. `"MobileNetV3Small"`, with
+              `weights=`, `input_shape=` and the matching `preprocess_input`.
+            - a registered alias (e.g. `"minilm"`), or any scheme added with
+              `register_backbone_loader`.
+            - a `keras.Model` / `keras.layers.Layer`, passed through.
+        **kwargs: Passed to the scheme's loader.
+
+    Returns:
+        A `LoadedBackbone` (`.model`, `.preprocessor`, `.modality`, `.spec`).
+
+    Raises:
+        ValueError: unknown scheme (the accepted ones are listed), a preset/handle
+            that cannot be found or downloaded, or a model that does not output
+            features.
+
+    Examples:
+    ```python
+    from keras_transfer import load_backbone
+    bb = load_backbone(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    assert bb.modality == "image" and bb.input_shape == (32, 32, 3)
+    ```
+    """
+    if isinstance(spec, LoadedBackbone):
+        return spec
+    if isinstance(spec, keras.layers.Layer):
+        if kwargs:
+            raise ValueError(
+                "Keyword arguments are only used with a spec string; a keras model "
+                f"passes through as it is. Received: {sorted(kwargs)}"
+            )
+        validate_features(spec)
+        input_shape = None
+        if isinstance(spec, keras.Model):
+            try:
+                input_shape = tuple(spec.input_shape[1:])
+            except (AttributeError, ValueError, TypeError):
+                input_shape = None
+        return LoadedBackbone(
+            model=spec,
+            modality="image" if input_shape and len(input_shape) == 3 else "features",
+            spec=type(spec).__name__,
+            input_shape=input_shape,
+        )
+    if not isinstance(spec, str):
+        raise ValueError(
+            "Expected spec to be a string like 'keras_hub:<preset>', a keras.Model, a "
+            f"keras.layers.Layer or a LoadedBackbone. Received: {type(spec).__name__}"
+        )
+    scheme, rest = resolve(spec)
+    loaded = get_loader(scheme)(rest, **kwargs)
+    if not isinstance(loaded, LoadedBackbone):
+        raise ValueError(
+            f"The loader of scheme {scheme!r} returned {type(loaded).__name__}; "
+            "expected a LoadedBackbone."
+        )
+    validate_features(loaded.model)
+    return loaded

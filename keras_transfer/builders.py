@@ -1,0 +1,384 @@
+"""Builders: a backbone plus a new head, compiled and ready for `model.fit`."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from keras_transfer._backend import keras
+from keras_transfer.backbones import LoadedBackbone, load_backbone
+from keras_transfer.freezing import find_backbone, register_parent, set_trainable
+from keras_transfer.heads import classification_head, regression_head
+
+# model -> the keyword arguments of its last compile_model() call.
+_COMPILE_ARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_lr(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(
+            f"Expected {name} to be a number > 0. Received: {name}={value!r}"
+        )
+
+
+def _optimizer(learning_rate: float, weight_decay: float | None) -> Any:
+    if weight_decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def compile_model(
+    model: keras.Model,
+    *,
+    task: str = "classification",
+    learning_rate: float = 1e-3,
+    backbone_learning_rate: float | None = None,
+    weight_decay: float | None = None,
+    multi_label: bool = False,
+    loss: Any = None,
+    metrics: Any = None,
+) -> keras.Model:
+    """Compiles a builder-made model with keras-transfer's defaults.
+
+    Classification: Adam (AdamW with `weight_decay`), sparse categorical
+    cross-entropy on probabilities, accuracy. Multi-label: binary cross-entropy,
+    binary accuracy and AUC. Regression: mean squared error and MAE.
+
+    Args:
+        model: keras.Model.
+        task: str. `"classification"` or `"regression"`.
+        learning_rate: float. Learning rate of the head (and of the backbone unless
+            `backbone_learning_rate` is given). Defaults to 1e-3.
+        backbone_learning_rate: float or None. Discriminative learning rate for the
+            backbone's variables (a `keras.optimizers.MultiOptimizer`).
+        weight_decay: float or None. Decoupled weight decay (AdamW).
+        multi_label: bool. Classification with independent sigmoid outputs.
+        loss: Overrides the default loss.
+        metrics: Overrides the default metrics.
+
+    Returns:
+        The model, compiled.
+    """
+    _check_lr("learning_rate", learning_rate)
+    if task not in ("classification", "regression"):
+        raise ValueError(
+            "Expected task to be 'classification' or 'regression'. "
+            f"Received: task={task!r}"
+        )
+    if backbone_learning_rate is None:
+        optimizer = _optimizer(learning_rate, weight_decay)
+    else:
+        _check_lr("backbone_learning_rate", backbone_learning_rate)
+        backbone = find_backbone(model)
+        if backbone is None:
+            raise ValueError(
+                "backbone_learning_rate needs a model with a nested backbone model; "
+                "this model has none."
+            )
+        backbone_ids = {id(v) for v in backbone.weights}
+        head_opt = _optimizer(learning_rate, weight_decay)
+        backbone_opt = _optimizer(backbone_learning_rate, weight_decay)
+
+        def select(variable: Any) -> Any:
+            return backbone_opt if id(variable) in backbone_ids else head_opt
+
+        optimizer = keras.optimizers.MultiOptimizer(select)
+    if task == "regression":
+        loss = loss or "mse"
+        metrics = metrics if metrics is not None else ["mae"]
+    elif multi_label:
+        loss = loss or "binary_crossentropy"
+        metrics = (
+            metrics
+            if metrics is not None
+            else [
+                keras.metrics.BinaryAccuracy(name="accuracy"),
+                keras.metrics.AUC(multi_label=True, name="auc"),
+            ]
+        )
+    else:
+        loss = loss or "sparse_categorical_crossentropy"
+        metrics = (
+            metrics
+            if metrics is not None
+            else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        )
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    _COMPILE_ARGS[model] = {
+        "task": task,
+        "learning_rate": learning_rate,
+        "backbone_learning_rate": backbone_learning_rate,
+        "weight_decay": weight_decay,
+        "multi_label": multi_label,
+        "loss": loss if isinstance(loss, str) else None,
+    }
+    return model
+
+
+def recompile(
+    model: keras.Model,
+    *,
+    learning_rate: float | None = None,
+    backbone_learning_rate: float | None = None,
+) -> keras.Model:
+    """Recompiles `model` with a fresh optimizer of the same configuration.
+
+    Needed after trainability changes, so `fit` traces a new train function over the
+    new trainable weights. Models compiled by `compile_model` keep their defaults;
+    others are recompiled from `model.get_compile_config()`.
+
+    Args:
+        model: keras.Model. A compiled model.
+        learning_rate: float or None. New learning rate (else the previous one).
+        backbone_learning_rate: float or None. New discriminative backbone rate.
+
+    Returns:
+        The model.
+    """
+    args = _COMPILE_ARGS.get(model)
+    if args is not None:
+        args = dict(args)
+        if learning_rate is not None:
+            args["learning_rate"] = learning_rate
+        if backbone_learning_rate is not None:
+            args["backbone_learning_rate"] = backbone_learning_rate
+        loss = args.pop("loss")
+        return compile_model(model, loss=loss, **args)
+    config = model.get_compile_config()
+    if config is None:
+        raise ValueError("Cannot recompile a model that was never compiled.")
+    if learning_rate is not None:
+        opt = config["optimizer"]
+        opt_config = opt.get("config", opt) if isinstance(opt, dict) else None
+        if opt_config is None or "learning_rate" not in opt_config:
+            raise ValueError(
+                "Cannot set learning_rate: the model's optimizer config has none. "
+                "Compile it yourself."
+            )
+        opt_config["learning_rate"] = learning_rate
+    model.compile_from_config(config)
+    return model
+
+
+def _inputs_and_features(
+    bb: LoadedBackbone, input_shape: tuple | None, include_preprocessing: bool
+) -> tuple[Any, Any]:
+    if bb.modality == "text":
+        inputs = {
+            name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name)
+            for name, t in bb.model.input.items()
+        }
+        return inputs, bb.model(inputs)
+    shape = tuple(input_shape) if input_shape is not None else bb.input_shape
+    if shape is None:
+        raise ValueError(
+            f"The backbone {bb.spec!r} does not declare its input shape. Pass "
+            "input_shape=..., e.g. input_shape=(224, 224, 3)."
+        )
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = inputs
+    if include_preprocessing and bb.preprocessor is not None:
+        x = bb.preprocessor(x)
+    return inputs, bb.model(x)
+
+
+def _build(
+    kind: str,
+    backbone: Any,
+    head_fn: Any,
+    *,
+    unfreeze_depth: Any,
+    train_batchnorm: bool,
+    input_shape: tuple | None,
+    include_preprocessing: bool,
+    compile_kwargs: dict,
+    compile: bool,
+    strategy: Any,
+    name: str | None,
+    backbone_kwargs: dict,
+) -> keras.Model:
+    from keras_transfer.distribute import maybe_distribute
+
+    with maybe_distribute(strategy):
+        bb = load_backbone(backbone, **backbone_kwargs)
+        inputs, features = _inputs_and_features(bb, input_shape, include_preprocessing)
+        outputs = head_fn(features)
+        model = keras.Model(inputs, outputs, name=name or kind)
+        register_parent(bb.model, model)
+        set_trainable(
+            model, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
+        )
+        if compile:
+            compile_model(model, **compile_kwargs)
+    return model
+
+
+def build_classifier(
+    backbone: Any,
+    num_classes: int,
+    *,
+    unfreeze_depth: int | str = 0,
+    dropout: float = 0.2,
+    head: str = "linear",
+    head_units: int = 256,
+    multi_label: bool = False,
+    pooling: str = "avg",
+    train_batchnorm: bool = False,
+    input_shape: tuple | None = None,
+    learning_rate: float = 1e-3,
+    backbone_learning_rate: float | None = None,
+    weight_decay: float | None = None,
+    include_preprocessing: bool = True,
+    compile: bool = True,
+    strategy: Any = None,
+    name: str | None = None,
+    **backbone_kwargs: Any,
+) -> keras.Model:
+    """Builds a classifier: backbone -> pooling -> head, compiled, ready for `fit`.
+
+    Args:
+        backbone: A spec string (`"keras_hub:..."`, `"tfhub:..."`,
+            `"saved_model:..."`, `"keras_applications:..."`), a `LoadedBackbone` or a
+            `keras.Model`/`Layer`. See `load_backbone`.
+        num_classes: int. Number of classes.
+        unfreeze_depth: int or str. `0` (frozen), `"all"`, or the top N
+            weight-holding layers (transformer blocks). Defaults to 0.
+        dropout: float. Dropout before the output layer. Defaults to 0.2.
+        head: str. `"linear"` or `"mlp"`. Defaults to `"linear"`.
+        head_units: int. Hidden width of the `"mlp"` head. Defaults to 256.
+        multi_label: bool. Independent sigmoid outputs. Defaults to False.
+        pooling: str. `"avg"` or `"max"` pooling of feature maps. Defaults to `"avg"`.
+        train_batchnorm: bool. Let BatchNormalization train when unfrozen. Defaults
+            to False.
+        input_shape: tuple or None. Raw input shape; required when the backbone
+            does not declare one (TF-Hub modules).
+        learning_rate: float. Defaults to 1e-3.
+        backbone_learning_rate: float or None. A separate (usually lower) learning
+            rate for the backbone (discriminative fine-tuning).
+        weight_decay: float or None. Use AdamW with this decay.
+        include_preprocessing: bool. Put the backbone's preprocessor inside the
+            model, so it takes raw inputs (e.g. images in [0, 255]). Defaults to True.
+        compile: bool. Compile with the defaults of `compile_model`. Defaults to True.
+        strategy: A `tf.distribute.Strategy`, a strategy name, or None. The model is
+            built and compiled inside its scope.
+        name: str or None. Model name.
+        **backbone_kwargs: Passed to `load_backbone` (e.g. `weights=None`).
+
+    Returns:
+        A `keras.Model` whose output is class probabilities.
+
+    Raises:
+        ValueError: invalid arguments (each names the value received).
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer import build_classifier
+    model = build_classifier(
+        "keras_applications:MobileNetV3Small", 3, weights=None,
+        input_shape=(32, 32, 3),
+    )
+    x = np.random.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    assert model.predict(x, verbose=0).shape == (8, 3)
+    ```
+    """
+
+    def head_fn(features: Any) -> Any:
+        return classification_head(
+            features,
+            num_classes,
+            head=head,
+            dropout=dropout,
+            multi_label=multi_label,
+            head_units=head_units,
+            pooling=pooling,
+        )
+
+    return _build(
+        "classifier",
+        backbone,
+        head_fn,
+        unfreeze_depth=unfreeze_depth,
+        train_batchnorm=train_batchnorm,
+        input_shape=input_shape,
+        include_preprocessing=include_preprocessing,
+        compile_kwargs={
+            "task": "classification",
+            "learning_rate": learning_rate,
+            "backbone_learning_rate": backbone_learning_rate,
+            "weight_decay": weight_decay,
+            "multi_label": multi_label,
+        },
+        compile=compile,
+        strategy=strategy,
+        name=name,
+        backbone_kwargs=backbone_kwargs,
+    )
+
+
+def build_regressor(
+    backbone: Any,
+    num_outputs: int = 1,
+    *,
+    unfreeze_depth: int | str = 0,
+    dropout: float = 0.0,
+    head: str = "linear",
+    head_units: int = 256,
+    pooling: str = "avg",
+    train_batchnorm: bool = False,
+    input_shape: tuple | None = None,
+    learning_rate: float = 1e-3,
+    backbone_learning_rate: float | None = None,
+    weight_decay: float | None = None,
+    include_preprocessing: bool = True,
+    compile: bool = True,
+    strategy: Any = None,
+    name: str | None = None,
+    **backbone_kwargs: Any,
+) -> keras.Model:
+    """Builds a regressor: backbone -> pooling -> linear outputs (MSE, MAE).
+
+    Arguments are those of `build_classifier`, with `num_outputs` (int >= 1, defaults
+    to 1) in place of `num_classes`.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer import build_regressor
+    model = build_regressor(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    assert model.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape == (2, 1)
+    ```
+    """
+
+    def head_fn(features: Any) -> Any:
+        return regression_head(
+            features,
+            num_outputs,
+            head=head,
+            dropout=dropout,
+            head_units=head_units,
+            pooling=pooling,
+        )
+
+    return _build(
+        "regressor",
+        backbone,
+        head_fn,
+        unfreeze_depth=unfreeze_depth,
+        train_batchnorm=train_batchnorm,
+        input_shape=input_shape,
+        include_preprocessing=include_preprocessing,
+        compile_kwargs={
+            "task": "regression",
+            "learning_rate": learning_rate,
+            "backbone_learning_rate": backbone_learning_rate,
+            "weight_decay": weight_decay,
+        },
+        compile=compile,
+        strategy=strategy,
+        name=name,
+        backbone_kwargs=backbone_kwargs,
+    )

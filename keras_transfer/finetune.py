@@ -1,0 +1,199 @@
+"""The two-phase fine-tuning recipe: train the head, then unfreeze and fine-tune."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from keras_transfer._backend import keras
+from keras_transfer.builders import recompile
+from keras_transfer.freezing import (
+    check_unfreeze_depth,
+    depth_units,
+    find_backbone,
+    set_trainable,
+)
+
+
+def _merge(histories: list, model: keras.Model) -> keras.callbacks.History:
+    merged = keras.callbacks.History()
+    merged.set_model(model)
+    merged.history = {}
+    merged.epoch = []
+    keys = sorted({k for h in histories for k in h.history})
+    for h in histories:
+        n = len(h.epoch)
+        merged.epoch.extend(h.epoch)
+        for k in keys:
+            merged.history.setdefault(k, []).extend(h.history.get(k, [None] * n))
+    return merged
+
+
+def _stages(unfreeze_depth: Any, n_units: int, epochs: int, gradual: bool) -> list:
+    """(depth, epochs) per stage of phase 2."""
+    final = n_units if unfreeze_depth == "all" else unfreeze_depth
+    if not gradual or epochs < 2 or final < 2:
+        return [(unfreeze_depth, epochs)]
+    n_stages = min(epochs, final)
+    stages = []
+    for i in range(n_stages):
+        depth = max(1, round(final * (i + 1) / n_stages))
+        stage_epochs = epochs // n_stages + (1 if i < epochs % n_stages else 0)
+        stages.append((depth if depth < n_units else "all", stage_epochs))
+    return stages
+
+
+def fine_tune(
+    model: keras.Model,
+    train: Any,
+    validation: Any = None,
+    *,
+    head_epochs: int = 3,
+    fine_tune_epochs: int = 3,
+    unfreeze_depth: int | str = "all",
+    head_learning_rate: float | None = None,
+    fine_tune_learning_rate: float = 1e-5,
+    backbone_learning_rate: float | None = None,
+    train_batchnorm: bool = False,
+    gradual: bool = False,
+    callbacks: list | None = None,
+    backup_dir: str | None = None,
+    verbose: Any = "auto",
+) -> keras.callbacks.History:
+    """Fine-tunes a builder-made model in two phases and returns one merged history.
+
+    Phase 1 trains the head with the backbone frozen. Phase 2 unfreezes the top
+    `unfreeze_depth` layers (BatchNormalization stays frozen unless
+    `train_batchnorm`) and recompiles with the lower `fine_tune_learning_rate`.
+    Epoch numbers run on across phases, so callbacks and TensorBoard see one run.
+
+    Args:
+        model: keras.Model. A compiled model with a nested backbone (from
+            `build_classifier` / `build_regressor`).
+        train: Training data accepted by `model.fit` (a `tf.data.Dataset`, ...).
+        validation: Validation data or None.
+        head_epochs: int. Phase-1 epochs (0 skips it). Defaults to 3.
+        fine_tune_epochs: int. Phase-2 epochs (0 skips it). Defaults to 3.
+        unfreeze_depth: int or str. Depth unfrozen in phase 2. Defaults to "all".
+        head_learning_rate: float or None. Phase-1 learning rate (else the model's).
+        fine_tune_learning_rate: float. Phase-2 learning rate. Defaults to 1e-5.
+        backbone_learning_rate: float or None. Discriminative phase-2 rate for the
+            backbone (the head keeps `fine_tune_learning_rate`).
+        train_batchnorm: bool. Let BatchNormalization train in phase 2.
+        gradual: bool. Unfreeze gradually: phase 2 is split into stages that
+            unfreeze progressively more layers (ULMFiT style). Defaults to False.
+        callbacks: list or None. Keras callbacks for both phases.
+        backup_dir: str or None. Fault tolerance: with it, a run whose process dies
+            resumes from its last completed epoch (`keras.callbacks.BackupAndRestore`
+            per stage, plus a marker and weights file per finished stage).
+        verbose: Passed to `fit`.
+
+    Returns:
+        A `keras.callbacks.History` with the epochs of all phases.
+
+    Raises:
+        ValueError: invalid epochs, depth, or a model without a nested backbone.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer import build_classifier, fine_tune
+    model = build_classifier(
+        "keras_applications:MobileNetV3Small", 2, weights=None,
+        input_shape=(32, 32, 3),
+    )
+    x = np.random.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    history = fine_tune(model, (x, np.arange(8) % 2), head_epochs=1,
+                        fine_tune_epochs=1, verbose=0)
+    assert len(history.epoch) == 2
+    ```
+    """
+    for name, value in (
+        ("head_epochs", head_epochs),
+        ("fine_tune_epochs", fine_tune_epochs),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"Expected {name} to be an int >= 0. Received: {name}={value!r}"
+            )
+    depth = check_unfreeze_depth(unfreeze_depth)
+    backbone = find_backbone(model)
+    if backbone is None:
+        raise ValueError(
+            "fine_tune needs a model with a nested backbone (as made by "
+            "build_classifier); this model has none."
+        )
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            "fine_tune needs a compiled model: call model.compile() first."
+        )
+    if isinstance(train, tuple) and len(train) in (2, 3):
+        fit_data = {"x": train[0], "y": train[1]}
+        if len(train) == 3:
+            fit_data["sample_weight"] = train[2]
+    else:
+        fit_data = {"x": train}
+    n_units = len(depth_units(backbone))
+    stages = [(0, head_epochs, head_learning_rate)] if head_epochs else []
+    if fine_tune_epochs and depth != 0:
+        for d, e in _stages(depth, n_units, fine_tune_epochs, gradual):
+            stages.append((d, e, fine_tune_learning_rate))
+    elif fine_tune_epochs:
+        stages.append((0, fine_tune_epochs, fine_tune_learning_rate))
+
+    histories = []
+    epoch = 0
+    for index, (stage_depth, epochs, lr) in enumerate(stages):
+        set_trainable(
+            model, stage_depth, train_batchnorm=train_batchnorm, recompile=False
+        )
+        recompile(
+            model,
+            learning_rate=lr,
+            backbone_learning_rate=backbone_learning_rate if index else None,
+        )
+        stage_callbacks = list(callbacks or [])
+        marker = weights = None
+        if backup_dir is not None:
+            marker = os.path.join(backup_dir, f"stage{index}.done.json")
+            weights = os.path.join(backup_dir, f"stage{index}.weights.h5")
+            if os.path.exists(marker):
+                model.load_weights(weights)
+                with open(marker) as f:
+                    done = json.load(f)
+                h = keras.callbacks.History()
+                h.history, h.epoch = done["history"], done["epoch"]
+                histories.append(h)
+                epoch += epochs
+                continue
+            stage_callbacks.append(
+                keras.callbacks.BackupAndRestore(
+                    os.path.join(backup_dir, f"stage{index}")
+                )
+            )
+        h = model.fit(
+            **fit_data,
+            validation_data=validation,
+            epochs=epoch + epochs,
+            initial_epoch=epoch,
+            callbacks=stage_callbacks,
+            verbose=verbose,
+        )
+        histories.append(h)
+        epoch += epochs
+        if backup_dir is not None:
+            model.save_weights(weights)
+            tmp = marker + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"history": h.history, "epoch": h.epoch}, f)
+            os.replace(tmp, marker)
+    if backup_dir is not None and os.path.isdir(backup_dir):
+        # The run finished: like BackupAndRestore, drop the backup so the next run
+        # starts fresh instead of skipping everything.
+        for entry in os.listdir(backup_dir):
+            if entry.startswith("stage"):
+                path = os.path.join(backup_dir, entry)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return _merge(histories, model)

@@ -1,0 +1,153 @@
+"""Heads: pooling of backbone features and the classification / regression tops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_transfer._backend import keras
+
+HEADS = ("linear", "mlp")
+
+
+def pool_features(features: Any, pooling: str = "avg") -> Any:
+    """Pools backbone features to `(batch, channels)`, chosen by their rank.
+
+    Rank 4 (feature maps): global average (or max) pooling over space. Rank 3
+    (sequences): global pooling over time. Rank 2: unchanged. A dict (KerasHub text
+    backbones): `"pooled_output"` when present, else the first ([CLS]) token of
+    `"sequence_output"`.
+
+    Args:
+        features: A symbolic tensor or dict of them.
+        pooling: str. `"avg"` or `"max"`. Defaults to `"avg"`.
+
+    Returns:
+        A rank-2 tensor.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.heads import pool_features
+    assert pool_features(keras.Input((4, 4, 8))).shape == (None, 8)
+    ```
+    """
+    if pooling not in ("avg", "max"):
+        raise ValueError(
+            f"Expected pooling to be 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    if isinstance(features, dict):
+        if "pooled_output" in features:
+            return features["pooled_output"]
+        if "sequence_output" in features:
+            return keras.layers.Lambda(lambda t: t[:, 0, :], name="cls_token")(
+                features["sequence_output"]
+            )
+        raise ValueError(
+            "Expected dict features with 'pooled_output' or 'sequence_output'. "
+            f"Received keys: {sorted(features)}"
+        )
+    rank = len(features.shape)
+    if rank == 4:
+        cls = (
+            keras.layers.GlobalAveragePooling2D
+            if pooling == "avg"
+            else keras.layers.GlobalMaxPooling2D
+        )
+        return cls(name="pool")(features)
+    if rank == 3:
+        cls = (
+            keras.layers.GlobalAveragePooling1D
+            if pooling == "avg"
+            else keras.layers.GlobalMaxPooling1D
+        )
+        return cls(name="pool")(features)
+    if rank == 2:
+        return features
+    raise ValueError(
+        "Expected backbone features of rank 2, 3 or 4. Received shape "
+        f"{tuple(features.shape)}."
+    )
+
+
+def _body(x: Any, head: str, dropout: float, head_units: int) -> Any:
+    if head not in HEADS:
+        raise ValueError(f"Expected head to be one of {HEADS}. Received: head={head!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(
+            f"Expected dropout to be in [0, 1). Received: dropout={dropout}"
+        )
+    if head == "mlp":
+        if not isinstance(head_units, int) or head_units < 1:
+            raise ValueError(
+                f"Expected head_units to be an int >= 1. Received: head_units={head_units!r}"
+            )
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="head_dropout_0")(x)
+        x = keras.layers.Dense(head_units, activation="relu", name="head_dense")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return x
+
+
+def classification_head(
+    features: Any,
+    num_classes: int,
+    *,
+    head: str = "linear",
+    dropout: float = 0.2,
+    multi_label: bool = False,
+    head_units: int = 256,
+    pooling: str = "avg",
+) -> Any:
+    """Adds pooling and a classification head; returns class probabilities.
+
+    Args:
+        features: Backbone output (symbolic).
+        num_classes: int. Number of classes (>= 2; >= 1 with `multi_label`).
+        head: str. `"linear"` (dropout + dense) or `"mlp"` (one hidden ReLU layer of
+            `head_units`). Defaults to `"linear"`.
+        dropout: float. Dropout rate before the output layer. Defaults to 0.2.
+        multi_label: bool. Sigmoid per class instead of softmax. Defaults to False.
+        head_units: int. Hidden width of the `"mlp"` head. Defaults to 256.
+        pooling: str. `"avg"` or `"max"`. Defaults to `"avg"`.
+
+    Returns:
+        The probabilities tensor, named `"predictions"`.
+    """
+    minimum = 1 if multi_label else 2
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or (num_classes < minimum)
+    ):
+        raise ValueError(
+            f"Expected num_classes to be an int >= {minimum}. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    x = _body(pool_features(features, pooling), head, dropout, head_units)
+    activation = "sigmoid" if multi_label else "softmax"
+    return keras.layers.Dense(
+        num_classes, activation=activation, dtype="float32", name="predictions"
+    )(x)
+
+
+def regression_head(
+    features: Any,
+    num_outputs: int = 1,
+    *,
+    head: str = "linear",
+    dropout: float = 0.0,
+    head_units: int = 256,
+    pooling: str = "avg",
+) -> Any:
+    """Adds pooling and a linear regression output of `num_outputs` values."""
+    if (
+        isinstance(num_outputs, bool)
+        or not isinstance(num_outputs, int)
+        or (num_outputs < 1)
+    ):
+        raise ValueError(
+            f"Expected num_outputs to be an int >= 1. Received: num_outputs={num_outputs!r}"
+        )
+    x = _body(pool_features(features, pooling), head, dropout, head_units)
+    return keras.layers.Dense(num_outputs, dtype="float32", name="predictions")(x)

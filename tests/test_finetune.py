@@ -1,0 +1,129 @@
+"""fine_tune: two phases, recompiles, merged history, gradual unfreezing, backups."""
+
+import os
+
+import numpy as np
+import pytest
+from helpers import tiny_bn_backbone
+
+from keras_transfer import build_classifier, fine_tune
+from keras_transfer._backend import keras
+from keras_transfer.finetune import _stages
+
+
+def _data():
+    rng = np.random.default_rng(1)
+    return rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32"), np.arange(16) % 2
+
+
+def test_two_phases_merged_history_and_learning_rates():
+    model = build_classifier(tiny_bn_backbone(), 2)
+    conv1 = model.get_layer("tiny_backbone").get_layer("conv1")
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(
+                (
+                    epoch,
+                    float(self.model.optimizer.learning_rate),
+                    bool(conv1.trainable_weights),
+                )
+            )
+
+    x, y = _data()
+    before = conv1.kernel.numpy().copy()
+    history = fine_tune(
+        model,
+        (x, y),
+        validation=(x, y),
+        head_epochs=2,
+        fine_tune_epochs=2,
+        unfreeze_depth="all",
+        head_learning_rate=1e-3,
+        fine_tune_learning_rate=1e-4,
+        callbacks=[Spy()],
+        verbose=0,
+    )
+    assert history.epoch == [0, 1, 2, 3]
+    assert len(history.history["val_accuracy"]) == 4
+    assert [s[0] for s in seen] == [0, 1, 2, 3]
+    assert [s[2] for s in seen] == [False, False, True, True]
+    assert seen[0][1] == pytest.approx(1e-3) and seen[2][1] == pytest.approx(1e-4)
+    assert not np.array_equal(before, conv1.kernel.numpy())
+
+
+def test_gradual_stages():
+    assert _stages("all", 3, 3, gradual=True) == [(1, 1), (2, 1), ("all", 1)]
+    assert _stages(2, 5, 4, gradual=True) == [(1, 2), (2, 2)]
+    assert _stages(2, 5, 4, gradual=False) == [(2, 4)]
+
+
+def test_gradual_fine_tune_runs():
+    model = build_classifier(tiny_bn_backbone(), 2)
+    x, y = _data()
+    history = fine_tune(
+        model, (x, y), head_epochs=1, fine_tune_epochs=3, gradual=True, verbose=0
+    )
+    assert history.epoch == [0, 1, 2, 3]
+
+
+def test_backup_dir_skips_finished_stage(tmp_path):
+    backup = str(tmp_path / "backup")
+    x, y = _data()
+    model = build_classifier(tiny_bn_backbone(), 2)
+    # Simulate a run that died after phase 1: phase 1 finished, phase 2 not.
+    fine_tune(
+        model, (x, y), head_epochs=1, fine_tune_epochs=0, backup_dir=backup, verbose=0
+    )
+    assert os.listdir(backup) == []  # finished runs clean up
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("simulated crash")
+
+    model = build_classifier(tiny_bn_backbone(), 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fine_tune(
+            model,
+            (x, y),
+            head_epochs=2,
+            fine_tune_epochs=2,
+            backup_dir=backup,
+            callbacks=[Crash()],
+            verbose=0,
+        )
+    assert os.path.exists(os.path.join(backup, "stage0.done.json"))
+    epochs = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    model = build_classifier(tiny_bn_backbone(), 2)
+    history = fine_tune(
+        model,
+        (x, y),
+        head_epochs=2,
+        fine_tune_epochs=2,
+        backup_dir=backup,
+        callbacks=[Record()],
+        verbose=0,
+    )
+    assert epochs == [2, 3]  # phase 1 was not re-run
+    assert history.epoch == [0, 1, 2, 3]
+
+
+def test_errors():
+    x, y = _data()
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.compile("adam", "mse")
+    with pytest.raises(ValueError, match="nested backbone"):
+        fine_tune(plain, (x, y))
+    model = build_classifier(tiny_bn_backbone(), 2)
+    with pytest.raises(ValueError, match="Expected head_epochs to be an int >= 0"):
+        fine_tune(model, (x, y), head_epochs=-1)
+    uncompiled = build_classifier(tiny_bn_backbone(), 2, compile=False)
+    with pytest.raises(ValueError, match="compiled model"):
+        fine_tune(uncompiled, (x, y))
