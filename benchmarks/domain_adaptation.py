@@ -1,0 +1,221 @@
+"""Domain adaptation on the digits -> MNIST-M-style pair, every method side by side.
+
+Runs source-only, DANN, DeepCORAL, MMD, CDAN and train-on-target (oracle) with the
+same small CNN, ``--seeds`` seeds each, and reports target-test accuracy (mean ± std)
+and wall time per epoch. λ of each adaptation method is chosen on seed 0 from
+``--lambdas`` by the DEV risk (You et al. 2019) on held-out SOURCE data and unlabelled
+target data: no target label is looked at before the final test numbers.
+Optionally runs the peer library ``adapt`` (DANN, CDAN) on the same data and budget,
+from a directory given with ``--adapt-path`` (``pip install --target DIR adapt``).
+
+    python benchmarks/domain_adaptation.py --quick
+    python benchmarks/domain_adaptation.py --epochs 50 --seeds 3 --adapt-path /tmp/adapt
+
+Results: benchmarks/results/domain_adaptation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_transfer._backend import keras, tf
+from keras_transfer.adaptation import (
+    DomainAdaptationModel,
+    DomainLambdaScheduler,
+    deep_embedded_validation,
+    per_domain_accuracy,
+)
+from keras_transfer.data import domain_pairs
+from keras_transfer.datasets import digits_domains
+
+RESULTS = Path(__file__).parent / "results" / "domain_adaptation.json"
+METHODS = ("source_only", "dann", "coral", "mmd", "cdan", "target_only")
+
+
+def make_encoder(input_shape=(32, 32, 3)) -> keras.Model:
+    """The small CNN shared by every method (about 60k parameters)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(32, 5, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(48, 5, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(100, activation="relu"),
+        ],
+        name="encoder",
+    )
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def run_one(method, data, *, seed, epochs, batch_size, lam, lr):
+    """Trains one model; returns (model, seconds per epoch)."""
+    keras.utils.set_random_seed(seed)
+    xs, ys, xt = data["xs"], data["ys"], data["xt"]
+    timer = _EpochTimer()
+    callbacks = [timer]
+    if method == "target_only":  # oracle: labelled target, no adaptation
+        model = DomainAdaptationModel(make_encoder(), 10, method=None)
+        pairs = domain_pairs((data["xt"], data["yt"]), xt, batch_size, seed=seed)
+    else:
+        alignment = None if method == "source_only" else method
+        model = DomainAdaptationModel(make_encoder(), 10, method=alignment)
+        pairs = domain_pairs((xs, ys), xt, batch_size, seed=seed)
+        if alignment is not None:
+            callbacks.append(DomainLambdaScheduler(max_value=lam))
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    model.fit(pairs, epochs=epochs, verbose=0, callbacks=callbacks)
+    # the first epoch includes tracing: report the median epoch
+    return model, float(np.median(timer.times))
+
+
+def load_data(val_fraction=0.2, seed=0):
+    source, target = digits_domains(size=32, seed=0)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(source.x_train))
+    n_val = int(len(order) * val_fraction)
+    val, train = order[:n_val], order[n_val:]
+    return {
+        "xs": source.x_train[train],
+        "ys": source.y_train[train],
+        "xs_val": source.x_train[val],
+        "ys_val": source.y_train[val],
+        "xt": target.x_train,  # labels of the target train split are never used
+        "yt": target.y_train,  # ... except by the train-on-target oracle
+        "xt_test": target.x_test,
+        "yt_test": target.y_test,
+        "xs_test": source.x_test,
+        "ys_test": source.y_test,
+    }
+
+
+def select_lambda(method, data, lambdas, *, epochs, batch_size, lr):
+    """Picks λ by DEV risk (source validation + unlabelled target), seed 0."""
+    risks = {}
+    for lam in lambdas:
+        model, _ = run_one(
+            method, data, seed=0, epochs=epochs, batch_size=batch_size, lam=lam, lr=lr
+        )
+        risks[lam] = deep_embedded_validation(
+            model, (data["xs_val"], data["ys_val"]), data["xt"]
+        )
+        print(f"  {method} λ={lam}: DEV risk {risks[lam]:.4f}", flush=True)
+    return min(risks, key=risks.get), risks
+
+
+def run_adapt(adapt_path, epochs, seeds, batch_size, lr):
+    """Runs the peer library in a subprocess (its own sys.path); returns its JSON."""
+    script = Path(__file__).with_name("_adapt_peer.py")
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{adapt_path}{os.pathsep}" + os.environ.get("PYTHONPATH", ""),
+    )
+    cmd = [sys.executable, str(script), "--epochs", str(epochs), "--seeds", str(seeds)]
+    cmd += ["--batch-size", str(batch_size), "--lr", str(lr)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr[-2000:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--selection-epochs", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.1, 0.3, 1.0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--adapt-path", default=None)
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 seed")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.seeds, args.lambdas = 2, 1, [1.0]
+    sel_epochs = args.selection_epochs or args.epochs
+    data = load_data()
+    results = {"config": vars(args), "methods": {}}
+    for method in args.methods:
+        lam, risks = 1.0, None
+        if method not in ("source_only", "target_only") and len(args.lambdas) > 1:
+            lam, risks = select_lambda(
+                method,
+                data,
+                args.lambdas,
+                epochs=sel_epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+            )
+        accs, src_accs, times = [], [], []
+        for seed in range(args.seeds):
+            model, sec = run_one(
+                method,
+                data,
+                seed=seed,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lam=lam,
+                lr=args.lr,
+            )
+            acc = per_domain_accuracy(
+                model,
+                {
+                    "source": (data["xs_test"], data["ys_test"]),
+                    "target": (data["xt_test"], data["yt_test"]),
+                },
+            )
+            accs.append(acc["target"])
+            src_accs.append(acc["source"])
+            times.append(sec)
+        results["methods"][method] = {
+            "target_accuracy_mean": float(np.mean(accs)),
+            "target_accuracy_std": float(np.std(accs)),
+            "target_accuracy_per_seed": accs,
+            "source_accuracy_mean": float(np.mean(src_accs)),
+            "seconds_per_epoch": float(np.mean(times)),
+            "lambda": lam,
+            "dev_risk_by_lambda": risks,
+        }
+        print(
+            f"{method:12s} target {np.mean(accs):.3f} ± {np.std(accs):.3f}  "
+            f"source {np.mean(src_accs):.3f}  {np.mean(times):.2f} s/epoch  λ={lam}",
+            flush=True,
+        )
+    base = results["methods"].get("source_only", {}).get("seconds_per_epoch")
+    for name, row in results["methods"].items():
+        if base:
+            row["time_ratio_vs_source_only"] = row["seconds_per_epoch"] / base
+    if args.adapt_path:
+        results["adapt"] = run_adapt(
+            args.adapt_path, args.epochs, args.seeds, args.batch_size, args.lr
+        )
+        print("adapt:", json.dumps(results["adapt"])[:600], flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    tf.get_logger().setLevel("ERROR")
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Domain adaptation: DANN, CDAN, DeepCORAL, MMD on one training step, plus
+schedules, importance weighting, unsupervised model selection and evaluation."""
+
+from keras_transfer.adaptation.encoders import make_encoder
+from keras_transfer.adaptation.evaluation import (
+    domain_classification_reports,
+    per_domain_accuracy,
+)
+from keras_transfer.adaptation.losses import coral_loss, mmd_loss
+from keras_transfer.adaptation.methods import (
+    AlignmentMethod,
+    ConditionalDomainAdversarial,
+    CORALAlignment,
+    DomainAdversarial,
+    MMDAlignment,
+    get_alignment_method,
+    list_alignment_methods,
+    register_alignment_method,
+)
+from keras_transfer.adaptation.model import DANN, DomainAdaptationModel
+from keras_transfer.adaptation.schedules import (
+    DANNLearningRateSchedule,
+    DomainLambdaScheduler,
+    dann_lambda,
+)
+from keras_transfer.adaptation.selection import (
+    DEVCallback,
+    deep_embedded_validation,
+    dev_risk,
+)
+from keras_transfer.adaptation.weighting import importance_weights
+
+__all__ = [
+    "DANN",
+    "DANNLearningRateSchedule",
+    "DEVCallback",
+    "DomainLambdaScheduler",
+    "dann_lambda",
+    "deep_embedded_validation",
+    "dev_risk",
+    "domain_classification_reports",
+    "importance_weights",
+    "per_domain_accuracy",
+    "AlignmentMethod",
+    "CORALAlignment",
+    "ConditionalDomainAdversarial",
+    "DomainAdaptationModel",
+    "DomainAdversarial",
+    "MMDAlignment",
+    "coral_loss",
+    "get_alignment_method",
+    "list_alignment_methods",
+    "make_encoder",
+    "mmd_loss",
+    "register_alignment_method",
+]

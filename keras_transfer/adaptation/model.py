@@ -1,0 +1,365 @@
+"""One model, one training step, for every domain adaptation method.
+
+`DomainAdaptationModel` trains with plain ``model.fit`` on batches made by
+`keras_transfer.data.domain_pairs`: ``({"source": x_s, "target": x_t}, y_s)``. The
+encoder runs once on the joint batch; the label head sees the source half; the
+alignment method (DANN, CDAN, DeepCORAL, MMD, or none) adds its loss. Logs come from
+metric trackers, and the loss used for gradients is divided by the number of replicas,
+so logs and updates are the same with or without a `tf.distribute` strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keras_transfer._backend import keras, tf
+from keras_transfer.adaptation.encoders import make_encoder
+from keras_transfer.adaptation.methods import (
+    AlignmentMethod,
+    DomainAdversarial,
+    get_alignment_method,
+)
+
+ops = keras.ops
+_TRAIN_KEYS = (
+    "loss",
+    "source_loss",
+    "source_accuracy",
+    "domain_loss",
+    "domain_accuracy",
+)
+
+
+def _split_pair(x):
+    if isinstance(x, dict) and set(x) == {"source", "target"}:
+        return x["source"], x["target"]
+    raise ValueError(
+        "Expected training batches like ({'source': x_s, 'target': x_t}, y_s), as made "
+        "by keras_transfer.data.domain_pairs(source_ds, target_ds, batch_size). "
+        f"Received: x of type {type(x).__name__}"
+        + (f" with keys {sorted(x)}" if isinstance(x, dict) else "")
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class DomainAdaptationModel(keras.Model):
+    """Encoder + label head (+ an alignment method), trained with ``model.fit``.
+
+    Args:
+        encoder: keras.Model, keras Layer, `LoadedBackbone` or backbone spec string.
+            Maps inputs to features; 4-D/3-D outputs are pooled. See
+            `keras_transfer.adaptation.make_encoder`.
+        num_classes: int or None. Number of classes of the default linear head.
+            Required unless ``classifier`` is given.
+        classifier: keras Layer or None. Maps features to class LOGITS.
+            Defaults to ``Dense(num_classes)``.
+        method: str, `AlignmentMethod` or None. ``"dann"``, ``"cdan"``, ``"coral"``,
+            ``"mmd"``, ``"source_only"``/None, or an instance. Defaults to "dann".
+        method_kwargs: dict or None. Constructor arguments when ``method`` is a name.
+        input_shape: tuple or None. Input shape when the encoder has none.
+        unfreeze_depth: int, "all", 0 or None. Encoder trainable policy
+            (`keras_transfer.freezing.set_trainable`). None keeps it. Defaults to None.
+        train_batchnorm: bool. Whether unfrozen BatchNorm layers train. Defaults to
+            False.
+        **kwargs: `keras.Model` keyword arguments (``name``...).
+
+    Raises:
+        ValueError: For a missing ``num_classes``/``classifier`` or a bad method.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.adaptation import DomainAdaptationModel
+    from keras_transfer.data.pairs import domain_pairs
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, 32)
+    xt = rng.normal(size=(32, 4)).astype("float32") + 1.0
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    model = DomainAdaptationModel(encoder, num_classes=2, method="coral")
+    model.compile(optimizer="adam")
+    history = model.fit(domain_pairs((xs, ys), xt, batch_size=16), epochs=1, verbose=0)
+    assert set(history.history) >= {"loss", "source_accuracy", "domain_loss"}
+    ```
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        num_classes: int | None = None,
+        *,
+        classifier: Any = None,
+        method: Any = "dann",
+        method_kwargs: dict | None = None,
+        input_shape: Sequence[int] | None = None,
+        unfreeze_depth: int | str | None = None,
+        train_batchnorm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if classifier is None:
+            if not isinstance(num_classes, int) or num_classes < 2:
+                raise ValueError(
+                    "Expected num_classes to be an int >= 2 (or a classifier layer). "
+                    f"Received: num_classes={num_classes!r}"
+                )
+            classifier = keras.layers.Dense(num_classes, name="classifier")
+        self.num_classes = num_classes
+        self.encoder = make_encoder(
+            encoder,
+            input_shape=None if input_shape is None else tuple(input_shape),
+            unfreeze_depth=unfreeze_depth,
+            train_batchnorm=train_batchnorm,
+        )
+        self.classifier = classifier
+        self.method = get_alignment_method(method, **(method_kwargs or {}))
+        feature_shape = tuple(self.encoder.outputs[0].shape)
+        if not self.classifier.built:
+            self.classifier.build(feature_shape)
+        logits_shape = tuple(self.classifier.compute_output_shape(feature_shape))
+        if self.method is not None and not self.method.built:
+            self.method.build(
+                (feature_shape, logits_shape)
+                if _needs_logits(self.method)
+                else feature_shape
+            )
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in (*_TRAIN_KEYS, "accuracy")
+        }
+        self.built = True
+
+    # ----------------------------------------------------------------- forward
+    def call(self, inputs, training=None):
+        """Class probabilities for ``inputs`` (or for the source half of a pair)."""
+        if isinstance(inputs, dict) and "source" in inputs:
+            inputs = inputs["source"]
+        logits = self.classifier(
+            self.encoder(inputs, training=training), training=training
+        )
+        return ops.softmax(logits)
+
+    def _forward(self, xs, xt, y, sample_weight, training):
+        if self.method is None:
+            fs = self.encoder(xs, training=training)
+            ls = self.classifier(fs, training=training)
+            add = logged = accuracy = None
+        else:
+            ns = tf.shape(tf.nest.flatten(xs)[0])[0]
+            joint = tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), xs, xt)
+            features = self.encoder(joint, training=training)
+            logits = self.classifier(features, training=training)
+            fs, ft, ls, lt = features[:ns], features[ns:], logits[:ns], logits[ns:]
+            add, logged, accuracy = self.method.alignment_loss(fs, ft, ls, lt, training)
+        y = ops.reshape(ops.cast(y, "int32"), (-1,))
+        ce = ops.sparse_categorical_crossentropy(y, ls, from_logits=True)
+        if sample_weight is not None:
+            ce = ce * ops.reshape(ops.cast(sample_weight, ce.dtype), (-1,))
+        source_loss = ops.mean(ce)
+        total = source_loss if add is None else source_loss + ops.cast(add, ce.dtype)
+        if self.losses:
+            total = total + ops.cast(ops.sum(self.losses), total.dtype)
+        correct = ops.cast(ops.equal(ops.argmax(ls, axis=-1), y), "float32")
+        return total, source_loss, correct, logged, accuracy
+
+    # ------------------------------------------------------------ train / test
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        xs, xt = _split_pair(x)
+        if y is None:
+            raise ValueError("Expected labels for the source domain. Received: y=None")
+        with tf.GradientTape() as tape:
+            total, source_loss, correct, logged, accuracy = self._forward(
+                xs, xt, y, sample_weight, training=True
+            )
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / tf.cast(replicas, total.dtype)
+            if hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_train_trackers(
+            total, source_loss, correct, logged, accuracy
+        )
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "Expected labelled data (x, y) to evaluate. Received: y=None"
+            )
+        if isinstance(x, dict) and set(x) == {"source", "target"}:
+            outputs = self._forward(x["source"], x["target"], y, sample_weight, False)
+            return self._update_train_trackers(*outputs)
+        probs = self(x, training=False)
+        y = ops.reshape(ops.cast(y, "int32"), (-1,))
+        ce = ops.sparse_categorical_crossentropy(y, probs)
+        if sample_weight is not None:
+            ce = ce * ops.reshape(ops.cast(sample_weight, ce.dtype), (-1,))
+        self._trackers["loss"].update_state(ops.mean(ce))
+        correct = ops.cast(ops.equal(ops.argmax(probs, axis=-1), y), "float32")
+        self._trackers["accuracy"].update_state(correct)
+        return {k: self._trackers[k].result() for k in ("loss", "accuracy")}
+
+    def _update_train_trackers(self, total, source_loss, correct, logged, accuracy):
+        t = self._trackers
+        t["loss"].update_state(total)
+        t["source_loss"].update_state(source_loss)
+        t["source_accuracy"].update_state(correct)
+        keys = ["loss", "source_loss", "source_accuracy"]
+        if logged is not None:
+            t["domain_loss"].update_state(logged)
+            keys.append("domain_loss")
+        if accuracy is not None:
+            t["domain_accuracy"].update_state(accuracy)
+            keys.append("domain_accuracy")
+        return {k: t[k].result() for k in keys}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compile(self, optimizer="adam", **kwargs: Any) -> None:
+        """Compiles with an optimizer; losses and metrics are built in.
+
+        Raises:
+            ValueError: If ``loss`` or ``metrics`` are passed.
+        """
+        for key in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(key) is not None:
+                raise ValueError(
+                    "DomainAdaptationModel computes its own losses and metrics; do "
+                    f"not pass {key}=. Received: {key}={kwargs[key]!r}"
+                )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Re-compiles a loaded model (optimizer state is restored by Keras)."""
+        config = keras.saving.deserialize_keras_object(config)
+        config = {k: v for k, v in config.items() if v is not None}
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def lambda_(self) -> float | None:
+        """The alignment method's ``lambda_`` (None for source-only)."""
+        return None if self.method is None else self.method.lambda_
+
+    @lambda_.setter
+    def lambda_(self, value: float) -> None:
+        if self.method is None:
+            raise ValueError("A source-only model has no lambda_ to set.")
+        self.method.lambda_ = value
+
+    def features(self, x, batch_size: int = 256):
+        """Encoder features of ``x`` as a NumPy array."""
+        return self.encoder.predict(x, batch_size=batch_size, verbose=0)
+
+    def inference_model(self, name: str | None = None) -> keras.Model:
+        """Encoder + label head + softmax, with no GRL or discriminator.
+
+        The returned functional model shares weights with this one and is ready for
+        ``predict``, ``.keras`` saving and ``export``.
+
+        Args:
+            name: str or None. Model name. Defaults to ``"<name>_inference"``.
+
+        Returns:
+            A `keras.Model` mapping inputs to class probabilities.
+        """
+        inputs = [
+            keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype)
+            for t in self.encoder.inputs
+        ]
+        inputs = inputs[0] if len(inputs) == 1 else inputs
+        logits = self.classifier(self.encoder(inputs))
+        probs = keras.layers.Activation("softmax", name="probabilities")(logits)
+        return keras.Model(inputs, probs, name=name or f"{self.name}_inference")
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "num_classes": self.num_classes,
+                "classifier": keras.saving.serialize_keras_object(self.classifier),
+                "method": None
+                if self.method is None
+                else keras.saving.serialize_keras_object(self.method),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        config = dict(config)
+        for key in ("encoder", "classifier", "method"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _needs_logits(method: AlignmentMethod) -> bool:
+    from keras_transfer.adaptation.methods import ConditionalDomainAdversarial
+
+    return isinstance(method, ConditionalDomainAdversarial)
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class DANN(DomainAdaptationModel):
+    """Domain-Adversarial Neural Network (Ganin et al. 2016) for ``model.fit``.
+
+    Encoder → label head, and encoder → `GradientReversal` → domain discriminator.
+    Schedule λ with `DomainLambdaScheduler` (``2/(1+exp(-10p)) - 1``) and, optionally,
+    anneal the learning rate with `DANNLearningRateSchedule`. Use `inference_model()`
+    for prediction and export.
+
+    Args:
+        encoder: See `DomainAdaptationModel`.
+        num_classes: int or None. See `DomainAdaptationModel`.
+        discriminator_units: sequence of int. Hidden sizes of the discriminator.
+            Defaults to ``(64,)``.
+        discriminator_dropout: float. Discriminator dropout. Defaults to 0.0.
+        lambda_: float. Initial λ (a scheduler overrides it). Defaults to 1.0.
+        **kwargs: Other `DomainAdaptationModel` arguments.
+
+    Examples:
+    ```python
+    from keras_transfer._backend import keras
+    from keras_transfer.adaptation import DANN
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    dann = DANN(encoder, num_classes=3)
+    assert dann.inference_model().output_shape == (None, 3)
+    ```
+
+    References:
+        Ganin et al. 2016, "Domain-Adversarial Training of Neural Networks", JMLR.
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        num_classes: int | None = None,
+        *,
+        discriminator_units: Sequence[int] = (64,),
+        discriminator_dropout: float = 0.0,
+        lambda_: float = 1.0,
+        method: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if method is None:
+            method = DomainAdversarial(
+                hidden_units=discriminator_units,
+                dropout=discriminator_dropout,
+                lambda_=lambda_,
+                name="domain_adversarial",
+            )
+        elif not isinstance(method, DomainAdversarial):
+            raise ValueError(
+                f"DANN uses a DomainAdversarial method. Received: method={method!r}"
+            )
+        kwargs.pop("method_kwargs", None)
+        super().__init__(encoder, num_classes, method=method, **kwargs)

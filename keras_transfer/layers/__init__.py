@@ -1,0 +1,5 @@
+"""Reusable Keras layers of keras-transfer (one class per module)."""
+
+from keras_transfer.layers.gradient_reversal import GradientReversal
+
+__all__ = ["GradientReversal"]
