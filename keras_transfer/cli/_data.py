@@ -111,17 +111,22 @@ def _builtin(source: str, size: int, seed: int):
 
 def _read_folder(path: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from keras_transfer._backend import keras
+    from keras_transfer.progress import Progress
 
     classes = _folder_classes(path, "data.source")
+    files = [
+        (label, file)
+        for label, name in enumerate(classes)
+        for file in sorted(Path(path, name).rglob("*"))
+        if file.suffix.lower() in IMAGE_EXTS
+    ]
     xs, ys = [], []
-    for label, name in enumerate(classes):
-        for file in sorted(Path(path, name).rglob("*")):
-            if file.suffix.lower() in IMAGE_EXTS:
-                img = keras.utils.load_img(
-                    file, target_size=(size, size), color_mode="rgb"
-                )
-                xs.append(np.asarray(img, dtype="uint8"))
-                ys.append(label)
+    with Progress(len(files), f"reading {path}", min_interval=2.0) as bar:
+        for label, file in files:
+            img = keras.utils.load_img(file, target_size=(size, size))
+            xs.append(np.asarray(img, dtype="uint8"))
+            ys.append(label)
+            bar.update()
     if not xs:
         raise ConfigError(f"No images ({', '.join(IMAGE_EXTS)}) found under {path!r}.")
     return np.stack(xs), np.asarray(ys, "int32"), classes
