@@ -77,9 +77,16 @@ def main(argv=None) -> int:
     model, train = build(args, keras, strategy, x, y, dataset)
 
     epochs_run: list[int] = []
-    callbacks = [
-        keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, _: epochs_run.append(e))
-    ]
+    epoch_seconds: list[float] = []
+
+    def begin(epoch, logs):
+        epochs_run.append(epoch)
+        epoch_seconds.append(time.perf_counter())
+
+    def end(epoch, logs):
+        epoch_seconds[-1] = time.perf_counter() - epoch_seconds[-1]
+
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)]
     backup = backup_callback(args.backup_dir)
     if backup is not None:
         callbacks.insert(0, backup)
@@ -99,14 +106,16 @@ def main(argv=None) -> int:
         train, epochs=args.epochs, callbacks=callbacks, verbose=0, shuffle=False
     )
     seconds = time.perf_counter() - start
-    steps = (n // args.batch_size) * len(epochs_run)
+    examples_per_epoch = (n // args.batch_size) * args.batch_size
     result = {
         "epochs_run": epochs_run,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "replicas": strategy.num_replicas_in_sync,
         "strategy": type(strategy).__name__,
         "seconds": seconds,
-        "examples_per_s": steps * args.batch_size / seconds,
+        "epoch_seconds": epoch_seconds,
+        # Throughput of the last epoch (the first one includes tracing).
+        "examples_per_s": examples_per_epoch / epoch_seconds[-1],
     }
     np.savez(
         os.path.join(args.out, f"weights_{args.index}.npz"),
