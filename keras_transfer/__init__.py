@@ -34,6 +34,10 @@ _EXPORTS: dict[str, str] = {
     "register_backbone_loader": "keras_transfer.backbones",
     "set_trainable": "keras_transfer.freezing",
     "trainable_summary": "keras_transfer.freezing",
+    "get_strategy": "keras_transfer.distribute",
+    "maybe_distribute": "keras_transfer.distribute",
+    "TransferHyperModel": "keras_transfer.tuning",
+    "make_tuner": "keras_transfer.tuning",
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
@@ -52,6 +56,8 @@ _SUBMODULES = {
     "freezing",
     "heads",
     "layers",
+    "distribute",
+    "tuning",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
