@@ -202,7 +202,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     base = results["methods"].get("source_only", {}).get("seconds_per_epoch")
-    for name, row in results["methods"].items():
+    for row in results["methods"].values():
         if base:
             row["time_ratio_vs_source_only"] = row["seconds_per_epoch"] / base
     if args.adapt_path:
