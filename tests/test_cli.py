@@ -103,6 +103,7 @@ def test_config_template_and_check(tmp_path, capsys):
         ({"data": {"source": "/no/such/dir"}}, "Data path not found: data.source"),
         ({"model": {"num_classes": 3}}, "model.num_classes=3 does not match"),
         ({"model": {"head": "cnn"}}, "model.head: expected one of"),
+        ({"data": {"image_size": 4}}, "data.image_size: expected an int >= 8"),
     ],
 )
 def test_bad_train_configs_fail_without_run_dir(tmp_path, capsys, change, message):
@@ -195,6 +196,16 @@ def test_train_on_image_folder_and_npz(tmp_path, tiny_backbone, image_folder):
     assert main(["train", _write(tmp_path / "f.yaml", cfg), "--quiet"]) == 0
     classes = json.loads((tmp_path / "runs" / "r" / "classes.json").read_text())
     assert classes == ["cat", "dog", "owl"]
+    evaluate = ["evaluate", "--set", f"model_path={tmp_path}/runs/r/model.keras"]
+    evaluate += [
+        "--set",
+        f"data.source={image_folder}",
+        "--set",
+        f"data.image_size={SIZE}",
+    ]
+    assert main([*evaluate, "--set", f"output={tmp_path}/ev"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert sum(v["support"] for v in metrics["per_class"].values()) == 18  # all images
 
     rng = np.random.default_rng(0)
     npz = tmp_path / "d.npz"

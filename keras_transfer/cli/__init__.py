@@ -9,6 +9,7 @@ subcommand that needs it, so `keras-transfer --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -310,8 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunExistsError as err:
         print(f"keras-transfer {args.command}: {err}", file=sys.stderr)
         return 3
-    except ImportError as err:
-        print(f"keras-transfer {args.command}: not available: {err}", file=sys.stderr)
+    except (ImportError, ValueError, OSError) as err:
+        if os.environ.get("KERAS_TRANSFER_DEBUG"):
+            raise
+        print(
+            f"keras-transfer {args.command}: error: {err}\n"
+            "(set KERAS_TRANSFER_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_transfer.cli._data import check_num_classes, inspect_source, load_labelled
+from keras_transfer.cli._data import (
+    check_data_config,
+    check_num_classes,
+    inspect_source,
+    load_labelled,
+)
 from keras_transfer.cli._train import (
     classification_section,
     load_backbone_from_config,
@@ -21,6 +26,8 @@ from keras_transfer.runs import RunDir
 
 
 def _check(cfg: AdaptConfig) -> list[str]:
+    check_data_config(cfg.source, "source")
+    check_data_config(cfg.target, "target")
     names = inspect_source(cfg.source.source, "source.source")
     target_names = inspect_source(cfg.target.source, "target.source")
     if target_names != names:

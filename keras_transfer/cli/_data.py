@@ -185,6 +185,44 @@ def _read(source: str, cfg: DataConfig):
         return (*_split(npz["x"], npz["y"], cfg.validation_split, cfg.seed), names)
 
 
+def check_data_config(cfg: DataConfig, prefix: str = "data") -> None:
+    """Checks the numeric fields of a `DataConfig` (no data is read).
+
+    Raises:
+        ConfigError: a field out of range, named with `prefix`.
+    """
+    rules = (
+        ("image_size", cfg.image_size >= 8, "an int >= 8"),
+        ("batch_size", cfg.batch_size >= 1, "an int >= 1"),
+        ("validation_split", 0.0 <= cfg.validation_split < 1.0, "a float in [0, 1)"),
+        ("limit", cfg.limit is None or cfg.limit >= 1, "an int >= 1 or null"),
+    )
+    for name, ok, accepted in rules:
+        if not ok:
+            raise ConfigError(
+                f"Invalid value for {prefix}.{name}: expected {accepted}. "
+                f"Received: {prefix}.{name}={getattr(cfg, name)!r}"
+            )
+    inspect_source(cfg.source, f"{prefix}.source")
+    if cfg.validation_source:
+        inspect_source(cfg.validation_source, f"{prefix}.validation_source")
+
+
+def evaluation_arrays(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Returns the examples to evaluate on: the test split where the source has one
+    (built-in domains, .npz with x_test, `validation_source`), else every example."""
+    data = load_labelled(cfg)
+    has_test = cfg.source in BUILTIN or bool(cfg.validation_source)
+    if not has_test and cfg.source.endswith(".npz"):
+        with np.load(cfg.source, allow_pickle=False) as npz:
+            has_test = "x_test" in npz
+    if has_test:
+        return data.x_val, data.y_val, data.class_names
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    return x, y, data.class_names
+
+
 def load_labelled(cfg: DataConfig) -> LabelledData:
     """Reads the source (and `validation_source`) of `cfg` into arrays.
 

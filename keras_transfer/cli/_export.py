@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_transfer.cli._data import inspect_source, load_labelled
+from keras_transfer.cli._data import check_data_config, load_labelled
 from keras_transfer.config import ConfigError, ExportConfig
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -29,7 +29,7 @@ def _check(cfg: ExportConfig) -> list[str]:
             "SavedModel export is float32 only; set quantization: [float32] or "
             f"format: tflite. Received: quantization={cfg.quantization!r}"
         )
-    inspect_source(cfg.representative.source, "representative.source")
+    check_data_config(cfg.representative, "representative")
     return quants
 
 

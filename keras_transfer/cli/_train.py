@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.cli._data import (
+    check_data_config,
     check_num_classes,
+    evaluation_arrays,
     inspect_source,
     load_labelled,
     read_images,
@@ -109,6 +111,7 @@ def classification_section(
 
 
 def _check_train_config(cfg: TrainConfig) -> list[str]:
+    check_data_config(cfg.data)
     names = inspect_source(cfg.data.source)
     check_num_classes(cfg.model.num_classes, names, "data.source")
     for key in ("epochs", "fine_tune_epochs"):
@@ -233,11 +236,15 @@ def load_model(path: str) -> Any:
 
 
 def run_evaluate(cfg: EvaluateConfig) -> dict:
-    """Evaluates a saved model on the validation part of `cfg.data`; writes a report.
+    """Evaluates a saved model on `cfg.data`; writes a report.
+
+    Uses the test split where the source has one (built-in domains, a `.npz` with
+    `x_test`, `data.validation_source`), else every example of the source.
 
     Returns:
         The metrics dict (also written to `<output>/metrics.json`).
     """
+    check_data_config(cfg.data)
     names = inspect_source(cfg.data.source)
     if not os.path.isfile(cfg.model_path):
         raise ConfigError(f"Model file not found: model_path={cfg.model_path!r}.")
@@ -246,10 +253,10 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
     model = load_model(cfg.model_path)
     classes = model.output_shape[-1]
     check_num_classes(classes, names, "data.source")
-    data = load_labelled(cfg.data)
+    x, y, _ = evaluation_arrays(cfg.data)
     out = _output_dir(cfg.model_path, cfg.output, "eval")
     report = reports.Report(f"keras-transfer evaluate: {cfg.model_path}", out)
-    metrics = classification_section(report, model, data.x_val, data.y_val, names)
+    metrics = classification_section(report, model, x, y, names)
     report.save()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keras_transfer.cli._data import check_num_classes, inspect_source, load_labelled
+from keras_transfer.cli._data import (
+    check_data_config,
+    check_num_classes,
+    inspect_source,
+    load_labelled,
+)
 from keras_transfer.cli._train import classification_section, load_backbone_from_config
 from keras_transfer.config import ConfigError, TuneConfig, to_dict
 from keras_transfer.runs import RunDir
@@ -23,6 +28,7 @@ def _choices(name: str, values: list, kind: type | tuple) -> list:
 
 
 def _check(cfg: TuneConfig) -> list[str]:
+    check_data_config(cfg.data)
     names = inspect_source(cfg.data.source)
     check_num_classes(cfg.model.num_classes, names, "data.source")
     t = cfg.tuning
