@@ -56,13 +56,20 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> Path:
+def plot_history(
+    history: dict,
+    path: str | os.PathLike,
+    title: str = "",
+    marks: dict[str, float] | None = None,
+) -> Path:
     """Plots training curves: one panel per metric, train and `val_` together.
 
     Args:
         history: dict. `{metric: [value per epoch]}`, e.g. `History.history`.
         path: str or PathLike. PNG file to write.
         title: str. Figure title.
+        marks: dict or None. `{label: epoch}` vertical lines, e.g. where the backbone
+            was unfrozen (`{"unfreeze": 3.5}`).
 
     Returns:
         The PNG path.
@@ -77,6 +84,17 @@ def plot_history(history: dict, path: str | os.PathLike, title: str = "") -> Pat
             if k in history and len(history[k]):
                 epochs = np.arange(1, len(history[k]) + 1)
                 ax.plot(epochs, history[k], style, label=k, markersize=3)
+        for label, epoch in (marks or {}).items():
+            ax.axvline(epoch, color="grey", ls=":", lw=1)
+            ax.annotate(
+                label,
+                (epoch, 1),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                color="grey",
+                va="top",
+                ha="left",
+            )
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend(fontsize=8)

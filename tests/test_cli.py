@@ -78,6 +78,21 @@ def test_help_is_fast_and_imports_no_tensorflow():
         assert word in out.stdout
 
 
+@pytest.mark.parametrize("kind", ["train", "adapt", "tune", "export"])
+def test_subcommand_help_lists_config_fields(kind, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([kind, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Config fields (--set PATH=VALUE):" in out and "Example:" in out
+    assert {
+        "train": "training.learning_rate",
+        "adapt": "adaptation.lambda_max",
+        "tune": "tuning.unfreeze_depths",
+        "export": "quantization",
+    }[kind] in out
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out

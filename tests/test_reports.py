@@ -29,6 +29,7 @@ def test_every_plot_writes_a_png(tmp_path):
         reports.plot_history(
             {"loss": [1, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.3, 0.6]},
             tmp_path / "h.png",
+            marks={"unfreeze": 1.5},
         ),
         reports.plot_confusion_matrix(y, y[::-1], ["a", "b", "c"], tmp_path / "cm.png"),
         reports.plot_per_class(metrics, tmp_path / "pc.png"),

@@ -51,6 +51,48 @@ _CONFIG_COMMANDS = {
 }
 
 
+_EXAMPLES = {
+    "train": "keras-transfer train train.yaml --name first --set training.epochs=5",
+    "adapt": "keras-transfer adapt --set adaptation.method=dann --set model.backbone="
+    "my_encoder.keras",
+    "tune": "keras-transfer tune tune.yaml --set tuning.max_trials=8",
+    "evaluate": "keras-transfer evaluate --set model_path=runs/first/model.keras",
+    "export": "keras-transfer export --set model_path=runs/first/model.keras "
+    "--set 'quantization=[float32, int8]'",
+    "predict": "keras-transfer predict --set model_path=runs/first/model.keras "
+    "--set inputs=photos/ --set top_k=3",
+}
+
+
+def _fields_epilog(kind: str) -> str:
+    """Lists the config fields of `kind` with their help (from the dataclasses)."""
+    import dataclasses
+    import json
+    import textwrap
+
+    from keras_transfer.config import TEMPLATES
+
+    lines = [f"Example:\n  {_EXAMPLES[kind]}", "", "Config fields (--set PATH=VALUE):"]
+
+    def walk(obj, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+                continue
+            text = f.metadata.get("help", "")
+            if "choices" in f.metadata:
+                text += f" One of: {', '.join(map(str, f.metadata['choices']))}."
+            text += f" Default: {json.dumps(value)}."
+            head = f"  {prefix}{f.name}"
+            body = textwrap.wrap(text, 86 - 34)
+            lines.append(f"{head:<34}{body[0] if body else ''}")
+            lines.extend(" " * 34 + more for more in body[1:])
+
+    walk(TEMPLATES[kind](), "")
+    return "\n".join(lines)
+
+
 def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument(
         "config",
@@ -108,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-export", action="store_true", help="Skip TFLite export.")
     demo.add_argument("--quiet", action="store_true", help="No progress lines.")
     for kind, text in _CONFIG_COMMANDS.items():
-        p = sub.add_parser(kind, help=text, description=text)
+        p = sub.add_parser(
+            kind,
+            help=text,
+            description=text,
+            epilog=_fields_epilog(kind),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _add_config_args(p, kind)
     sub.add_parser(
         "backbones",

@@ -207,7 +207,12 @@ def run_train(
         report = reports.Report(f"keras-transfer train: {cfg.name}", run.report_dir)
         report.add_text(f"Backbone {cfg.model.backbone}; data {cfg.data.source}.")
         report.add_heading("Training curves")
-        curves = reports.plot_history(hist, run.report_dir / "training_curves.png")
+        marks = {}
+        if cfg.training.fine_tune_epochs and cfg.training.epochs:
+            marks["unfreeze"] = cfg.training.epochs + 0.5
+        curves = reports.plot_history(
+            hist, run.report_dir / "training_curves.png", marks=marks
+        )
         report.add_figure(curves, "Loss and metrics per epoch")
         metrics = classification_section(
             report, model, data.x_val, data.y_val, data.class_names
