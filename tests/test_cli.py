@@ -201,6 +201,10 @@ def test_evaluate_and_predict(trained_run, tmp_path, capsys, image_folder):
     preds = json.loads(out.read_text())
     assert len(preds) == 18 and len(preds[0]["predictions"]) == 2
     assert preds[0]["predictions"][0]["class"] in [str(i) for i in range(10)]
+    csv_out = tmp_path / "pred.csv"
+    assert main([*args, "--set", f"output={csv_out}"]) == 0
+    rows = csv_out.read_text().splitlines()
+    assert rows[0] == "input,rank,class,probability" and len(rows) == 1 + 18 * 2
     assert main([*args, "--set", "inputs=/no/such"]) == 2
     assert "Inputs not found" in capsys.readouterr().err
 

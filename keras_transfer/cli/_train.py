@@ -12,6 +12,7 @@ from keras_transfer.cli import run_train
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -316,13 +317,14 @@ def run_predict(cfg: PredictConfig) -> list[dict]:
         out = Path(cfg.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".csv":
-            lines = ["input,class,probability"]
-            lines += [
-                f"{r['input']},{r['predictions'][0]['class']},"
-                f"{r['predictions'][0]['probability']:.6f}"
-                for r in results
-            ]
-            out.write_text("\n".join(lines) + "\n")
+            with open(out, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["input", "rank", "class", "probability"])
+                for r in results:
+                    for rank, p in enumerate(r["predictions"], 1):
+                        writer.writerow(
+                            [r["input"], rank, p["class"], f"{p['probability']:.6f}"]
+                        )
         else:
             out.write_text(json.dumps(results, indent=2))
     return results
