@@ -1,0 +1,235 @@
+"""`build_text_classifier`: raw strings in, class probabilities out (KerasHub)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_transfer._backend import keras
+from keras_transfer.text.encoder import TextEncoder
+
+
+def load_text_backbone(spec: Any, *, sequence_length: int = 128):
+    """Loads a text backbone and its preprocessor for `TextEncoder`.
+
+    Args:
+        spec: str or LoadedBackbone. `"minilm"`, `"keras_hub:<preset or dir>"`, any
+            spec `keras_transfer.load_backbone` accepts that gives a text backbone, or a
+            `LoadedBackbone` with a preprocessor.
+        sequence_length: int. Tokens per string (longer strings are truncated).
+            Defaults to 128.
+
+    Returns:
+        `(backbone, preprocessor)`.
+
+    Raises:
+        ValueError: the spec is not a text backbone or has no preprocessor.
+        MissingExtraError: `"minilm"` without its weights package.
+    """
+    from keras_transfer.backbones import LoadedBackbone, load_backbone
+    from keras_transfer.text.minilm import register_minilm
+
+    if not isinstance(sequence_length, int) or sequence_length < 2:
+        raise ValueError(
+            "Expected sequence_length to be an int >= 2. "
+            f"Received: sequence_length={sequence_length!r}"
+        )
+    register_minilm()
+    if isinstance(spec, LoadedBackbone):
+        loaded = spec
+    elif isinstance(spec, str):
+        loaded = load_backbone(spec, sequence_length=sequence_length)
+    else:
+        raise ValueError(
+            "Expected a text backbone spec string (e.g. 'minilm' or "
+            "'keras_hub:<preset>') or a LoadedBackbone with a preprocessor. "
+            f"Received: {type(spec).__name__}"
+        )
+    if loaded.modality != "text" or loaded.preprocessor is None:
+        raise ValueError(
+            f"Expected a text backbone with a tokenizer/preprocessor. Received spec "
+            f"{loaded.spec!r} with modality={loaded.modality!r} and "
+            f"preprocessor={type(loaded.preprocessor).__name__}."
+        )
+    limit = getattr(loaded.model, "max_sequence_length", None)
+    if limit is not None and sequence_length > limit:
+        raise ValueError(
+            f"Expected sequence_length <= {limit}, the longest sequence the backbone "
+            f"{loaded.spec!r} has position embeddings for. "
+            f"Received: sequence_length={sequence_length}"
+        )
+    if hasattr(loaded.preprocessor, "sequence_length"):
+        loaded.preprocessor.sequence_length = sequence_length
+    return loaded.model, loaded.preprocessor
+
+
+def transformer_blocks(backbone: keras.Model) -> list:
+    """Returns the transformer blocks of a KerasHub text backbone, bottom to top."""
+    blocks = getattr(backbone, "transformer_layers", None)
+    if not blocks:
+        blocks = [
+            layer
+            for layer in backbone.layers
+            if "transformer" in layer.name and layer.weights
+        ]
+    return list(blocks)
+
+
+def set_text_trainable(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
+    """Sets which weights of a text encoder train.
+
+    Args:
+        encoder: TextEncoder.
+        unfreeze_depth: int or `"all"`. `0` freezes the whole backbone; `N` trains the
+            top N transformer blocks (embeddings and lower blocks stay frozen);
+            `"all"` trains every weight.
+
+    Raises:
+        ValueError: `unfreeze_depth` is not 0..num_blocks or `"all"`.
+    """
+    blocks = transformer_blocks(encoder.backbone)
+    if unfreeze_depth == "all":
+        encoder.backbone.trainable = True
+        return
+    if (
+        isinstance(unfreeze_depth, bool)
+        or not isinstance(unfreeze_depth, int)
+        or not 0 <= unfreeze_depth <= len(blocks)
+    ):
+        raise ValueError(
+            f"Expected unfreeze_depth to be an int in [0, {len(blocks)}] (transformer "
+            "blocks counted from the top) or 'all'. "
+            f"Received: unfreeze_depth={unfreeze_depth!r}"
+        )
+    encoder.backbone.trainable = unfreeze_depth > 0
+    for layer in encoder.backbone.layers:
+        layer.trainable = False
+    for block in blocks[len(blocks) - unfreeze_depth :]:
+        block.trainable = True
+
+
+def count_params(model: Any) -> dict[str, int]:
+    """Returns `{"trainable": n, "non_trainable": m, "total": n + m}` of `model`."""
+    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
+    frozen = sum(int(keras.ops.size(w)) for w in model.non_trainable_weights)
+    return {
+        "trainable": trainable,
+        "non_trainable": frozen,
+        "total": trainable + frozen,
+    }
+
+
+def _default_learning_rate(unfreeze_depth: Any, lora_rank: int | None) -> float:
+    if lora_rank:
+        return 1e-3
+    return 5e-3 if unfreeze_depth == 0 else 1e-4
+
+
+def build_text_classifier(
+    backbone: Any,
+    num_classes: int,
+    *,
+    sequence_length: int = 128,
+    unfreeze_depth: int | str = 0,
+    lora_rank: int | None = None,
+    pooling: str = "mean",
+    dropout: float = 0.1,
+    multi_label: bool = False,
+    learning_rate: float | None = None,
+    compile: bool = True,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a text classifier: raw strings in, class probabilities out.
+
+    Args:
+        backbone: str, LoadedBackbone or TextEncoder. `"minilm"` (offline
+            all-MiniLM-L6-v2), `"keras_hub:<preset or dir>"`, a `LoadedBackbone`, or
+            an existing `TextEncoder` (shared, e.g. with an `embed` call).
+        num_classes: int. Number of classes (>= 2 unless `multi_label`).
+        sequence_length: int. Tokens per string. Defaults to 128.
+        unfreeze_depth: int or `"all"`. Transformer blocks trained, counted from the
+            top; `0` trains only the head, `"all"` everything. Defaults to 0.
+        lora_rank: int or None. When set, freezes the backbone and adds LoRA adapters
+            of this rank (KerasHub `backbone.enable_lora`) to the attention query and
+            value projections; needs `unfreeze_depth=0`. Defaults to None.
+        pooling: str. `"mean"`, `"cls"` or `"pooled"` (see `TextEncoder`).
+            Defaults to `"mean"`.
+        dropout: float. Dropout before the head. Defaults to 0.1.
+        multi_label: bool. Sigmoid outputs and binary crossentropy. Defaults to False.
+        learning_rate: float or None. Adam learning rate; None picks 5e-3 for a
+            frozen backbone, 1e-3 with LoRA, 1e-4 when blocks are unfrozen.
+        compile: bool. Compile with Adam, (sparse) crossentropy and accuracy.
+            Defaults to True.
+        name: str or None. Model name.
+
+    Returns:
+        A `keras.Model` taking a `(batch,)` string tensor. Its layer `"text_encoder"`
+        is the `TextEncoder`; `count_params(model)` gives trainable vs total.
+
+    Raises:
+        ValueError: bad `num_classes`, `unfreeze_depth`, `lora_rank` or backbone.
+        MissingExtraError: `"minilm"` without its weights package.
+
+    Examples:
+    ```python
+    import tensorflow as tf
+    from keras_transfer.text import build_text_classifier, count_params
+    model = build_text_classifier("minilm", 2, sequence_length=32, lora_rank=4)
+    print(count_params(model))  # {'trainable': ~20k, 'total': ~22.7M, ...}
+    probs = model.predict(tf.constant(["Great pasta!", "The battery died."]))
+    ```
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise ValueError(
+            f"Expected num_classes to be an int. Received: {num_classes!r}"
+        )
+    if num_classes < (1 if multi_label else 2):
+        raise ValueError(
+            "Expected num_classes >= 2 (or >= 1 with multi_label=True). "
+            f"Received: num_classes={num_classes}"
+        )
+    if lora_rank is not None:
+        if (
+            isinstance(lora_rank, bool)
+            or not isinstance(lora_rank, int)
+            or lora_rank < 1
+        ):
+            raise ValueError(
+                f"Expected lora_rank to be None or an int >= 1. Received: {lora_rank!r}"
+            )
+        if unfreeze_depth != 0:
+            raise ValueError(
+                "LoRA trains adapters on a frozen backbone: pass unfreeze_depth=0 "
+                f"with lora_rank. Received: unfreeze_depth={unfreeze_depth!r}, "
+                f"lora_rank={lora_rank}"
+            )
+    if isinstance(backbone, TextEncoder):
+        encoder = backbone
+    else:
+        model, preprocessor = load_text_backbone(
+            backbone, sequence_length=sequence_length
+        )
+        encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
+    set_text_trainable(encoder, unfreeze_depth)
+    if lora_rank is not None:
+        encoder.backbone.enable_lora(lora_rank)
+
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    x = encoder(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    activation = "sigmoid" if multi_label else "softmax"
+    outputs = keras.layers.Dense(
+        num_classes, activation=activation, dtype="float32", name="predictions"
+    )(x)
+    model = keras.Model(inputs, outputs, name=name or "text_classifier")
+    if compile:
+        if learning_rate is None:
+            learning_rate = _default_learning_rate(unfreeze_depth, lora_rank)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="binary_crossentropy"
+            if multi_label
+            else "sparse_categorical_crossentropy",
+            metrics=["binary_accuracy" if multi_label else "accuracy"],
+        )
+    return model

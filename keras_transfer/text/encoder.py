@@ -1,0 +1,111 @@
+"""`TextEncoder`: raw strings -> one feature vector each (tokenizer + backbone)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_transfer._backend import keras
+
+POOLINGS = ("mean", "cls", "pooled")
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class TextEncoder(keras.layers.Layer):
+    """Tokenizes raw strings and encodes them with a KerasHub text backbone.
+
+    The preprocessor (tokenizer + packer) and the backbone live inside one layer, so a
+    functional model can take `dtype="string"` inputs and still be saved as `.keras`
+    and reloaded (the layer declares its output shape, so Keras never has to trace the
+    tokenizer before its vocabulary is restored).
+
+    When the backbone has no trainable weights (frozen feature extractor), it always
+    runs in inference mode (no dropout), like a frozen BatchNormalization.
+
+    Args:
+        backbone: keras.Model. A KerasHub text backbone whose outputs are a dict with
+            `"sequence_output"` (and `"pooled_output"` for `pooling="pooled"`).
+        preprocessor: keras.layers.Layer. Maps a batch of strings to the backbone's
+            inputs (`token_ids`, `padding_mask`, ...), e.g. a
+            `keras_hub.models.TextClassifierPreprocessor`.
+        pooling: str. `"mean"` (mean over non-padding tokens, as sentence-transformers
+            does), `"cls"` (the first token) or `"pooled"` (the backbone's
+            `pooled_output`). Defaults to `"mean"`.
+        normalize: bool. L2-normalize the pooled vector. Defaults to False.
+        **kwargs: Base layer arguments.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.text import TextEncoder
+    encoder = TextEncoder(backbone, preprocessor, normalize=True)
+    vectors = encoder(keras.ops.convert_to_tensor(["a sentence", "another"]))
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone: keras.Model,
+        preprocessor: keras.layers.Layer,
+        pooling: str = "mean",
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"Expected pooling to be one of {POOLINGS}. "
+                f"Received: pooling={pooling!r}"
+            )
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        if isinstance(preprocessor, dict):
+            preprocessor = keras.saving.deserialize_keras_object(preprocessor)
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.pooling = pooling
+        self.normalize = normalize
+        self.hidden_dim = int(backbone.output["sequence_output"].shape[-1])
+
+    def build(self, input_shape=None) -> None:
+        self.built = True
+
+    def encode_tokens(self, inputs: dict, training=None):
+        """Pools the backbone's outputs for already-tokenized `inputs`."""
+        if not self.backbone.trainable_weights:
+            training = False
+        outputs = self.backbone(inputs, training=training)
+        if self.pooling == "pooled":
+            pooled = outputs["pooled_output"]
+        elif self.pooling == "cls":
+            pooled = outputs["sequence_output"][:, 0, :]
+        else:
+            sequence = outputs["sequence_output"]
+            mask = keras.ops.cast(inputs["padding_mask"], sequence.dtype)[..., None]
+            total = keras.ops.sum(sequence * mask, axis=1)
+            pooled = total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1e-9)
+        if self.normalize:
+            pooled = pooled / keras.ops.maximum(
+                keras.ops.norm(pooled, axis=-1, keepdims=True), 1e-12
+            )
+        return pooled
+
+    def call(self, inputs, training=None):
+        return self.encode_tokens(self.preprocessor(inputs), training=training)
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor((inputs.shape[0], self.hidden_dim), dtype="float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.hidden_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+                "pooling": self.pooling,
+                "normalize": self.normalize,
+            }
+        )
+        return config
