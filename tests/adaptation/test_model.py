@@ -160,3 +160,27 @@ def test_errors():
         model.fit(xs, ys, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="input shape"):
         DomainAdaptationModel(keras.layers.Dense(3), 2)
+
+
+def test_loaded_backbone_encoder_with_trainable_policy():
+    from keras_transfer.backbones import LoadedBackbone
+
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, name="c1"),
+            keras.layers.Conv2D(4, 3, name="c2"),
+        ],
+        name="tiny_backbone",
+    )
+    loaded = LoadedBackbone(
+        model=backbone, preprocessor=keras.layers.Rescaling(1 / 255.0), spec="tiny"
+    )
+    model = DANN(loaded, 3, input_shape=(8, 8, 3), unfreeze_depth=1)
+    assert [w.path for w in backbone.trainable_weights] == [
+        "tiny_backbone/c2/kernel",
+        "tiny_backbone/c2/bias",
+    ]
+    assert model.encoder.output_shape == (None, 4)  # pooled features
+    x = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3)).astype("float32")
+    assert model.inference_model().predict(x, verbose=0).shape == (4, 3)
