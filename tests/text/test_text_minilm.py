@@ -54,12 +54,14 @@ def test_fine_tuning_beats_zero_shot_and_scratch():
     scratch.fit(text_dataset(data.x_train, data.y_train), epochs=2, verbose=0)
     scratch_accuracy = scratch.evaluate(test, verbose=0)[1]
 
-    model = build_text_classifier("minilm", 2, sequence_length=32)
+    model = build_text_classifier("minilm", 2, sequence_length=32, unfreeze_depth=2)
     backbone = model.get_layer("text_encoder").backbone
-    before = weights_snapshot(backbone.weights)
+    frozen = backbone.non_trainable_weights  # embeddings and blocks 0-3
+    assert len(frozen) > 40
+    before = weights_snapshot(frozen)
     model.fit(text_dataset(data.x_train, data.y_train), epochs=2, verbose=0)
     accuracy = model.evaluate(test, verbose=0)[1]
-    for x, y in zip(before, weights_snapshot(backbone.weights)):
+    for x, y in zip(before, weights_snapshot(frozen)):
         np.testing.assert_array_equal(x, y)
     assert accuracy > zero_shot_accuracy, (accuracy, zero_shot_accuracy)
     assert accuracy > scratch_accuracy + 0.1, (accuracy, scratch_accuracy)
