@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "maybe_distribute": "keras_transfer.distribute",
     "TransferHyperModel": "keras_transfer.tuning",
     "make_tuner": "keras_transfer.tuning",
+    "build_text_classifier": "keras_transfer.text",
+    "embed": "keras_transfer.text",
+    "zero_shot_classify": "keras_transfer.text",
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
@@ -58,6 +61,7 @@ _SUBMODULES = {
     "layers",
     "distribute",
     "tuning",
+    "text",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
