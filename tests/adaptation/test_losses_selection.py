@@ -71,3 +71,27 @@ def test_per_domain_accuracy_and_reports():
     assert reports["source"]["a"]["f1-score"] == 1.0
     with pytest.raises(ValueError, match="domains"):
         per_domain_accuracy(model, {})
+
+
+def test_dev_callback_logs_risk_and_works_on_plain_classifiers():
+    from keras_transfer.adaptation import (
+        DEVCallback,
+        DomainAdaptationModel,
+        deep_embedded_validation,
+    )
+    from keras_transfer.data import domain_pairs
+
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(60, 3)).astype("float32"), rng.integers(0, 2, 60)
+    xt = (rng.normal(size=(60, 3)) + 0.5).astype("float32")
+    encoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, "relu")])
+    model = DomainAdaptationModel(encoder, 2, method="mmd")
+    model.compile("adam")
+    dev = DEVCallback((xs[:30], ys[:30]), xt, every=1)
+    history = model.fit(
+        domain_pairs((xs[30:], ys[30:]), xt, 10), epochs=2, verbose=0, callbacks=[dev]
+    ).history
+    assert len(history["dev_risk"]) == 2 and np.all(np.isfinite(history["dev_risk"]))
+    assert history["dev_risk"] == dev.history
+    plain = model.inference_model()  # features = input of its last layer
+    assert np.isfinite(deep_embedded_validation(plain, (xs[:30], ys[:30]), xt))
