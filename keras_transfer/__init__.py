@@ -41,6 +41,10 @@ _EXPORTS: dict[str, str] = {
     "build_text_classifier": "keras_transfer.text",
     "embed": "keras_transfer.text",
     "zero_shot_classify": "keras_transfer.text",
+    "DANN": "keras_transfer.adaptation",
+    "DomainAdaptationModel": "keras_transfer.adaptation",
+    "GradientReversal": "keras_transfer.layers",
+    "domain_pairs": "keras_transfer.data",
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
