@@ -142,10 +142,31 @@ def tuner_memory(trials: int) -> dict:
         )  # fmt: skip
         seconds = time.perf_counter() - start
     growth = rss[-1] / rss[1] - 1 if len(rss) > 1 else 0.0
+    # Baseline: the same build + fit + clear_session loop without KerasTuner.
+    import gc
+
+    baseline: list[float] = []
+    for _ in range(trials):
+        keras.backend.clear_session()
+        gc.collect()
+        inputs = keras.Input((16, 16, 3))
+        h = keras.layers.GlobalAveragePooling2D()(backbone()(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x[:96], y[:96], validation_data=(x[96:], y[96:]), epochs=1,
+                  batch_size=16, verbose=0)  # fmt: skip
+        baseline.append(round(_rss_mb(), 1))
+
+    def slope(values: list[float]) -> float:
+        return round((values[-1] - values[1]) / max(len(values) - 2, 1), 2)
+
     return {
         "rss_mb_after_each_trial": rss,
         "growth_last_vs_trial_2": round(growth, 4),
         "flat_within_10_percent": abs(growth) <= 0.10,
+        "mb_per_trial_after_2": slope(rss),
+        "plain_keras_loop_rss_mb": baseline,
+        "plain_keras_loop_mb_per_iteration_after_2": slope(baseline),
         "seconds": round(seconds, 1),
     }
 
@@ -185,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     print("  ", memory["rss_mb_after_each_trial"])
     print(
         f"   last vs trial 2: {memory['growth_last_vs_trial_2']:+.1%} "
-        f"(flat within 10%: {memory['flat_within_10_percent']})"
+        f"(flat within 10%: {memory['flat_within_10_percent']}); "
+        f"{memory['mb_per_trial_after_2']} MB/trial vs "
+        f"{memory['plain_keras_loop_mb_per_iteration_after_2']} MB/iteration for a "
+        "plain Keras build+fit+clear_session loop"
     )
     results["gpu_mixed_precision"] = "not run: no GPU on this machine"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

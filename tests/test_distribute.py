@@ -108,6 +108,7 @@ def test_get_strategy_names_and_errors(monkeypatch):
     mirrored = get_strategy("mirrored", devices=["/cpu:0"])
     assert isinstance(mirrored, tf.distribute.MirroredStrategy)
     assert get_strategy(mirrored) is mirrored
+    assert get_strategy("mirrored", devices=["/cpu:0"]) is mirrored  # one per process
     with pytest.raises(ValueError, match="Received: strategy='nope'"):
         get_strategy("nope")
     with pytest.raises(ValueError, match="devices"):
@@ -143,6 +144,22 @@ def test_maybe_distribute_scopes():
     with pytest.raises(ValueError, match="of type int"):
         with maybe_distribute(3):
             pass
+
+
+def test_build_classifier_with_a_strategy_name_fits():
+    builders = pytest.importorskip("keras_transfer.builders")
+    # A backbone passed as a model must be created in the scope too (a spec string
+    # is loaded inside it by the builder).
+    with maybe_distribute("mirrored"):
+        inputs = keras.Input((8, 8, 3))
+        backbone = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    model = builders.build_classifier(
+        backbone, 2, unfreeze_depth="all", strategy="mirrored"
+    )
+    assert model.distribute_strategy is get_strategy("mirrored")
+    x = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+    history = model.fit(x, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_batch_size_helpers():

@@ -96,7 +96,8 @@ def get_strategy(
             find it (Cloud TPU VM). Defaults to None.
 
     Returns:
-        A ``tf.distribute.Strategy``. A ``MultiWorkerMirroredStrategy`` comes with the
+        A ``tf.distribute.Strategy``; the same instance for the same arguments
+        within a process. A ``MultiWorkerMirroredStrategy`` comes with the
         Keras fix of :mod:`keras_transfer.distribute.keras_fix` applied.
 
     Raises:
@@ -139,6 +140,19 @@ def get_strategy(
         logger.info("get_strategy('auto') chose %r because %s.", name, why)
     if name == "default":
         return tf.distribute.get_strategy()
+    key = (name, tuple(devices or ()), tpu)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _make(name, devices, tpu)
+    return _STRATEGIES[key]
+
+
+# One strategy per (name, devices, tpu) per process: a model built with
+# strategy="mirrored" must be compiled and fitted in that same strategy, and
+# MultiWorkerMirroredStrategy/TPU initialisation can only happen once.
+_STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
+
+
+def _make(name: str, devices, tpu) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(
             devices=list(devices) if devices else None
