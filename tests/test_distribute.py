@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,12 @@ def _run_workers(out: Path, args: list[str], n: int = 1, **env: str) -> list[dic
             }
         )
     return results
+
+
+def _require_dann() -> None:
+    adaptation = pytest.importorskip("keras_transfer.adaptation")
+    if not hasattr(adaptation, "DANN"):
+        pytest.skip("keras_transfer.adaptation has no DANN yet")
 
 
 def _weights(out: Path, index: int) -> list[np.ndarray]:
@@ -198,30 +205,37 @@ def test_keras_fix_guard(monkeypatch):
 
 
 @pytest.mark.large
-def test_mirrored_two_cpus_matches_one_device(tmp_path):
+@pytest.mark.parametrize("model", ["classifier", "dann"])
+def test_mirrored_two_cpus_matches_one_device(tmp_path, model):
+    if model == "dann":
+        _require_dann()
     one = tmp_path / "one"
     two = tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    [single] = _run_workers(one, ["--strategy", "default"])
-    [mirrored] = _run_workers(two, ["--strategy", "mirrored", "--logical-cpus", "2"])
+    with ThreadPoolExecutor(2) as pool:  # both processes at once
+        common = ["--model", model]
+        single_job = pool.submit(_run_workers, one, ["--strategy", "default", *common])
+        mirrored_job = pool.submit(
+            _run_workers,
+            two,
+            ["--strategy", "mirrored", "--logical-cpus", "2", *common],
+        )
+        [single], [mirrored] = single_job.result(), mirrored_job.result()
     assert single["code"] == 0, single["log"]
     assert mirrored["code"] == 0, mirrored["log"]
     assert mirrored["replicas"] == 2
     for a, b in zip(_weights(one, 0), _weights(two, 0), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(
-        single["history"]["loss"], mirrored["history"]["loss"], rtol=1e-5
-    )
+    for key, values in single["history"].items():  # losses and metric trackers
+        np.testing.assert_allclose(values, mirrored["history"][key], rtol=1e-4)
 
 
 @pytest.mark.large
 @pytest.mark.parametrize("model", ["classifier", "dann"])
 def test_two_workers_end_with_identical_weights(tmp_path, model):
     if model == "dann":
-        adaptation = pytest.importorskip("keras_transfer.adaptation")
-        if not hasattr(adaptation, "DANN"):
-            pytest.skip("keras_transfer.adaptation has no DANN yet")
+        _require_dann()
     results = _run_workers(
         tmp_path, ["--strategy", "multi_worker", "--model", model], n=2
     )
