@@ -278,3 +278,11 @@ def test_killed_worker_resumes_from_backup(tmp_path):
     assert second["epochs_run"] == [2, 3]
     assert len(second["history"]["loss"]) == 2
     assert not backup.exists()  # deleted once fit finishes
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from keras_transfer.distribute import strategy
+
+    assert doctest.testmod(strategy).failed == 0

@@ -52,6 +52,7 @@ def num_workers_from_tf_config(tf_config: str | dict | None = None) -> int:
     ```python
     >>> num_workers_from_tf_config({"cluster": {"worker": ["a:1", "b:2"]}})
     2
+
     ```
     """
     if tf_config is None:
@@ -109,6 +110,7 @@ def get_strategy(
     >>> strategy = get_strategy("default")
     >>> strategy.num_replicas_in_sync
     1
+
     ```
     """
     if isinstance(name, tf.distribute.Strategy):
@@ -197,6 +199,7 @@ def maybe_distribute(
     ...     model = keras.Sequential([keras.layers.Dense(1)])
     >>> s.num_replicas_in_sync
     1
+
     ```
     """
     if strategy is None or (isinstance(strategy, str) and strategy == "default"):
@@ -247,6 +250,7 @@ def global_batch_size(
     ```python
     >>> global_batch_size(32, "default")
     32
+
     ```
     """
     if not isinstance(per_replica, int) or per_replica < 1:
@@ -276,6 +280,7 @@ def per_replica_batch_size(
     ```python
     >>> per_replica_batch_size(64, "default")
     64
+
     ```
     """
     replicas = num_replicas(strategy)
@@ -310,6 +315,7 @@ def backup_callback(
     ```python
     >>> backup_callback(None) is None
     True
+
     ```
     """
     if backup_dir is None:
