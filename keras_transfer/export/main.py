@@ -1,0 +1,130 @@
+"""`export_main`: the function behind ``keras-transfer export MODEL.keras ...``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_transfer.export.report import ExportReport
+
+_FORMATS = ("tflite", "saved_model")
+# Modules that register keras_transfer layers, so .keras files using them load.
+_REGISTERING_MODULES = ("keras_transfer.layers", "keras_transfer.adaptation")
+
+
+def load_array_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loads ``x`` (and ``y`` when present) from a ``.npy`` or ``.npz`` file.
+
+    A ``.npz`` is read from keys ``x``/``y``, else ``x_test``/``y_test``, else
+    ``x_train``/``y_train``, else its first array.
+
+    Raises:
+        ValueError: for another suffix or an empty ``.npz``.
+    """
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if path.suffix != ".npz":
+        raise ValueError(
+            "Expected representative data as a .npy or .npz file. Received: "
+            f"{str(path)!r}"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        for x_key, y_key in (("x", "y"), ("x_test", "y_test"), ("x_train", "y_train")):
+            if x_key in data.files:
+                y = data[y_key] if y_key in data.files else None
+                return data[x_key], y
+        if not data.files:
+            raise ValueError(f"Expected arrays in {str(path)!r}. Received: none")
+        return data[data.files[0]], None
+
+
+def export_main(
+    model_path: str | os.PathLike,
+    *,
+    format: str = "tflite",  # noqa: A002 - mirrors the CLI flag --format
+    quantization: str | None = None,
+    representative: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    class_names: list[str] | None = None,
+    verify: bool = True,
+    **kwargs: Any,
+) -> ExportReport:
+    """Loads a ``.keras`` file and exports it (what the CLI ``export`` command runs).
+
+    Args:
+        model_path: str. A ``.keras`` model file.
+        format: str. ``"tflite"`` or ``"saved_model"``. Defaults to ``"tflite"``.
+        quantization: str. For TFLite: None, ``"float16"``, ``"dynamic"``, ``"int8"``.
+        representative: str. A ``.npy``/``.npz`` file of model inputs (with labels
+            in the ``.npz``, verification also reports accuracy). Used to calibrate
+            int8 and to verify.
+        output: str. Export directory. Defaults to
+            ``saved_models/<model file stem>/<format>[-<quantization>]``.
+        overwrite: bool. Replace an existing export. Defaults to False.
+        class_names: list of str. Written to the manifest. Defaults to None.
+        verify: bool. Verify before writing. Defaults to True.
+        **kwargs: passed to `export_tflite` / `export_saved_model`.
+
+    Returns:
+        ExportReport.
+
+    Raises:
+        ValueError: bad ``format``, or a quantization given for a SavedModel.
+        FileNotFoundError: ``model_path`` or ``representative`` does not exist.
+
+    Examples:
+    ```python
+    report = export_main("digits.keras", format="tflite", quantization="int8",
+                         representative="calibration.npz")
+    ```
+    """
+    from keras_transfer._backend import keras
+    from keras_transfer.export.saved_model import export_saved_model
+    from keras_transfer.export.tflite import export_tflite
+
+    if format not in _FORMATS:
+        raise ValueError(
+            f"Expected format to be one of {_FORMATS}. Received: format={format!r}"
+        )
+    if format == "saved_model" and quantization not in (None, "none", "float32"):
+        raise ValueError(
+            "SavedModel export is float32 only; quantization applies to tflite. "
+            f"Received: quantization={quantization!r}"
+        )
+    model_path = Path(model_path)
+    if not model_path.exists():
+        raise FileNotFoundError(f"No model file at {str(model_path)!r}.")
+    for name in _REGISTERING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    model = keras.saving.load_model(model_path, compile=False)
+    data = None
+    if representative is not None:
+        if not Path(representative).exists():
+            raise FileNotFoundError(f"No data file at {str(representative)!r}.")
+        x, y = load_array_file(representative)
+        data = x if y is None else (x, y)
+    if output is None:
+        leaf = "saved_model"
+        if format == "tflite":
+            leaf = f"tflite-{quantization or 'float32'}"
+        output = Path("saved_models") / model_path.stem / leaf
+    common = dict(overwrite=overwrite, class_names=class_names, verify=verify)
+    if format == "saved_model":
+        return export_saved_model(model, output, verify_data=data, **common, **kwargs)
+    return export_tflite(
+        model,
+        output,
+        quantization=quantization,
+        representative_data=data,
+        **common,
+        **kwargs,
+    )

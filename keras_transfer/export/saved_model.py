@@ -1,0 +1,175 @@
+"""SavedModel export for TF Serving, with a ``serving_default`` signature, verified."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_transfer._backend import tf
+from keras_transfer.export import _io, _verify
+from keras_transfer.export._serving import (
+    Served,
+    base_manifest,
+    prepare,
+    random_inputs,
+    training_metrics,
+    validate_class_names,
+    write_saved_model,
+)
+from keras_transfer.export.report import ExportReport
+
+
+def _verify_dir(
+    report: ExportReport,
+    served: Served,
+    directory: Path,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    repeats: int,
+) -> None:
+    loaded = tf.saved_model.load(str(directory))
+    signature = loaded.signatures["serving_default"]
+    dtype = tf.as_dtype(served.raw_dtype)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return signature(inputs=tf.constant(batch, dtype))["probabilities"].numpy()
+
+    actual = _verify.keras_predict(run, x)
+    expected = _verify.keras_predict(served.keras_predict, x)
+    _verify.compare(report, expected, actual, y)
+    one = x[:1]
+    report.latency_ms = _verify.median_latency_ms(lambda: run(one), repeats)
+    report.keras_latency_ms = _verify.median_latency_ms(
+        lambda: served.keras_predict(one), repeats
+    )
+    report.interpreter = "tf.saved_model.load"
+
+
+def _dir_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def export_saved_model(
+    model: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    include_preprocessing: bool = True,
+    preprocessor: Any = None,
+    input_shape: tuple | None = None,
+    input_dtype: str | None = None,
+    class_names: list[str] | None = None,
+    verify_data: Any = None,
+    verify: bool = True,
+    overwrite: bool = False,
+    metrics: dict[str, Any] | None = None,
+    min_agreement: float | None = None,
+    max_abs_diff: float | None = None,
+    latency_repeats: int = 20,
+) -> ExportReport:
+    """Exports the inference path of a model as a verified SavedModel.
+
+    The SavedModel has one signature, ``serving_default``, taking raw ``inputs``
+    (``input_dtype``: e.g. uint8 images, cast to float32 inside) and returning a dict
+    with ``probabilities``, ``class_ids`` and, when ``class_names`` is given,
+    ``class_names`` (strings). The directory is written to a temporary sibling,
+    reloaded and compared with Keras, then moved into place with ``manifest.json``.
+
+    Args:
+        model: keras.Model, or an object with ``inference_model()``. Training-only
+            layers (augmentation, GradientReversal) are left out.
+        path: str. Export directory. Defaults to
+            ``saved_models/<model.name>/saved_model``.
+        include_preprocessing: bool. Fold ``preprocessor`` into the signature, so it
+            takes raw inputs. Models built with ``build_classifier(...,
+            include_preprocessing=True)`` already contain theirs. Defaults to True.
+        preprocessor: keras Layer or callable mapping raw inputs to model inputs
+            (e.g. ``LoadedBackbone.preprocessor``); needs ``input_shape``. A string
+            ``input_dtype`` works when it is made of TF ops. Defaults to None.
+        input_shape: tuple. Raw input shape without batch axis. Defaults to the
+            model's.
+        input_dtype: str. Dtype of the signature input: ``"float32"``, ``"uint8"``,
+            ``"string"``... Defaults to the model's input dtype (float32).
+        class_names: list of str. Returned by the signature and written to the
+            manifest. Defaults to None.
+        verify_data: array, ``(x, y)`` or dataset. Defaults to 64 random inputs.
+        verify: bool. Reload and compare before writing. Defaults to True.
+        overwrite: bool. Replace an existing export. Defaults to False.
+        metrics: dict. Training metrics for the manifest. Defaults to the last epoch
+            of ``model.history``.
+        min_agreement: float. Top-1 agreement to reach. Defaults to 0.999.
+        max_abs_diff: float. Optional bound on the largest output difference.
+        latency_repeats: int. Timed runs for the latency numbers. Defaults to 20.
+
+    Returns:
+        ExportReport: with ``format="saved_model"``.
+
+    Raises:
+        ValueError: a never-built model, several inputs/outputs, wrong-shaped data.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ExportVerificationError: the reloaded SavedModel disagrees with Keras.
+
+    Examples:
+    ```python
+    report = export_saved_model(model, "saved_models/digits/saved_model",
+                                input_dtype="uint8", class_names=list("0123456789"))
+    served = tf.saved_model.load(report.path).signatures["serving_default"]
+    served(inputs=tf.constant(images_uint8))["class_names"]
+    ```
+    """
+    class_names = validate_class_names(class_names)
+    served = prepare(
+        model,
+        input_shape=input_shape,
+        input_dtype=input_dtype,
+        preprocessor=preprocessor,
+        include_preprocessing=include_preprocessing,
+    )
+    if path is None:
+        path = _io.default_path(served.model, "saved_model")
+    _io.check_target(path, overwrite)
+    report = ExportReport(
+        path=str(path),
+        format="saved_model",
+        quantization="float32",
+        threshold=_verify.threshold_for("float32", min_agreement),
+        stripped_layers=list(served.stripped),
+        notes=list(served.notes),
+    )
+    with _io.atomic_directory(path, overwrite) as tmp:
+        write_saved_model(served, str(tmp), class_names=class_names)
+        report.size_bytes = _dir_size(tmp)
+        if verify:
+            if verify_data is not None:
+                vx, vy = _io.sample_array(verify_data, "verify_data", served.shape)
+                report.verify_source = "verify_data"
+            else:
+                vx, vy, report.verify_source = random_inputs(served), None, "random"
+                report.notes.append(
+                    "verified on random inputs; pass verify_data for real numbers"
+                )
+            if served.raw_dtype == "uint8" and vx.dtype != np.uint8:
+                vx = np.clip(vx, 0, 255).astype("uint8")
+            _verify_dir(report, served, tmp, vx, vy, latency_repeats)
+            _verify.enforce(report, max_abs_diff)
+        spec = [None, *served.shape]
+        outputs = [{"name": "probabilities", "dtype": "float32"}]
+        outputs.append({"name": "class_ids", "shape": [None], "dtype": "int64"})
+        if class_names is not None:
+            outputs.append({"name": "class_names", "shape": [None], "dtype": "string"})
+        manifest = base_manifest(
+            served,
+            "saved_model",
+            "float32",
+            signature="serving_default",
+            inputs=[{"name": "inputs", "shape": spec, "dtype": served.raw_dtype}],
+            outputs=outputs,
+            class_names=class_names,
+            verification=report.verification_dict(),
+            training_metrics=training_metrics(model, metrics),
+        )
+        _io.write_manifest(tmp, manifest)
+    report.manifest_path = str(Path(path) / _io.MANIFEST)
+    return report

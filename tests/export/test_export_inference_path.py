@@ -1,0 +1,77 @@
+"""Only the inference path is exported: no augmentation, noise, GRL or DANN head."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from keras_transfer._backend import keras
+from keras_transfer.export import (
+    export_tflite,
+    is_training_only,
+    register_training_only_layer,
+)
+
+
+class ShakeInTraining(keras.layers.Layer):
+    """A custom training-only layer: adds noise when training."""
+
+    def call(self, x, training=None):
+        if training:
+            return x + keras.random.normal(keras.ops.shape(x))
+        return x
+
+
+def test_augmentation_noise_and_registered_layers_are_stripped(tmp_path):
+    register_training_only_layer(ShakeInTraining)
+    assert is_training_only(ShakeInTraining())
+    assert is_training_only(keras.layers.RandomRotation(0.1))
+    assert not is_training_only(keras.layers.Rescaling(0.5))
+    keras.utils.set_random_seed(0)
+    augment = keras.Sequential(
+        [keras.layers.RandomFlip(), keras.layers.RandomContrast(0.2)], name="augment"
+    )
+    inputs = keras.Input((8, 8, 3))
+    x = augment(inputs)
+    x = keras.layers.GaussianNoise(0.1, name="noise")(x)
+    x = ShakeInTraining(name="shake")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
+    data = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 3)).astype("float32")
+    report = export_tflite(model, tmp_path / "aug", verify_data=data)
+    assert sorted(report.stripped_layers) == [
+        "noise",
+        "random_contrast",
+        "random_flip",
+        "shake",
+    ]
+    assert report.top1_agreement == 1.0
+    manifest = json.loads((tmp_path / "aug" / "manifest.json").read_text())
+    assert len(manifest["stripped_layers"]) == 4
+    # The original model still has its augmentation (the clone shares weights only).
+    assert [la.name for la in model.layers][1] == "augment"
+
+
+class FakeDANN:
+    """Stands in for a DANN object: a two-output training model + inference_model()."""
+
+    def __init__(self):
+        inputs = keras.Input((6,))
+        features = keras.layers.Dense(8, activation="relu")(inputs)
+        labels = keras.layers.Dense(3, activation="softmax", name="label")(features)
+        domain = keras.layers.Dense(1, activation="sigmoid", name="domain")(features)
+        self.training_model = keras.Model(inputs, [labels, domain])
+        self._inference = keras.Model(inputs, labels)
+
+    def inference_model(self):
+        return self._inference
+
+
+def test_dann_like_object_exports_its_inference_model(tmp_path):
+    dann = FakeDANN()
+    x = np.random.default_rng(0).normal(size=(20, 6)).astype("float32")
+    report = export_tflite(dann, tmp_path / "dann", verify_data=x)
+    assert any("inference_model" in note for note in report.notes)
+    manifest = json.loads((tmp_path / "dann" / "manifest.json").read_text())
+    assert manifest["outputs"][0]["shape"] == [-1, 3]  # no domain output
