@@ -243,15 +243,29 @@ def run_demo(
     report = None
     if export:
         say("[4/4] Exporting to TFLite int8 (verified against the Keras model)")
-        from keras_transfer.export import export_tflite
+        from keras_transfer.export import ExportVerificationError, export_tflite
 
-        report = export_tflite(
-            model,
-            os.path.join(output_dir, "demo_int8"),
-            quantization="int8",
-            representative_data=x_test[:200],
-            overwrite=True,
-        )
+        representative = np.concatenate([x, x_test])[:400]
+        try:
+            report = export_tflite(
+                model,
+                os.path.join(output_dir, "demo_int8"),
+                quantization="int8",
+                representative_data=representative,
+                overwrite=True,
+            )
+        except ExportVerificationError as e:
+            # Verification refused the int8 file (nothing was written): say so and
+            # ship the dynamic-range file instead, which keeps float activations.
+            say(f"      int8 refused by verification: {e}")
+            say("      exporting dynamic-range int8 weights instead")
+            report = export_tflite(
+                model,
+                os.path.join(output_dir, "demo_dynamic"),
+                quantization="dynamic",
+                verify_data=representative,
+                overwrite=True,
+            )
         say(f"      {report}")
     return DemoResult(
         shots=shots if shots is not None else -1,
