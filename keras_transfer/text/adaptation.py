@@ -112,10 +112,13 @@ def build_text_dann(
     ```python
     from keras_transfer.datasets.text import sentiment_domains
     from keras_transfer.text.adaptation import build_text_dann, text_domain_pairs
-    source, target = sentiment_domains()
-    dann = build_text_dann("minilm", 2, sequence_length=32)
-    dann.fit(text_domain_pairs(source.x_train, source.y_train, target.x_train), epochs=1)
+    import tensorflow as tf
+    source, target = sentiment_domains(num_train=16, num_test=4)
+    dann = build_text_dann("minilm", 2, sequence_length=16)
+    pairs = text_domain_pairs(source.x_train, source.y_train, target.x_train)
+    dann.fit(pairs, epochs=1, verbose=0)
     probs = dann.inference_model().predict(tf.constant(list(target.x_test)))
+    assert probs.shape == (4, 2)
     ```
 
     References:

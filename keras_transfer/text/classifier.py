@@ -81,7 +81,8 @@ def set_text_trainable(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
         encoder: TextEncoder.
         unfreeze_depth: int or `"all"`. `0` freezes the whole backbone; `N` trains the
             top N transformer blocks (embeddings and lower blocks stay frozen);
-            `"all"` trains every weight.
+            `"all"` trains every weight, except a BERT pooler that the encoder's
+            pooling does not use (it would get no gradient).
 
     Raises:
         ValueError: `unfreeze_depth` is not 0..num_blocks or `"all"`.
@@ -89,6 +90,10 @@ def set_text_trainable(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
     blocks = transformer_blocks(encoder.backbone)
     if unfreeze_depth == "all":
         encoder.backbone.trainable = True
+        # The pooler gets no gradient unless its output is used: keep it frozen.
+        pooler = getattr(encoder.backbone, "pooled_dense", None)
+        if pooler is not None and encoder.pooling != "pooled":
+            pooler.trainable = False
         return
     if (
         isinstance(unfreeze_depth, bool)
@@ -178,8 +183,9 @@ def build_text_classifier(
     import tensorflow as tf
     from keras_transfer.text import build_text_classifier, count_params
     model = build_text_classifier("minilm", 2, sequence_length=32, lora_rank=4)
-    print(count_params(model))  # {'trainable': ~20k, 'total': ~22.7M, ...}
-    probs = model.predict(tf.constant(["Great pasta!", "The battery died."]))
+    print(count_params(model))  # trainable 228,098 of 22,936,706
+    probs = model(tf.constant(["Great pasta!", "The battery died."]))
+    assert probs.shape == (2, 2)
     ```
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):

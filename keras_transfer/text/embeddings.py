@@ -84,7 +84,8 @@ def embed(
     Examples:
     ```python
     from keras_transfer.text import embed
-    a, b, c = embed(["A cat sits.", "A kitten is sitting.", "Stock prices fell."])
+    texts = ["A cat sits.", "A kitten is sitting.", "Stock prices fell."]
+    a, b, c = embed(texts, sequence_length=32)
     assert a @ b > a @ c
     ```
     """
@@ -149,8 +150,9 @@ def zero_shot_classify(
     Examples:
     ```python
     from keras_transfer.text import zero_shot_classify
-    result = zero_shot_classify(["The striker scored twice."], ["sports", "cooking"])
-    assert result.labels == ["sports"]
+    texts = ["The striker scored twice.", "Simmer the sauce for an hour."]
+    result = zero_shot_classify(texts, ["sports", "cooking"], sequence_length=32)
+    assert result.labels == ["sports", "cooking"]
     ```
     """
     labels = _check_texts(labels, "labels")

@@ -35,10 +35,12 @@ class TextEncoder(keras.layers.Layer):
 
     Examples:
     ```python
-    import keras
-    from keras_transfer.text import TextEncoder
+    import tensorflow as tf
+    from keras_transfer.text import TextEncoder, load_text_backbone
+    backbone, preprocessor = load_text_backbone("minilm", sequence_length=32)
     encoder = TextEncoder(backbone, preprocessor, normalize=True)
-    vectors = encoder(keras.ops.convert_to_tensor(["a sentence", "another"]))
+    vectors = encoder(tf.constant(["a sentence", "another one"]))
+    assert vectors.shape == (2, 384)
     ```
     """
 

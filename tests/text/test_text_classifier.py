@@ -70,7 +70,10 @@ def test_all_counts(tiny_text_backbone):
         tiny_text_backbone, 2, unfreeze_depth="all", sequence_length=16
     )
     counts = count_params(full)
-    assert counts["trainable"] == counts["total"] and counts["non_trainable"] == 0
+    pooler = full.get_layer("text_encoder").backbone.pooled_dense
+    # Mean pooling does not use the BERT pooler: it stays frozen.
+    assert counts["non_trainable"] == pooler.count_params() > 0
+    assert counts["trainable"] == counts["total"] - pooler.count_params()
 
 
 def test_lora_counts_frozen_kernels_and_round_trip(tiny_text_backbone, tmp_path):

@@ -43,7 +43,9 @@ def test_similar_pair_beats_dissimilar_pair():
 @minilm
 @pytest.mark.large
 def test_fine_tuning_beats_zero_shot_and_scratch():
-    data = sentiment_reviews("restaurants", num_train=160, num_test=80)
+    # 200 held-out sentences: measured margins are 5-6 points (zero-shot 0.795,
+    # frozen+head 0.84-0.85 over seeds), i.e. 10+ sentences, not 1-2.
+    data = sentiment_reviews("restaurants", num_train=320, num_test=200)
     test = text_dataset(data.x_test, data.y_test, shuffle=False)
     zero_shot = zero_shot_classify(
         list(data.x_test), ["negative", "positive"], sequence_length=32
@@ -54,14 +56,12 @@ def test_fine_tuning_beats_zero_shot_and_scratch():
     scratch.fit(text_dataset(data.x_train, data.y_train), epochs=2, verbose=0)
     scratch_accuracy = scratch.evaluate(test, verbose=0)[1]
 
-    model = build_text_classifier("minilm", 2, sequence_length=32, unfreeze_depth=2)
+    model = build_text_classifier("minilm", 2, sequence_length=32)  # frozen + head
     backbone = model.get_layer("text_encoder").backbone
-    frozen = backbone.non_trainable_weights  # embeddings and blocks 0-3
-    assert len(frozen) > 40
-    before = weights_snapshot(frozen)
+    before = weights_snapshot(backbone.weights)
     model.fit(text_dataset(data.x_train, data.y_train), epochs=2, verbose=0)
     accuracy = model.evaluate(test, verbose=0)[1]
-    for x, y in zip(before, weights_snapshot(frozen)):
+    for x, y in zip(before, weights_snapshot(backbone.weights)):
         np.testing.assert_array_equal(x, y)
     assert accuracy > zero_shot_accuracy, (accuracy, zero_shot_accuracy)
     assert accuracy > scratch_accuracy + 0.1, (accuracy, scratch_accuracy)
