@@ -45,6 +45,11 @@ _EXPORTS: dict[str, str] = {
     "DomainAdaptationModel": "keras_transfer.adaptation",
     "GradientReversal": "keras_transfer.layers",
     "domain_pairs": "keras_transfer.data",
+    "ExportReport": "keras_transfer.export",
+    "export_main": "keras_transfer.export",
+    "export_saved_model": "keras_transfer.export",
+    "export_tflite": "keras_transfer.export",
+    "load_tflite": "keras_transfer.export",
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
@@ -66,6 +71,7 @@ _SUBMODULES = {
     "distribute",
     "tuning",
     "text",
+    "export",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
