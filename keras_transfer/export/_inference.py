@@ -65,7 +65,13 @@ def is_training_only(layer: Any) -> bool:
     if name in _TRAINING_ONLY_NAMES:
         return True
     # keras.layers.RandomFlip, RandomRotation, RandomZoom, RandomContrast, ...
-    return name.startswith("Random") and hasattr(keras.layers, name)
+    if name.startswith("Random") and hasattr(keras.layers, name):
+        return True
+    try:  # the augmentation stacks that keras_transfer.augment builds
+        from keras_transfer.augment import is_augmentation_layer
+    except ImportError:  # pragma: no cover - augment is part of the package
+        return False
+    return bool(is_augmentation_layer(layer))
 
 
 def _walk(layer: Any) -> list[Any]:
