@@ -55,8 +55,10 @@ __all__ = [
     "LabelAccuracy",
     "SmoothedCrossentropy",
     "build_augmentation",
+    "builder_options",
     "is_augmentation_layer",
     "mix_dataset",
+    "smoothed_loss_and_metrics",
     "strip_augmentation",
 ]
 
@@ -402,3 +404,47 @@ class LabelAccuracy(keras.metrics.MeanMetricWrapper):
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype}
+
+
+def smoothed_loss_and_metrics(
+    label_smoothing: float, multi_label: bool = False, metrics: Any = None
+) -> tuple:
+    """Loss and metrics for label smoothing and/or soft (MixUp/CutMix) labels.
+
+    Args:
+        label_smoothing: float in [0, 1).
+        multi_label: bool. Binary cross-entropy with smoothing (metrics unchanged).
+        metrics: the caller's metrics, or None for ``[LabelAccuracy()]``.
+
+    Returns:
+        ``(loss, metrics)``.
+    """
+    if multi_label:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), metrics
+    if metrics is None:
+        metrics = [LabelAccuracy(name="accuracy")]
+    return SmoothedCrossentropy(label_smoothing), metrics
+
+
+def builder_options(augmentation: Any) -> tuple:
+    """Splits a builder's ``augmentation=`` argument into what goes where.
+
+    Args:
+        augmentation: None, an ``AugmentationConfig``, a dict of its fields, or a
+            ready Keras layer (used as the in-model stack as it is).
+
+    Returns:
+        ``(layer_or_None, label_smoothing_or_None, weight_decay_or_None)``: the
+        in-model stack; the label smoothing the loss needs (0.0 when MixUp/CutMix is
+        on, so soft labels are accepted; None when nothing asks for it); the
+        weight decay (None when 0).
+    """
+    if augmentation is None:
+        return None, None, None
+    if isinstance(augmentation, keras.layers.Layer):
+        return augmentation, None, None
+    cfg = _config(augmentation, {})
+    smoothing = (
+        cfg.label_smoothing if (cfg.label_smoothing or cfg.mixes_labels) else None
+    )
+    return build_augmentation(cfg), smoothing, (cfg.weight_decay or None)

@@ -35,6 +35,7 @@ def compile_model(
     backbone_learning_rate: float | None = None,
     weight_decay: float | None = None,
     multi_label: bool = False,
+    label_smoothing: float | None = None,
     loss: Any = None,
     metrics: Any = None,
 ) -> keras.Model:
@@ -53,6 +54,10 @@ def compile_model(
             backbone's variables (a `keras.optimizers.MultiOptimizer`).
         weight_decay: float or None. Decoupled weight decay (AdamW).
         multi_label: bool. Classification with independent sigmoid outputs.
+        label_smoothing: float or None. When set (0 included), single-label
+            classification uses `augment.SmoothedCrossentropy` and
+            `augment.LabelAccuracy`, which take integer or soft (MixUp/CutMix)
+            labels; multi-label uses binary cross-entropy with this smoothing.
         loss: Overrides the default loss.
         metrics: Overrides the default metrics.
 
@@ -83,6 +88,10 @@ def compile_model(
             return backbone_opt if id(variable) in backbone_ids else head_opt
 
         optimizer = keras.optimizers.MultiOptimizer(select)
+    if task == "classification" and label_smoothing is not None and loss is None:
+        from keras_transfer.augment import smoothed_loss_and_metrics
+
+        loss, metrics = smoothed_loss_and_metrics(label_smoothing, multi_label, metrics)
     if task == "regression":
         loss = loss or "mse"
         metrics = metrics if metrics is not None else ["mae"]
@@ -110,6 +119,7 @@ def compile_model(
         "backbone_learning_rate": backbone_learning_rate,
         "weight_decay": weight_decay,
         "multi_label": multi_label,
+        "label_smoothing": label_smoothing,
         "loss": loss if isinstance(loss, str) else None,
     }
     return model
@@ -161,7 +171,10 @@ def recompile(
 
 
 def _inputs_and_features(
-    bb: LoadedBackbone, input_shape: tuple | None, include_preprocessing: bool
+    bb: LoadedBackbone,
+    input_shape: tuple | None,
+    include_preprocessing: bool,
+    augmentation: Any = None,
 ) -> tuple[Any, Any]:
     if bb.modality == "text":
         inputs = {
@@ -176,7 +189,7 @@ def _inputs_and_features(
             "input_shape=..., e.g. input_shape=(224, 224, 3)."
         )
     inputs = keras.Input(shape=shape, name="inputs")
-    x = inputs
+    x = inputs if augmentation is None else augmentation(inputs)
     if include_preprocessing and bb.preprocessor is not None:
         x = bb.preprocessor(x)
     return inputs, bb.model(x)
@@ -196,12 +209,15 @@ def _build(
     strategy: Any,
     name: str | None,
     backbone_kwargs: dict,
+    augmentation: Any = None,
 ) -> keras.Model:
     from keras_transfer.distribute import maybe_distribute
 
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
-        inputs, features = _inputs_and_features(bb, input_shape, include_preprocessing)
+        inputs, features = _inputs_and_features(
+            bb, input_shape, include_preprocessing, augmentation
+        )
         outputs = head_fn(features)
         model = keras.Model(inputs, outputs, name=name or kind)
         register_parent(bb.model, model)
@@ -228,6 +244,8 @@ def build_classifier(
     learning_rate: float = 1e-3,
     backbone_learning_rate: float | None = None,
     weight_decay: float | None = None,
+    label_smoothing: float | None = None,
+    augmentation: Any = None,
     include_preprocessing: bool = True,
     compile: bool = True,
     strategy: Any = None,
@@ -256,6 +274,13 @@ def build_classifier(
         backbone_learning_rate: float or None. A separate (usually lower) learning
             rate for the backbone (discriminative fine-tuning).
         weight_decay: float or None. Use AdamW with this decay.
+        label_smoothing: float or None. Label smoothing; see `compile_model`.
+        augmentation: `augment.AugmentationConfig`, a dict of its fields, a Keras
+            layer, or None. Image augmentation goes inside the model (identity at
+            inference; `augment.strip_augmentation` removes it for export); its
+            `label_smoothing`/`weight_decay` fill those arguments when unset, and
+            MixUp/CutMix switch the loss to one that takes soft labels (mix the
+            data with `augment.mix_dataset`).
         include_preprocessing: bool. Put the backbone's preprocessor inside the
             model, so it takes raw inputs (e.g. images in [0, 255]). Defaults to True.
         compile: bool. Compile with the defaults of `compile_model`. Defaults to True.
@@ -295,6 +320,13 @@ def build_classifier(
             pooling=pooling,
         )
 
+    from keras_transfer.augment import builder_options
+
+    aug_layer, aug_smoothing, aug_decay = builder_options(augmentation)
+    if label_smoothing is None:
+        label_smoothing = aug_smoothing
+    if weight_decay is None:
+        weight_decay = aug_decay
     return _build(
         "classifier",
         backbone,
@@ -309,11 +341,13 @@ def build_classifier(
             "backbone_learning_rate": backbone_learning_rate,
             "weight_decay": weight_decay,
             "multi_label": multi_label,
+            "label_smoothing": label_smoothing,
         },
         compile=compile,
         strategy=strategy,
         name=name,
         backbone_kwargs=backbone_kwargs,
+        augmentation=aug_layer,
     )
 
 

@@ -124,3 +124,36 @@ def test_smoothed_crossentropy_and_accuracy_take_both_label_kinds():
         acc = LabelAccuracy()
         acc.update_state(labels, p)
         assert float(acc.result()) == 0.5
+
+
+def test_build_classifier_augmentation_option():
+    from keras_transfer.builders import build_classifier, recompile
+
+    backbone = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu")]
+    )
+    model = build_classifier(
+        backbone,
+        3,
+        input_shape=(16, 16, 3),
+        augmentation={"flip": "horizontal", "mixup_alpha": 0.2, "weight_decay": 1e-4},
+    )
+    assert any(is_augmentation_layer(layer) for layer in model.layers)
+    assert isinstance(model.loss, SmoothedCrossentropy)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    x, y = _images(16), np.arange(16) % 3
+    ds = mix_dataset(
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(8), 3, mixup_alpha=0.2
+    )
+    hist = model.fit(ds, epochs=1, verbose=0)
+    assert 0 <= hist.history["accuracy"][0] <= 1
+    model.evaluate(x, y, verbose=0)  # integer labels work with the same compile
+    recompile(model, learning_rate=1e-4)
+    assert isinstance(model.loss, SmoothedCrossentropy)
+    stripped = strip_augmentation(model)
+    assert not any(is_augmentation_layer(layer) for layer in _all_layers(stripped))
+    np.testing.assert_allclose(
+        stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+    plain = build_classifier(backbone, 3, input_shape=(16, 16, 3), label_smoothing=0.1)
+    assert plain.loss.label_smoothing == 0.1
