@@ -90,7 +90,7 @@ def run_fit(config: str, args: argparse.Namespace) -> dict:
                     p.wait()
         if any(p.returncode for p in procs):
             raise RuntimeError(f"{config} failed:\n{errors[0][-2000:]}")
-        return json.loads((Path(out) / "result_0.json").read_text())
+        return json.loads((Path(out) / "result_0_classifier.json").read_text())
 
 
 def _rss_mb() -> float:

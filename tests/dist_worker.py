@@ -1,14 +1,16 @@
 """Helper process for tests/test_distribute.py and benchmarks/scale.py (not a test).
 
 Runs one tiny training job and writes its result as JSON + NPZ into ``--out``:
-``result_<index>.json`` (epochs run, history, examples/s) and ``weights_<index>.npz``.
+``result_<index>_<model>.json`` (epochs run, history, examples/s) and
+``weights_<index>_<model>.npz``.
 
 Modes:
 - ``--strategy default|mirrored|multi_worker``; ``mirrored`` with ``--logical-cpus N``
   splits the CPU into N logical devices (must happen before TensorFlow starts, which is
   why this runs in its own process). ``multi_worker`` reads ``TF_CONFIG``.
-- ``--model classifier|dann``: ``build_classifier`` on a tiny CNN backbone, or DANN
-  from ``keras_transfer.adaptation`` (when present).
+- ``--model classifier|dann|classifier,dann``: ``build_classifier`` on a tiny CNN
+  backbone and/or DANN from ``keras_transfer.adaptation``, one after the other in the
+  same process and strategy (saves a TensorFlow start-up per model).
 - ``--backup-dir`` + ``--crash-at-epoch K``: the process SIGKILLs itself at the end of
   epoch K (after ``BackupAndRestore`` saved it) unless ``--out/crashed_<index>`` exists.
 """
@@ -27,7 +29,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--strategy", default="default")
     p.add_argument("--logical-cpus", type=int, default=0)
-    p.add_argument("--model", default="classifier", choices=["classifier", "dann"])
+    p.add_argument(
+        "--model", default="classifier", help="'classifier', 'dann' or both: 'a,b'"
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16, help="global batch size")
@@ -49,7 +53,7 @@ def main(argv=None) -> int:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus
         )
-    from keras_transfer.distribute import backup_callback, get_strategy
+    from keras_transfer.distribute import get_strategy
 
     devices = None
     if args.strategy == "mirrored" and args.logical_cpus > 1:
@@ -74,7 +78,21 @@ def main(argv=None) -> int:
         ds = tf.data.Dataset.from_tensor_slices((features, labels))
         return ds.batch(args.batch_size, drop_remainder=True).with_options(options)
 
-    model, train = build(args, keras, strategy, x, y, dataset)
+    for name in args.model.split(","):
+        if name not in ("classifier", "dann"):
+            raise SystemExit(f"unknown --model {name!r}")
+        keras.utils.set_random_seed(0)
+        train_one(args, name, keras, strategy, x, y, dataset)
+    return 0
+
+
+def train_one(args, name, keras, strategy, x, y, dataset) -> None:
+    """Builds, fits and saves one model; writes its result files."""
+    import numpy as np
+
+    from keras_transfer.distribute import backup_callback
+
+    model, train = build(args, name, keras, strategy, x, y, dataset)
 
     epochs_run: list[int] = []
     epoch_seconds: list[float] = []
@@ -106,7 +124,7 @@ def main(argv=None) -> int:
         train, epochs=args.epochs, callbacks=callbacks, verbose=0, shuffle=False
     )
     seconds = time.perf_counter() - start
-    examples_per_epoch = (n // args.batch_size) * args.batch_size
+    examples_per_epoch = (args.examples // args.batch_size) * args.batch_size
     result = {
         "epochs_run": epochs_run,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -118,16 +136,15 @@ def main(argv=None) -> int:
         "examples_per_s": examples_per_epoch / epoch_seconds[-1],
     }
     np.savez(
-        os.path.join(args.out, f"weights_{args.index}.npz"),
+        os.path.join(args.out, f"weights_{args.index}_{name}.npz"),
         *[np.asarray(w) for w in model.get_weights()],
     )
-    with open(os.path.join(args.out, f"result_{args.index}.json"), "w") as f:
+    with open(os.path.join(args.out, f"result_{args.index}_{name}.json"), "w") as f:
         json.dump(result, f)
-    return 0
 
 
-def build(args, keras, strategy, x, y, dataset):
-    """Returns (compiled model, training dataset) for ``args.model``."""
+def build(args, name, keras, strategy, x, y, dataset):
+    """Returns (compiled model, training dataset) for model ``name``."""
     from keras_transfer.distribute import maybe_distribute
 
     def backbone():
@@ -136,7 +153,7 @@ def build(args, keras, strategy, x, y, dataset):
         h = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(h)
         return keras.Model(inputs, h, name="tiny_cnn")
 
-    if args.model == "dann":
+    if name == "dann":
         from keras_transfer.adaptation import DANN
 
         with maybe_distribute(strategy):

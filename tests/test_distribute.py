@@ -81,27 +81,28 @@ def _run_workers(out: Path, args: list[str], n: int = 1, **env: str) -> list[dic
                 proc.kill()
                 proc.wait()
             log.close()
+    models = args[args.index("--model") + 1] if "--model" in args else "classifier"
     results = []
     for i, code in enumerate(codes):
-        result = out / f"result_{i}.json"
-        results.append(
-            {
-                "code": code,
-                "log": (out / f"log_{i}.txt").read_text()[-3000:],
-                **(json.loads(result.read_text()) if result.exists() else {}),
-            }
-        )
+        result = {"code": code, "log": (out / f"log_{i}.txt").read_text()[-3000:]}
+        for model in models.split(","):
+            path = out / f"result_{i}_{model}.json"
+            result[model] = json.loads(path.read_text()) if path.exists() else {}
+        results.append(result)
     return results
 
 
-def _require_dann() -> None:
-    adaptation = pytest.importorskip("keras_transfer.adaptation")
-    if not hasattr(adaptation, "DANN"):
-        pytest.skip("keras_transfer.adaptation has no DANN yet")
+def _models() -> str:
+    """'classifier,dann' when the DA module has DANN, else 'classifier'."""
+    try:
+        from keras_transfer.adaptation import DANN  # noqa: F401
+    except ImportError:
+        return "classifier"
+    return "classifier,dann"
 
 
-def _weights(out: Path, index: int) -> list[np.ndarray]:
-    with np.load(out / f"weights_{index}.npz") as data:
+def _weights(out: Path, index: int, model: str = "classifier") -> list[np.ndarray]:
+    with np.load(out / f"weights_{index}_{model}.npz") as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
@@ -205,16 +206,15 @@ def test_keras_fix_guard(monkeypatch):
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("model", ["classifier", "dann"])
-def test_mirrored_two_cpus_matches_one_device(tmp_path, model):
-    if model == "dann":
-        _require_dann()
+def test_mirrored_two_cpus_matches_one_device(tmp_path):
+    """Classifier and DANN (custom train_step): same weights, losses and metrics."""
+    models = _models()
     one = tmp_path / "one"
     two = tmp_path / "two"
     one.mkdir()
     two.mkdir()
     with ThreadPoolExecutor(2) as pool:  # both processes at once
-        common = ["--model", model]
+        common = ["--model", models]
         single_job = pool.submit(_run_workers, one, ["--strategy", "default", *common])
         mirrored_job = pool.submit(
             _run_workers,
@@ -224,28 +224,33 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, model):
         [single], [mirrored] = single_job.result(), mirrored_job.result()
     assert single["code"] == 0, single["log"]
     assert mirrored["code"] == 0, mirrored["log"]
-    assert mirrored["replicas"] == 2
-    for a, b in zip(_weights(one, 0), _weights(two, 0), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for key, values in single["history"].items():  # losses and metric trackers
-        np.testing.assert_allclose(values, mirrored["history"][key], rtol=1e-4)
+    for model in models.split(","):
+        assert mirrored[model]["replicas"] == 2
+        for a, b in zip(_weights(one, 0, model), _weights(two, 0, model), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5, err_msg=model)
+        for key, values in single[model]["history"].items():  # losses and trackers
+            np.testing.assert_allclose(
+                values, mirrored[model]["history"][key], rtol=1e-4, err_msg=key
+            )
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("model", ["classifier", "dann"])
-def test_two_workers_end_with_identical_weights(tmp_path, model):
-    if model == "dann":
-        _require_dann()
+def test_two_workers_end_with_identical_weights(tmp_path):
+    """build_classifier + fit and DANN on a 2-worker cluster on 127.0.0.1."""
+    models = _models()
     results = _run_workers(
-        tmp_path, ["--strategy", "multi_worker", "--model", model], n=2
+        tmp_path, ["--strategy", "multi_worker", "--model", models], n=2
     )
     for r in results:
         assert r["code"] == 0, r["log"]
-        assert r["replicas"] == 2
-        assert r["epochs_run"] == [0, 1]
-    for a, b in zip(_weights(tmp_path, 0), _weights(tmp_path, 1), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert results[0]["history"] == results[1]["history"]
+    for model in models.split(","):
+        for r in results:
+            assert r[model]["replicas"] == 2
+            assert r[model]["epochs_run"] == [0, 1]
+        pairs = zip(_weights(tmp_path, 0, model), _weights(tmp_path, 1, model))
+        for a, b in pairs:
+            np.testing.assert_array_equal(a, b, err_msg=model)
+        assert results[0][model]["history"] == results[1][model]["history"]
 
 
 @pytest.mark.large
@@ -269,14 +274,15 @@ def test_killed_worker_resumes_from_backup(tmp_path):
     args = ["--epochs", "4", "--backup-dir", str(backup), "--crash-at-epoch", "1"]
     [first] = _run_workers(tmp_path, args)
     assert first["code"] == -signal.SIGKILL, first["log"]
+    assert not first["classifier"]  # killed before writing a result
     crashed = json.loads((tmp_path / "crashed_0").read_text())
     assert crashed["epochs_run"] == [0, 1]
     assert backup.exists()
     [second] = _run_workers(tmp_path, args)
     assert second["code"] == 0, second["log"]
     # Epochs 0 and 1 finished before the kill: the restarted run starts at 2.
-    assert second["epochs_run"] == [2, 3]
-    assert len(second["history"]["loss"]) == 2
+    assert second["classifier"]["epochs_run"] == [2, 3]
+    assert len(second["classifier"]["history"]["loss"]) == 2
     assert not backup.exists()  # deleted once fit finishes
 
 
