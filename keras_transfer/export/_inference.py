@@ -74,17 +74,30 @@ def is_training_only(layer: Any) -> bool:
     return bool(is_augmentation_layer(layer))
 
 
-def _walk(layer: Any) -> list[Any]:
-    out = []
-    for sub in getattr(layer, "layers", None) or []:
-        out.append(sub)
-        out.extend(_walk(sub))
-    return out
-
-
 def training_only_layers(model: Any) -> list[str]:
-    """Names of the training-only layers found anywhere inside ``model``."""
-    return [layer.name for layer in _walk(model) if is_training_only(layer)]
+    """Names of the training-only layers found anywhere inside ``model``.
+
+    A training-only block (e.g. an all-augmentation Sequential) is named once, not
+    together with the layers inside it.
+    """
+    found = []
+    for sub in getattr(model, "layers", None) or []:
+        if is_training_only(sub):
+            found.append(sub.name)
+        else:
+            found.extend(training_only_layers(sub))
+    return found
+
+
+def _leaf_training_only(model: Any) -> list[str]:
+    """Training-only layers that hold no sublayers (what would really run)."""
+    found = []
+    for sub in getattr(model, "layers", None) or []:
+        if getattr(sub, "layers", None):
+            found.extend(_leaf_training_only(sub))
+        elif is_training_only(sub):
+            found.append(sub.name)
+    return found
 
 
 def _is_graph_model(model: Any) -> bool:
@@ -124,7 +137,7 @@ def resolve_inference_model(model: Any) -> tuple[Any, list[str], list[str]]:
         return layer
 
     stripped = keras.models.clone_model(model, clone_function=clone_fn, recursive=True)
-    left = training_only_layers(stripped)
+    left = _leaf_training_only(stripped)
     if left:  # pragma: no cover - clone_model always recurses into graph models
         raise RuntimeError(f"Could not strip training-only layers {left} from model.")
     return stripped, found, notes
