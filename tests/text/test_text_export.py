@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import make_tiny_text_backbone
 
 from keras_transfer._backend import tf
 from keras_transfer.export import UnsupportedOpError, load_tflite
@@ -20,10 +21,12 @@ TEXTS = [
 ]
 
 
-@pytest.fixture
-def text_model(tiny_text_backbone):
+@pytest.fixture(scope="module")
+def text_model():
+    # One model for the module: exporting does not change it, and building and
+    # tracing the tokenizer is the slow part.
     return build_text_classifier(
-        tiny_text_backbone, 2, sequence_length=16, unfreeze_depth=1
+        make_tiny_text_backbone(), 2, sequence_length=16, unfreeze_depth=1
     )
 
 
