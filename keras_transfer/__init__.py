@@ -50,6 +50,14 @@ _EXPORTS: dict[str, str] = {
     "export_saved_model": "keras_transfer.export",
     "export_tflite": "keras_transfer.export",
     "load_tflite": "keras_transfer.export",
+    "Distiller": "keras_transfer.distillation",
+    "ProtoNetClassifier": "keras_transfer.fewshot",
+    "reptile": "keras_transfer.fewshot",
+    "build_multitask": "keras_transfer.multitask",
+    "AugmentationConfig": "keras_transfer.augment",
+    "build_augmentation": "keras_transfer.augment",
+    "mix_dataset": "keras_transfer.augment",
+    "strip_augmentation": "keras_transfer.augment",
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
@@ -72,6 +80,10 @@ _SUBMODULES = {
     "tuning",
     "text",
     "export",
+    "distillation",
+    "fewshot",
+    "multitask",
+    "augment",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
