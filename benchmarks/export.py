@@ -39,7 +39,7 @@ def small_cnn(size: int) -> keras.Model:
     for filters in (16, 32):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="digits_cnn")
 
@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--output", default="benchmarks/results/export.json")
     parser.add_argument(
+        "--models",
+        default="cnn,mobilenet",
+        help="comma-separated subset of cnn,mobilenet; others kept from --output",
+    )
+    parser.add_argument(
         "--mobile-size", type=int, default=32, help="MobileNetV3Small input size"
     )
     args = parser.parse_args(argv)
@@ -142,23 +147,28 @@ def main(argv: list[str] | None = None) -> dict:
     cnn_epochs, mobile_epochs = (3, 1) if args.quick else (15, 6)
     repeats = 10 if args.quick else 30
     out_dir = Path(tempfile.mkdtemp(prefix="export-bench-"))
-    results = {"settings": {"quick": args.quick, "threads": 1}}
+    models = set(args.models.split(","))
+    output = Path(args.output)
+    results = json.loads(output.read_text()) if output.exists() else {}
+    results["settings"] = {"quick": args.quick, "threads": 1}
     try:
-        results["digits_cnn"] = run_model(
-            small_cnn(size), data, cnn_epochs, repeats, out_dir
-        )
-        print_table(f"digits CNN ({size}x{size})", results["digits_cnn"])
-        results["mobilenet_v3_small"] = run_model(
-            mobilenet(mobile_size), mobile_data, mobile_epochs, repeats, out_dir
-        )
-        print_table(
-            f"MobileNetV3Small ({mobile_size}x{mobile_size}, weights=None)",
-            results["mobilenet_v3_small"],
-        )
+        if "cnn" in models:
+            results["digits_cnn"] = run_model(
+                small_cnn(size), data, cnn_epochs, repeats, out_dir
+            )
+            print_table(f"digits CNN ({size}x{size})", results["digits_cnn"])
+        if "mobilenet" in models:
+            results["mobilenet_v3_small"] = run_model(
+                mobilenet(mobile_size), mobile_data, mobile_epochs, repeats, out_dir
+            )
+            print_table(
+                f"MobileNetV3Small ({mobile_size}x{mobile_size}, weights=None)",
+                results["mobilenet_v3_small"],
+            )
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.output}")
     return results
 
