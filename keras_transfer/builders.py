@@ -65,6 +65,32 @@ def compile_model(
         The model, compiled.
     """
     _check_lr("learning_rate", learning_rate)
+    with model.distribute_strategy.scope():
+        return _compile_model(
+            model,
+            task=task,
+            learning_rate=learning_rate,
+            backbone_learning_rate=backbone_learning_rate,
+            weight_decay=weight_decay,
+            multi_label=multi_label,
+            label_smoothing=label_smoothing,
+            loss=loss,
+            metrics=metrics,
+        )
+
+
+def _compile_model(
+    model: keras.Model,
+    *,
+    task: str,
+    learning_rate: float,
+    backbone_learning_rate: float | None,
+    weight_decay: float | None,
+    multi_label: bool,
+    label_smoothing: float | None,
+    loss: Any,
+    metrics: Any,
+) -> keras.Model:
     if task not in ("classification", "regression"):
         raise ValueError(
             "Expected task to be 'classification' or 'regression'. "
@@ -166,7 +192,8 @@ def recompile(
                 "Compile it yourself."
             )
         opt_config["learning_rate"] = learning_rate
-    model.compile_from_config(config)
+    with model.distribute_strategy.scope():
+        model.compile_from_config(config)
     return model
 
 

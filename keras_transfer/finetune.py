@@ -60,6 +60,7 @@ def fine_tune(
     gradual: bool = False,
     callbacks: list | None = None,
     backup_dir: str | None = None,
+    strategy: Any = None,
     verbose: Any = "auto",
 ) -> keras.callbacks.History:
     """Fine-tunes a builder-made model in two phases and returns one merged history.
@@ -88,6 +89,10 @@ def fine_tune(
         backup_dir: str or None. Fault tolerance: with it, a run whose process dies
             resumes from its last completed epoch (`keras.callbacks.BackupAndRestore`
             per stage, plus a marker and weights file per finished stage).
+        strategy: A `tf.distribute.Strategy`, a strategy name, or None. The model
+            must have been built under the same strategy (e.g.
+            `build_classifier(..., strategy=...)`); every recompile happens in its
+            scope. None uses the model's own strategy.
         verbose: Passed to `fit`.
 
     Returns:
@@ -125,6 +130,17 @@ def fine_tune(
             "fine_tune needs a model with a nested backbone (as made by "
             "build_classifier); this model has none."
         )
+    if strategy is not None:
+        from keras_transfer.distribute import get_strategy
+
+        wanted = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        if wanted is not model.distribute_strategy:
+            raise ValueError(
+                f"The model was built under {type(model.distribute_strategy).__name__}"
+                f", not the strategy passed ({type(wanted).__name__}). Build it with "
+                "build_classifier(..., strategy=strategy) so its variables live on "
+                "the strategy's devices."
+            )
     if not getattr(model, "compiled", False):
         raise ValueError(
             "fine_tune needs a compiled model: call model.compile() first."
