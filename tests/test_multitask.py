@@ -89,3 +89,13 @@ def test_frozen_backbone_and_bad_weights():
         build_multitask(_backbone(), {"a": "regression"}, loss_weights={"b": 1.0})
     with pytest.raises(ValueError, match="non-empty"):
         build_multitask(_backbone(), {})
+
+
+@pytest.mark.parametrize("module", ["distillation", "fewshot", "multitask", "augment"])
+def test_module_docstring_example_runs(module):
+    import importlib
+    import re
+
+    doc = importlib.import_module(f"keras_transfer.{module}").__doc__
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    exec(compile(code, f"<{module} docstring>", "exec"), {})
