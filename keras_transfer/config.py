@@ -29,10 +29,15 @@ import yaml
 __all__ = [
     "AdaptConfig",
     "AdaptationConfig",
+    "AugmentationSection",
     "ConfigError",
     "DataConfig",
+    "DistillConfig",
+    "DistillationSection",
     "EvaluateConfig",
     "ExportConfig",
+    "FewShotCommandConfig",
+    "FewShotSection",
     "ModelConfig",
     "PredictConfig",
     "TEMPLATES",
@@ -151,6 +156,40 @@ class TuningConfig:
 
 
 @dataclass
+class AugmentationSection:
+    """Training-only augmentation and regularisation (off by default).
+
+    The CLI-facing subset of `keras_transfer.augment.AugmentationConfig` (same field
+    names, defaults and help; tests check they agree): kept here so reading a config
+    imports no TensorFlow. Image layers go inside the model and are stripped from
+    the saved model.keras; MixUp/CutMix mix the training batches.
+    """
+
+    flip: str = _f(
+        "none",
+        "Random flips.",
+        choices=("none", "horizontal", "vertical", "horizontal_and_vertical"),
+    )
+    rotation: float = _f(
+        0.0, "Random rotation, as a fraction of a full turn (0 = off)."
+    )
+    zoom: float = _f(0.0, "Random zoom factor in [0, 1) (0 = off).")
+    translation: float = _f(
+        0.0, "Random shift, as a fraction of height/width (0 = off)."
+    )
+    contrast: float = _f(0.0, "Random contrast factor in [0, 1] (0 = off).")
+    randaugment: bool = _f(False, "Apply keras.layers.RandAugment.")
+    randaugment_ops: int = _f(2, "RandAugment: operations per image.")
+    randaugment_factor: float = _f(0.5, "RandAugment: magnitude in [0, 1].")
+    mixup_alpha: float = _f(
+        0.0, "MixUp Beta(alpha, alpha) in the data pipeline (0 = off)."
+    )
+    cutmix: float = _f(0.0, "CutMix Beta factor in the data pipeline (0 = off).")
+    label_smoothing: float = _f(0.0, "Label smoothing in [0, 1) (0 = off).")
+    weight_decay: float = _f(0.0, "Decoupled weight decay, AdamW (0 = off).")
+
+
+@dataclass
 class TrainConfig:
     """`keras-transfer train`: fine-tune a backbone on labelled images."""
 
@@ -159,6 +198,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    augmentation: AugmentationSection = field(default_factory=AugmentationSection)
 
 
 @dataclass
@@ -224,6 +264,68 @@ class PredictConfig:
     output: str = _f("", "Write predictions to this .json or .csv; empty prints them.")
 
 
+@dataclass
+class DistillationSection:
+    """Knowledge distillation of a teacher .keras model into a small student.
+
+    Same fields as `keras_transfer.distillation.DistillationConfig`.
+    """
+
+    teacher: str = _f("", "Path of the trained teacher model (.keras file).")
+    student: str = _f(
+        "",
+        "Backbone spec or .keras feature extractor of the (smaller) student; a "
+        "classifier head is added. Empty: a small built-in CNN (about 6k weights).",
+    )
+    temperature: float = _f(
+        4.0, "Softmax temperature T for soft targets (> 0); loss x T^2."
+    )
+    alpha: float = _f(
+        0.1,
+        "Weight of the hard-label loss in [0, 1]; the soft-target loss gets 1 - alpha.",
+    )
+    epochs: int = _f(10, "Epochs of distillation.")
+    learning_rate: float = _f(1e-3, "Adam learning rate of the student.")
+
+
+@dataclass
+class DistillConfig:
+    """`keras-transfer distill`: train a small student on a teacher's soft targets."""
+
+    name: str = _f("distill", "Run name: results go to <runs_dir>/<name>/.")
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    data: DataConfig = field(default_factory=DataConfig)
+    distillation: DistillationSection = field(default_factory=DistillationSection)
+    seed: int = _f(0, "Seed of weight initialization.")
+
+
+@dataclass
+class FewShotSection:
+    """Episodic N-way K-shot evaluation with prototypes (ProtoNet, no training)."""
+
+    n_way: int = _f(5, "Classes per episode (N).")
+    k_shot: int = _f(5, "Support examples per class.")
+    n_query: int = _f(5, "Query examples per class.")
+    eval_episodes: int = _f(200, "Evaluation episodes (for the 95% CI).")
+    seed: int = _f(0, "Seed of episode sampling.")
+
+
+@dataclass
+class FewShotCommandConfig:
+    """`keras-transfer fewshot`: N-way K-shot accuracy of an encoder (ProtoNet)."""
+
+    name: str = _f("fewshot", "Run name: results go to <runs_dir>/<name>/.")
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    backbone: str = _f(
+        "keras_applications:MobileNetV3Small",
+        "The encoder: a backbone spec or a .keras feature extractor (see "
+        "`keras-transfer backbones`); its pooled features are the embeddings.",
+    )
+    backbone_kwargs: dict = _f({}, "Extra keyword arguments of the backbone loader.")
+    data: DataConfig = field(default_factory=DataConfig)
+    fewshot: FewShotSection = field(default_factory=FewShotSection)
+
+
 TEMPLATES: dict[str, type] = {
     "train": TrainConfig,
     "adapt": AdaptConfig,
@@ -231,6 +333,8 @@ TEMPLATES: dict[str, type] = {
     "evaluate": EvaluateConfig,
     "export": ExportConfig,
     "predict": PredictConfig,
+    "distill": DistillConfig,
+    "fewshot": FewShotCommandConfig,
 }
 
 

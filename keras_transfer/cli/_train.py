@@ -13,6 +13,7 @@ from keras_transfer.cli import run_train
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -62,7 +63,47 @@ def load_backbone_from_config(mcfg: ModelConfig, input_shape: tuple) -> Any:
         raise ConfigError(f"Could not load model.backbone={spec!r}: {err}") from err
 
 
-def build_model(mcfg: ModelConfig, num_classes: int, input_shape: tuple, lr: float):
+def augmentation_options(section: Any) -> dict | None:
+    """`AugmentationSection` -> `augment.AugmentationConfig` fields; None when all off.
+
+    Raises:
+        ConfigError: a value out of range, named `augmentation.<field>`.
+    """
+    if section is None:
+        return None
+    options = dataclasses.asdict(section)
+    unit = ("in [0, 1)", lambda v: 0 <= v < 1)
+    closed = ("in [0, 1]", lambda v: 0 <= v <= 1)
+    positive = (">= 0", lambda v: v >= 0)
+    rules = {
+        "rotation": positive,
+        "zoom": unit,
+        "translation": unit,
+        "contrast": closed,
+        "randaugment_ops": (">= 1", lambda v: v >= 1),
+        "randaugment_factor": closed,
+        "mixup_alpha": positive,
+        "cutmix": positive,
+        "label_smoothing": unit,
+        "weight_decay": positive,
+    }
+    for key, (accepted, ok) in rules.items():
+        if not ok(options[key]):
+            raise ConfigError(
+                f"Invalid value for augmentation.{key}: expected {accepted}. "
+                f"Received: augmentation.{key}={options[key]!r}"
+            )
+    defaults = dataclasses.asdict(type(section)())
+    return None if options == defaults else options
+
+
+def build_model(
+    mcfg: ModelConfig,
+    num_classes: int,
+    input_shape: tuple,
+    lr: float,
+    augmentation: dict | None = None,
+):
     """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
     from keras_transfer.builders import build_classifier
 
@@ -70,6 +111,7 @@ def build_model(mcfg: ModelConfig, num_classes: int, input_shape: tuple, lr: flo
     return build_classifier(
         backbone,
         num_classes,
+        augmentation=augmentation,
         unfreeze_depth=0,
         dropout=mcfg.dropout,
         head=mcfg.head,
@@ -135,6 +177,7 @@ def _check_train_config(cfg: TrainConfig) -> list[str]:
         raise ConfigError(
             f"Expected model.dropout in [0, 1). Received: {cfg.model.dropout}"
         )
+    augmentation_options(cfg.augmentation)
     return names
 
 
@@ -166,8 +209,13 @@ def run_train(
         cfg.model.num_classes, data.class_names, "data.source"
     )
     keras.utils.set_random_seed(cfg.training.seed)
+    augmentation = augmentation_options(cfg.augmentation)
     model = build_model(
-        cfg.model, num_classes, data.x_train.shape[1:], cfg.training.learning_rate
+        cfg.model,
+        num_classes,
+        data.x_train.shape[1:],
+        cfg.training.learning_rate,
+        augmentation,
     )
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = num_classes
@@ -182,6 +230,16 @@ def run_train(
             batch_size=cfg.data.batch_size,
             seed=cfg.data.seed,
         )
+        if augmentation and (augmentation["mixup_alpha"] or augmentation["cutmix"]):
+            from keras_transfer.augment import mix_dataset
+
+            train = mix_dataset(
+                train,
+                num_classes,
+                mixup_alpha=augmentation["mixup_alpha"],
+                cutmix=augmentation["cutmix"],
+                seed=cfg.training.seed,
+            )
         val = from_arrays(
             data.x_val, data.y_val, batch_size=cfg.data.batch_size, shuffle=False
         )
@@ -203,6 +261,10 @@ def run_train(
             backup_dir=str(run.checkpoints_dir / "backup"),
             verbose=verbose,
         )
+        if augmentation:
+            from keras_transfer.augment import strip_augmentation
+
+            model = strip_augmentation(model)  # the saved model is for inference
         model.save(run.model_path)
         hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         report = reports.Report(f"keras-transfer train: {cfg.name}", run.report_dir)
