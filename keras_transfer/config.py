@@ -275,7 +275,10 @@ class DistillationSection:
     student: str = _f(
         "",
         "Backbone spec or .keras feature extractor of the (smaller) student; a "
-        "classifier head is added. Empty: a small built-in CNN (about 6k weights).",
+        "classifier head is added. Empty: a small built-in CNN.",
+    )
+    student_kwargs: dict = _f(
+        {}, "Extra keyword arguments of the student's backbone loader."
     )
     temperature: float = _f(
         4.0, "Softmax temperature T for soft targets (> 0); loss x T^2."

@@ -43,11 +43,11 @@ def tiny_npz(tmp_path_factory) -> str:
     return str(path)
 
 
-def _common(tmp_path: Path, npz: str) -> list[str]:
+def _common(tmp_path: Path, npz: str, quiet: bool = True) -> list[str]:
     return [
         "--runs-dir",
         str(tmp_path / "runs"),
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         "--set",
         f"data.source={npz}",
         "--set",
@@ -128,3 +128,143 @@ def test_train_invalid_augmentation_names_the_field(
     err = capsys.readouterr().err
     assert "invalid config" in err and field in err
     assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- distill
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, tiny_backbone, tiny_npz) -> str:
+    runs = tmp_path_factory.mktemp("teacher")
+    code = main(
+        [
+            "train",
+            "--name",
+            "teacher",
+            *_common(runs, tiny_npz),
+            "--set",
+            f"model.backbone={tiny_backbone}",
+            "--set",
+            "training.epochs=2",
+        ]
+    )
+    assert code == 0
+    return str(runs / "runs" / "teacher" / "model.keras")
+
+
+@pytest.mark.parametrize("student", ["", "backbone"])
+def test_distill_writes_student_metrics_and_report(
+    tmp_path, teacher, tiny_backbone, tiny_npz, capsys, student
+):
+    from keras_transfer.cli._train import load_model
+
+    spec = tiny_backbone if student == "backbone" else ""
+    code = main(
+        [
+            "distill",
+            "--name",
+            "small",
+            *_common(tmp_path, tiny_npz),
+            "--set",
+            f"distillation.teacher={teacher}",
+            "--set",
+            f"distillation.student={spec}",
+            "--set",
+            "distillation.epochs=2",
+            "--set",
+            "distillation.temperature=2.0",
+        ]
+    )
+    assert code == 0
+    assert "student accuracy" in capsys.readouterr().out
+    run = tmp_path / "runs" / "small"
+    model = load_model(str(run / "model.keras"))
+    probs = model.predict(np.zeros((3, SIZE, SIZE, 3)), verbose=0)
+    assert probs.shape == (3, 6)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("teacher_accuracy", "student_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert len(metrics["history"]["distillation_loss"]) == 2
+    assert metrics["student_params"] == model.count_params()
+    assert (run / "report" / "report.html").exists()
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("distillation.teacher=missing.keras", "distillation.teacher"),
+        ("distillation.alpha=1.5", "distillation.alpha"),
+        ("distillation.temperature=0", "distillation.temperature"),
+    ],
+)
+def test_distill_invalid_config_names_the_field(
+    tmp_path, teacher, tiny_npz, capsys, override, field
+):
+    args = ["distill", *_common(tmp_path, tiny_npz)]
+    args += ["--set", f"distillation.teacher={teacher}", "--set", override]
+    assert main(args) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- fewshot
+def test_fewshot_prints_and_writes_accuracy_with_ci(
+    tmp_path, tiny_backbone, tiny_npz, capsys
+):
+    code = main(
+        [
+            "fewshot",
+            "--name",
+            "fs",
+            *_common(tmp_path, tiny_npz, quiet=False),
+            "--set",
+            f"backbone={tiny_backbone}",
+            "--set",
+            "fewshot.n_way=3",
+            "--set",
+            "fewshot.k_shot=2",
+            "--set",
+            "fewshot.n_query=3",
+            "--set",
+            "fewshot.eval_episodes=20",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3-way 2-shot accuracy" in out and "95% CI" in out
+    metrics = json.loads((tmp_path / "runs" / "fs" / "metrics.json").read_text())
+    assert metrics["episodes"] == 20 and metrics["examples"] == 72
+    assert metrics["chance"] == pytest.approx(1 / 3)
+    # classes differ by mean colour: pooled features separate them well
+    assert metrics["accuracy"] > 0.6, metrics
+    assert 0.0 <= metrics["ci95"] < 0.5
+    assert (tmp_path / "runs" / "fs" / "report" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "override, text",
+    [
+        ("fewshot.n_way=7", "fewshot.n_way"),
+        ("fewshot.k_shot=0", "fewshot.k_shot"),
+        ("fewshot.k_shot=10", "k_shot + n_query"),
+    ],
+)
+def test_fewshot_invalid_config(
+    tmp_path, tiny_backbone, tiny_npz, capsys, override, text
+):
+    args = ["fewshot", *_common(tmp_path, tiny_npz, quiet=False)]
+    args += ["--set", f"backbone={tiny_backbone}", "--set", override]
+    assert main(args) == 2
+    assert text in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_lists_new_commands_and_templates(capsys):
+    from keras_transfer.config import template
+
+    for kind in ("distill", "fewshot"):
+        assert f"keras-transfer {kind}" in template(kind)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "distill" in out and "fewshot" in out and "distillation.teacher" in out

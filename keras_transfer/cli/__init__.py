@@ -19,8 +19,10 @@ __all__ = [
     "build_parser",
     "main",
     "run_adapt",
+    "run_distill",
     "run_evaluate",
     "run_export",
+    "run_fewshot",
     "run_predict",
     "run_train",
     "run_tune",
@@ -34,6 +36,8 @@ Start here:
   keras-transfer evaluate eval.yaml            # metrics + report for a .keras model
   keras-transfer predict --set model_path=runs/first/model.keras --set inputs=img/
   keras-transfer backbones                     # what model.backbone accepts
+  keras-transfer distill --set distillation.teacher=runs/first/model.keras
+  keras-transfer fewshot --set backbone=encoder.keras --set fewshot.k_shot=1
 
 Runs are written to runs/<name>/ (config.yaml, logs/ for TensorBoard, checkpoints/,
 model.keras, metrics.json, report/report.html). A name is never overwritten silently:
@@ -48,6 +52,9 @@ _CONFIG_COMMANDS = {
     "evaluate": "Metrics, confusion matrix and per-class report of a .keras model.",
     "export": "Export a .keras model to SavedModel / TFLite and verify it.",
     "predict": "Top-k class predictions for images or arrays.",
+    "distill": "Knowledge distillation of a teacher .keras model into a small student.",
+    "fewshot": "Episodic N-way K-shot accuracy ± CI95 of an encoder "
+    "(ProtoNet prototypes).",
 }
 
 
@@ -61,6 +68,10 @@ _EXAMPLES = {
     "--set 'quantization=[float32, int8]'",
     "predict": "keras-transfer predict --set model_path=runs/first/model.keras "
     "--set inputs=photos/ --set top_k=3",
+    "distill": "keras-transfer distill --set distillation.teacher=runs/first/"
+    "model.keras --set distillation.epochs=5 --name small",
+    "fewshot": "keras-transfer fewshot --set backbone=encoder.keras "
+    "--set fewshot.n_way=5 --set fewshot.k_shot=1",
 }
 
 
@@ -109,7 +120,7 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
         help="Override one field, e.g. --set training.learning_rate=1e-4 "
         "(repeatable; values are read as YAML: 3, 0.5, null, [1, 2], all).",
     )
-    if kind in ("train", "adapt", "tune"):
+    if kind in ("train", "adapt", "tune", "distill", "fewshot"):
         p.add_argument("--name", help="Run name (overrides the config's `name`).")
         p.add_argument("--runs-dir", help="Folder of run directories (default: runs).")
         group = p.add_mutually_exclusive_group()
@@ -119,15 +130,19 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
         group.add_argument(
             "--overwrite", action="store_true", help="Delete an existing run first."
         )
-        p.add_argument("--quiet", action="store_true", help="No Keras progress bars.")
+        if kind != "fewshot":
+            p.add_argument(
+                "--quiet", action="store_true", help="No Keras progress bars."
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the argparse parser of `keras-transfer` (no TensorFlow imported)."""
     parser = argparse.ArgumentParser(
         prog="keras-transfer",
-        description="Transfer learning for Keras 3: fine-tuning, domain adaptation, "
-        "hyperparameter search and TFLite export, driven by config files.",
+        description="Transfer learning for Keras 3: fine-tuning (with augmentation), "
+        "domain adaptation, hyperparameter search, knowledge distillation, few-shot "
+        "evaluation and TFLite export, driven by config files.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -320,6 +335,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    import json
+
+    from keras_transfer.cli._distill import run_distill
+
+    cfg = _load("distill", args)
+    run = run_distill(
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
+    )
+    metrics = json.loads(run.metrics_path.read_text())
+    print(
+        f"teacher accuracy {metrics['teacher_accuracy']:.4f} "
+        f"({metrics['teacher_params']} params), student accuracy "
+        f"{metrics['student_accuracy']:.4f} ({metrics['student_params']} params)"
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    return 0
+
+
+def _cmd_fewshot(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._fewshot import run_fewshot
+
+    run, m = run_fewshot(
+        _load("fewshot", args), resume=args.resume, overwrite=args.overwrite
+    )
+    print(
+        f"{m['n_way']}-way {m['k_shot']}-shot accuracy {m['accuracy']:.4f} "
+        f"± {m['ci95']:.4f} (95% CI, {m['episodes']} episodes; chance "
+        f"{m['chance']:.4f})"
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    return 0
+
+
 def _command(name: str):
     return {
         "config": _cmd_config,
@@ -331,6 +383,8 @@ def _command(name: str):
         "evaluate": _cmd_evaluate,
         "export": _cmd_export,
         "predict": _cmd_predict,
+        "distill": _cmd_distill,
+        "fewshot": _cmd_fewshot,
     }[name]
 
 
@@ -378,6 +432,8 @@ def __getattr__(name: str):
         "run_adapt": "_adapt",
         "run_export": "_export",
         "run_tune": "_tune",
+        "run_distill": "_distill",
+        "run_fewshot": "_fewshot",
     }
     if name in modules:
         import importlib
