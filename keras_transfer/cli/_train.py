@@ -296,6 +296,7 @@ def load_model(path: str) -> Any:
     """Loads a `.keras` model, with keras-transfer's custom layers registered."""
     if not os.path.isfile(path):
         raise ConfigError(f"Model file not found: model_path={path!r}.")
+    import keras_transfer.augment  # noqa: F401  (registers losses and metrics)
     import keras_transfer.backbones  # noqa: F401  (registers custom layers)
     import keras_transfer.layers  # noqa: F401
     from keras_transfer._backend import keras
