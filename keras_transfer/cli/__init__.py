@@ -256,32 +256,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from keras_transfer.cli._train import run_train
+def _run_dir_command(kind: str, module: str, verbose: int):
+    """A subcommand that runs `module.run_<kind>(cfg, ...)` and writes runs/<name>/."""
 
-    cfg = _load("train", args)
-    run = run_train(
-        cfg,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        verbose=0 if args.quiet else 2,
-    )
-    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
-    return 0
+    def command(args: argparse.Namespace) -> int:
+        import importlib
+
+        run_fn = getattr(importlib.import_module(module), f"run_{kind}")
+        run = run_fn(
+            _load(kind, args),
+            resume=args.resume,
+            overwrite=args.overwrite,
+            verbose=0 if args.quiet else verbose,
+        )
+        print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+        return 0
+
+    command.__name__ = f"_cmd_{kind}"
+    return command
 
 
-def _cmd_adapt(args: argparse.Namespace) -> int:
-    from keras_transfer.cli._adapt import run_adapt
-
-    cfg = _load("adapt", args)
-    run = run_adapt(
-        cfg,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        verbose=0 if args.quiet else 2,
-    )
-    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
-    return 0
+_cmd_train = _run_dir_command("train", "keras_transfer.cli._train", verbose=2)
+_cmd_adapt = _run_dir_command("adapt", "keras_transfer.cli._adapt", verbose=2)
+_cmd_tune = _run_dir_command("tune", "keras_transfer.cli._tune", verbose=1)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -294,20 +291,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"{r['latency_ms'] or float('nan'):7.3f} ms  agreement {r['agreement']}"
             f"  -> {r['path']}"
         )
-    return 0
-
-
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from keras_transfer.cli._tune import run_tune
-
-    cfg = _load("tune", args)
-    run = run_tune(
-        cfg,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        verbose=0 if args.quiet else 1,
-    )
-    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
     return 0
 
 
