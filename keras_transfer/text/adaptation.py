@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keras_transfer._backend import keras, tf
-from keras_transfer.text.classifier import load_text_backbone, set_text_trainable
-from keras_transfer.text.encoder import TextEncoder
+from keras_transfer.text.classifier import make_text_encoder
 
 
 def build_text_encoder_model(
@@ -45,21 +44,13 @@ def build_text_encoder_model(
     Raises:
         ValueError: LoRA with `unfreeze_depth != 0`, or a bad backbone.
     """
-    if lora_rank is not None and unfreeze_depth != 0:
-        raise ValueError(
-            "Expected unfreeze_depth=0 with lora_rank. Received: "
-            f"unfreeze_depth={unfreeze_depth!r}, lora_rank={lora_rank!r}"
-        )
-    if isinstance(backbone, TextEncoder):
-        encoder = backbone
-    else:
-        model, preprocessor = load_text_backbone(
-            backbone, sequence_length=sequence_length
-        )
-        encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
-    set_text_trainable(encoder, unfreeze_depth)
-    if lora_rank is not None:
-        encoder.backbone.enable_lora(lora_rank)
+    encoder = make_text_encoder(
+        backbone,
+        sequence_length=sequence_length,
+        pooling=pooling,
+        unfreeze_depth=unfreeze_depth,
+        lora_rank=lora_rank,
+    )
     inputs = keras.Input(shape=(), dtype="string", name="text")
     features = encoder(inputs)
     if adapter_units:

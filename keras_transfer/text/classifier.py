@@ -132,6 +132,49 @@ def _default_learning_rate(unfreeze_depth: Any, lora_rank: int | None) -> float:
     return 1e-4 if unfreeze_depth == "all" else 2e-4
 
 
+def make_text_encoder(
+    backbone: Any,
+    *,
+    sequence_length: int,
+    pooling: str,
+    unfreeze_depth: Any,
+    lora_rank: int | None,
+) -> TextEncoder:
+    """Builds (or reuses) a `TextEncoder` with its trainable policy and LoRA applied.
+
+    Shared by `build_text_classifier` and the text DANN builder.
+
+    Raises:
+        ValueError: an invalid `lora_rank`, or LoRA with `unfreeze_depth != 0`.
+    """
+    if lora_rank is not None:
+        if (
+            isinstance(lora_rank, bool)
+            or not isinstance(lora_rank, int)
+            or lora_rank < 1
+        ):
+            raise ValueError(
+                f"Expected lora_rank to be None or an int >= 1. Received: {lora_rank!r}"
+            )
+        if unfreeze_depth != 0:
+            raise ValueError(
+                "LoRA trains adapters on a frozen backbone: pass unfreeze_depth=0 "
+                f"with lora_rank. Received: unfreeze_depth={unfreeze_depth!r}, "
+                f"lora_rank={lora_rank}"
+            )
+    if isinstance(backbone, TextEncoder):
+        encoder = backbone
+    else:
+        model, preprocessor = load_text_backbone(
+            backbone, sequence_length=sequence_length
+        )
+        encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
+    set_text_trainable(encoder, unfreeze_depth)
+    if lora_rank is not None:
+        encoder.backbone.enable_lora(lora_rank)
+    return encoder
+
+
 def build_text_classifier(
     backbone: Any,
     num_classes: int,
@@ -197,31 +240,13 @@ def build_text_classifier(
             "Expected num_classes >= 2 (or >= 1 with multi_label=True). "
             f"Received: num_classes={num_classes}"
         )
-    if lora_rank is not None:
-        if (
-            isinstance(lora_rank, bool)
-            or not isinstance(lora_rank, int)
-            or lora_rank < 1
-        ):
-            raise ValueError(
-                f"Expected lora_rank to be None or an int >= 1. Received: {lora_rank!r}"
-            )
-        if unfreeze_depth != 0:
-            raise ValueError(
-                "LoRA trains adapters on a frozen backbone: pass unfreeze_depth=0 "
-                f"with lora_rank. Received: unfreeze_depth={unfreeze_depth!r}, "
-                f"lora_rank={lora_rank}"
-            )
-    if isinstance(backbone, TextEncoder):
-        encoder = backbone
-    else:
-        model, preprocessor = load_text_backbone(
-            backbone, sequence_length=sequence_length
-        )
-        encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
-    set_text_trainable(encoder, unfreeze_depth)
-    if lora_rank is not None:
-        encoder.backbone.enable_lora(lora_rank)
+    encoder = make_text_encoder(
+        backbone,
+        sequence_length=sequence_length,
+        pooling=pooling,
+        unfreeze_depth=unfreeze_depth,
+        lora_rank=lora_rank,
+    )
 
     inputs = keras.Input(shape=(), dtype="string", name="text")
     x = encoder(inputs)
