@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "list_backbone_schemes": "keras_transfer.backbones",
     "load_backbone": "keras_transfer.backbones",
     "load_config": "keras_transfer.config",
+    "load_model": "keras_transfer.saving",
     "load_tflite": "keras_transfer.export",
     "LoadedBackbone": "keras_transfer.backbones",
     "make_tuner": "keras_transfer.tuning",
@@ -83,6 +84,7 @@ _SUBMODULES = {
     "progress",
     "reports",
     "runs",
+    "saving",
     "text",
     "tuning",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
@@ -25,6 +26,56 @@ def _optimizer(learning_rate: float, weight_decay: float | None) -> Any:
     if weight_decay:
         return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     return keras.optimizers.Adam(learning_rate)
+
+
+def discriminative_optimizer(
+    model: keras.Model, backbone: keras.Model, head_opt: Any, backbone_opt: Any
+) -> Any:
+    """A `MultiOptimizer` giving the backbone's variables `backbone_opt`.
+
+    The assignment is stored by variable path (an `OptimizerMap` whose one key
+    matches exactly the backbone's variable paths), not by Python object, so the
+    optimizer, its learning rates and its state survive `model.save` and
+    `keras_transfer.load_model` (or plain `keras.saving.load_model`).
+
+    Args:
+        model: keras.Model. The whole model.
+        backbone: keras.Model. The nested backbone of `model`.
+        head_opt: keras Optimizer. For every variable outside the backbone.
+        backbone_opt: keras Optimizer. For the backbone's variables.
+
+    Returns:
+        A `keras.optimizers.MultiOptimizer`.
+
+    Raises:
+        ValueError: a variable outside the backbone has the same path as one inside
+            it (rename the layer), so the two could not be told apart.
+
+    Examples:
+    ```python
+    from keras_transfer import build_classifier
+    model = build_classifier("keras_applications:MobileNetV3Small", 3, weights=None,
+                             input_shape=(32, 32, 3), backbone_learning_rate=1e-5)
+    rates = sorted(float(o.learning_rate) for o in model.optimizer.optimizers)
+    assert rates == [1e-5, 1e-3]
+    ```
+    """
+    backbone_ids = {id(v) for v in backbone.weights}
+    paths = sorted({v.path for v in backbone.weights})
+    clashes = sorted(
+        v.path
+        for v in model.weights
+        if id(v) not in backbone_ids and v.path in set(paths)
+    )
+    if clashes:
+        raise ValueError(
+            "backbone_learning_rate assigns optimizers by variable path, and these "
+            f"variables outside the backbone share a path with backbone ones: "
+            f"{clashes[:5]}. Give those layers other names."
+        )
+    pattern = "|".join(re.escape(p) for p in paths)
+    mapping = keras.optimizers.OptimizerMap(head_opt, {pattern: backbone_opt})
+    return keras.optimizers.MultiOptimizer(mapping)
 
 
 def compile_model(
@@ -106,14 +157,12 @@ def _compile_model(
                 "backbone_learning_rate needs a model with a nested backbone model; "
                 "this model has none."
             )
-        backbone_ids = {id(v) for v in backbone.weights}
-        head_opt = _optimizer(learning_rate, weight_decay)
-        backbone_opt = _optimizer(backbone_learning_rate, weight_decay)
-
-        def select(variable: Any) -> Any:
-            return backbone_opt if id(variable) in backbone_ids else head_opt
-
-        optimizer = keras.optimizers.MultiOptimizer(select)
+        optimizer = discriminative_optimizer(
+            model,
+            backbone,
+            _optimizer(learning_rate, weight_decay),
+            _optimizer(backbone_learning_rate, weight_decay),
+        )
     if task == "classification" and label_smoothing is not None and loss is None:
         from keras_transfer.augment import smoothed_loss_and_metrics
 

@@ -133,7 +133,7 @@ def run_distill(
     from keras_transfer.data import from_arrays
     from keras_transfer.distillation import Distiller
 
-    teacher = load_model(cfg.distillation.teacher)
+    teacher = load_model(cfg.distillation.teacher, "distillation.teacher")
     num_classes = int(teacher.output_shape[-1])
     check_num_classes(num_classes, names, "data.source")
     data = load_labelled(cfg.data)

@@ -292,16 +292,21 @@ def _output_dir(model_path: str, output: str, leaf: str) -> Path:
     return Path(output) if output else Path(model_path).resolve().parent / leaf
 
 
-def load_model(path: str) -> Any:
-    """Loads a `.keras` model, with keras-transfer's custom layers registered."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"Model file not found: model_path={path!r}.")
-    import keras_transfer.augment  # noqa: F401  (registers losses and metrics)
-    import keras_transfer.backbones  # noqa: F401  (registers custom layers)
-    import keras_transfer.layers  # noqa: F401
-    from keras_transfer._backend import keras
+def load_model(path: str, field: str = "model_path", compile: bool = True) -> Any:  # noqa: A002
+    """Loads a `.keras` model with `keras_transfer.load_model`.
 
-    return keras.saving.load_model(path)
+    Raises:
+        ConfigError: nothing, a folder or a corrupt file at `path`; the message
+            names `field` (the config field or flag to change).
+    """
+    from keras_transfer.saving import check_model_file
+    from keras_transfer.saving import load_model as _load
+
+    try:
+        check_model_file(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"Invalid value for {field}={path!r}: {err}") from err
+    return _load(path, compile=compile)
 
 
 def run_evaluate(cfg: EvaluateConfig) -> dict:

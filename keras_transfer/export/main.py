@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,6 @@ import numpy as np
 from keras_transfer.export.report import ExportReport
 
 _FORMATS = ("tflite", "saved_model")
-# Modules that register keras_transfer layers, so .keras files using them load.
-_REGISTERING_MODULES = ("keras_transfer.layers", "keras_transfer.adaptation")
 
 
 def load_array_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
@@ -44,11 +41,12 @@ def load_array_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
 
 
 def export_main(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike | Any,
     *,
     format: str = "tflite",  # noqa: A002 - mirrors the CLI flag --format
     quantization: str | None = None,
-    representative: str | os.PathLike | None = None,
+    representative: str | os.PathLike | Any = None,
+    verify_data: Any = None,
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
     class_names: list[str] | None = None,
@@ -58,12 +56,16 @@ def export_main(
     """Loads a ``.keras`` file and exports it (what the CLI ``export`` command runs).
 
     Args:
-        model_path: str. A ``.keras`` model file.
+        model_path: str. A ``.keras`` model file (loaded with
+            `keras_transfer.load_model`), or an already loaded ``keras.Model``.
         format: str. ``"tflite"`` or ``"saved_model"``. Defaults to ``"tflite"``.
         quantization: str. For TFLite: None, ``"float16"``, ``"dynamic"``, ``"int8"``.
         representative: str. A ``.npy``/``.npz`` file of model inputs (with labels
-            in the ``.npz``, verification also reports accuracy). Used to calibrate
-            int8 and to verify.
+            in the ``.npz``, verification also reports accuracy), or the arrays
+            themselves (``x`` or ``(x, y)``). Used to calibrate int8, and to verify
+            unless ``verify_data`` is given.
+        verify_data: ``x`` or ``(x, y)`` arrays to verify on. Defaults to None (the
+            representative data).
         output: str. Export directory. Defaults to
             ``saved_models/<model file stem>/<format>[-<quantization>]``.
         overwrite: bool. Replace an existing export. Defaults to False.
@@ -75,8 +77,10 @@ def export_main(
         ExportReport.
 
     Raises:
-        ValueError: bad ``format``, or a quantization given for a SavedModel.
+        ValueError: bad ``format``, a quantization given for a SavedModel, or a
+            ``model_path`` that is not a valid ``.keras`` file.
         FileNotFoundError: ``model_path`` or ``representative`` does not exist.
+        IsADirectoryError: ``model_path`` is a folder (e.g. an export).
 
     Examples:
     ```python
@@ -84,9 +88,9 @@ def export_main(
                          representative="calibration.npz")
     ```
     """
-    from keras_transfer._backend import keras
     from keras_transfer.export.saved_model import export_saved_model
     from keras_transfer.export.tflite import export_tflite
+    from keras_transfer.saving import load_model
 
     if format not in _FORMATS:
         raise ValueError(
@@ -97,17 +101,14 @@ def export_main(
             "SavedModel export is float32 only; quantization applies to tflite. "
             f"Received: quantization={quantization!r}"
         )
-    model_path = Path(model_path)
-    if not model_path.exists():
-        raise FileNotFoundError(f"No model file at {str(model_path)!r}.")
-    for name in _REGISTERING_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    model = keras.saving.load_model(model_path, compile=False)
-    data = None
-    if representative is not None:
+    if isinstance(model_path, str | os.PathLike):
+        model_path = Path(model_path)
+        model = load_model(model_path, compile=False)
+        stem = model_path.stem
+    else:
+        model, stem = model_path, getattr(model_path, "name", "model")
+    data = representative
+    if isinstance(representative, str | os.PathLike):
         if not Path(representative).exists():
             raise FileNotFoundError(f"No data file at {str(representative)!r}.")
         x, y = load_array_file(representative)
@@ -116,15 +117,22 @@ def export_main(
         leaf = "saved_model"
         if format == "tflite":
             leaf = f"tflite-{quantization or 'float32'}"
-        output = Path("saved_models") / model_path.stem / leaf
+        output = Path("saved_models") / stem / leaf
     common = dict(overwrite=overwrite, class_names=class_names, verify=verify)
     if format == "saved_model":
-        return export_saved_model(model, output, verify_data=data, **common, **kwargs)
+        return export_saved_model(
+            model,
+            output,
+            verify_data=data if verify_data is None else verify_data,
+            **common,
+            **kwargs,
+        )
     return export_tflite(
         model,
         output,
         quantization=quantization,
         representative_data=data,
+        verify_data=verify_data,
         **common,
         **kwargs,
     )
