@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 from typing import Any
 
-from keras_transfer._backend import keras
+from keras_transfer._backend import keras, tf
 from keras_transfer.builders import recompile
 from keras_transfer.freezing import (
     check_unfreeze_depth,
@@ -28,6 +29,162 @@ def _merge(histories: list, model: keras.Model) -> keras.callbacks.History:
         merged.epoch.extend(h.epoch)
         for k in keys:
             merged.history.setdefault(k, []).extend(h.history.get(k, [None] * n))
+    return merged
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Creates the optimizer's variables (moments) for the current trainable weights.
+
+    Keras drops the optimizer state of a checkpoint ("Skipping variable loading for
+    optimizer ...") when it is loaded into an optimizer that is not built yet; call
+    this before `load_weights` so that the moments are restored instead.
+
+    Args:
+        model: keras.Model. A compiled model (a model without optimizer is left
+            as it is).
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.finetune import build_optimizer
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    build_optimizer(model)
+    assert model.optimizer.built
+    ```
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not getattr(optimizer, "built", True):
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
+
+
+def _random_states(model: keras.Model) -> list:
+    """The model's random-number states (Dropout's seed generators, ...).
+
+    `model.variables` holds them, `model.weights` (what checkpoints save) does not.
+    """
+    saved = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in saved]
+
+
+def _save_random_states(model: keras.Model, path: str) -> None:
+    import numpy as np
+
+    states = {
+        f"s{i}": np.asarray(v.numpy()) for i, v in enumerate(_random_states(model))
+    }
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **states)
+    os.replace(tmp, path)
+
+
+def _load_random_states(model: keras.Model, path: str) -> None:
+    import numpy as np
+
+    if not os.path.exists(path):
+        return
+    states = _random_states(model)
+    with np.load(path) as saved:
+        if len(saved.files) == len(states):
+            for i, variable in enumerate(states):
+                variable.assign(saved[f"s{i}"])
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that resumes exactly where training stopped.
+
+    On top of the weights and the epoch number, a resumed run gets back:
+
+    - the optimizer state (Adam's moments, the step count): the optimizer is built
+      on the trainable variables, inside the model's strategy scope, before the
+      checkpoint is loaded, so Keras does not skip it;
+    - the random state of Dropout and other seeded layers, which Keras checkpoints
+      leave out (saved to `random_states.npz` next to the weights).
+
+    With a deterministic input pipeline, an interrupted and resumed run ends with
+    the same weights as an uninterrupted one. Backups are written at the end of
+    every epoch.
+
+    Args:
+        backup_dir: str. Folder of the backup, used by this callback only.
+
+    Examples:
+    ```python
+    import tempfile
+    import numpy as np
+    import keras
+    from keras_transfer.finetune import ResumableBackup
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    x, y = np.ones((4, 3)), np.zeros((4, 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[ResumableBackup(tmp)])
+    ```
+    """
+
+    def __init__(self, backup_dir: str) -> None:
+        super().__init__(backup_dir, save_freq="epoch")
+        self._states_path = os.path.join(backup_dir, "random_states.npz")
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if os.path.exists(self._weights_path):
+            build_optimizer(self.model)
+        super().on_train_begin(logs)
+        if os.path.exists(self._weights_path):
+            _load_random_states(self.model, self._states_path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        _save_random_states(self.model, self._states_path)
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Writes the logs of every finished epoch to a JSON file (rewritten atomically).
+
+    `BackupAndRestore` restores weights and the epoch number but not the history:
+    the epochs run before an interruption would be missing from the merged history.
+    Put it before `BackupAndRestore` in the callback list, so that an epoch is in the
+    log whenever it is in the backup.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def records(self) -> list[dict]:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as f:
+            return json.load(f)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        kept = [r for r in self.records() if r["epoch"] < epoch]
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(kept + [{"epoch": epoch, "logs": logs}], f)
+        os.replace(tmp, self.path)
+
+
+def _with_earlier_epochs(h: Any, records: list[dict], first: int) -> Any:
+    """Prepends the logged epochs in [first, h.epoch[0]) to history `h`."""
+    start = h.epoch[0] if h.epoch else None
+    earlier = [r for r in records if r["epoch"] >= first]
+    if start is not None:
+        earlier = [r for r in earlier if r["epoch"] < start]
+    if not earlier:
+        return h
+    n = len(h.epoch)
+    keys = list(
+        dict.fromkeys([k for r in earlier for k in r["logs"]] + list(h.history))
+    )
+    merged = keras.callbacks.History()
+    merged.epoch = [r["epoch"] for r in earlier] + list(h.epoch)
+    merged.history = {
+        k: [r["logs"].get(k) for r in earlier] + list(h.history.get(k, [None] * n))
+        for k in keys
+    }
     return merged
 
 
@@ -87,8 +244,10 @@ def fine_tune(
             unfreeze progressively more layers (ULMFiT style). Defaults to False.
         callbacks: list or None. Keras callbacks for both phases.
         backup_dir: str or None. Fault tolerance: with it, a run whose process dies
-            resumes from its last completed epoch (`keras.callbacks.BackupAndRestore`
-            per stage, plus a marker and weights file per finished stage).
+            (or is interrupted) resumes from its last completed epoch with its
+            optimizer state and random state (`ResumableBackup` per stage, plus a
+            marker and weights file per finished stage), and the returned history
+            holds every epoch, those run before the interruption included.
         strategy: A `tf.distribute.Strategy`, a strategy name, or None. The model
             must have been built under the same strategy (e.g.
             `build_classifier(..., strategy=...)`); every recompile happens in its
@@ -151,6 +310,10 @@ def fine_tune(
             fit_data["sample_weight"] = train[2]
     else:
         fit_data = {"x": train}
+    if isinstance(train, tf.data.Dataset) or inspect.isgenerator(train):
+        # A dataset is shuffled by its pipeline: fit's default shuffle=True would
+        # only warn that it is ignored.
+        fit_data["shuffle"] = False
     n_units = len(depth_units(backbone))
     stages = [(0, head_epochs, head_learning_rate)] if head_epochs else []
     if fine_tune_epochs and depth != 0:
@@ -171,12 +334,15 @@ def fine_tune(
             backbone_learning_rate=backbone_learning_rate if index else None,
         )
         stage_callbacks = list(callbacks or [])
-        marker = weights = None
+        marker = weights = epoch_log = None
         if backup_dir is not None:
             marker = os.path.join(backup_dir, f"stage{index}.done.json")
             weights = os.path.join(backup_dir, f"stage{index}.weights.h5")
+            random_states = os.path.join(backup_dir, f"stage{index}.random.npz")
             if os.path.exists(marker):
+                build_optimizer(model)  # else Keras skips the optimizer's state
                 model.load_weights(weights)
+                _load_random_states(model, random_states)
                 with open(marker) as f:
                     done = json.load(f)
                 h = keras.callbacks.History()
@@ -184,23 +350,34 @@ def fine_tune(
                 histories.append(h)
                 epoch += epochs
                 continue
+            os.makedirs(backup_dir, exist_ok=True)
+            epoch_log = _EpochLog(os.path.join(backup_dir, f"stage{index}.epochs.json"))
+            stage_callbacks.append(epoch_log)
             stage_callbacks.append(
-                keras.callbacks.BackupAndRestore(
-                    os.path.join(backup_dir, f"stage{index}")
-                )
+                ResumableBackup(os.path.join(backup_dir, f"stage{index}"))
             )
-        h = model.fit(
-            **fit_data,
-            validation_data=validation,
-            epochs=epoch + epochs,
-            initial_epoch=epoch,
-            callbacks=stage_callbacks,
-            verbose=verbose,
-        )
+        try:
+            h = model.fit(
+                **fit_data,
+                validation_data=validation,
+                epochs=epoch + epochs,
+                initial_epoch=epoch,
+                callbacks=stage_callbacks,
+                verbose=verbose,
+            )
+        finally:
+            # BackupAndRestore sets the model's private _initial_epoch, which wins
+            # over fit(initial_epoch=) in every later fit: the next stage would
+            # restart at the restored epoch.
+            if hasattr(model, "_initial_epoch"):
+                model._initial_epoch = None
+        if epoch_log is not None:
+            h = _with_earlier_epochs(h, epoch_log.records(), epoch)
         histories.append(h)
         epoch += epochs
         if backup_dir is not None:
             model.save_weights(weights)
+            _save_random_states(model, random_states)
             tmp = marker + ".tmp"
             with open(tmp, "w") as f:
                 json.dump({"history": h.history, "epoch": h.epoch}, f)
