@@ -82,13 +82,22 @@ class DataConfig:
         "Optional separate validation data (same forms as source). When null, the "
         "built-in domains use their test split and others hold out validation_split.",
     )
-    image_size: int = _f(32, "Images are resized to image_size x image_size.")
+    image_size: int | None = _f(
+        32,
+        "Images are resized to image_size x image_size. evaluate/export: null "
+        "(the default there) uses the model's input size.",
+    )
     batch_size: int = _f(32, "Examples per batch.")
     validation_split: float = _f(0.2, "Fraction held out for validation, in [0, 1).")
     limit: int | None = _f(
         None, "Use at most this many training examples (quick runs)."
     )
     seed: int = _f(0, "Seed of splits and shuffling.")
+    skip_corrupt: bool = _f(
+        False,
+        "Skip unreadable image files (counted and named in the log) instead of "
+        "stopping at the first one.",
+    )
 
 
 @dataclass
@@ -231,7 +240,7 @@ class EvaluateConfig:
     """`keras-transfer evaluate`: metrics and a report for a saved model."""
 
     model_path: str = _f("runs/train/model.keras", "The .keras model to evaluate.")
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(image_size=None))
     output: str = _f("", "Report folder; empty means <model folder>/eval/.")
 
 
@@ -245,7 +254,9 @@ class ExportConfig:
         ["float32", "int8"],
         "TFLite quantizations to write: float32, float16, dynamic, int8.",
     )
-    representative: DataConfig = field(default_factory=DataConfig)
+    representative: DataConfig = field(
+        default_factory=lambda: DataConfig(source="", image_size=None)
+    )
     output: str = _f("", "Output folder; empty means <model folder>/export/.")
     overwrite: bool = _f(False, "Replace existing outputs.")
 
@@ -254,11 +265,17 @@ class ExportConfig:
 class PredictConfig:
     """`keras-transfer predict`: class predictions for images or arrays."""
 
-    model_path: str = _f("runs/train/model.keras", "The .keras model.")
+    model_path: str = _f(
+        "runs/train/model.keras",
+        "The model: a .keras file, a .tflite file, or a TFLite or SavedModel export "
+        "folder.",
+    )
     inputs: str = _f(
         "", "An image file, a folder of images (searched recursively) or a .npz (x)."
     )
-    image_size: int = _f(32, "Images are resized to image_size x image_size.")
+    image_size: int | None = _f(
+        None, "Images are resized to image_size x image_size; null: the model's."
+    )
     class_names: list = _f([], "Names of the classes; empty uses the run's names.")
     top_k: int = _f(1, "How many classes to list per input.")
     output: str = _f("", "Write predictions to this .json or .csv; empty prints them.")

@@ -8,9 +8,12 @@ mid-sized datasets the CLI targets; use `keras_transfer.data` for streaming).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,33 +112,60 @@ def _builtin(source: str, size: int, seed: int):
     return src if source == "digits" else tgt
 
 
-def _read_folder(path: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _load_image(file: Path, size: int, field: str) -> np.ndarray:
+    """Reads one image resized to size x size; a bad file is named in the error."""
     from keras_transfer._backend import keras
+
+    try:
+        img = keras.utils.load_img(file, target_size=(size, size))
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"Cannot read image file {str(file)!r} (under {field}): {err}. Remove "
+            "or replace it, or set data.skip_corrupt: true to skip unreadable files."
+        ) from err
+    return np.asarray(img, dtype="uint8")
+
+
+def _read_folder(
+    path: str, size: int, skip_corrupt: bool = False, field: str = "data.source"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from keras_transfer.progress import Progress
 
-    classes = _folder_classes(path, "data.source")
+    classes = _folder_classes(path, field)
     files = [
         (label, file)
         for label, name in enumerate(classes)
         for file in sorted(Path(path, name).rglob("*"))
         if file.suffix.lower() in IMAGE_EXTS
     ]
-    xs, ys = [], []
+    xs, ys, skipped = [], [], []
     with Progress(len(files), f"reading {path}", min_interval=2.0) as bar:
         for label, file in files:
-            img = keras.utils.load_img(file, target_size=(size, size))
-            xs.append(np.asarray(img, dtype="uint8"))
-            ys.append(label)
+            try:
+                xs.append(_load_image(file, size, field))
+                ys.append(label)
+            except ConfigError:
+                if not skip_corrupt:
+                    raise
+                skipped.append(file)
             bar.update()
+    if skipped:
+        names = ", ".join(str(f.relative_to(path)) for f in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        logging.getLogger("keras_transfer").warning(
+            "skipped %d unreadable files: %s%s", len(skipped), names, more
+        )
     if not xs:
         raise ConfigError(f"No images ({', '.join(IMAGE_EXTS)}) found under {path!r}.")
     return np.stack(xs), np.asarray(ys, "int32"), classes
 
 
 def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
-    """Reads one image file or every image under a folder; returns (x, file names)."""
-    from keras_transfer._backend import keras
+    """Reads one image file or every image under a folder; returns (x, file names).
 
+    Raises:
+        ConfigError: no images, or an unreadable image (named in the message).
+    """
     p = Path(path)
     files = (
         [p]
@@ -144,23 +174,34 @@ def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
     )
     if not files:
         raise ConfigError(f"No images found at inputs={path!r}.")
-    x = np.stack(
-        [
-            np.asarray(keras.utils.load_img(f, target_size=(size, size)), "uint8")
-            for f in files
-        ]
-    )
+    x = np.stack([_load_image(f, size, "inputs") for f in files])
     return x, [str(f) for f in files]
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Holds out `fraction` of every class (stratified), shuffled with `seed`."""
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(
             f"Expected data.validation_split in [0, 1). Received: {fraction}"
         )
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(round(len(x) * fraction))
-    val, train = order[:n_val], order[n_val:]
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(y)
+    if labels.ndim != 1:  # multi-label or one-hot: no single class to stratify on
+        labels = np.zeros(len(labels), "int64")
+    classes, counts = np.unique(labels, return_counts=True)
+    # round(n * fraction) held out in all, shared by class (largest remainder).
+    quotas = counts * fraction
+    n_val = np.floor(quotas).astype(int)
+    extra = int(round(len(labels) * fraction)) - int(n_val.sum())
+    if extra > 0:
+        n_val[np.argsort(-(quotas - n_val), kind="stable")[:extra]] += 1
+    val, train = [np.zeros(0, "int64")], [np.zeros(0, "int64")]
+    for label, k in zip(classes, n_val):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        val.append(members[:k])
+        train.append(members[k:])
+    val = rng.permutation(np.concatenate(val))
+    train = rng.permutation(np.concatenate(train))
     return x[train], y[train], x[val], y[val]
 
 
@@ -172,7 +213,9 @@ def _read(source: str, cfg: DataConfig):
         split = _builtin(source, cfg.image_size, cfg.seed)
         return split.x_train, split.y_train, split.x_test, split.y_test, names
     if kind == "folder":
-        x, y, names = _read_folder(source, cfg.image_size)
+        x, y, names = _read_folder(
+            source, cfg.image_size, cfg.skip_corrupt, "data.source"
+        )
         return (*_split(x, y, cfg.validation_split, cfg.seed), names)
     with np.load(source, allow_pickle=False) as npz:
         if "x_train" in npz:
@@ -185,14 +228,24 @@ def _read(source: str, cfg: DataConfig):
         return (*_split(npz["x"], npz["y"], cfg.validation_split, cfg.seed), names)
 
 
-def check_data_config(cfg: DataConfig, prefix: str = "data") -> None:
+def check_data_config(
+    cfg: DataConfig, prefix: str = "data", model_size: bool = False
+) -> None:
     """Checks the numeric fields of a `DataConfig` (no data is read).
+
+    Args:
+        cfg: DataConfig.
+        prefix: str. The config section, for messages. Defaults to `"data"`.
+        model_size: bool. Accept `image_size: null` (the model's input size).
 
     Raises:
         ConfigError: a field out of range, named with `prefix`.
     """
+    size_ok = (model_size and cfg.image_size is None) or (
+        cfg.image_size is not None and cfg.image_size >= 8
+    )
     rules = (
-        ("image_size", cfg.image_size >= 8, "an int >= 8"),
+        ("image_size", size_ok, "an int >= 8" + (" or null" if model_size else "")),
         ("batch_size", cfg.batch_size >= 1, "an int >= 1"),
         ("validation_split", 0.0 <= cfg.validation_split < 1.0, "a float in [0, 1)"),
         ("limit", cfg.limit is None or cfg.limit >= 1, "an int >= 1 or null"),
@@ -249,3 +302,69 @@ def load_labelled(cfg: DataConfig) -> LabelledData:
     return LabelledData(
         x_tr, np.asarray(y_tr, "int32"), x_va, np.asarray(y_va, "int32"), list(names)
     )
+
+
+def model_image_size(model: Any) -> int | None:
+    """The square image size a model takes (`(None, H, H, C)` input), else None."""
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or len(shape) != 4:
+        return None
+    height, width = shape[1], shape[2]
+    if height is None or height != width:
+        return None
+    return int(height)
+
+
+def resolve_image_size(
+    cfg: DataConfig, model_size: int | None, field: str, model_path: str
+) -> DataConfig:
+    """Returns `cfg` with `image_size` set to the model's input size.
+
+    Args:
+        cfg: DataConfig. `image_size` None means "the model's".
+        model_size: int or None. From `model_image_size` (None: unknown).
+        field: str. The config field, for messages (e.g. `data.image_size`).
+        model_path: str. The model, for messages.
+
+    Raises:
+        ConfigError: an explicit `image_size` that differs from the model's, or
+            none given and the model's size is unknown.
+    """
+    if cfg.image_size is None:
+        if model_size is None:
+            raise ConfigError(
+                f"Cannot tell the input size of {model_path!r} (not a square image "
+                f"input); set {field}."
+            )
+        return dataclasses.replace(cfg, image_size=model_size)
+    if model_size is not None and cfg.image_size != model_size:
+        raise ConfigError(
+            f"{field}={cfg.image_size} does not match the model: {model_path!r} "
+            f"takes {model_size}x{model_size} images. Remove {field} (the model's "
+            f"size is used) or set it to {model_size}."
+        )
+    return cfg
+
+
+def run_config(model_path: str) -> dict | None:
+    """The resolved `config.yaml` of the run directory holding `model_path`, if any."""
+    import yaml
+
+    path = Path(model_path).resolve().parent / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def run_image_size(model_path: str) -> int | None:
+    """`data.image_size` (or `source.image_size`) of the model's run, if any."""
+    config = run_config(model_path) or {}
+    for key in ("data", "source"):
+        section = config.get(key)
+        if isinstance(section, dict) and isinstance(section.get("image_size"), int):
+            return section["image_size"]
+    return None

@@ -1,22 +1,48 @@
-"""`export`: one verified export per quantization, plus a size/latency report."""
+"""`export`: one verified export per quantization, plus a size/latency report.
+
+Calibration and verification use the model's own data: when `model_path` lies in a
+run directory (`runs/<name>/model.keras` next to its `config.yaml`), the run's
+training data calibrate int8 and its validation data verify every export, read at
+the model's input size. Everything is written to a temporary sibling of the output
+folder and moved into place only when every export passed, so a failed export
+leaves nothing behind; exports of other quantizations already in the folder stay,
+and `summary.json` keeps their rows.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from keras_transfer.cli._data import check_data_config, load_labelled
-from keras_transfer.config import ConfigError, ExportConfig
+from keras_transfer.cli._data import (
+    check_data_config,
+    load_labelled,
+    model_image_size,
+    resolve_image_size,
+    run_config,
+)
+from keras_transfer.config import ConfigError, DataConfig, ExportConfig, from_dict
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+_REPORT_FILES = ("report.html", "export_summary.png", "summary.json")
 
 
 def _check(cfg: ExportConfig) -> list[str]:
-    if not os.path.isfile(cfg.model_path):
-        raise ConfigError(f"Model file not found: model_path={cfg.model_path!r}.")
+    from keras_transfer.saving import check_model_file
+
+    try:
+        check_model_file(cfg.model_path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"Invalid value for model_path={cfg.model_path!r}: {err}"
+        ) from err
     quants = [str(q) for q in cfg.quantization] or ["float32"]
     bad = [q for q in quants if q not in QUANTIZATIONS]
     if bad:
@@ -29,67 +55,253 @@ def _check(cfg: ExportConfig) -> list[str]:
             "SavedModel export is float32 only; set quantization: [float32] or "
             f"format: tflite. Received: quantization={cfg.quantization!r}"
         )
-    check_data_config(cfg.representative, "representative")
-    return quants
+    if cfg.representative.source:
+        check_data_config(cfg.representative, "representative", model_size=True)
+    return list(dict.fromkeys(quants))
+
+
+def _leaf(fmt: str, quantization: str) -> str:
+    return fmt if fmt == "saved_model" else f"tflite-{quantization}"
+
+
+def _check_output(out: Path, leaves: list[str], overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"output={str(out)!r} is an existing file; exports are written into a "
+            "folder. Set output to a folder path (or leave it empty for "
+            "<model folder>/export/)."
+        )
+    existing = [str(out / leaf) for leaf in leaves if (out / leaf).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"Export already exists: {', '.join(existing)}. Add --set overwrite=true "
+            "to replace it (other exports in that folder are kept), or set output "
+            "to another folder."
+        )
+
+
+def _run_data(model_path: str) -> tuple[DataConfig, str] | None:
+    """The labelled data section of the model's run (train/tune/distill: `data`,
+    adapt: `source`), or None when the model is not in a run directory."""
+    config = run_config(model_path)
+    if not config:
+        return None
+    for key in ("data", "source"):
+        section = config.get(key)
+        if isinstance(section, dict) and section.get("source"):
+            known = {f.name for f in dataclasses.fields(DataConfig)}
+            section = {k: v for k, v in section.items() if k in known}
+            try:
+                data = from_dict(DataConfig, section, f"{key}.")
+            except ConfigError:
+                return None
+            where = Path(model_path).resolve().parent / "config.yaml"
+            return data, f"the run's data ({key}.source={data.source!r} in {where})"
+    return None
+
+
+def representative_config(
+    cfg: ExportConfig, model: Any, model_size: int | None
+) -> tuple[DataConfig, str]:
+    """The data that calibrate and verify the export, and where it comes from.
+
+    In order: `representative.source` when set; else the training data of the run
+    directory holding the model; else the built-in digits, only when the model takes
+    3-channel square images and predicts 10 classes.
+
+    Raises:
+        ConfigError: nothing fits (the message asks for `representative.source`), or
+            an explicit `representative.image_size` that differs from the model's.
+    """
+    rep = cfg.representative
+    if rep.source:
+        origin = f"representative.source={rep.source!r}"
+        return resolve_image_size(
+            rep, model_size, "representative.image_size", cfg.model_path
+        ), origin
+    found = _run_data(cfg.model_path)
+    if found is not None:
+        data, origin = found
+        data = dataclasses.replace(
+            data,
+            image_size=rep.image_size,
+            limit=None,
+            batch_size=rep.batch_size,
+            skip_corrupt=data.skip_corrupt or rep.skip_corrupt,
+        )
+        return resolve_image_size(
+            data, model_size, "representative.image_size", cfg.model_path
+        ), origin
+    shape = getattr(model, "input_shape", None)
+    classes = getattr(model, "output_shape", (None,))[-1]
+    if model_size is not None and shape[-1] == 3 and classes == 10:
+        data = dataclasses.replace(rep, source="digits")
+        data = resolve_image_size(
+            data, model_size, "representative.image_size", cfg.model_path
+        )
+        return data, "the built-in digits (no run directory next to the model)"
+    raise ConfigError(
+        f"No data to calibrate and verify {cfg.model_path!r}: it is not in a run "
+        "directory (no config.yaml next to it) and does not take the built-in "
+        f"digits (input {shape}, {classes} classes). Set representative.source to "
+        "a folder of images or a .npz like the model's training data."
+    )
+
+
+def sample(
+    x: np.ndarray, y: np.ndarray, limit: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `limit` examples drawn at random (seeded) across the whole data."""
+    if len(x) <= limit:
+        return x, y
+    index = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
+    return x[index], y[index]
+
+
+def _check_data(model: Any, x: np.ndarray, names: list[str], origin: str) -> None:
+    expected = tuple(getattr(model, "input_shape", (None,))[1:])
+    if len(expected) == x.ndim - 1 and not all(
+        e is None or e == s for e, s in zip(expected, x.shape[1:])
+    ):
+        raise ConfigError(
+            f"The representative data ({origin}) have shape {tuple(x.shape[1:])} but "
+            f"the model takes {expected}. Set representative.source to data of the "
+            "model's input shape."
+        )
+    classes = getattr(model, "output_shape", (None,))[-1]
+    if classes not in (None, 1) and classes != len(names):
+        raise ConfigError(
+            f"The representative data ({origin}) have {len(names)} classes but the "
+            f"model predicts {classes}. Set representative.source to the model's "
+            "data."
+        )
+
+
+def _merge_rows(out: Path, rows: list[dict]) -> list[dict]:
+    """Rows of `summary.json` already in `out` for other exports, plus `rows`."""
+    path = out / "summary.json"
+    new = {Path(r["path"]).name for r in rows}
+    kept = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = []
+        for row in old if isinstance(old, list) else []:
+            leaf = Path(str(row.get("path", ""))).name
+            if leaf and leaf not in new and (out / leaf).exists():
+                kept.append(row)
+    order = {q: i for i, q in enumerate(QUANTIZATIONS)}
+    return sorted(
+        kept + rows,
+        key=lambda r: (r.get("format") != "saved_model", order.get(r["quantization"])),
+    )
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    """Moves every entry of `tmp` into `out`, replacing entries of the same name."""
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(tmp.iterdir()):
+        target = out / entry.name
+        if target.is_dir():
+            old = out / f".{entry.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(entry, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(entry, target)
 
 
 def run_export(cfg: ExportConfig) -> list[dict]:
     """Exports `cfg.model_path` once per quantization; writes `report.html`.
 
-    Representative data (the validation part of `cfg.representative`) calibrates
-    int8 and verifies every export against the Keras model.
+    Args:
+        cfg: ExportConfig.
 
     Returns:
-        One row per export: quantization, path, size_kb, latency_ms, agreement,
-        keras_accuracy, export_accuracy.
+        One row per export of this call: format, quantization, path, size_kb,
+        latency_ms, agreement, keras_accuracy, export_accuracy, data.
+
+    Raises:
+        ConfigError: a bad model path, quantization, output or data (the message
+            names the field to change).
+        ExportVerificationError: an export disagrees with Keras (nothing written).
     """
     quants = _check(cfg)
+    out = Path(cfg.output) if cfg.output else Path(cfg.model_path).parent / "export"
+    leaves = [_leaf(cfg.format, q) for q in quants]
+    _check_output(out, leaves, cfg.overwrite)
     from keras_transfer import reports
     from keras_transfer.export import export_main
     from keras_transfer.progress import Progress
+    from keras_transfer.saving import load_model
 
-    out = Path(cfg.output) if cfg.output else Path(cfg.model_path).parent / "export"
-    data = load_labelled(cfg.representative)
-    x = np.concatenate([data.x_train, data.x_val])[
-        : max(cfg.representative.limit or 200, 1)
-    ]
-    y = np.concatenate([data.y_train, data.y_val])[: len(x)]
-    out.mkdir(parents=True, exist_ok=True)
-    rep_path = out / "representative.npz"
-    np.savez(rep_path, x=x, y=y)
+    model = load_model(cfg.model_path, compile=False)
+    rep_cfg, origin = representative_config(cfg, model, model_image_size(model))
+    data = load_labelled(rep_cfg)
+    _check_data(model, data.x_train, data.class_names, origin)
+    limit = max(cfg.representative.limit or 200, 1)
+    rep = sample(data.x_train, data.y_train, limit, rep_cfg.seed)
+    verify = sample(data.x_val, data.y_val, limit, rep_cfg.seed + 1)
+    if not len(verify[0]):
+        verify = rep
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     rows = []
-    with Progress(len(quants), f"export {cfg.format}") as bar:
-        for q in quants:
-            leaf = cfg.format if cfg.format == "saved_model" else f"tflite-{q}"
-            result = export_main(
-                cfg.model_path,
-                format=cfg.format,
-                quantization=None if q == "float32" else q,
-                representative=str(rep_path),
-                output=str(out / leaf),
-                overwrite=cfg.overwrite,
-                class_names=data.class_names,
-            )
-            rows.append(
-                {
-                    "quantization": q,
-                    "path": str(result.path),
-                    "size_kb": result.size_bytes / 1024,
-                    "latency_ms": result.latency_ms,
-                    "agreement": result.top1_agreement,
-                    "keras_accuracy": result.keras_accuracy,
-                    "export_accuracy": result.export_accuracy,
-                }
-            )
-            bar.update(note=f"{q}: agreement {result.top1_agreement}")
-    report = reports.Report(f"keras-transfer export: {cfg.model_path}", out)
-    report.add_text(
-        f"{cfg.format} export of {cfg.model_path}, verified on {len(x)} inputs from "
-        f"{cfg.representative.source}."
-    )
-    fig = reports.plot_export_summary(rows, out / "export_summary.png")
-    report.add_figure(fig, "Size, latency and top-1 agreement with Keras")
-    report.add_table(rows)
-    report.save()
-    (out / "summary.json").write_text(json.dumps(rows, indent=2))
+    try:
+        with Progress(len(quants), f"export {cfg.format}") as bar:
+            for q, leaf in zip(quants, leaves):
+                result = export_main(
+                    model,
+                    format=cfg.format,
+                    quantization=None if q == "float32" else q,
+                    representative=rep,
+                    verify_data=verify,
+                    output=str(tmp / leaf),
+                    class_names=data.class_names,
+                )
+                rows.append(
+                    {
+                        "format": cfg.format,
+                        "quantization": q,
+                        "path": str(out / leaf),
+                        "size_kb": result.size_bytes / 1024,
+                        "latency_ms": result.latency_ms,
+                        "agreement": result.top1_agreement,
+                        "keras_accuracy": result.keras_accuracy,
+                        "export_accuracy": result.export_accuracy,
+                        "data": origin,
+                        "calibration_samples": len(rep[0]),
+                        "verification_samples": result.num_samples,
+                    }
+                )
+                bar.update(note=f"{q}: agreement {result.top1_agreement}")
+        merged = _merge_rows(out, rows)
+        report = reports.Report(f"keras-transfer export: {cfg.model_path}", tmp)
+        report.add_text(
+            f"{cfg.format} export of {cfg.model_path}: int8 calibrated on "
+            f"{len(rep[0])} training inputs and every export verified on "
+            f"{len(verify[0])} held-out inputs, drawn at random from {origin}."
+        )
+        fig = reports.plot_export_summary(merged, tmp / "export_summary.png")
+        report.add_figure(fig, "Size, latency and top-1 agreement with Keras")
+        report.add_table(
+            merged,
+            [
+                "format",
+                "quantization",
+                "size_kb",
+                "latency_ms",
+                "agreement",
+                "keras_accuracy",
+                "export_accuracy",
+                "path",
+            ],
+        )
+        report.save()
+        (tmp / "summary.json").write_text(json.dumps(merged, indent=2))
+        _move_into(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows

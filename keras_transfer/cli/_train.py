@@ -289,7 +289,26 @@ def run_train(
 
 
 def _output_dir(model_path: str, output: str, leaf: str) -> Path:
-    return Path(output) if output else Path(model_path).resolve().parent / leaf
+    """The report folder: `output`, else `<model folder>/<leaf>`.
+
+    Raises:
+        ConfigError: `output` is an existing file (reports are folders).
+    """
+    out = Path(output) if output else Path(model_path).resolve().parent / leaf
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"output={str(out)!r} is an existing file; the report is written into a "
+            "folder. Set output to a folder path (or leave it empty for "
+            f"<model folder>/{leaf}/)."
+        )
+    return out
+
+
+def _model_size(model: Any, model_path: str) -> int | None:
+    """The model's square input size, else the image size of its run, else None."""
+    from keras_transfer.cli._data import model_image_size, run_image_size
+
+    return model_image_size(model) or run_image_size(model_path)
 
 
 def load_model(path: str, field: str = "model_path", compile: bool = True) -> Any:  # noqa: A002
@@ -313,22 +332,38 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
     """Evaluates a saved model on `cfg.data`; writes a report.
 
     Uses the test split where the source has one (built-in domains, a `.npz` with
-    `x_test`, `data.validation_source`), else every example of the source.
+    `x_test`, `data.validation_source`), else every example of the source. Images
+    are read at the model's input size unless `data.image_size` is set (which must
+    then match it).
 
     Returns:
         The metrics dict (also written to `<output>/metrics.json`).
-    """
-    check_data_config(cfg.data)
-    names = inspect_source(cfg.data.source)
-    if not os.path.isfile(cfg.model_path):
-        raise ConfigError(f"Model file not found: model_path={cfg.model_path!r}.")
-    from keras_transfer import reports
 
-    model = load_model(cfg.model_path)
+    Raises:
+        ConfigError: a bad model path, data source or image size, or data whose
+            classes differ from the model's.
+    """
+    check_data_config(cfg.data, model_size=True)
+    names = inspect_source(cfg.data.source)
+    out = _output_dir(cfg.model_path, cfg.output, "eval")
+    from keras_transfer import reports
+    from keras_transfer.cli._data import resolve_image_size
+
+    model = load_model(cfg.model_path, compile=False)
     classes = model.output_shape[-1]
     check_num_classes(classes, names, "data.source")
-    x, y, _ = evaluation_arrays(cfg.data)
-    out = _output_dir(cfg.model_path, cfg.output, "eval")
+    data_cfg = resolve_image_size(
+        cfg.data, _model_size(model, cfg.model_path), "data.image_size", cfg.model_path
+    )
+    x, y, _ = evaluation_arrays(data_cfg)
+    expected = tuple(model.input_shape[1:])
+    if len(expected) == x.ndim - 1 and not all(
+        e is None or e == s for e, s in zip(expected, x.shape[1:])
+    ):
+        raise ConfigError(
+            f"data.source={cfg.data.source!r} gives inputs of shape "
+            f"{tuple(x.shape[1:])} but {cfg.model_path!r} takes {expected}."
+        )
     report = reports.Report(f"keras-transfer evaluate: {cfg.model_path}", out)
     metrics = classification_section(report, model, x, y, names)
     report.save()
@@ -336,24 +371,114 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
     return metrics
 
 
-def _class_names(cfg: PredictConfig, num_classes: int) -> list[str]:
+def _class_names(
+    cfg: PredictConfig, num_classes: int, exported: list[str] | None = None
+) -> list[str]:
+    """`class_names`, else the export's manifest, else the run's classes.json."""
     if cfg.class_names:
         names = [str(c) for c in cfg.class_names]
+    elif exported:
+        names = [str(c) for c in exported]
     else:
-        path = Path(cfg.model_path).resolve().parent / "classes.json"
+        path = Path(cfg.model_path).resolve()
+        path = (path if path.is_dir() else path.parent) / "classes.json"
         names = json.loads(path.read_text()) if path.exists() else []
     if not names:
         names = [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
         raise ConfigError(
             f"class_names has {len(names)} entries but the model predicts "
-            f"{num_classes} classes."
+            f"{num_classes} classes. Set class_names to {num_classes} names (or [] "
+            "to use the run's)."
         )
     return names
 
 
+@dataclasses.dataclass
+class _Predictor:
+    """A loaded model of any kind `predict` accepts: `run(x) -> probabilities`."""
+
+    run: Any
+    input_shape: tuple
+    class_names: list[str] | None
+    kind: str
+
+
+def _open_model(path: str) -> _Predictor:
+    """Opens a `.keras` file, a `.tflite` file, or a TFLite / SavedModel export.
+
+    Raises:
+        ConfigError: nothing usable at `path` (the message says what is accepted).
+    """
+    p = Path(path)
+    accepted = (
+        "Accepted: a .keras file, a .tflite file, or an export folder (with "
+        "model.tflite or saved_model.pb) written by `keras-transfer export`."
+    )
+    if p.is_file() and p.suffix == ".tflite" or (p / "model.tflite").is_file():
+        from keras_transfer.export import load_tflite
+
+        tfl = load_tflite(p)
+        return _Predictor(tfl.predict, tfl.input_shape, tfl.class_names, "tflite")
+    if (p / "saved_model.pb").is_file():
+        from keras_transfer._backend import tf
+        from keras_transfer.export._io import read_manifest
+
+        signature = tf.saved_model.load(str(p)).signatures["serving_default"]
+        spec = signature.structured_input_signature[1]["inputs"]
+        dtype = spec.dtype
+
+        def run_saved_model(x: np.ndarray) -> np.ndarray:
+            if dtype == tf.uint8 and x.dtype != np.uint8:
+                x = np.clip(x, 0, 255).astype("uint8")
+            batches = [
+                signature(inputs=tf.constant(x[i : i + 64], dtype))["probabilities"]
+                for i in range(0, len(x), 64)
+            ]
+            return np.concatenate([b.numpy() for b in batches])
+
+        names = (read_manifest(p) or {}).get("class_names")
+        return _Predictor(run_saved_model, tuple(spec.shape[1:]), names, "saved_model")
+    if p.is_dir():
+        raise ConfigError(
+            f"Invalid value for model_path={path!r}: a folder. {accepted}"
+        )
+    model = load_model(path, compile=False)
+    return _Predictor(
+        lambda x: predict_classes(model, x),
+        tuple(model.input_shape[1:]),
+        None,
+        "keras",
+    )
+
+
+def _check_predict_output(output: str) -> None:
+    if not output:
+        return
+    out = Path(output)
+    if out.is_dir():
+        raise ConfigError(
+            f"output={output!r} is a folder. Set output to a .json or .csv file path."
+        )
+    parent = next((q for q in out.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(
+            f"output={output!r} cannot be created: {str(parent)!r} is a file, not a "
+            "folder. Choose another output path."
+        )
+
+
 def run_predict(cfg: PredictConfig) -> list[dict]:
-    """Predicts the top-k classes of every input; writes JSON/CSV or returns them."""
+    """Predicts the top-k classes of every input; writes JSON/CSV or returns them.
+
+    `model_path` may be a `.keras` file, a `.tflite` file, or a TFLite or SavedModel
+    export folder. Images are read at the model's input size unless `image_size` is
+    set (which must then match it).
+
+    Raises:
+        ConfigError: missing inputs or model, a bad `top_k`, `image_size` or
+            `output` (the message names the field).
+    """
     if not cfg.inputs or not os.path.exists(cfg.inputs):
         raise ConfigError(
             f"Inputs not found: inputs={cfg.inputs!r}. Accepted: an image file, a "
@@ -361,15 +486,39 @@ def run_predict(cfg: PredictConfig) -> list[dict]:
         )
     if cfg.top_k < 1:
         raise ConfigError(f"Expected top_k >= 1. Received: top_k={cfg.top_k}")
-    model = load_model(cfg.model_path)
+    if cfg.image_size is not None and cfg.image_size < 8:
+        raise ConfigError(
+            "Invalid value for image_size: expected an int >= 8 or null. "
+            f"Received: image_size={cfg.image_size!r}"
+        )
+    _check_predict_output(cfg.output)
+    if not os.path.exists(cfg.model_path):
+        raise ConfigError(
+            f"Invalid value for model_path={cfg.model_path!r}: nothing there. "
+            "Accepted: a .keras file, a .tflite file, or an export folder."
+        )
+    from keras_transfer.cli._data import resolve_image_size
+    from keras_transfer.config import DataConfig
+
+    predictor = _open_model(cfg.model_path)
     if cfg.inputs.endswith(".npz"):
         with np.load(cfg.inputs) as npz:
             x = npz["x"] if "x" in npz else npz[npz.files[0]]
         ids = [str(i) for i in range(len(x))]
     else:
-        x, ids = read_images(cfg.inputs, cfg.image_size)
-    probs = predict_classes(model, x)
-    names = _class_names(cfg, probs.shape[-1])
+        shape = predictor.input_shape
+        size = shape[0] if len(shape) == 3 and shape[0] == shape[1] else None
+        if size is None and predictor.kind == "keras":
+            size = _model_size(None, cfg.model_path)
+        size = resolve_image_size(
+            DataConfig(source="", image_size=cfg.image_size),
+            size,
+            "image_size",
+            cfg.model_path,
+        ).image_size
+        x, ids = read_images(cfg.inputs, size)
+    probs = np.asarray(predictor.run(x))
+    names = _class_names(cfg, probs.shape[-1], predictor.class_names)
     results = []
     for ident, p in zip(ids, probs):
         top = np.argsort(-p)[: cfg.top_k]
