@@ -1,0 +1,82 @@
+"""The multi-pair domain adaptation harness runs end to end (quick) and resumes."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "domain_adaptation.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("da_benchmark", _SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(pair, method, seed, target, source=0.9, per_epoch=1.0):
+    return {
+        "pair": pair,
+        "method": method,
+        "seed": seed,
+        "target_accuracy": target,
+        "source_accuracy": source,
+        "trained_method": method,
+        "seconds_per_epoch": per_epoch,
+        "seconds": 10 * per_epoch,
+    }
+
+
+def test_summary_gap_closed_and_time_ratios(harness):
+    runs = [
+        _row("p", "source_only", 0, 0.40),
+        _row("p", "source_only", 1, 0.50),
+        _row("p", "oracle", 0, 0.85),
+        _row("p", "dann", 0, 0.60, source=0.80, per_epoch=1.5),
+        _row("p", "dann", 1, 0.70, source=0.82, per_epoch=1.5),
+    ]
+    summary = harness.summarize(runs)["p"]
+    assert summary["source_only"]["target_accuracy_mean"] == pytest.approx(0.45)
+    assert summary["source_only"]["target_accuracy_std"] == pytest.approx(0.05)
+    # (0.65 - 0.45) / (0.85 - 0.45) = 50%
+    assert summary["dann"]["gap_closed_percent"] == pytest.approx(50.0)
+    assert summary["dann"]["epoch_time_ratio"] == pytest.approx(1.5)
+    assert summary["dann"]["seeds"] == [0, 1]
+    table = harness.markdown_table({"summary": {"p": summary}, "config": {}})
+    assert "| p | dann | 0.650 ± 0.050 | 50% | 0.810 | 1.50 | 1.50 |" in table
+    lines = harness.check_targets({"p": summary})
+    assert any("closes 50% of the gap (met" in line for line in lines)
+    assert any("DANN +20.0 points" in line and "met" in line for line in lines)
+    assert any("source drop 9.0 points (dann; missed" in line for line in lines)
+
+
+def test_quick_run_writes_resumes_and_prints_the_table(harness, tmp_path, capsys):
+    out = tmp_path / "da.json"
+    argv = ["--quick", "--pairs", "digits_rotnoise", "--methods", "source_only"]
+    argv += ["--limit", "200", "--output", str(out)]
+    assert harness.main(argv) == 0
+    results = json.loads(out.read_text())
+    assert [r["method"] for r in results["runs"]] == ["source_only", "oracle"]
+    for row in results["runs"]:
+        assert row["pair"] == "digits_rotnoise" and row["epochs_run"] >= 1
+        assert 0.0 <= row["target_accuracy"] <= 1.0
+        assert 0.0 <= row["source_accuracy"] <= 1.0
+    stats = results["summary"]["digits_rotnoise"]
+    assert stats["source_only"]["epoch_time_ratio"] == pytest.approx(1.0)
+    assert results["config"]["epochs"] == 1 and results["config"]["seeds"] == 1
+
+    capsys.readouterr()
+    assert harness.main([*argv, "--resume"]) == 0  # nothing left to run
+    assert len(json.loads(out.read_text())["runs"]) == 2
+    printed = capsys.readouterr().out
+    assert "| digits_rotnoise | source_only |" in printed
+
+    with pytest.raises(SystemExit, match="epochs=2"):
+        harness.main([*argv, "--resume", "--epochs", "2"])
+
+    assert harness.main(["--table", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| digits_rotnoise | oracle |" in table and str(out) in table
