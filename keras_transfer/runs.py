@@ -3,7 +3,8 @@
 Layout of ``<runs_dir>/<name>/``::
 
     config.yaml      the resolved config (file + --set overrides + inferred values)
-    run.json         status ("running" | "completed" | "failed"), times, command
+    run.json         status ("running" | "completed" | "failed" | "interrupted"),
+                     times, command
     logs/            TensorBoard logs
     checkpoints/     Keras checkpoints and the BackupAndRestore state used by --resume
     model.keras      the final model
@@ -176,7 +177,7 @@ class RunDir:
         return json.loads(p.read_text()) if p.exists() else {}
 
     def status(self) -> str | None:
-        """Returns "running", "completed", "failed" or None (no run.json)."""
+        """Returns "running", "completed", "failed", "interrupted" or None."""
         return self.info().get("status")
 
     def _write_info(self, info: dict) -> None:
@@ -205,7 +206,25 @@ class RunDir:
         self._write_info(info)
 
     def fail(self, error: BaseException | str) -> None:
-        """Marks the run failed, recording the error (the run can be resumed)."""
+        """Marks the run failed, recording the error (the run can be resumed).
+
+        A `KeyboardInterrupt` (Ctrl-C, SIGINT) is no failure: the run is marked
+        interrupted instead (see `interrupt`).
+        """
+        if isinstance(error, KeyboardInterrupt):
+            self.interrupt()
+            return
         info = self.info()
-        info.update(status="failed", updated=_now(), error=str(error))
+        info.update(
+            status="failed",
+            updated=_now(),
+            error=str(error) or type(error).__name__,
+        )
+        self._write_info(info)
+
+    def interrupt(self) -> None:
+        """Marks the run interrupted (Ctrl-C): `--resume` continues it."""
+        info = self.info()
+        info.pop("error", None)
+        info.update(status="interrupted", updated=_now(), interrupted=_now())
         self._write_info(info)

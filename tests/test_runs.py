@@ -42,3 +42,14 @@ def test_bad_names_and_flags(tmp_path):
     with pytest.raises(ValueError, match="at most one"):
         RunDir.create(tmp_path, "a", resume=True, overwrite=True)
     assert not (tmp_path / "a").exists()
+
+
+def test_keyboard_interrupt_marks_interrupted_not_failed(tmp_path):
+    run = RunDir.create(tmp_path, "a")
+    run.fail(ValueError())
+    assert run.info()["error"] == "ValueError"  # never an empty error
+    run.fail(KeyboardInterrupt())
+    info = run.info()
+    assert info["status"] == "interrupted" and "error" not in info
+    again = RunDir.create(tmp_path, "a", resume=True)
+    assert again.resumed and again.status() == "running"

@@ -42,7 +42,8 @@ Start here:
 Runs are written to runs/<name>/ (config.yaml, logs/ for TensorBoard, checkpoints/,
 model.keras, metrics.json, report/report.html). A name is never overwritten silently:
 pass --resume to continue an unfinished run or --overwrite to replace it.
-Exit codes: 0 ok, 1 runtime error, 2 invalid config or arguments, 3 run exists.
+Exit codes: 0 ok, 1 runtime error, 2 invalid config or arguments, 3 run exists,
+130 interrupted (Ctrl-C: the run is marked "interrupted"; --resume continues it).
 """
 
 _CONFIG_COMMANDS = {
@@ -371,6 +372,29 @@ def _command(name: str):
     }[name]
 
 
+_RESUMABLE = ("train", "adapt", "tune", "distill", "fewshot")
+
+
+def _resume_command(command: str, argv: Sequence[str]) -> str:
+    """The command line that continues an interrupted run: argv + --resume."""
+    import shlex
+
+    args = [a for a in argv if a not in ("--resume", "--overwrite")]
+    return shlex.join(["keras-transfer", *args, "--resume"])
+
+
+def _interrupted(command: str, argv: Sequence[str]) -> int:
+    if command in _RESUMABLE:
+        print(
+            f"keras-transfer {command}: interrupted; resume with: "
+            f"{_resume_command(command, argv)}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"keras-transfer {command}: interrupted.", file=sys.stderr)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs `keras-transfer` on `argv` (default `sys.argv[1:]`); returns the exit code.
 
@@ -383,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keras_transfer.config import ConfigError
     from keras_transfer.runs import RunExistsError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -396,6 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunExistsError as err:
         print(f"keras-transfer {args.command}: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        if os.environ.get("KERAS_TRANSFER_DEBUG"):
+            raise
+        return _interrupted(args.command, argv)
     except (ImportError, ValueError, OSError) as err:
         if os.environ.get("KERAS_TRANSFER_DEBUG"):
             raise
