@@ -7,7 +7,11 @@ import weakref
 from typing import Any
 
 from keras_transfer._backend import keras
-from keras_transfer.backbones import LoadedBackbone, load_backbone
+from keras_transfer.backbones import (
+    LoadedBackbone,
+    load_backbone,
+    warn_if_frozen_random,
+)
 from keras_transfer.freezing import find_backbone, register_parent, set_trainable
 from keras_transfer.heads import classification_head, regression_head
 
@@ -291,6 +295,7 @@ def _build(
 
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
+        warn_if_frozen_random(bb, unfreeze_depth)
         inputs, features = _inputs_and_features(
             bb, input_shape, include_preprocessing, augmentation
         )

@@ -261,3 +261,40 @@ def test_text_backbone_via_keras_hub(tmp_path):
     features = bb.preprocessor(["good food", "bad"])
     model = build_classifier(bb, 2, unfreeze_depth=1)
     assert model.predict(features, verbose=0).shape == (2, 2)
+
+
+def test_pretrained_flag_of_each_loader(vgg_preset, hub_dir):
+    path, _ = vgg_preset
+    assert load_backbone(f"keras_hub:{path}").pretrained is True
+    assert load_backbone(f"keras_hub:{path}", load_weights=False).pretrained is False
+    assert load_backbone(f"tfhub:{hub_dir}", input_shape=(4,)).pretrained is True
+    random_app = load_backbone(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    assert random_app.pretrained is False
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    assert load_backbone(model).pretrained is None  # unknown: never warned about
+
+
+def test_frozen_random_backbone_warns_and_logs(vgg_preset, caplog):
+    path, _ = vgg_preset
+    spec = f"keras_hub:{path}"
+    with caplog.at_level("WARNING", logger="keras_transfer"):
+        with pytest.warns(UserWarning, match="random weights") as record:
+            build_classifier(spec, 2, unfreeze_depth=0, load_weights=False)
+    message = str(record[0].message)
+    assert spec in message and "keras-transfer pretrain" in message
+    assert "unfreeze_depth='all'" in message
+    assert any("random weights" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"unfreeze_depth": "all", "load_weights": False}, {"unfreeze_depth": 0}]
+)
+def test_no_warning_when_trained_or_pretrained(vgg_preset, kwargs):
+    import warnings
+
+    path, _ = vgg_preset
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*random weights.*")
+        build_classifier(f"keras_hub:{path}", 2, **kwargs)

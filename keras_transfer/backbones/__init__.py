@@ -9,7 +9,7 @@ from keras_transfer.backbones.applications import (
     ApplicationPreprocessing,
     load_keras_application,
 )
-from keras_transfer.backbones.base import LoadedBackbone
+from keras_transfer.backbones.base import LoadedBackbone, warn_if_frozen_random
 from keras_transfer.backbones.kerashub import load_keras_hub
 from keras_transfer.backbones.registry import (
     get_loader,
@@ -31,6 +31,7 @@ __all__ = [
     "register_backbone_alias",
     "register_backbone_loader",
     "validate_features",
+    "warn_if_frozen_random",
 ]
 
 register_backbone_loader(

@@ -112,4 +112,5 @@ def load_keras_application(
         spec=f"keras_applications:{rest}",
         input_shape=shape,
         metadata={"application": rest, "weights": weights},
+        pretrained=weights is not None,
     )

@@ -1,7 +1,9 @@
-"""The value every backbone loader returns."""
+"""The value every backbone loader returns, and the check of its weights' origin."""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,10 @@ class LoadedBackbone:
         input_shape: tuple or None. Shape of one raw input, without the batch axis,
             when known.
         metadata: dict. Loader-specific facts (preset name, hub handle, ...).
+        pretrained: bool or None. True when trained weights were loaded, False when
+            the weights are a random initialization (`weights=None`,
+            `load_weights=False`), None when the loader cannot tell (a model passed
+            in). `warn_if_frozen_random` reads it.
     """
 
     model: Any
@@ -32,6 +38,7 @@ class LoadedBackbone:
     spec: str = ""
     input_shape: tuple | None = None
     metadata: dict = field(default_factory=dict)
+    pretrained: bool | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -39,3 +46,55 @@ class LoadedBackbone:
                 f"Expected modality to be one of {MODALITIES}. "
                 f"Received: modality={self.modality!r}"
             )
+
+
+logger = logging.getLogger("keras_transfer")
+
+OFFLINE_HINT = (
+    "Offline, make a pretrained backbone first with `keras-transfer pretrain` (it "
+    "trains one on a labelled folder or the built-in digits and saves a KerasHub "
+    "preset) and pass it as model.backbone='keras_hub:<preset dir>'."
+)
+
+
+def warn_if_frozen_random(backbone: LoadedBackbone, unfreeze_depth: Any) -> bool:
+    """Warns when a frozen backbone has random weights: it cannot transfer anything.
+
+    A frozen (`unfreeze_depth=0`) randomly initialised backbone gives features that
+    carry no information about the input (a frozen random MobileNetV3Small outputs
+    pooled features of ~1e-11 with BatchNorm in inference mode), so training only the
+    head leaves the loss at ln(num_classes). This emits a `UserWarning` and a log line
+    on the `keras_transfer` logger naming the backbone and what to change.
+
+    Args:
+        backbone: LoadedBackbone. The loaded backbone (its `pretrained` flag).
+        unfreeze_depth: int or str. The depth the builder applies.
+
+    Returns:
+        True when it warned.
+
+    Examples:
+    ```python
+    import warnings
+    from keras_transfer.backbones import LoadedBackbone, warn_if_frozen_random
+    bb = LoadedBackbone(model=None, spec="keras_applications:X", pretrained=False)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert warn_if_frozen_random(bb, 0)
+    assert not warn_if_frozen_random(bb, "all")
+    ```
+    """
+    if backbone.pretrained is not False or unfreeze_depth != 0:
+        return False
+    message = (
+        f"The backbone {backbone.spec!r} has random weights (no pretrained weights "
+        "were loaded) and is frozen (unfreeze_depth=0): its features carry no "
+        "information, so training only the head learns nothing (the loss stays at "
+        "ln(num_classes)). Load pretrained weights (e.g. weights='imagenet' or a "
+        "local weights file in backbone_kwargs), or let the backbone train "
+        "(unfreeze_depth='all'; in the CLI training.fine_tune_epochs > 0). "
+        + OFFLINE_HINT
+    )
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+    return True

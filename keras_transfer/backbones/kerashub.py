@@ -80,6 +80,7 @@ def load_keras_hub(
         spec=f"keras_hub:{rest}",
         input_shape=input_shape,
         metadata={"preset": rest, "class_name": type(backbone).__name__},
+        pretrained=bool(load_weights),
     )
 
 

@@ -249,6 +249,7 @@ def _make_loader(loader: str):
             spec=f"{'tfhub' if loader == 'hub' else 'saved_model'}:{rest}",
             input_shape=tuple(input_shape) if input_shape else None,
             metadata={"handle": rest, "loader": loader},
+            pretrained=True,
         )
 
     return load
