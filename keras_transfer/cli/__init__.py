@@ -51,7 +51,8 @@ _CONFIG_COMMANDS = {
     "adapt": "Domain adaptation (DANN, ...) from labelled source to unlabelled target.",
     "tune": "KerasTuner search of learning rate and unfreeze depth.",
     "evaluate": "Metrics, confusion matrix and per-class report of a .keras model.",
-    "export": "Export a .keras model to SavedModel / TFLite and verify it.",
+    "export": "Export a .keras model to SavedModel / TFLite and verify it (on the "
+    "model's run data unless representative.source is set).",
     "predict": "Top-k class predictions for images or arrays.",
     "distill": "Knowledge distillation of a teacher .keras model into a small student.",
     "fewshot": "Episodic N-way K-shot accuracy ± CI95 of an encoder "
@@ -98,6 +99,10 @@ def _fields_epilog(kind: str) -> str:
             text += f" Default: {json.dumps(value)}."
             head = f"  {prefix}{f.name}"
             body = textwrap.wrap(text, 86 - 34)
+            if len(head) >= 33:  # too long for the column: help on the next line
+                lines.append(head)
+                lines.extend(" " * 34 + more for more in body)
+                continue
             lines.append(f"{head:<34}{body[0] if body else ''}")
             lines.extend(" " * 34 + more for more in body[1:])
 

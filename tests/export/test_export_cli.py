@@ -240,3 +240,15 @@ def test_validation_split_is_stratified():
     _, y_train, _, y_val = _split(np.arange(len(y)), y, 0.25, seed=0)
     assert np.bincount(y_val).tolist() == [1, 2, 3, 4]  # round(40 * 0.25) = 10
     assert len(y_train) + len(y_val) == 40
+
+
+def test_export_help_keeps_field_names_apart(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = capsys.readouterr().out
+    fields = text[text.index("Config fields") :].splitlines()[1:]
+    names = [
+        line.split()[0] for line in fields if line.startswith("  ") and line[2] != " "
+    ]
+    assert "representative.validation_source" in names
+    assert "representative.skip_corrupt" in names
