@@ -242,3 +242,13 @@ def test_every_model_kind_loads_and_exports_in_a_fresh_process(tmp_path):
         assert sorted(got.files) == sorted(expected)
         for key, value in expected.items():
             np.testing.assert_allclose(got[key], value, atol=1e-5, err_msg=key)
+
+
+def test_load_model_docstring_example_runs():
+    import inspect
+
+    from keras_transfer import saving
+
+    blocks = re.findall(r"```python\n(.*?)```", inspect.getdoc(saving.load_model), re.S)
+    assert blocks
+    exec(compile(blocks[0], "<docstring>", "exec"), {})
