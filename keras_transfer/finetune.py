@@ -389,4 +389,8 @@ def fine_tune(
             if entry.startswith("stage"):
                 path = os.path.join(backup_dir, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    return _merge(histories, model)
+    merged = _merge(histories, model)
+    from keras_transfer.callbacks import check_fit_history
+
+    check_fit_history(merged.history, train, validation)
+    return merged

@@ -141,6 +141,10 @@ def classification_section(
         f"{len(y)} examples: accuracy {metrics['accuracy']:.4f}, "
         f"macro F1 {metrics['macro_f1']:.4f}."
     )
+    from keras_transfer.callbacks import check_against_majority
+
+    if check_against_majority(metrics["accuracy"], y, context=f"({report.title})"):
+        report.add_text("Warning: no better than predicting the majority class.")
     cm = reports.plot_confusion_matrix(
         y, y_pred, class_names, out / "confusion_matrix.png"
     )
