@@ -17,7 +17,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
+    "adapt": "keras_transfer.adaptation",
     "AdaptConfig": "keras_transfer.config",
+    "AdaptResult": "keras_transfer.adaptation",
     "AugmentationConfig": "keras_transfer.augment",
     "build_augmentation": "keras_transfer.augment",
     "build_classifier": "keras_transfer.builders",

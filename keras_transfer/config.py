@@ -136,16 +136,38 @@ class TrainingConfig:
 
 @dataclass
 class AdaptationConfig:
-    """Unsupervised domain adaptation from labelled source to unlabelled target."""
+    """Unsupervised domain adaptation from labelled source to unlabelled target.
 
-    method: str = _f("dann", "Adaptation method (see keras_transfer.adaptation).")
-    epochs: int = _f(5, "Training epochs.")
-    learning_rate: float = _f(1e-3, "Learning rate.")
-    lambda_max: float = _f(1.0, "Largest weight of the domain loss (λ schedule end).")
+    Runs `keras_transfer.adapt`: source warm-up, λ ramp, collapse guard, and with
+    ``method: auto`` the candidates ranked by an unsupervised score.
+    """
+
+    method: str = _f(
+        "auto",
+        "Adaptation method: auto, source_only, adabn, or a registered alignment "
+        "method (dann, cdan, coral, mmd, mcc, entropy, bnm, self_training).",
+    )
+    epochs: int = _f(20, "Training epochs in total (warm-up included).")
+    learning_rate: float = _f(1e-3, "Adam learning rate.")
+    lambda_max: float = _f(1.0, "Largest weight of the alignment loss (λ ramp end).")
     unfreeze_depth: int | str | None = _f(
         "all",
         "Encoder layers trained during adaptation: an int N (top N), 'all', or null "
         "(keep the backbone's own trainable flags).",
+    )
+    candidates: list | None = _f(
+        None, "Methods tried by method=auto (null: the library's default list)."
+    )
+    selector: str = _f(
+        "im",
+        "Unsupervised score ranking auto's candidates.",
+        choices=("snd", "entropy", "im", "dev"),
+    )
+    warmup: int | str = _f(
+        "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."
+    )
+    bottleneck_units: int | None = _f(
+        256, "Width of the normalised bottleneck (null: none)."
     )
     options: dict = _f({}, "Extra keyword arguments of the adaptation method.")
 

@@ -1,6 +1,8 @@
-"""Domain adaptation: DANN, CDAN, DeepCORAL, MMD on one training step, plus
-schedules, importance weighting, unsupervised model selection and evaluation."""
+"""Domain adaptation: `adapt` (the robust default recipe), DANN, CDAN, DeepCORAL,
+MMD, MCC, entropy/BNM, self-training and AdaBN on one training step, plus schedules,
+importance weighting, unsupervised model selection and evaluation."""
 
+from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.evaluation import (
     domain_classification_reports,
@@ -17,20 +19,59 @@ from keras_transfer.adaptation.methods import (
     list_alignment_methods,
     register_alignment_method,
 )
-from keras_transfer.adaptation.model import DANN, DomainAdaptationModel
+from keras_transfer.adaptation.model import (
+    DANN,
+    DomainAdaptationModel,
+    default_strong_augmentation,
+    make_bottleneck,
+)
+from keras_transfer.adaptation.pipeline import (
+    AUTO_CANDIDATES,
+    AdaptResult,
+    adapt,
+    split_source,
+)
+from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.schedules import (
     DANNLearningRateSchedule,
     DomainLambdaScheduler,
     dann_lambda,
+)
+from keras_transfer.adaptation.scores import (
+    SELECTORS,
+    selection_scores,
+    soft_neighborhood_density,
 )
 from keras_transfer.adaptation.selection import (
     DEVCallback,
     deep_embedded_validation,
     dev_risk,
 )
+from keras_transfer.adaptation.target_methods import (
+    BatchNuclearNorm,
+    EntropyMinimization,
+    MinimumClassConfusion,
+    SelfTraining,
+)
 from keras_transfer.adaptation.weighting import importance_weights
 
 __all__ = [
+    "AUTO_CANDIDATES",
+    "AdaptResult",
+    "AdaptationController",
+    "BatchNuclearNorm",
+    "EntropyMinimization",
+    "MinimumClassConfusion",
+    "SELECTORS",
+    "SelfTraining",
+    "adapt",
+    "adapt_batchnorm",
+    "default_strong_augmentation",
+    "has_batchnorm",
+    "make_bottleneck",
+    "selection_scores",
+    "soft_neighborhood_density",
+    "split_source",
     "DANN",
     "DANNLearningRateSchedule",
     "DEVCallback",

@@ -40,9 +40,24 @@ class AlignmentMethod(keras.layers.Layer):
 
     adversarial = False
 
+    needs_logits = False
+    needs_strong_view = False
+    accuracy_name = "domain_accuracy"
+
     def alignment_loss(
-        self, source_features, target_features, source_logits, target_logits, training
+        self,
+        source_features,
+        target_features,
+        source_logits,
+        target_logits,
+        training,
+        **extras,
     ):
+        """Returns ``(loss_to_add, loss_to_log, accuracy_or_None)``.
+
+        ``extras`` may hold ``target_logits_strong`` (logits of a strongly augmented
+        view of the target batch) for methods with ``needs_strong_view``.
+        """
         raise NotImplementedError
 
     def call(self, inputs, training=None):  # pragma: no cover - not used directly
@@ -124,7 +139,7 @@ class DomainAdversarial(_Adversarial):
         self.discriminator.build(input_shape)
         self.built = True
 
-    def alignment_loss(self, fs, ft, ls, lt, training):
+    def alignment_loss(self, fs, ft, ls, lt, training, **extras):
         features = ops.concatenate([fs, ft], axis=0)
         loss, accuracy = self._discriminate(
             features, ops.shape(fs)[0], training=training
@@ -154,6 +169,8 @@ class ConditionalDomainAdversarial(_Adversarial):
     References:
         Long et al. 2018, "Conditional Adversarial Domain Adaptation", NeurIPS.
     """
+
+    needs_logits = True
 
     def __init__(
         self,
@@ -202,7 +219,7 @@ class ConditionalDomainAdversarial(_Adversarial):
         outer = ops.expand_dims(probs, 2) * ops.expand_dims(features, 1)
         return ops.reshape(outer, (ops.shape(features)[0], -1))
 
-    def alignment_loss(self, fs, ft, ls, lt, training):
+    def alignment_loss(self, fs, ft, ls, lt, training, **extras):
         features = ops.concatenate([fs, ft], axis=0)
         probs = ops.stop_gradient(ops.softmax(ops.concatenate([ls, lt], axis=0)))
         joint = self._multilinear(features, probs)
@@ -230,9 +247,11 @@ class ConditionalDomainAdversarial(_Adversarial):
         return config
 
 
-class _Discrepancy(AlignmentMethod):
+class _LambdaWeight:
+    """Mixin: a schedulable trade-off weight ``lambda_`` kept in a non-trainable
+    variable (changing it during ``fit`` needs no retracing)."""
+
     _schedulable_lambda = True
-    _loss_fn: Callable = staticmethod(coral_loss)
 
     def __init__(self, lambda_: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -245,9 +264,6 @@ class _Discrepancy(AlignmentMethod):
             dtype="float32",
         )
 
-    def build(self, input_shape):
-        self.built = True
-
     @property
     def lambda_(self) -> float:
         return float(ops.convert_to_numpy(self._lambda.value))
@@ -256,17 +272,28 @@ class _Discrepancy(AlignmentMethod):
     def lambda_(self, value: float) -> None:
         self._lambda.assign(_check_lambda(value))
 
-    def _discrepancy(self, fs, ft):
-        return self._loss_fn(fs, ft)
-
-    def alignment_loss(self, fs, ft, ls, lt, training):
-        loss = self._discrepancy(fs, ft)
-        return ops.cast(self._lambda, loss.dtype) * loss, loss, None
+    def weighted(self, loss):
+        """``lambda_ * loss`` in the loss's dtype."""
+        return ops.cast(self._lambda, loss.dtype) * loss
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"lambda_": self._initial_lambda})
         return config
+
+
+class _Discrepancy(_LambdaWeight, AlignmentMethod):
+    _loss_fn: Callable = staticmethod(coral_loss)
+
+    def build(self, input_shape):
+        self.built = True
+
+    def _discrepancy(self, fs, ft):
+        return self._loss_fn(fs, ft)
+
+    def alignment_loss(self, fs, ft, ls, lt, training, **extras):
+        loss = self._discrepancy(fs, ft)
+        return self.weighted(loss), loss, None
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -342,6 +369,8 @@ def register_alignment_method(name: str, cls: type[AlignmentMethod]) -> None:
 
 def list_alignment_methods() -> list[str]:
     """Names accepted by ``method=`` (besides ``"source_only"``)."""
+    import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
+
     return sorted(_METHODS)
 
 
@@ -359,6 +388,8 @@ def get_alignment_method(method: Any, **kwargs: Any) -> AlignmentMethod | None:
     Raises:
         ValueError: For an unknown name or type.
     """
+    import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
+
     if method is None or method == "source_only":
         return None
     if isinstance(method, AlignmentMethod):

@@ -16,7 +16,6 @@ from typing import Any
 from keras_transfer._backend import keras, tf
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.methods import (
-    AlignmentMethod,
     DomainAdversarial,
     get_alignment_method,
 )
@@ -28,6 +27,7 @@ _TRAIN_KEYS = (
     "source_accuracy",
     "domain_loss",
     "domain_accuracy",
+    "pseudo_label_rate",
 )
 
 
@@ -62,6 +62,16 @@ class DomainAdaptationModel(keras.Model):
             (`keras_transfer.freezing.set_trainable`). None keeps it. Defaults to None.
         train_batchnorm: bool. Whether unfrozen BatchNorm layers train. Defaults to
             False.
+        bottleneck_units: int or None. Width of a normalised bottleneck
+            (``Dense → BatchNormalization → ReLU``) between the encoder and the heads,
+            as in TLlib and the CDAN authors' code; alignment acts on its output.
+            None feeds the encoder features to the heads directly. Defaults to None.
+        bottleneck: keras Layer or None. A ready bottleneck layer (shared with
+            another model); overrides ``bottleneck_units``. Defaults to None.
+        strong_augmentation: keras Layer or None. The strong view of target images
+            for methods with ``needs_strong_view`` (self-training); None uses
+            `default_strong_augmentation` for image inputs and no strong view
+            otherwise. Defaults to None.
         **kwargs: `keras.Model` keyword arguments (``name``...).
 
     Raises:
@@ -95,6 +105,9 @@ class DomainAdaptationModel(keras.Model):
         input_shape: Sequence[int] | None = None,
         unfreeze_depth: int | str | None = None,
         train_batchnorm: bool = False,
+        bottleneck_units: int | None = None,
+        bottleneck: Any = None,
+        strong_augmentation: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,15 +128,39 @@ class DomainAdaptationModel(keras.Model):
         self.classifier = classifier
         self.method = get_alignment_method(method, **(method_kwargs or {}))
         feature_shape = tuple(self.encoder.outputs[0].shape)
+        self.bottleneck = bottleneck
+        if bottleneck is not None:
+            bottleneck_units = int(bottleneck.compute_output_shape(feature_shape)[-1])
+        self.bottleneck_units = bottleneck_units
+        if bottleneck is not None:
+            feature_shape = (feature_shape[0], bottleneck_units)
+        elif bottleneck_units is not None:
+            if not isinstance(bottleneck_units, int) or bottleneck_units < 1:
+                raise ValueError(
+                    "Expected bottleneck_units to be a positive int or None. "
+                    f"Received: bottleneck_units={bottleneck_units!r}"
+                )
+            self.bottleneck = make_bottleneck(bottleneck_units)
+            self.bottleneck.build(feature_shape)
+            feature_shape = (feature_shape[0], bottleneck_units)
         if not self.classifier.built:
             self.classifier.build(feature_shape)
         logits_shape = tuple(self.classifier.compute_output_shape(feature_shape))
         if self.method is not None and not self.method.built:
             self.method.build(
                 (feature_shape, logits_shape)
-                if _needs_logits(self.method)
+                if self.method.needs_logits
                 else feature_shape
             )
+        self.strong_augmentation = strong_augmentation
+        image_input = len(self.encoder.inputs[0].shape) == 4
+        if (
+            strong_augmentation is None
+            and image_input
+            and self.method is not None
+            and self.method.needs_strong_view
+        ):
+            self.strong_augmentation = default_strong_augmentation()
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in (*_TRAIN_KEYS, "accuracy")
         }
@@ -134,23 +171,41 @@ class DomainAdaptationModel(keras.Model):
         """Class probabilities for ``inputs`` (or for the source half of a pair)."""
         if isinstance(inputs, dict) and "source" in inputs:
             inputs = inputs["source"]
-        logits = self.classifier(
-            self.encoder(inputs, training=training), training=training
-        )
+        logits = self.classifier(self._embed(inputs, training), training=training)
         return ops.softmax(logits)
+
+    def _embed(self, inputs, training):
+        features = self.encoder(inputs, training=training)
+        if self.bottleneck is not None:
+            features = self.bottleneck(features, training=training)
+        return features
 
     def _forward(self, xs, xt, y, sample_weight, training):
         if self.method is None:
-            fs = self.encoder(xs, training=training)
+            fs = self._embed(xs, training)
             ls = self.classifier(fs, training=training)
             add = logged = accuracy = None
         else:
             ns = tf.shape(tf.nest.flatten(xs)[0])[0]
-            joint = tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), xs, xt)
-            features = self.encoder(joint, training=training)
+            nt = tf.shape(tf.nest.flatten(xt)[0])[0]
+            parts = [xs, xt]
+            strong_view = (
+                training
+                and self.method.needs_strong_view
+                and self.strong_augmentation is not None
+            )
+            if strong_view:
+                strong = self.strong_augmentation(xt, training=True)
+                parts = [tf.cast(p, strong.dtype) for p in parts] + [strong]
+            joint = tf.nest.map_structure(lambda *a: tf.concat(a, 0), *parts)
+            features = self._embed(joint, training)
             logits = self.classifier(features, training=training)
-            fs, ft, ls, lt = features[:ns], features[ns:], logits[:ns], logits[ns:]
-            add, logged, accuracy = self.method.alignment_loss(fs, ft, ls, lt, training)
+            fs, ft = features[:ns], features[ns : ns + nt]
+            ls, lt = logits[:ns], logits[ns : ns + nt]
+            extras = {"target_logits_strong": logits[ns + nt :]} if strong_view else {}
+            add, logged, accuracy = self.method.alignment_loss(
+                fs, ft, ls, lt, training, **extras
+            )
         y = ops.reshape(ops.cast(y, "int32"), (-1,))
         ce = ops.sparse_categorical_crossentropy(y, ls, from_logits=True)
         if sample_weight is not None:
@@ -212,8 +267,9 @@ class DomainAdaptationModel(keras.Model):
             t["domain_loss"].update_state(logged)
             keys.append("domain_loss")
         if accuracy is not None:
-            t["domain_accuracy"].update_state(accuracy)
-            keys.append("domain_accuracy")
+            name = self.method.accuracy_name
+            t[name].update_state(accuracy)
+            keys.append(name)
         return {k: t[k].result() for k in keys}
 
     @property
@@ -255,29 +311,49 @@ class DomainAdaptationModel(keras.Model):
         self.method.lambda_ = value
 
     def features(self, x, batch_size: int = 256):
-        """Encoder features of ``x`` as a NumPy array."""
-        return self.encoder.predict(x, batch_size=batch_size, verbose=0)
+        """Features of ``x`` (after the bottleneck, if any) as a NumPy array."""
+        return self.feature_model().predict(x, batch_size=batch_size, verbose=0)
+
+    def feature_model(self) -> keras.Model:
+        """A functional model: inputs → the features the heads and alignment see."""
+        if self.bottleneck is None:
+            return self.encoder
+        inputs = self._inputs()
+        return keras.Model(inputs, self.bottleneck(self.encoder(inputs)))
+
+    def _inputs(self):
+        inputs = [
+            keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype)
+            for t in self.encoder.inputs
+        ]
+        return inputs[0] if len(inputs) == 1 else inputs
 
     def inference_model(self, name: str | None = None) -> keras.Model:
         """Encoder + label head + softmax, with no GRL or discriminator.
 
         The returned functional model shares weights with this one and is ready for
-        ``predict``, ``.keras`` saving and ``export``.
+        ``predict``, ``evaluate`` (compiled with sparse categorical cross-entropy and
+        accuracy), ``.keras`` saving and ``export``.
 
         Args:
             name: str or None. Model name. Defaults to ``"<name>_inference"``.
 
         Returns:
-            A `keras.Model` mapping inputs to class probabilities.
+            A compiled `keras.Model` mapping inputs to class probabilities.
         """
-        inputs = [
-            keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype)
-            for t in self.encoder.inputs
-        ]
-        inputs = inputs[0] if len(inputs) == 1 else inputs
-        logits = self.classifier(self.encoder(inputs))
+        inputs = self._inputs()
+        features = self.encoder(inputs)
+        if self.bottleneck is not None:
+            features = self.bottleneck(features)
+        logits = self.classifier(features)
         probs = keras.layers.Activation("softmax", name="probabilities")(logits)
-        return keras.Model(inputs, probs, name=name or f"{self.name}_inference")
+        model = keras.Model(inputs, probs, name=name or f"{self.name}_inference")
+        model.compile(
+            optimizer="adam",
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -289,6 +365,13 @@ class DomainAdaptationModel(keras.Model):
                 "method": None
                 if self.method is None
                 else keras.saving.serialize_keras_object(self.method),
+                "bottleneck_units": self.bottleneck_units,
+                "bottleneck": None
+                if self.bottleneck is None
+                else keras.saving.serialize_keras_object(self.bottleneck),
+                "strong_augmentation": None
+                if self.strong_augmentation is None
+                else keras.saving.serialize_keras_object(self.strong_augmentation),
             }
         )
         return config
@@ -296,16 +379,49 @@ class DomainAdaptationModel(keras.Model):
     @classmethod
     def from_config(cls, config: dict[str, Any]):
         config = dict(config)
-        for key in ("encoder", "classifier", "method"):
+        for key in (
+            "encoder",
+            "classifier",
+            "method",
+            "strong_augmentation",
+            "bottleneck",
+        ):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 
-def _needs_logits(method: AlignmentMethod) -> bool:
-    from keras_transfer.adaptation.methods import ConditionalDomainAdversarial
+def make_bottleneck(units: int) -> keras.Sequential:
+    """``Dense(units) → BatchNormalization → ReLU``: the normalised bottleneck."""
+    return keras.Sequential(
+        [
+            keras.layers.Dense(units, name="bottleneck_dense"),
+            keras.layers.BatchNormalization(name="bottleneck_bn"),
+            keras.layers.ReLU(name="bottleneck_relu"),
+        ],
+        name="bottleneck",
+    )
 
-    return isinstance(method, ConditionalDomainAdversarial)
+
+def default_strong_augmentation(seed: int | None = None) -> keras.Sequential:
+    """The strong view of target images for self-training (FixMatch-style).
+
+    Random translation (±12.5%), zoom (±15%), rotation (±10°), contrast (±40%) and
+    brightness (±20%): label-preserving for digits and most photos (no flips).
+    Inputs are raw images; the layers are value-range agnostic except brightness,
+    which assumes [0, 255].
+    """
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=seed),
+            layers.RandomZoom(0.15, fill_mode="reflect", seed=seed),
+            layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed),
+            layers.RandomContrast(0.4, value_range=(0, 255), seed=seed),
+            layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
+        ],
+        name="strong_augmentation",
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")

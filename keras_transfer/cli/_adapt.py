@@ -1,4 +1,4 @@
-"""`adapt`: domain adaptation runs (DANN, CDAN, DeepCORAL, MMD) with their report.
+"""`adapt`: domain adaptation runs through `keras_transfer.adapt`, with their report.
 
 The report shows what adaptation is for: a 2-D PCA of source vs target features
 before and after adaptation, the λ schedule and the domain-classifier accuracy, the
@@ -38,7 +38,7 @@ def _check(cfg: AdaptConfig) -> list[str]:
     check_num_classes(cfg.model.num_classes, names, "source.source")
     from keras_transfer.adaptation import list_alignment_methods
 
-    accepted = [*list_alignment_methods(), "source_only"]
+    accepted = [*list_alignment_methods(), "source_only", "adabn", "auto"]
     if cfg.adaptation.method not in accepted:
         raise ConfigError(
             f"Invalid value for adaptation.method: expected one of {accepted}. "
@@ -75,8 +75,7 @@ def run_adapt(
         RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
     from keras_transfer import reports
     from keras_transfer._backend import keras
-    from keras_transfer.adaptation import DomainAdaptationModel, DomainLambdaScheduler
-    from keras_transfer.data import domain_pairs
+    from keras_transfer.adaptation import adapt, make_encoder
 
     src, tgt = load_labelled(cfg.source), load_labelled(cfg.target)
     if src.x_train.shape[1:] != tgt.x_train.shape[1:]:
@@ -86,16 +85,12 @@ def run_adapt(
         )
     keras.utils.set_random_seed(cfg.source.seed)
     backbone = load_backbone_from_config(cfg.model, src.x_train.shape[1:])
-    model = DomainAdaptationModel(
+    encoder = make_encoder(
         backbone,
-        len(names),
-        method=cfg.adaptation.method,
-        method_kwargs=dict(cfg.adaptation.options),
         input_shape=src.x_train.shape[1:],
         unfreeze_depth=cfg.adaptation.unfreeze_depth,
         train_batchnorm=cfg.model.train_batchnorm,
     )
-    model.compile(optimizer=keras.optimizers.Adam(cfg.adaptation.learning_rate))
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = len(names)
     run = RunDir.create(
@@ -104,35 +99,43 @@ def run_adapt(
     try:
         run.write_json("classes.json", names)
         before = (
-            model.features(_sample(src.x_val)),
-            model.features(_sample(tgt.x_val)),
+            encoder.predict(_sample(src.x_val), verbose=0),
+            encoder.predict(_sample(tgt.x_val), verbose=0),
         )
-        pairs = domain_pairs(
+        section = cfg.adaptation
+        result = adapt(
+            encoder,
             (src.x_train, src.y_train),
             tgt.x_train,
-            cfg.source.batch_size,
+            num_classes=len(names),
+            method=section.method,
+            epochs=section.epochs,
+            batch_size=cfg.source.batch_size,
+            learning_rate=section.learning_rate,
+            lambda_=section.lambda_max,
+            method_kwargs=dict(section.options) or None,
+            candidates=section.candidates,
+            selector=section.selector,
+            warmup=section.warmup,
+            bottleneck_units=section.bottleneck_units,
             seed=cfg.source.seed,
-        )
-        callbacks = [
-            DomainLambdaScheduler(max_value=cfg.adaptation.lambda_max),
-            keras.callbacks.TensorBoard(str(run.logs_dir)),
-            keras.callbacks.BackupAndRestore(str(run.checkpoints_dir / "backup")),
-        ]
-        history = model.fit(
-            pairs,
-            validation_data=(tgt.x_val, tgt.y_val),
-            epochs=cfg.adaptation.epochs,
-            callbacks=callbacks,
+            callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
+            backup_dir=str(run.checkpoints_dir / "adapt"),
             verbose=verbose,
         )
+        model, inference = result.training_model, result.model
         after = (model.features(_sample(src.x_val)), model.features(_sample(tgt.x_val)))
-        inference = model.inference_model()
         inference.save(run.model_path)
-        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        hist = {
+            k: [None if v is None else float(v) for v in vals]
+            for k, vals in result.history.history.items()
+        }
         out = run.report_dir
         report = reports.Report(f"keras-transfer adapt: {cfg.name}", out)
         report.add_text(
-            f"Method {cfg.adaptation.method}; backbone {cfg.model.backbone}; "
+            f"Method {result.method} (asked: {cfg.adaptation.method}); backbone "
+            f"{cfg.model.backbone}; warm-up {result.selection['warmup_epochs']} "
+            "epochs; "
             f"{cfg.source.source} -> {cfg.target.source}. Target labels are used only "
             "for this evaluation."
         )
@@ -145,15 +148,24 @@ def run_adapt(
         report.add_heading("Training curves")
         report.add_figure(
             reports.plot_history(hist, out / "training_curves.png"),
-            "Losses; val_accuracy is accuracy on the labelled target hold-out",
+            "Losses and held-out source accuracy per epoch",
         )
         source_acc = float(
             np.mean(inference.predict(src.x_val, verbose=0).argmax(-1) == src.y_val)
         )
+        run.write_json("selection.json", result.selection)
         report.add_text(f"Source hold-out accuracy: {source_acc:.4f}.")
         metrics = classification_section(report, inference, tgt.x_val, tgt.y_val, names)
         report.save()
-        run.finish({"target": metrics, "source_accuracy": source_acc, "history": hist})
+        run.finish(
+            {
+                "target": metrics,
+                "source_accuracy": source_acc,
+                "method": result.method,
+                "selection": result.selection,
+                "history": hist,
+            }
+        )
     except BaseException as err:
         run.fail(err)
         raise

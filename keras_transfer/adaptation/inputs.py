@@ -1,0 +1,108 @@
+"""Input checks and the held-out source split of `adapt` (no target label, ever)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_transfer._backend import tf
+
+
+def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
+    if isinstance(source, tf.data.Dataset):
+        spec = source.element_spec
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ValueError(
+                "Expected source to be labelled: (x, y) arrays or a tf.data.Dataset "
+                f"yielding (x, y). Received a dataset with elements {spec}"
+            )
+        xs, ys = [], []
+        for batch in source.as_numpy_iterator():
+            xs.append(batch[0])
+            ys.append(batch[1])
+        batched = len(spec[0].shape) > 0 and spec[0].shape[0] is None
+        stack = np.concatenate if batched else np.stack
+        return stack(xs), stack(ys)
+    if not isinstance(source, (tuple, list)) or len(source) != 2:
+        raise ValueError(
+            "Expected source to be labelled: a tuple (x, y) or a tf.data.Dataset "
+            f"yielding (x, y). Received: source of type {type(source).__name__}"
+        )
+    return np.asarray(source[0]), np.asarray(source[1])
+
+
+def unlabelled_array(target: Any) -> np.ndarray:
+    if isinstance(target, tf.data.Dataset):
+        spec = target.element_spec
+        if isinstance(spec, tuple):
+            raise ValueError(
+                "Expected target to be unlabelled (inputs only): adaptation must not "
+                "see target labels. Drop them with target.map(lambda x, y: x). "
+                f"Received a dataset with elements {spec}"
+            )
+        parts = list(target.as_numpy_iterator())
+        batched = len(spec.shape) > 0 and spec.shape[0] is None
+        return np.concatenate(parts) if batched else np.stack(parts)
+    if isinstance(target, (tuple, list)):
+        raise ValueError(
+            "Expected target to be unlabelled inputs x (an array or a dataset of x), "
+            "not a tuple: adaptation must not see target labels. Received: target "
+            f"tuple of length {len(target)}"
+        )
+    return np.asarray(target)
+
+
+def split_source(
+    x: np.ndarray, y: np.ndarray, validation_split: float, seed: int
+) -> tuple:
+    """A stratified, seeded train / held-out split of the labelled source."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(
+            "Expected validation_split in (0, 1). "
+            f"Received: validation_split={validation_split}"
+        )
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:
+        small = [int(c) for c, n in zip(classes, counts) if n < 2]
+        raise ValueError(
+            "The source is too small to hold out a validation split: every class "
+            f"needs at least 2 labelled examples; classes {small} have fewer."
+        )
+    val = []
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(y == c))
+        val.extend(idx[: max(1, int(round(validation_split * len(idx))))])
+    val = np.sort(np.asarray(val))
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return x[train], y[train], x[val], y[val]
+
+
+def check_inputs(xs, ys, xt, num_classes) -> int:
+    if len(xs) != len(ys):
+        raise ValueError(
+            f"Expected one label per source example. Received {len(xs)} examples and "
+            f"{len(ys)} labels"
+        )
+    if xs.shape[1:] != xt.shape[1:]:
+        raise ValueError(
+            "Expected source and target inputs of the same shape. Received: source "
+            f"{xs.shape[1:]}, target {xt.shape[1:]}"
+        )
+    labels = np.unique(ys)
+    if len(labels) < 2:
+        raise ValueError(
+            "Expected at least two classes in the source labels. Received labels "
+            f"{labels.tolist()}"
+        )
+    k = int(num_classes) if num_classes is not None else int(labels.max()) + 1
+    if k < 2 or labels.min() < 0 or labels.max() >= k:
+        raise ValueError(
+            "Expected integer source labels in [0, num_classes) with num_classes >= 2."
+            f" Received: num_classes={num_classes}, labels in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    if len(xt) < 2:
+        raise ValueError(f"Expected unlabelled target examples. Received {len(xt)}")
+    return k

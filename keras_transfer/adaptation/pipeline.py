@@ -1,0 +1,456 @@
+"""`adapt`: the `fine_tune` of unsupervised domain adaptation.
+
+One call takes an encoder, labelled source data and unlabelled target data and returns
+a compiled inference model. The recipe is the same for every method and every pair:
+
+1. hold out a stratified part of the SOURCE (never of the target: it has no labels);
+2. warm up on the source alone (alignment weight 0) until held-out source accuracy
+   stops improving (`AdaptationController`);
+3. branch each candidate method from the warm-up weights and train it for the
+   remaining epochs with a ramped λ and the collapse guard;
+4. score every candidate without target labels (`selection_scores`) and keep the best
+   (``method="auto"``), or the one asked for.
+
+The encoder feeds a normalised bottleneck (``Dense → BN → ReLU``) and a linear head;
+alignment acts on the bottleneck. The default optimizer is Adam.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keras_transfer._backend import keras
+from keras_transfer.adaptation.backup import AdaptBackup
+from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
+from keras_transfer.adaptation.inputs import (
+    check_inputs,
+    labelled_arrays,
+    split_source,
+    unlabelled_array,
+)
+from keras_transfer.adaptation.methods import get_alignment_method
+from keras_transfer.adaptation.model import DomainAdaptationModel
+from keras_transfer.adaptation.recipe import AdaptationController
+from keras_transfer.adaptation.scores import selection_scores
+from keras_transfer.data.pairs import domain_pairs
+
+#: Methods "auto" tries by default (branched from one shared warm-up).
+AUTO_CANDIDATES = ("source_only", "mcc", "self_training", "dann")
+#: The unsupervised score "auto" ranks candidates by (higher is better).
+DEFAULT_SELECTOR = "snd"
+#: Default constructor arguments of each method inside `adapt`.
+METHOD_DEFAULTS: dict[str, dict] = {
+    "dann": {"hidden_units": (256, 256), "dropout": 0.3},
+    "cdan": {"hidden_units": (256, 256), "dropout": 0.3},
+}
+_NO_TRAINING = ("source_only", "adabn")
+
+
+@dataclass
+class AdaptResult:
+    """What `adapt` returns.
+
+    Attributes:
+        model: keras.Model. Inference model (inputs → class probabilities), compiled
+            with accuracy so ``model.evaluate(x, y)`` works.
+        history: keras.callbacks.History. One merged history (warm-up, then the
+            chosen method), with ``lambda`` and ``source_val_accuracy`` per epoch.
+        method: str. The method that was trained (the winner for "auto").
+        selection: dict. Candidates, their unsupervised scores, the selector, the
+            warm-up length and the collapse-guard events.
+        source_accuracy: float. Accuracy on the held-out source split.
+        training_model: `DomainAdaptationModel`. The model that was trained.
+    """
+
+    model: Any
+    history: Any
+    method: str
+    selection: dict
+    source_accuracy: float
+    training_model: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+def _resolve_methods(method: Any, candidates: Any) -> list[str]:
+    from keras_transfer.adaptation.methods import list_alignment_methods
+
+    accepted = [*list_alignment_methods(), *_NO_TRAINING, "auto"]
+    if method == "auto":
+        names = list(candidates or AUTO_CANDIDATES)
+    else:
+        names = [method]
+    for name in names:
+        if name not in accepted:
+            raise ValueError(
+                f"Expected method to be one of {accepted}. Received: method={name!r}"
+            )
+    if method == "auto" and "auto" in names:
+        raise ValueError("candidates cannot contain 'auto'.")
+    return names
+
+
+# ----------------------------------------------------------------- training
+def _merge(histories: list, model: Any) -> Any:
+    merged = keras.callbacks.History()
+    merged.set_model(model)
+    merged.history = {}
+    epoch = 0
+    for hist in histories:
+        n = len(hist.epoch)
+        for key, values in hist.history.items():
+            merged.history.setdefault(key, [None] * epoch).extend(values)
+        for values in merged.history.values():
+            values.extend([None] * (epoch + n - len(values)))
+        epoch += n
+    merged.epoch = list(range(epoch))
+    return merged
+
+
+def _accuracy(model: Any, x: Any, y: np.ndarray) -> float:
+    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+
+
+def _snapshot(layers: list) -> list:
+    return [[np.array(w) for w in layer.get_weights()] for layer in layers]
+
+
+def _restore(layers: list, snapshot: list) -> None:
+    for layer, weights in zip(layers, snapshot):
+        layer.set_weights(weights)
+
+
+def adapt(
+    encoder: Any,
+    source: Any,
+    target: Any,
+    *,
+    num_classes: int | None = None,
+    method: str = "auto",
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    optimizer: Any = None,
+    lambda_: float | None = None,
+    method_kwargs: dict | None = None,
+    candidates: Any = None,
+    selector: str = DEFAULT_SELECTOR,
+    bottleneck_units: int | None = 256,
+    warmup: Any = "auto",
+    tolerance: float | None = 0.03,
+    validation_split: float = 0.15,
+    input_shape: Any = None,
+    unfreeze_depth: Any = None,
+    seed: int = 0,
+    callbacks: list | None = None,
+    backup_dir: str | None = None,
+    verbose: int = 1,
+) -> AdaptResult:
+    """Adapts ``encoder`` from labelled ``source`` to unlabelled ``target`` data.
+
+    The recipe (see the module doc) is the same whatever the encoder, method or data:
+    stratified held-out source split, source warm-up until its accuracy plateaus, λ
+    ramp, collapse guard that restores the last good weights and halves λ when
+    held-out source accuracy drops more than ``tolerance``, normalised bottleneck,
+    Adam. No target label is taken anywhere.
+
+    Args:
+        encoder: keras Model/Layer, `LoadedBackbone` or backbone spec string (anything
+            `DomainAdaptationModel` accepts). Its weights are trained in place.
+        source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`.
+        target: array ``x`` or an unlabelled `tf.data.Dataset` (inputs only).
+        num_classes: int or None. Defaults to ``max(y) + 1``.
+        method: str. A registered alignment method (``"dann"``, ``"cdan"``,
+            ``"coral"``, ``"mmd"``, ``"mcc"``, ``"entropy"``, ``"bnm"``,
+            ``"self_training"``), ``"adabn"`` (source training, then target
+            BatchNorm statistics), ``"source_only"`` or ``"auto"`` (train the
+            ``candidates`` from one warm-up and keep the best by ``selector``).
+            Defaults to "auto".
+        epochs: int. Total epochs (warm-up included); one epoch is one pass over the
+            larger domain. Defaults to 30.
+        batch_size: int. Examples per domain per step. Defaults to 32.
+        learning_rate: float. Adam learning rate when ``optimizer`` is None.
+            Defaults to 1e-3.
+        optimizer: keras optimizer, a callable returning one, or None (Adam).
+            An instance is used for the warm-up and cloned (``from_config``) for each
+            candidate. Defaults to None.
+        lambda_: float or None. Final alignment weight; None uses 1.0.
+        method_kwargs: dict or None. Constructor arguments of the method (overrides
+            `METHOD_DEFAULTS`). Defaults to None.
+        candidates: sequence of str or None. Methods tried by "auto". Defaults to
+            `AUTO_CANDIDATES`.
+        selector: str. Unsupervised score ranking "auto"'s candidates, one of
+            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "snd".
+        bottleneck_units: int or None. Width of the normalised bottleneck.
+            Defaults to 256.
+        warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
+        tolerance: float or None. Collapse-guard tolerance (None: off).
+            Defaults to 0.03.
+        validation_split: float. Share of the source held out. Defaults to 0.15.
+        input_shape: tuple or None. Needed when the encoder has no input.
+        unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
+        seed: int. Seeds weights, split and shuffling. Defaults to 0.
+        callbacks: list or None. Extra Keras callbacks for every ``fit``.
+        backup_dir: str or None. Where an interrupted run keeps its state: the
+            warm-up and every finished candidate are saved there, the running phase
+            resumes from its last finished epoch (`keras.callbacks.BackupAndRestore`).
+            Call `adapt` again with the same arguments to resume; the folder is
+            removed when the run completes. Defaults to None (no backup).
+        verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
+
+    Returns:
+        An `AdaptResult`.
+
+    Raises:
+        ValueError: A labelled target, an unlabelled source, mismatched shapes, fewer
+            than two classes, a source too small to hold out a split, an unknown
+            method, or a non-positive ``epochs``.
+
+    Examples:
+    ```python
+    import numpy as np
+    import keras_transfer as kt
+    from keras_transfer._backend import keras
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(120, 4)).astype("float32"); ys = (xs[:, 0] > 0).astype(int)
+    xt = rng.normal(size=(120, 4)).astype("float32") + 0.5
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    result = kt.adapt(encoder, (xs, ys), xt, method="mcc", epochs=3, verbose=0)
+    assert result.method == "mcc" and 0.0 <= result.source_accuracy <= 1.0
+    assert result.model.output_shape == (None, 2)
+    ```
+
+    References:
+        Ganin et al. 2016 (DANN); Jin et al. 2020 (MCC); Sohn et al. 2020 (FixMatch);
+        Li et al. 2016 (AdaBN); Saito et al. 2021 (SND).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(
+            f"Expected epochs to be an int >= 1. Received: epochs={epochs}"
+        )
+    names = _resolve_methods(method, candidates)
+    xs, ys = labelled_arrays(source)
+    xt = unlabelled_array(target)
+    ys = ys.reshape(-1).astype("int64")
+    k = check_inputs(xs, ys, xt, num_classes)
+    xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys, validation_split, seed)
+    say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
+    keras.utils.set_random_seed(seed)
+
+    shared = DomainAdaptationModel(
+        encoder,
+        k,
+        method=None,
+        input_shape=input_shape,
+        unfreeze_depth=unfreeze_depth,
+        bottleneck_units=bottleneck_units,
+    )
+    pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed)
+    fit_verbose = 2 if verbose >= 2 else 0
+    extra_callbacks = list(callbacks or [])
+
+    def make_optimizer():
+        if optimizer is None:
+            return keras.optimizers.Adam(learning_rate)
+        if callable(optimizer) and not isinstance(
+            optimizer, keras.optimizers.Optimizer
+        ):
+            return optimizer()
+        return optimizer.__class__.from_config(optimizer.get_config())
+
+    store = AdaptBackup(backup_dir)
+    # 1. warm-up on the source (shared by every candidate)
+    warm = AdaptationController(
+        (xs_val, ys_val),
+        warmup=warmup,
+        num_classes=k,
+        verbose=verbose,
+        stop_after_warmup=True,
+        tolerance=tolerance,
+    )
+    shared.compile(optimizer=make_optimizer())
+    if store.done("warmup"):
+        warm_history = store.load_phase("warmup", shared, warm)
+        if say:
+            say("warm-up restored from the backup")
+    elif warmup == 0:
+        warm_history = keras.callbacks.History()
+        warm_history.history, warm_history.epoch = {}, []
+        warm.warmup_epochs = 0
+        warm.best_warmup_accuracy = _accuracy(shared, xs_val, ys_val)
+    else:
+        if say:
+            say(f"warm-up on the source ({len(xs_tr)} train / {len(xs_val)} held out)")
+        warm_history = shared.fit(
+            pairs,
+            epochs=epochs,
+            callbacks=[warm, *store.callbacks("warmup", warm), *extra_callbacks],
+            verbose=fit_verbose,
+            shuffle=False,
+        )
+        store.save_phase("warmup", shared, warm, warm_history)
+    warmup_epochs = len(warm_history.epoch)
+    remaining = max(epochs - warmup_epochs, 0)
+    layers = [shared.encoder, shared.classifier]
+    if shared.bottleneck is not None:
+        layers.append(shared.bottleneck)
+    warm_weights = _snapshot(layers)
+    warm_accuracy = warm.best_warmup_accuracy
+
+    results: dict[str, dict] = {}
+    for name in names:
+        _restore(layers, warm_weights)
+        keras.utils.set_random_seed(seed + 1)
+        model, history, controller = _train_candidate(
+            name,
+            shared,
+            pairs,
+            remaining=remaining,
+            warm_accuracy=warm_accuracy,
+            lambda_=lambda_,
+            method_kwargs=method_kwargs,
+            make_optimizer=make_optimizer,
+            source_validation=(xs_val, ys_val),
+            target=xt,
+            tolerance=tolerance,
+            callbacks=extra_callbacks,
+            num_classes=k,
+            verbose=verbose,
+            fit_verbose=fit_verbose,
+            store=store,
+        )
+        inference = model.inference_model()
+        src_acc = _accuracy(inference, xs_val, ys_val)
+        scores = selection_scores(
+            inference,
+            model.feature_model(),
+            (xs_val, ys_val),
+            xt,
+            seed=seed,
+        )
+        results[name] = {
+            "model": model,
+            "inference": inference,
+            "history": history,
+            "weights": _snapshot(layers) if len(names) > 1 else None,
+            "source_accuracy": src_acc,
+            "scores": scores,
+            "events": [] if controller is None else controller.events,
+        }
+        if say:
+            shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
+            say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
+
+    chosen = (
+        _choose(results, selector, warm.floor() if tolerance is not None else None)
+        if method == "auto"
+        else names[0]
+    )
+    best = results[chosen]
+    if best["weights"] is not None:
+        _restore(layers, best["weights"])
+    if say and method == "auto":
+        say(f"auto chose {chosen!r} by {selector}")
+    selection = {
+        "requested": method,
+        "chosen": chosen,
+        "selector": selector if method == "auto" else None,
+        "candidates": {
+            n: {
+                "scores": r["scores"],
+                "source_accuracy": r["source_accuracy"],
+                "guard_events": r["events"],
+            }
+            for n, r in results.items()
+        },
+        "warmup_epochs": warmup_epochs,
+        "warmup_source_accuracy": warm_accuracy,
+        "warmup_events": warm.events,
+        "guard_events": best["events"],
+    }
+    history = _merge([warm_history, best["history"]], best["inference"])
+    store.clear()
+    return AdaptResult(
+        model=best["inference"],
+        history=history,
+        method=chosen,
+        selection=selection,
+        source_accuracy=best["source_accuracy"],
+        training_model=best["model"],
+    )
+
+
+def _train_candidate(
+    name,
+    shared,
+    pairs,
+    *,
+    remaining,
+    warm_accuracy,
+    lambda_,
+    method_kwargs,
+    make_optimizer,
+    source_validation,
+    target,
+    tolerance,
+    callbacks,
+    num_classes,
+    verbose,
+    fit_verbose,
+    store,
+):
+    alignment = None if name in _NO_TRAINING else name
+    kwargs = dict(METHOD_DEFAULTS.get(name, {}))
+    kwargs.update(method_kwargs or {})
+    kwargs.setdefault("lambda_", 1.0 if lambda_ is None else float(lambda_))
+    method = None if alignment is None else get_alignment_method(alignment, **kwargs)
+    model = DomainAdaptationModel(
+        shared.encoder,
+        num_classes,
+        classifier=shared.classifier,
+        method=method,
+        bottleneck=shared.bottleneck,
+        name=f"adapt_{name}",
+    )
+    controller = None
+    history = keras.callbacks.History()
+    history.history, history.epoch = {}, []
+    if remaining:
+        controller = AdaptationController(
+            source_validation,
+            warmup=0,
+            lambda_max=kwargs["lambda_"] if method is not None else 0.0,
+            tolerance=tolerance,
+            num_classes=num_classes,
+            verbose=verbose,
+        )
+        controller.best_warmup_accuracy = warm_accuracy
+        model.compile(optimizer=make_optimizer())
+        if store.done(name):
+            history = store.load_phase(name, model, controller)
+        else:
+            history = model.fit(
+                pairs,
+                epochs=remaining,
+                callbacks=[controller, *store.callbacks(name, controller), *callbacks],
+                verbose=fit_verbose,
+                shuffle=False,
+            )
+            store.save_phase(name, model, controller, history)
+    if name == "adabn":
+        adapt_batchnorm(model, target)
+    return model, history, controller
+
+
+def _choose(results: dict, selector: str, floor: float | None) -> str:
+    """The candidate with the best score among those whose source accuracy held."""
+    floor = -math.inf if floor is None else floor
+    eligible = {n: r for n, r in results.items() if r["source_accuracy"] >= floor}
+    pool = eligible or results
+    return max(pool, key=lambda n: pool[n]["scores"][selector])
+
+
+__all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "has_batchnorm", "split_source"]

@@ -1,0 +1,213 @@
+"""`keras_transfer.adapt`: the recipe, its bad-input errors, resume, and the CLI path."""
+
+import json
+
+import numpy as np
+import pytest
+
+import keras_transfer as kt
+from keras_transfer._backend import keras
+from keras_transfer.adaptation import (
+    AdaptationController,
+    DomainAdaptationModel,
+    adapt_batchnorm,
+    split_source,
+)
+from keras_transfer.data import domain_pairs
+
+
+def two_domains(n=240, seed=0, k=3):
+    """k Gaussian classes; the target is the source shifted and scaled."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(k, 4))
+
+    def make(shift):
+        y = rng.integers(0, k, n)
+        x = centres[y] + rng.normal(0, 1.0, (n, 4))
+        return (x * (1.0 + 0.3 * shift) + 2.0 * shift).astype("float32"), y
+
+    return make(0.0), make(1.0)
+
+
+def tiny_encoder():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, "relu")])
+
+
+def test_adapt_returns_a_compiled_inference_model_and_merged_history():
+    (xs, ys), (xt, yt) = two_domains()
+    result = kt.adapt(tiny_encoder(), (xs, ys), xt, method="mcc", epochs=4, verbose=0)
+    assert result.method == "mcc"
+    assert result.model.output_shape == (None, 3)
+    loss, acc = result.model.evaluate(xt, yt, verbose=0)  # compiled with accuracy
+    assert 0.0 <= acc <= 1.0 and np.isfinite(loss)
+    hist = result.history.history
+    assert len(result.history.epoch) == 4
+    assert len(hist["source_val_accuracy"]) == 4
+    assert result.selection["warmup_epochs"] >= 1
+    assert set(result.selection["candidates"]["mcc"]["scores"]) == set(
+        kt.adaptation.SELECTORS
+    )
+    # the held-out source accuracy is the model's, on the held-out split
+    _, _, xv, yv = split_source(xs, ys, 0.15, 0)
+    got = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
+    assert result.source_accuracy == pytest.approx(got)
+
+
+def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
+    (xs, ys), (xt, _) = two_domains()
+    result = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        method="auto",
+        candidates=["source_only", "entropy"],
+        selector="entropy",
+        epochs=4,
+        verbose=0,
+    )
+    cands = result.selection["candidates"]
+    assert set(cands) == {"source_only", "entropy"}
+    eligible = [n for n, c in cands.items() if c["source_accuracy"] >= 0]
+    best = max(eligible, key=lambda n: cands[n]["scores"]["entropy"])
+    assert result.method == best == result.selection["chosen"]
+    # the returned model holds the winner's weights: its score reproduces
+    probs = result.model.predict(xt, verbose=0)
+    ent = -np.mean(np.sum(probs * np.log(np.clip(probs, 1e-12, 1)), -1))
+    assert -ent == pytest.approx(cands[best]["scores"]["entropy"], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["source_only", "adabn", "self_training", "bnm"])
+def test_every_method_name_runs(method):
+    (xs, ys), (xt, _) = two_domains(n=90)
+    result = kt.adapt(tiny_encoder(), (xs, ys), xt, method=method, epochs=2, verbose=0)
+    assert result.method == method
+    assert np.all(np.isfinite(result.model.predict(xt, verbose=0)))
+
+
+@pytest.mark.parametrize(
+    "source, target, match",
+    [
+        ("xs", "xt", "Expected source to be labelled"),
+        (("xs", "ys"), ("xt", "yt"), "unlabelled"),
+        (("xs", "ys"), "xt_bad", "same shape"),
+        (("xs", "ys0"), "xt", "at least two classes"),
+        (("xs_few", "ys_few"), "xt", "too small to hold out"),
+    ],
+)
+def test_bad_input_is_refused_before_training(source, target, match):
+    (xs, ys), (xt, yt) = two_domains(n=60)
+    arrays = {
+        "xs": xs,
+        "ys": ys,
+        "xt": xt,
+        "yt": yt,
+        "ys0": np.zeros_like(ys),
+        "xt_bad": xt[:, :3],
+        "xs_few": xs[:3],
+        "ys_few": np.array([0, 1, 1]),
+    }
+    pick = lambda v: tuple(arrays[a] for a in v) if isinstance(v, tuple) else arrays[v]  # noqa: E731
+    with pytest.raises(ValueError, match=match):
+        kt.adapt(tiny_encoder(), pick(source), pick(target), epochs=1, verbose=0)
+
+
+def test_unknown_method_and_labelled_target_dataset_are_refused():
+    import tensorflow as tf
+
+    (xs, ys), (xt, yt) = two_domains(n=60)
+    with pytest.raises(ValueError, match="Expected method to be one of"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, method="nope", verbose=0)
+    labelled = tf.data.Dataset.from_tensor_slices((xt, yt))
+    with pytest.raises(ValueError, match="unlabelled"):
+        kt.adapt(tiny_encoder(), (xs, ys), labelled, verbose=0)
+
+
+def test_datasets_are_accepted():
+    import tensorflow as tf
+
+    (xs, ys), (xt, _) = two_domains(n=90)
+    source = tf.data.Dataset.from_tensor_slices((xs, ys)).batch(16)
+    target = tf.data.Dataset.from_tensor_slices(xt).batch(16)
+    result = kt.adapt(
+        tiny_encoder(), source, target, method="coral", epochs=2, verbose=0
+    )
+    assert result.model.output_shape == (None, 3)
+
+
+def test_split_source_is_stratified_and_seeded():
+    y = np.repeat(np.arange(4), [10, 20, 30, 40])
+    x = np.arange(len(y))
+    _, ytr, xv, yv = split_source(x, y, 0.1, seed=3)
+    assert np.bincount(yv).tolist() == [1, 2, 3, 4]
+    assert len(ytr) + len(yv) == len(y) and not set(xv) & set(
+        np.setdiff1d(x, xv)
+    ) - set(x)
+    again = split_source(x, y, 0.1, seed=3)[2]
+    np.testing.assert_array_equal(xv, again)
+
+
+class _Accuracies(keras.callbacks.Callback):
+    """Feeds the controller a scripted held-out accuracy per epoch."""
+
+
+def test_controller_waits_for_take_off_then_ramps_and_guards(monkeypatch):
+    from keras_transfer.adaptation import recipe
+
+    (xs, ys), (xt, _) = two_domains(n=64)
+    script = iter([0.34, 0.33, 0.34, 0.8, 0.9, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9])
+    monkeypatch.setattr(recipe, "_source_accuracy", lambda *a: next(script))
+    model = DomainAdaptationModel(tiny_encoder(), 3, method="mcc")
+    model.compile("adam")
+    ctrl = AdaptationController((xs[:40], ys[:40]), patience=2, verbose=0)
+    model.fit(domain_pairs((xs, ys), xt, 32), epochs=12, callbacks=[ctrl], verbose=0)
+    # chance-level plateau (epochs 1-3) does not end the warm-up; the 0.9 plateau does
+    assert ctrl.warmup_epochs == 6
+    guard = [e for e in ctrl.events if e["event"] == "collapse_guard"]
+    assert (
+        len(guard) == 1 and guard[0]["epoch"] == 8 and guard[0]["restored_epoch"] == 7
+    )
+    assert ctrl.lambda_max == 0.5
+    assert 0.0 < ctrl.value <= 0.5
+
+
+def test_adapt_batchnorm_uses_target_statistics():
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3), keras.layers.BatchNormalization()]
+    )
+    model.layers[1].trainable = False  # frozen BN is updated too
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(300, 3)).astype("float32")
+    assert adapt_batchnorm(model, x, batch_size=100) == 1
+    h = model.layers[0](x).numpy()
+    np.testing.assert_allclose(
+        model.layers[1].moving_mean.numpy(), h.mean(0), atol=1e-4
+    )
+    assert model.layers[1].trainable is False
+
+
+def test_adapt_resumes_from_its_backup(tmp_path):
+    (xs, ys), (xt, _) = two_domains(n=90)
+    backup = tmp_path / "backup"
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if self.model.name == "adapt_dann" and epoch == 1:
+                raise KeyboardInterrupt
+
+    kwargs = dict(method="dann", epochs=6, warmup=2, verbose=0, seed=1)
+    keras.utils.set_random_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        kt.adapt(
+            tiny_encoder(),
+            (xs, ys),
+            xt,
+            backup_dir=str(backup),
+            callbacks=[Stop()],
+            **kwargs,
+        )
+    state = json.loads((backup / "state.json").read_text())
+    assert "warmup" in state and "dann" not in state
+    keras.utils.set_random_seed(1)
+    resumed = kt.adapt(tiny_encoder(), (xs, ys), xt, backup_dir=str(backup), **kwargs)
+    assert len(resumed.history.epoch) == 6
+    assert resumed.selection["warmup_epochs"] == 2
+    assert not backup.exists()  # removed once the run completed
