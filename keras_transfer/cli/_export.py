@@ -44,6 +44,8 @@ def _check(cfg: ExportConfig) -> list[str]:
             f"Invalid value for model_path={cfg.model_path!r}: {err}"
         ) from err
     quants = [str(q) for q in cfg.quantization] or ["float32"]
+    if cfg.format == "saved_model" and cfg.quantization == ExportConfig().quantization:
+        quants = ["float32"]  # the default list is TFLite's; SavedModel is float32
     bad = [q for q in quants if q not in QUANTIZATIONS]
     if bad:
         raise ConfigError(
