@@ -76,11 +76,16 @@ def render_digits(
     seed: int | np.random.Generator = 0,
     *,
     fonts: tuple[str, ...] = FONT_FILES,
+    height_range: tuple[float, float] = (0.7, 1.0),
+    shift: float = 2.0,
+    stroke_range: tuple[int, int] = (1, 5),
 ) -> np.ndarray:
     """Renders one digit image per label from fonts (white on black).
 
-    Each digit gets a random font, stroke weight (0-3 px at 64 px), rotation (±15°),
-    height (55-95% of the image, aspect ratio kept) and position (anywhere it fits).
+    Each digit gets a random font, stroke weight (``stroke_range`` px at 64 px),
+    rotation (±15°), height (``height_range`` of the image, aspect ratio kept, never
+    wider than the image) and is centred up to ``shift`` px (at 32 px) off centre,
+    like scikit-learn's size-normalised, centred digits.
 
     Args:
         labels: np.ndarray. Digits in ``[0, 10)``.
@@ -88,6 +93,12 @@ def render_digits(
         seed: int or np.random.Generator. Randomness. Defaults to 0.
         fonts: tuple of str. Font file names in matplotlib's ``mpl-data/fonts/ttf``.
             Defaults to `FONT_FILES`.
+        height_range: tuple of float. Digit height as a fraction of ``size``.
+            Defaults to ``(0.7, 1.0)``.
+        shift: float. Largest offset from the centre, in pixels at 32 px (scaled
+            with ``size``). Defaults to 2.
+        stroke_range: tuple of int. Smallest and largest extra stroke width in
+            pixels of the 64 px rendering. Defaults to ``(1, 5)``.
 
     Returns:
         ``uint8`` RGB images of shape ``(len(labels), size, size, 3)``.
@@ -109,16 +120,21 @@ def render_digits(
         glyph = _glyph(
             int(digit),
             fonts[rng.integers(len(fonts))],
-            int(rng.integers(0, 4)),
+            int(rng.integers(stroke_range[0], stroke_range[1] + 1)),
             float(rng.uniform(-15, 15)),
         )
         gw, gh = glyph.size
-        height = rng.uniform(0.55, 0.95) * size
-        scale = min(height / gh, 0.95 * size / gw)
+        height = rng.uniform(*height_range) * size
+        scale = min(height / gh, size / gw)
         w, h = max(1, round(gw * scale)), max(1, round(gh * scale))
         small = np.asarray(glyph.resize((w, h), Image.LANCZOS), "float32") / 255.0
-        top = int(rng.integers(0, size - h + 1))
-        left = int(rng.integers(0, size - w + 1))
+        jitter = shift * size / 32
+        top = int(
+            np.clip(round((size - h) / 2 + rng.uniform(-jitter, jitter)), 0, size - h)
+        )
+        left = int(
+            np.clip(round((size - w) / 2 + rng.uniform(-jitter, jitter)), 0, size - w)
+        )
         out[i, top : top + h, left : left + w] = small
     return to_uint8_rgb(np.clip(out, 0.0, 1.0))
 

@@ -129,11 +129,13 @@ def svhn_style(
     *,
     distractors: np.ndarray | None = None,
     contrast: tuple[float, float] = (0.2, 0.45),
+    dark_fraction: float = 0.25,
 ) -> np.ndarray:
     """Draws grey digits as coloured strokes on coloured, unevenly lit backgrounds.
 
     In the spirit of SVHN: each digit gets a random background colour and a stroke
-    colour whose luminance differs from it by only ``contrast`` (either polarity),
+    colour whose luminance differs from it by only ``contrast`` (darker than the
+    background for ``dark_fraction`` of the digits, lighter for the rest),
     a linear illumination gradient, cropped neighbouring digits at the left and
     right edges (drawn from ``distractors``), a slight blur and sensor noise.
 
@@ -144,6 +146,8 @@ def svhn_style(
             None uses ``images``. Defaults to None.
         contrast: tuple of float. Range of the stroke/background luminance
             difference. Defaults to ``(0.2, 0.45)``.
+        dark_fraction: float. Share of digits drawn darker than their background.
+            Defaults to 0.25.
 
     Returns:
         ``uint8`` RGB images of shape ``(n, h, w, 3)``.
@@ -179,9 +183,8 @@ def svhn_style(
                 offset = side * int(rng.integers(int(0.6 * w), int(0.75 * w)))
                 mask = np.maximum(mask, np.roll(other, offset, axis=1) * _edge(w, side))
         bg = rng.uniform(0.1, 0.9, size=3).astype("float32")
-        delta = rng.uniform(*contrast) * (1 if rng.random() < 0.5 else -1)
-        if not 0.0 <= _luminance(bg) + delta <= 1.0:
-            delta = -delta
+        delta = rng.uniform(*contrast) * (-1 if rng.random() < dark_fraction else 1)
+        bg = np.clip(bg - 0.5 * delta, 0.0, 1.0)  # room for the stroke's luminance
         fg = np.clip(bg + delta + rng.normal(0, 0.15, size=3), 0, 1).astype("float32")
         fg += delta - (_luminance(fg) - _luminance(bg))  # exact luminance gap
         img = bg * (1 - mask[..., None]) + fg * mask[..., None]
@@ -208,9 +211,10 @@ def digits_svhnlike_domains(
 ) -> tuple[DomainSplit, DomainSplit]:
     """Digits -> SVHN-like digits: coloured, low-contrast, unevenly lit, with neighbours.
 
-    See `svhn_style`. Neighbour digits of a target image come from the same pool
-    (target train or target test), never from the source. Sizes: source train
-    ~1,500, source test ~220, target train ~1,080, target test ~570; 10 classes.
+    See `svhn_style` (a quarter of the digits are darker than their background).
+    Neighbour digits of a target image come from the same pool (target train or
+    target test), never from the source. Sizes: source train ~1,500, source test
+    ~220, target train ~1,080, target test ~570; 10 classes.
 
     Args:
         size: int. Output height and width (>= 16). Defaults to 32.
