@@ -40,6 +40,8 @@ __all__ = [
     "FewShotSection",
     "ModelConfig",
     "PredictConfig",
+    "PretrainConfig",
+    "PretrainSection",
     "TEMPLATES",
     "TrainConfig",
     "TrainingConfig",
@@ -368,6 +370,71 @@ class FewShotCommandConfig:
     fewshot: FewShotSection = field(default_factory=FewShotSection)
 
 
+@dataclass
+class PretrainSection:
+    """A small KerasHub VGG backbone trained from scratch on the labelled data."""
+
+    architecture: str = _f("vgg", "Backbone architecture.", choices=("vgg",))
+    filters: list = _f(
+        [32, 64, 128], "Convolution filters per stage (each stage halves the size)."
+    )
+    repeats: list = _f([1, 1, 1], "Convolutions per stage (one entry per filters).")
+    epochs: int = _f(30, "Training epochs.")
+    learning_rate: float = _f(1e-3, "Adam learning rate.")
+    augment: bool = _f(
+        True,
+        "Random inversion and colour jitter of the training images (features that "
+        "survive colour and background changes transfer better).",
+    )
+    seed: int = _f(0, "Seed of weight initialization and shuffling.")
+
+
+@dataclass
+class PretrainConfig:
+    """`keras-transfer pretrain`: train a backbone offline, save a KerasHub preset."""
+
+    name: str = _f(
+        "pretrain",
+        "Run name: results go to <runs_dir>/<name>/, the preset to "
+        "<runs_dir>/<name>/preset (use it as model.backbone=keras_hub:<that dir>).",
+    )
+    runs_dir: str = _f("runs", "Folder holding run directories.")
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainSection = field(default_factory=PretrainSection)
+
+
+def check_pretrain_config(cfg: PretrainConfig) -> None:
+    """Checks the numeric fields of a `PretrainConfig` (no data is read).
+
+    Raises:
+        ConfigError: a field out of range, named `pretrain.<field>`.
+    """
+    p = cfg.pretrain
+    ints = lambda v: all(isinstance(i, int) and not isinstance(i, bool) for i in v)  # noqa: E731
+    rules = (
+        (
+            "filters",
+            bool(p.filters) and ints(p.filters) and min(p.filters) >= 1,
+            "a non-empty list of ints >= 1",
+        ),
+        (
+            "repeats",
+            len(p.repeats) == len(p.filters)
+            and ints(p.repeats)
+            and min(p.repeats, default=0) >= 1,
+            f"a list of {len(p.filters)} ints >= 1 (one per pretrain.filters entry)",
+        ),
+        ("epochs", p.epochs >= 1, "an int >= 1"),
+        ("learning_rate", p.learning_rate > 0, "a float > 0"),
+    )
+    for name, ok, accepted in rules:
+        if not ok:
+            raise ConfigError(
+                f"Invalid value for pretrain.{name}: expected {accepted}. "
+                f"Received: pretrain.{name}={getattr(p, name)!r}"
+            )
+
+
 TEMPLATES: dict[str, type] = {
     "train": TrainConfig,
     "adapt": AdaptConfig,
@@ -377,6 +444,7 @@ TEMPLATES: dict[str, type] = {
     "predict": PredictConfig,
     "distill": DistillConfig,
     "fewshot": FewShotCommandConfig,
+    "pretrain": PretrainConfig,
 }
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "run_evaluate",
     "run_export",
     "run_fewshot",
+    "run_pretrain",
     "run_predict",
     "run_train",
     "run_tune",
@@ -47,6 +48,8 @@ Exit codes: 0 ok, 1 runtime error, 2 invalid config or arguments, 3 run exists,
 """
 
 _CONFIG_COMMANDS = {
+    "pretrain": "Train a backbone on labelled images offline; saves a KerasHub preset "
+    "(model.backbone=keras_hub:runs/<name>/preset).",
     "train": "Fine-tune a backbone on labelled images; writes runs/<name>/.",
     "adapt": "Domain adaptation (DANN, ...) from labelled source to unlabelled target.",
     "tune": "KerasTuner search of learning rate and unfreeze depth.",
@@ -61,6 +64,7 @@ _CONFIG_COMMANDS = {
 
 
 _EXAMPLES = {
+    "pretrain": "keras-transfer pretrain --set data.source=photos/ --name base",
     "train": "keras-transfer train train.yaml --name first --set training.epochs=5",
     "adapt": "keras-transfer adapt --set adaptation.method=dann --set model.backbone="
     "my_encoder.keras",
@@ -126,7 +130,7 @@ def _add_config_args(p: argparse.ArgumentParser, kind: str) -> None:
         help="Override one field, e.g. --set training.learning_rate=1e-4 "
         "(repeatable; values are read as YAML: 3, 0.5, null, [1, 2], all).",
     )
-    if kind in ("train", "adapt", "tune", "distill", "fewshot"):
+    if kind in ("pretrain", "train", "adapt", "tune", "distill", "fewshot"):
         p.add_argument("--name", help="Run name (overrides the config's `name`).")
         p.add_argument("--runs-dir", help="Folder of run directories (default: runs).")
         group = p.add_mutually_exclusive_group()
@@ -287,6 +291,23 @@ _cmd_adapt = _run_dir_command("adapt", "keras_transfer.cli._adapt", verbose=2)
 _cmd_tune = _run_dir_command("tune", "keras_transfer.cli._tune", verbose=1)
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from keras_transfer.cli._pretrain import preset_path, run_pretrain
+
+    run = run_pretrain(
+        _load("pretrain", args),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
+    )
+    print(f"Run written to {run.path} (report: {run.report_dir / 'report.html'})")
+    print(
+        f"Preset saved to {preset_path(run)}; use it with: keras-transfer train "
+        f"--set model.backbone=keras_hub:{preset_path(run)}"
+    )
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from keras_transfer.cli._export import run_export
 
@@ -374,6 +395,7 @@ def _command(name: str):
         "predict": _cmd_predict,
         "distill": _cmd_distill,
         "fewshot": _cmd_fewshot,
+        "pretrain": _cmd_pretrain,
     }[name]
 
 
@@ -451,6 +473,7 @@ def __getattr__(name: str):
         "run_tune": "_tune",
         "run_distill": "_distill",
         "run_fewshot": "_fewshot",
+        "run_pretrain": "_pretrain",
     }
     if name in modules:
         import importlib

@@ -1,0 +1,118 @@
+"""`pretrain_preset` and `keras-transfer pretrain`: a preset that loads as a backbone."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_transfer import build_classifier, load_backbone
+from keras_transfer.cli import main
+from keras_transfer.pretrain import color_augment, pretrain_preset
+
+
+def _separable(n=48, size=16, classes=3, seed=0):
+    """Class c: stripes of period 2 + c/2 (texture, not colour, carries the label)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    rows = np.arange(size)[:, None] * np.ones((1, size))
+    patterns = [
+        rows % 4 < 2,  # horizontal stripes
+        rows.T % 4 < 2,  # vertical stripes
+        (rows + rows.T) % 4 < 2,  # diagonal stripes
+        (rows // 4 + rows.T // 4) % 2 == 0,  # checkerboard
+    ]
+    x = rng.integers(0, 60, (n, size, size, 3))
+    for i, c in enumerate(y):
+        x[i][patterns[c]] += 180
+    return x.astype("uint8"), y
+
+
+def test_pretrain_preset_trains_and_loads(tmp_path):
+    x, y = _separable()
+    preset = str(tmp_path / "preset")
+    result = pretrain_preset(
+        x,
+        y,
+        preset,
+        x_val=x[:12],
+        y_val=y[:12],
+        filters=(8, 16),
+        epochs=15,
+        learning_rate=3e-3,
+    )
+    assert result.train_accuracy > 0.8 and result.val_accuracy > 0.8
+    assert len(result.history["loss"]) == 15
+    bb = load_backbone(f"keras_hub:{preset}")
+    assert bb.pretrained is True and bb.preprocessor is not None
+    # Fully convolutional: the preset serves any image size.
+    model = build_classifier(f"keras_hub:{preset}", 2, input_shape=(40, 40, 3))
+    assert model.predict(np.zeros((1, 40, 40, 3)), verbose=0).shape == (1, 2)
+    with pytest.raises(ValueError, match="overwrite=True"):
+        pretrain_preset(x, y, preset, epochs=1)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".preset-")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"filters": ()}, "filters"),
+        ({"filters": (4, 8), "repeats": (1,)}, "repeats"),
+    ],
+)
+def test_pretrain_preset_bad_arguments(tmp_path, kwargs, match):
+    x, y = _separable(n=6)
+    with pytest.raises(ValueError, match=match):
+        pretrain_preset(x, y, str(tmp_path / "p"), **kwargs)
+
+
+def test_color_augment_inverts_and_jitters():
+    x = np.zeros((64, 2, 2, 3), "float32")
+    out, _ = color_augment(x, np.zeros(64))
+    out = np.asarray(out)
+    assert out.min() >= 0.0 and out.max() <= 255.0
+    assert (out.reshape(64, -1).max(axis=1) > 50).mean() > 0.2  # some inverted
+
+
+def _folder(root, size=16):
+    from PIL import Image
+
+    x, y = _separable(n=40, size=size, classes=4)
+    for i, (img, label) in enumerate(zip(x, y)):
+        os.makedirs(root / f"class{label}", exist_ok=True)
+        Image.fromarray(img).save(root / f"class{label}" / f"{i}.png")
+    return str(root)
+
+
+def test_cli_pretrain_writes_a_preset(tmp_path, capsys):
+    data = _folder(tmp_path / "imgs")
+    runs = str(tmp_path / "runs")
+    argv = [
+        "pretrain", "--name", "base", "--runs-dir", runs, "--quiet",
+        "--set", f"data.source={data}", "--set", "data.image_size=16",
+        "--set", "pretrain.epochs=2", "--set", "pretrain.filters=[4, 8]",
+        "--set", "pretrain.repeats=[1, 1]",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    preset = os.path.join(runs, "base", "preset")
+    assert f"model.backbone=keras_hub:{preset}" in capsys.readouterr().out
+    metrics = json.loads(open(os.path.join(runs, "base", "metrics.json")).read())
+    assert metrics["preset"] == preset and "evaluation" in metrics
+    assert load_backbone(f"keras_hub:{preset}").pretrained is True
+    assert main(argv) == 3  # the run exists: never overwritten silently
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("pretrain.filters=[]", "pretrain.filters"),
+        ("pretrain.repeats=[1]", "pretrain.repeats"),
+        ("pretrain.epochs=0", "pretrain.epochs"),
+        ("pretrain.architecture=resnet", "pretrain.architecture"),
+    ],
+)
+def test_cli_pretrain_bad_config(tmp_path, capsys, override, field):
+    argv = ["pretrain", "--runs-dir", str(tmp_path), "--set", override]
+    assert main(argv) == 2
+    assert field in capsys.readouterr().err
