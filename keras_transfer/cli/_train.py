@@ -42,7 +42,6 @@ from keras_transfer.runs import RunDir
 
 def load_backbone_from_config(mcfg: ModelConfig, input_shape: tuple) -> Any:
     """Loads `model.backbone`: a `.keras` feature extractor file or a backbone spec."""
-    from keras_transfer._backend import keras
     from keras_transfer.backbones import load_backbone
 
     spec = mcfg.backbone
@@ -53,7 +52,7 @@ def load_backbone_from_config(mcfg: ModelConfig, input_shape: tuple) -> Any:
                 "existing .keras file or a spec such as 'keras_applications:"
                 "MobileNetV3Small' (see `keras-transfer backbones`)."
             )
-        return load_backbone(keras.saving.load_model(spec))
+        return load_backbone(load_model(spec, "model.backbone", compile=False))
     kwargs = dict(mcfg.backbone_kwargs)
     if spec.startswith(("keras_applications:", "tfhub:", "saved_model:")):
         kwargs.setdefault("input_shape", tuple(input_shape))
