@@ -47,6 +47,8 @@ def test_summary_gap_closed_and_time_ratios(harness):
     assert summary["dann"]["seeds"] == [0, 1]
     table = harness.markdown_table({"summary": {"p": summary}, "config": {}})
     assert "| p | dann | 0.650 ± 0.050 | 50% | 0.810 | 1.50 | 1.50 |" in table
+    inverted = harness.summarize([*runs[:2], _row("p", "oracle", 0, 0.3), runs[3]])
+    assert inverted["p"]["dann"]["gap_closed_percent"] is None
     lines = harness.check_targets({"p": summary})
     assert any("closes 50% of the gap (met" in line for line in lines)
     assert any("DANN +20.0 points" in line and "met" in line for line in lines)
