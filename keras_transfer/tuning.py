@@ -13,6 +13,7 @@ list (``hp.Choice``).
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import keras_tuner as kt
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.finetune import build_optimizer
 
 TUNERS = {
     "random": kt.RandomSearch,
@@ -88,8 +90,15 @@ class TransferHyperModel(kt.HyperModel):
         input_shape: tuple or None. Input shape when the backbone has none.
         dev_data: tuple ``(source_validation, target_x)`` or None. Adds a
             `DEVCallback` so trials log ``dev_risk`` (unsupervised DA objective).
-        build_kwargs: dict or None. More `build_classifier`/`DANN` arguments.
-        **kwargs: `keras_tuner.HyperModel` arguments (``name``, ``tunable``).
+        build_kwargs: dict or None. More `build_classifier`/`DANN` arguments;
+            those neither takes (e.g. ``weights``) go to the backbone loader, like
+            `backbone_kwargs`.
+        backbone_kwargs: dict or None. Arguments of `load_backbone` for a spec
+            string (e.g. ``{"weights": None}`` for a keras.applications model,
+            offline). ``input_shape`` is added for keras.applications, TF-Hub and
+            SavedModel specs when given.
+        **kwargs: `keras_tuner.HyperModel` arguments (``name``, ``tunable``); any
+            other keyword (e.g. ``weights=None``) is a backbone argument.
 
     Raises:
         ValueError: For an unknown ``method`` or a bad hp spec.
@@ -98,6 +107,8 @@ class TransferHyperModel(kt.HyperModel):
     ```python
     hypermodel = TransferHyperModel(my_backbone_fn, num_classes=10,
                                     unfreeze_depth=0, dropout=0.2)  # fixed ones
+    offline = TransferHyperModel("keras_applications:MobileNetV3Small", 10,
+                                 weights=None, input_shape=(32, 32, 3))
     tuner = make_tuner("random", hypermodel, "val_accuracy", max_trials=5)
     tuner.search(train_ds, validation_data=val_ds, epochs=3)
     print(format_summary(search_summary(tuner)))
@@ -119,9 +130,11 @@ class TransferHyperModel(kt.HyperModel):
         input_shape: tuple | None = None,
         dev_data: tuple[Any, Any] | None = None,
         build_kwargs: dict | None = None,
+        backbone_kwargs: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        tuner_args = {k: kwargs.pop(k) for k in ("name", "tunable") if k in kwargs}
+        super().__init__(**tuner_args)
         if method not in (None, "classifier", "dann"):
             raise ValueError(
                 "Expected method to be None, 'classifier' or 'dann'. "
@@ -144,9 +157,37 @@ class TransferHyperModel(kt.HyperModel):
         }
         self.input_shape = input_shape
         self.dev_data = dev_data
-        self.build_kwargs = dict(build_kwargs or {})
+        builder = self._builder()
+        accepted = {
+            name
+            for name, p in inspect.signature(builder).parameters.items()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        build_kwargs = dict(build_kwargs or {})
+        self.build_kwargs = {k: v for k, v in build_kwargs.items() if k in accepted}
+        self.backbone_kwargs = {
+            **{k: v for k, v in build_kwargs.items() if k not in accepted},
+            **dict(backbone_kwargs or {}),
+            **kwargs,
+        }
+        if self.backbone_kwargs and not isinstance(backbone, str):
+            raise ValueError(
+                "Backbone arguments are used only when backbone is a spec string; "
+                "pass them to your own backbone function instead. Received: "
+                f"backbone={backbone!r}, backbone kwargs "
+                f"{sorted(self.backbone_kwargs)}"
+            )
         self.builds = 0  # models built by this hypermodel (fresh backbones made)
         self._depth: int | None = None
+
+    def _builder(self) -> Callable:
+        if self.method == "dann":
+            from keras_transfer.adaptation import DANN
+
+            return DANN.__init__
+        from keras_transfer.builders import build_classifier
+
+        return build_classifier
 
     # -------------------------------------------------------------- backbone
     def new_backbone(self) -> Any:
@@ -154,7 +195,11 @@ class TransferHyperModel(kt.HyperModel):
         if isinstance(self.backbone, str):
             from keras_transfer.backbones import load_backbone
 
-            return load_backbone(self.backbone)
+            kwargs = dict(self.backbone_kwargs)
+            schemes = ("keras_applications:", "tfhub:", "saved_model:")
+            if self.input_shape is not None and self.backbone.startswith(schemes):
+                kwargs.setdefault("input_shape", tuple(self.input_shape))
+            return load_backbone(self.backbone, **kwargs)
         if isinstance(self.backbone, keras.layers.Layer):
             clone = keras.models.clone_model(self.backbone)
             clone.set_weights(self.backbone.get_weights())
@@ -226,10 +271,12 @@ class TransferHyperModel(kt.HyperModel):
                 **self.build_kwargs,
             )
             model.compile(optimizer=keras.optimizers.Adam(v["learning_rate"]))
+            if model.built:
+                build_optimizer(model)
             return model
         from keras_transfer.builders import build_classifier
 
-        return build_classifier(
+        model = build_classifier(
             backbone,
             self.num_classes,
             unfreeze_depth=v["unfreeze_depth"],
@@ -240,6 +287,11 @@ class TransferHyperModel(kt.HyperModel):
             input_shape=self.input_shape,
             **self.build_kwargs,
         )
+        # With its variables made now, the tuner's checkpoints (reloaded by
+        # get_best_models) bring the optimizer state back instead of Keras skipping
+        # it with a warning.
+        build_optimizer(model)
+        return model
 
     def callbacks(self, hp: kt.HyperParameters, *, search: bool = True) -> list:
         """Callbacks a trial needs: DANN's λ schedule; DEV risk while searching."""
@@ -263,6 +315,9 @@ class TransferHyperModel(kt.HyperModel):
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
         """``model.fit`` with this model's callbacks put before the tuner's."""
         kwargs["callbacks"] = self.callbacks(hp) + list(kwargs.get("callbacks") or [])
+        x = args[0] if args else kwargs.get("x")
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # else Keras warns it is ignored
         return model.fit(*args, **kwargs)
 
 
@@ -277,6 +332,7 @@ def make_tuner(
     distribution_strategy: Any = None,
     seed: int | None = None,
     overwrite: bool = False,
+    on_trial_end: Callable[[Any], None] | None = None,
     **kwargs: Any,
 ) -> kt.Tuner:
     """Makes a KerasTuner tuner; a thin factory.
@@ -297,6 +353,9 @@ def make_tuner(
             (each trial builds inside its scope). Defaults to None.
         seed: int or None. Tuner seed. Defaults to None.
         overwrite: bool. Start afresh instead of resuming. Defaults to False.
+        on_trial_end: callable or None. Called with each finished
+            `keras_tuner.engine.trial.Trial` (its ``trial_id``, ``hyperparameters``
+            and ``score`` set), e.g. to print one line per trial. Defaults to None.
         **kwargs: Other arguments of the tuner class (``max_epochs``, ``factor``,
             ``num_initial_points``, ``executions_per_trial``...).
 
@@ -320,7 +379,10 @@ def make_tuner(
         kwargs["max_trials"] = max_trials
     else:
         kwargs.setdefault("max_epochs", 3)
-    return TUNERS[kind](
+    cls = TUNERS[kind]
+    if on_trial_end is not None:
+        cls = _reporting(cls, on_trial_end)
+    return cls(
         hypermodel=hypermodel,
         objective=objective,
         directory=os.fspath(directory),
@@ -330,6 +392,19 @@ def make_tuner(
         overwrite=overwrite,
         **kwargs,
     )
+
+
+def _reporting(cls: type, on_trial_end: Callable[[Any], None]) -> type:
+    """`cls` calling `on_trial_end(trial)` once the oracle has scored each trial."""
+
+    class Reporting(cls):
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)
+            # The oracle scores its own copy of the trial.
+            on_trial_end(self.oracle.trials.get(trial.trial_id, trial))
+
+    Reporting.__name__ = Reporting.__qualname__ = cls.__name__
+    return Reporting
 
 
 def search_summary(tuner: kt.Tuner) -> list[dict[str, Any]]:
@@ -410,6 +485,8 @@ def retrain_best(
         fit_kwargs.setdefault("y", data[1])
     else:
         fit_kwargs.setdefault("x", data)
+        if isinstance(data, tf.data.Dataset):
+            fit_kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
     model.fit(epochs=epochs, callbacks=callbacks, **fit_kwargs)
     report = None
     if export_dir is not None:

@@ -143,3 +143,103 @@ def test_dann_search_on_unsupervised_objective(tmp_path):
     assert all(
         5.0 <= r["gamma"] <= 15.0 and 0.1 <= r["lambda_max"] <= 1.0 for r in rows
     )
+
+
+def test_backbone_kwargs_reach_the_loader():
+    from keras_transfer.backbones import LoadedBackbone, register_backbone_loader
+
+    seen = []
+
+    def recording(rest, **kwargs):
+        seen.append(kwargs)
+        return LoadedBackbone(tiny_backbone(), modality="image", spec=f"rec:{rest}")
+
+    register_backbone_loader("kt_test_rec", recording, overwrite=True)
+    spec = "kt_test_rec:x"
+    shape = (8, 8, 3)
+    as_keyword = TransferHyperModel(spec, 2, weights=None, name="hm", input_shape=shape)
+    as_build_kwarg = TransferHyperModel(
+        spec, 2, build_kwargs={"weights": None}, input_shape=shape
+    )
+    for hm in (as_keyword, as_build_kwarg):
+        hm.build(kt.HyperParameters())
+        assert seen.pop() == {"weights": None}
+    assert as_keyword.name == "hm"
+    with pytest.raises(ValueError, match="only when backbone is a spec string"):
+        TransferHyperModel(tiny_backbone, 2, weights=None)
+
+
+def test_keras_applications_weights_none_offline():
+    hm = TransferHyperModel(
+        "keras_applications:MobileNetV3Small",
+        2,
+        weights=None,
+        input_shape=(32, 32, 3),
+        unfreeze_depth=0,
+        head_units=None,
+    )
+    model = hm.build(kt.HyperParameters())
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.optimizer.built  # checkpoints reload with their optimizer state
+
+
+def test_search_reloads_best_model_without_warnings(tmp_path):
+    from keras_transfer.data import from_arrays
+
+    x, y = tiny_data()
+    ds = from_arrays(x, y, batch_size=8)
+    hm = TransferHyperModel(
+        tiny_backbone,
+        2,
+        learning_rate=[1e-2],
+        unfreeze_depth=0,
+        dropout=0.0,
+        head_units=None,
+    )
+    tuner = make_tuner("random", hm, max_trials=1, directory=tmp_path, seed=0)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.search(ds, validation_data=ds, epochs=1, verbose=0)
+        tuner.get_best_models(1)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "Skipping variable loading" in m], messages
+    assert not [m for m in messages if "shuffle=True" in m], messages
+
+
+def test_cli_tune_quiet_prints_one_line_per_trial(tmp_path, capsys):
+    import yaml
+
+    from keras_transfer.cli import main
+
+    inputs = keras.Input((16, 16, 3))
+    h = keras.layers.Rescaling(1 / 255.0)(inputs)
+    h = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(h)
+    keras.Model(inputs, h, name="tiny").save(tmp_path / "tiny.keras")
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"image_size": 16, "limit": 32, "batch_size": 16},
+        "model": {"backbone": str(tmp_path / "tiny.keras")},
+        "tuning": {
+            "max_trials": 2,
+            "epochs": 1,
+            "learning_rates": [1e-2, 1e-3],
+            "unfreeze_depths": [0, 1],
+        },
+    }
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["tune", str(tmp_path / "t.yaml"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 2, out
+    for i, line in enumerate(lines, 1):
+        assert f"[{i}/2]: " in line and "learning_rate=" in line, out
+        assert " -> val_accuracy 0." in line or " -> val_accuracy 1." in line, out
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "shuffle=True" in m], messages
+    assert not [m for m in messages if "Skipping variable loading" in m], messages

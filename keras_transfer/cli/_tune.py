@@ -48,28 +48,30 @@ def _check(cfg: TuneConfig) -> list[str]:
     return names
 
 
-def _trial_progress(total: int, verbose: int) -> Any:
-    from keras_transfer._backend import keras
-    from keras_transfer.progress import Progress
+def _trial_reporter(total: int | None, objective: str) -> Any:
+    """Prints one line per finished trial (id, hyperparameters, score), even quiet."""
+    count = [0]
 
-    class TrialProgress(keras.callbacks.Callback):
-        """Counts finished trials; one shared copy (KerasTuner copies callbacks)."""
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.bar = Progress(total, "tuning trials") if verbose else None
+    def report(trial: Any) -> None:
+        count[0] += 1
+        values = ", ".join(
+            f"{k}={cell(v)}" for k, v in trial.hyperparameters.values.items()
+        )
+        if trial.score is None:
+            reason = (trial.message or "").strip().splitlines()
+            score = "failed" + (f" ({reason[-1]})" if reason else "")
+        else:
+            score = f"{objective} {trial.score:.4f}"
+        done = f"{count[0]}/{total}" if total else str(count[0])
+        print(
+            f"trial {trial.trial_id} [{done}]: {values} -> {score}",
+            flush=True,
+        )
 
-        def __deepcopy__(self, memo: dict) -> TrialProgress:
-            return self
-
-        def on_train_end(self, logs=None) -> None:
-            if self.bar is not None:
-                score = (logs or {}).get("val_accuracy")
-                self.bar.update(
-                    note="" if score is None else f"val_accuracy {score:.4f}"
-                )
-
-    return TrialProgress()
+    return report
 
 
 def run_tune(
@@ -78,6 +80,8 @@ def run_tune(
     """Searches as `cfg.tuning` says; writes trials, the best model and a report.
 
     With `resume`, KerasTuner skips the trials already finished in the run directory.
+    Each finished trial prints one line (trial id, hyperparameters, score), also with
+    `verbose=0` (`--quiet` only silences Keras's progress output).
 
     Returns:
         The `RunDir` of the finished run.
@@ -120,6 +124,9 @@ def run_tune(
             directory=str(run.path),
             project_name="tuner",
             seed=cfg.data.seed,
+            on_trial_end=_trial_reporter(
+                None if t.tuner == "hyperband" else t.max_trials, t.objective
+            ),
             **extra,
         )
         batch = cfg.data.batch_size
@@ -130,10 +137,7 @@ def run_tune(
             validation_data=val,
             epochs=t.epochs,
             verbose=0,
-            callbacks=[
-                _trial_progress(t.max_trials, verbose),
-                keras.callbacks.TensorBoard(str(run.logs_dir)),
-            ],
+            callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
         )
         rows = search_summary(tuner)
         best = tuner.get_best_models(1)[0]
