@@ -106,8 +106,14 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     the same weights as an uninterrupted one. Backups are written at the end of
     every epoch.
 
+    Cluster-aware: under `TF_CONFIG` every worker gets the same `backup_dir` (a
+    shared filesystem); only the chief writes it, the other workers write to a
+    temporary `backup_dir/workertemp_<i>` removed right after each save, and a
+    restarted cluster restores every worker from the chief's backup.
+
     Args:
         backup_dir: str. Folder of the backup, used by this callback only.
+        **kwargs: Passed to `BackupAndRestore` (`save_freq` defaults to "epoch").
 
     Examples:
     ```python
@@ -123,20 +129,46 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     ```
     """
 
-    def __init__(self, backup_dir: str) -> None:
-        super().__init__(backup_dir, save_freq="epoch")
+    def __init__(self, backup_dir: str, **kwargs: Any) -> None:
+        kwargs.setdefault("save_freq", "epoch")
+        super().__init__(backup_dir, **kwargs)
+        self._shared_dir = backup_dir
         self._states_path = os.path.join(backup_dir, "random_states.npz")
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        from keras_transfer.distribute import cluster
+
+        self._write_to(self._shared_dir)  # every worker restores the chief's backup
         if os.path.exists(self._weights_path):
             build_optimizer(self.model)
         super().on_train_begin(logs)
         if os.path.exists(self._weights_path):
             _load_random_states(self.model, self._states_path)
+        # In a cluster only the chief writes the shared folder; the others write
+        # (and at once remove) their own temporary one.
+        self._write_to(cluster.write_dir(self._shared_dir))
+        cluster.remove_write_dir(self._shared_dir, self.backup_dir)
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(epoch, logs)
+    def _write_to(self, folder: str) -> None:
+        self.backup_dir = folder
+        self._weights_path = os.path.join(folder, "latest.weights.h5")
+        self._training_metadata_path = os.path.join(folder, "training_metadata.json")
+        self._prev_weights_path = self._weights_path + ".bkp"
+        self._prev_training_metadata_path = self._training_metadata_path + ".bkp"
+        self._states_path = os.path.join(folder, "random_states.npz")
+
+    def _save_model(self) -> None:
+        from keras_transfer.distribute import cluster
+
+        super()._save_model()
         _save_random_states(self.model, self._states_path)
+        cluster.remove_write_dir(self._shared_dir, self.backup_dir)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        from keras_transfer.distribute import cluster
+
+        if self.delete_checkpoint:
+            cluster.remove_backup(self._shared_dir, self.backup_dir)
 
 
 class _EpochLog(keras.callbacks.Callback):

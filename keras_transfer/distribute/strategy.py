@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.distribute.cluster import parse_tf_config, runtime_initialized
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def num_workers_from_tf_config(tf_config: str | dict | None = None) -> int:
 
 
 def _visible_gpus() -> list[str]:
-    return [d.name for d in tf.config.list_logical_devices("GPU")]
+    # Physical devices only: listing logical devices starts the TensorFlow runtime,
+    # after which MultiWorkerMirroredStrategy can no longer configure collectives.
+    return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
 def get_strategy(
@@ -84,7 +87,10 @@ def get_strategy(
 
     ``"auto"`` picks ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more than
     one worker, ``MirroredStrategy`` when more than one GPU is visible, and the default
-    (no-op) strategy otherwise, and logs what it chose and why.
+    (no-op) strategy otherwise, and logs what it chose and why. Deciding reads
+    ``TF_CONFIG`` and the physical devices only, without starting the TensorFlow
+    runtime, so ``get_strategy("auto")`` is safe as the first line of a script (where
+    a multi-worker strategy must be made).
 
     Args:
         name: str or tf.distribute.Strategy. One of ``"auto"``, ``"default"``,
@@ -102,8 +108,12 @@ def get_strategy(
         Keras fix of :mod:`keras_transfer.distribute.keras_fix` applied.
 
     Raises:
-        ValueError: if ``name`` is not a known strategy name, or ``devices`` is given
-            with another strategy than ``"mirrored"``.
+        ValueError: if ``name`` is not a known strategy name, ``devices`` is given
+            with another strategy than ``"mirrored"``, or ``TF_CONFIG`` is malformed
+            (see :func:`keras_transfer.distribute.parse_tf_config`).
+        RuntimeError: a multi-worker strategy is asked for after the TensorFlow
+            runtime has started in this process: the message says to make the
+            strategy first, at the top of the script.
 
     Examples:
     ```python
@@ -127,8 +137,9 @@ def get_strategy(
             "`devices` is only used by the 'mirrored' strategy. Received: "
             f"strategy={name!r}, devices={devices!r}"
         )
+    spec = parse_tf_config() if name in ("auto", "multi_worker") else None
     if name == "auto":
-        workers = num_workers_from_tf_config()
+        workers = spec.num_workers if spec is not None else 0
         gpus = _visible_gpus()
         if workers > 1:
             name, why = "multi_worker", f"TF_CONFIG names {workers} workers"
@@ -144,8 +155,27 @@ def get_strategy(
         return tf.distribute.get_strategy()
     key = (name, tuple(devices or ()), tpu)
     if key not in _STRATEGIES:
-        _STRATEGIES[key] = _make(name, devices, tpu)
+        multi = name == "multi_worker" and spec is not None and spec.num_workers > 1
+        if multi and runtime_initialized():
+            raise RuntimeError(_too_late(spec.num_workers))
+        try:
+            _STRATEGIES[key] = _make(name, devices, tpu)
+        except RuntimeError as err:
+            if multi and "program startup" in str(err):
+                raise RuntimeError(_too_late(spec.num_workers)) from err
+            raise
     return _STRATEGIES[key]
+
+
+def _too_late(workers: int) -> str:
+    return (
+        f"TF_CONFIG names {workers} workers, so this process needs a "
+        "MultiWorkerMirroredStrategy, but the TensorFlow runtime has already started "
+        "here (a tensor, a model or a device listing came first), and collective ops "
+        'can only be configured before that. Move `strategy = get_strategy("auto")` '
+        "(or the first call given strategy=...) to the top of the script, right after "
+        "the imports, before any other TensorFlow or Keras work."
+    )
 
 
 # One strategy per (name, devices, tpu) per process: a model built with
@@ -295,13 +325,20 @@ def per_replica_batch_size(
 def backup_callback(
     backup_dir: str | os.PathLike | None, **kwargs: Any
 ) -> keras.callbacks.BackupAndRestore | None:
-    """A ``keras.callbacks.BackupAndRestore`` for fault-tolerant training.
+    """A cluster-aware ``keras.callbacks.BackupAndRestore`` for fault tolerance.
 
-    When the process dies, running the same script again with the same
-    ``backup_dir`` resumes from the last completed epoch (weights, optimizer state and
-    epoch counter); the directory is deleted when ``fit`` finishes normally. Under
-    ``MultiWorkerMirroredStrategy`` every worker must get the same ``backup_dir``
-    path (each writes its own copy; the chief's is kept).
+    When a process dies, running the same script again with the same
+    ``backup_dir`` resumes after the last completed epoch (weights, optimizer
+    state, random state and epoch counter); the backup is deleted when ``fit``
+    finishes normally. It is a :class:`keras_transfer.finetune.ResumableBackup`.
+
+    Under ``MultiWorkerMirroredStrategy`` give every worker the **same**
+    ``backup_dir`` (a shared filesystem): only the chief (``TF_CONFIG`` task
+    ``chief``, else ``worker`` 0) writes it; the other workers write to a temporary
+    ``backup_dir/workertemp_<index>`` removed after each save (the
+    ``write_filepath`` pattern of TensorFlow's multi-worker guide). After all
+    workers are restarted, each restores the chief's backup, so they resume in
+    lockstep.
 
     Args:
         backup_dir: path or None. Where to keep the backup; None returns None.
@@ -320,4 +357,6 @@ def backup_callback(
     """
     if backup_dir is None:
         return None
-    return keras.callbacks.BackupAndRestore(backup_dir=os.fspath(backup_dir), **kwargs)
+    from keras_transfer.finetune import ResumableBackup
+
+    return ResumableBackup(os.fspath(backup_dir), **kwargs)
