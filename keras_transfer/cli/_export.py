@@ -30,7 +30,7 @@ from keras_transfer.cli._data import (
 )
 from keras_transfer.config import ConfigError, DataConfig, ExportConfig, from_dict
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
 _REPORT_FILES = ("report.html", "export_summary.png", "summary.json")
 
 
@@ -82,13 +82,13 @@ def _check_output(out: Path, leaves: list[str], overwrite: bool) -> None:
         )
 
 
-def _run_data(model_path: str) -> tuple[DataConfig, str] | None:
+def _run_data(model_path: str, keys: tuple = ("data", "source")) -> tuple | None:
     """The labelled data section of the model's run (train/tune/distill: `data`,
     adapt: `source`), or None when the model is not in a run directory."""
     config = run_config(model_path)
     if not config:
         return None
-    for key in ("data", "source"):
+    for key in keys:
         section = config.get(key)
         if isinstance(section, dict) and section.get("source"):
             known = {f.name for f in dataclasses.fields(DataConfig)}
@@ -148,6 +148,43 @@ def representative_config(
         f"digits (input {shape}, {classes} classes). Set representative.source to "
         "a folder of images or a .npz like the model's training data."
     )
+
+
+def target_config(
+    cfg: ExportConfig, rep_cfg: DataConfig
+) -> tuple[DataConfig, str] | None:
+    """The target domain data of an `adapt` run (its `target` section), read like
+    the source, or None for other runs or when `representative.source` is set."""
+    if cfg.representative.source:
+        return None
+    found = _run_data(cfg.model_path, keys=("target",))
+    if found is None:
+        return None
+    data, origin = found
+    data = dataclasses.replace(
+        data,
+        image_size=rep_cfg.image_size,
+        limit=None,
+        batch_size=rep_cfg.batch_size,
+        skip_corrupt=data.skip_corrupt or rep_cfg.skip_corrupt,
+    )
+    return data, origin
+
+
+def _mix(
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    limit: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `limit` examples, half drawn at random from each of `a` and `b` (the
+    other fills in when one is short)."""
+    n_b = min(len(b[0]), limit // 2)
+    n_a = min(len(a[0]), limit - n_b)
+    n_b = min(len(b[0]), limit - n_a)
+    xa, ya = sample(*a, n_a, seed)
+    xb, yb = sample(*b, n_b, seed + 100)
+    return np.concatenate([xa, xb]), np.concatenate([ya, yb])
 
 
 def sample(
@@ -214,6 +251,18 @@ def _move_into(tmp: Path, out: Path) -> None:
             os.replace(entry, target)
 
 
+def _int8_columns(result: Any) -> dict:
+    """int8 mode, ops kept in float and their size cost, for int8 rows only."""
+    if result.int8_mode is None:
+        return {}
+    return {
+        "int8_mode": result.int8_mode,
+        "float_ops": [f"{o['op']} {o['tensor']}" for o in result.float_ops],
+        "full_int8_agreement": result.full_int8_agreement,
+        "size_cost_kb": (result.size_cost_bytes or 0) / 1024,
+    }
+
+
 def run_export(cfg: ExportConfig) -> list[dict]:
     """Exports `cfg.model_path` once per quantization; writes `report.html`.
 
@@ -245,6 +294,15 @@ def run_export(cfg: ExportConfig) -> list[dict]:
     limit = max(cfg.representative.limit or 200, 1)
     rep = sample(data.x_train, data.y_train, limit, rep_cfg.seed)
     verify = sample(data.x_val, data.y_val, limit, rep_cfg.seed + 1)
+    target = target_config(cfg, rep_cfg)
+    if target is not None:  # adapted model: calibrate and verify on both domains
+        tgt = load_labelled(target[0])
+        _check_data(model, tgt.x_train, tgt.class_names, target[1])
+        rep = _mix(rep, (tgt.x_train, tgt.y_train), limit, rep_cfg.seed)
+        verify = _mix(
+            (data.x_val, data.y_val), (tgt.x_val, tgt.y_val), limit, rep_cfg.seed + 1
+        )
+        origin = f"{origin} and the target domain ({target[1]}), half each"
     if not len(verify[0]):
         verify = rep
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +334,7 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                         "data": origin,
                         "calibration_samples": len(rep[0]),
                         "verification_samples": result.num_samples,
+                        **_int8_columns(result),
                     }
                 )
                 bar.update(note=f"{q}: agreement {result.top1_agreement}")
@@ -298,6 +357,9 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                 "agreement",
                 "keras_accuracy",
                 "export_accuracy",
+                "int8_mode",
+                "float_ops",
+                "size_cost_kb",
                 "path",
             ],
         )

@@ -132,38 +132,82 @@ def default_path(model: Any, leaf: str) -> Path:
     return Path(DEFAULT_ROOT) / name / leaf
 
 
-def _take(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+SCAN_FACTOR = 50  # a dataset is scanned for at most SCAN_FACTOR x limit samples
+
+
+def _random_index(n: int, limit: int, seed: int | None) -> np.ndarray:
+    """Sorted indices of ``limit`` of ``n`` samples: the first ones when ``seed`` is
+    None, else drawn at random without replacement (seeded)."""
+    if n <= limit or seed is None:
+        return np.arange(min(n, limit))
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def _split_element(element: Any) -> tuple[Any, Any]:
+    if isinstance(element, tuple | list):
+        return element[0], (element[1] if len(element) > 1 else None)
+    return element, None
+
+
+def _take_dataset(
+    data: Any, limit: int, rank: int, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reservoir-samples up to ``limit`` samples from a batched or unbatched dataset.
+
+    At most ``SCAN_FACTOR * limit`` samples are read (the whole dataset when it is
+    shorter), so a repeated or very large dataset does not hang the export.
+    """
+    rng = None if seed is None else np.random.default_rng(seed)
+    xs: list[np.ndarray] = []
+    ys: list[Any] = []
+    seen, has_y = 0, None
+    for element in data:
+        x, y = _split_element(element)
+        if isinstance(x, dict):
+            raise ValueError(
+                "Expected dataset elements to be a tensor or (x, y). Received: "
+                f"a dict with keys {sorted(x)}"
+            )
+        x = np.asarray(x)
+        has_y = y is not None
+        batch = x[None] if x.ndim == rank else x
+        labels = (
+            (np.asarray(y)[None] if x.ndim == rank else np.asarray(y))
+            if has_y
+            else None
+        )
+        for i in range(len(batch)):
+            if seen < limit:
+                xs.append(batch[i])
+                ys.append(None if labels is None else labels[i])
+            elif rng is not None:
+                j = int(rng.integers(0, seen + 1))
+                if j < limit:
+                    xs[j], ys[j] = batch[i], (None if labels is None else labels[i])
+            seen += 1
+        if seen >= limit and (rng is None or seen >= SCAN_FACTOR * limit):
+            break
+    if not xs:
+        raise ValueError("Expected a non-empty dataset. Received: an empty one")
+    return np.stack(xs), (np.stack(ys) if has_y else None)
+
+
+def _take(
+    data: Any, limit: int, rank: int, seed: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Collects up to ``limit`` samples (and labels) from arrays or a dataset."""
     from keras_transfer._backend import tf
 
     if isinstance(data, tf.data.Dataset):
-        xs, ys, count = [], [], 0
-        for element in data:
-            x, y = (
-                (element[0], element[1])
-                if isinstance(element, tuple)
-                else (
-                    element,
-                    None,
-                )
-            )
-            if isinstance(x, dict):
-                raise ValueError(
-                    "Expected dataset elements to be a tensor or (x, y). Received: "
-                    f"a dict with keys {sorted(x)}"
-                )
-            xs.append(np.asarray(x))
-            if y is not None:
-                ys.append(np.asarray(y))
-            count += len(xs[-1]) if xs[-1].ndim else 1
-            if count >= limit:
-                break
-        if not xs:
-            raise ValueError("Expected a non-empty dataset. Received: an empty one")
-        return xs, (ys or None)  # type: ignore[return-value]
+        return _take_dataset(data, limit, rank, seed)
     if isinstance(data, tuple) and len(data) == 2:
-        return np.asarray(data[0])[:limit], np.asarray(data[1])[:limit]
-    return np.asarray(data)[:limit], None
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        index = _random_index(len(x), limit, seed)
+        return x[index], y[index]
+    x = np.asarray(data)
+    if x.ndim == 0:
+        return x, None
+    return x[_random_index(len(x), limit, seed)], None
 
 
 def sample_array(
@@ -171,25 +215,20 @@ def sample_array(
     name: str,
     shape: tuple[int | None, ...],
     limit: int = 500,
+    seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Returns ``(x, y_or_None)``: up to ``limit`` samples shaped ``(n, *shape)``.
 
     Accepts an array of samples, an ``(x, y)`` tuple, or a ``tf.data.Dataset`` (batched
-    or not) yielding ``x`` or ``(x, y)``.
+    or not) yielding ``x`` or ``(x, y)``. With a ``seed``, the samples are drawn at
+    random (without replacement, in their original order) across the whole data;
+    a dataset is reservoir-sampled over at most ``SCAN_FACTOR * limit`` samples.
+    Without a seed, the first ``limit`` samples are taken.
 
     Raises:
         ValueError: if the samples do not have the model input shape.
     """
-    x, y = _take(data, limit)
-    if isinstance(x, list):  # dataset: batched or unbatched elements
-        rank = len(shape)
-        if x[0].ndim == rank:
-            x = np.stack(x)
-            y = np.stack(y) if y else None
-        else:
-            x = np.concatenate(x)
-            y = np.concatenate(y) if y else None
-        x, y = x[:limit], (None if y is None else y[:limit])
+    x, y = _take(data, limit, len(shape), seed)
     if (
         x.dtype == object
         or x.ndim != len(shape) + 1

@@ -162,16 +162,14 @@ def threshold_for(quantization: str, min_agreement: float | None) -> float:
                 f"min_agreement={min_agreement}"
             )
         return float(min_agreement)
-    return 0.99 if quantization in ("int8", "dynamic") else 0.999
+    return 0.99 if quantization in ("int8", "int8-full", "dynamic") else 0.999
 
 
-def enforce(report: ExportReport, max_abs_diff: float | None) -> None:
-    """Raises `ExportVerificationError` with the numbers when verification failed."""
-    from keras_transfer.export.report import ExportVerificationError
-
-    problems = []
+def problems(report: ExportReport, max_abs_diff: float | None) -> list[str]:
+    """What keeps ``report`` from passing (empty when it passes)."""
+    found = []
     if report.top1_agreement is not None and report.top1_agreement < report.threshold:
-        problems.append(
+        found.append(
             f"top-1 agreement {report.top1_agreement:.4f} < threshold "
             f"{report.threshold} on {report.num_samples} inputs"
         )
@@ -180,15 +178,33 @@ def enforce(report: ExportReport, max_abs_diff: float | None) -> None:
         and report.max_abs_diff is not None
         and report.max_abs_diff > max_abs_diff
     ):
-        problems.append(
-            f"max |diff| {report.max_abs_diff:.4g} > allowed {max_abs_diff}"
+        found.append(f"max |diff| {report.max_abs_diff:.4g} > allowed {max_abs_diff}")
+    return found
+
+
+def enforce(
+    report: ExportReport, max_abs_diff: float | None, hint: str | None = None
+) -> None:
+    """Raises `ExportVerificationError` with the numbers when verification failed.
+
+    Args:
+        report: ExportReport. Filled by `compare`.
+        max_abs_diff: float or None. Optional bound on the largest difference.
+        hint: str. What to try instead; defaults to float formats, more data or
+            ``verify=False``.
+    """
+    from keras_transfer.export.report import ExportVerificationError
+
+    found = problems(report, max_abs_diff)
+    if found:
+        hint = hint or (
+            "Try a float format, more representative_data, or pass verify=False "
+            "to export anyway."
         )
-    if problems:
         raise ExportVerificationError(
             f"The exported {report.format} model ({report.quantization}) does not "
-            f"match the Keras model: {'; '.join(problems)} (max |diff| "
+            f"match the Keras model: {'; '.join(found)} (max |diff| "
             f"{report.max_abs_diff:.4g}, mean |diff| {report.mean_abs_diff:.4g}). "
-            "Nothing was written. Try a float format, more representative_data, "
-            "or pass verify=False to export anyway.",
+            f"Nothing was written. {hint}",
             report,
         )

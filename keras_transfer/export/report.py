@@ -14,7 +14,8 @@ class ExportReport:
     Attributes:
         path: str. The export directory.
         format: str. ``"tflite"`` or ``"saved_model"``.
-        quantization: str. ``"float32"``, ``"float16"``, ``"dynamic"`` or ``"int8"``.
+        quantization: str. ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``
+            (full int8, else selective) or ``"int8-full"`` (full int8 only).
         size_bytes: int. Size of the model file (``model.tflite``) or of the whole
             SavedModel directory.
         num_samples: int. How many inputs verification compared.
@@ -37,6 +38,17 @@ class ExportReport:
         manifest_path: str. Path of ``manifest.json``.
         stripped_layers: list of str. Training-only layers left out of the export.
         notes: list of str. Anything the user should know (e.g. random inputs used).
+        int8_mode: str or None. For int8: ``"full"`` (every op int8) or
+            ``"selective"`` (the ops in ``float_ops`` kept in float).
+        float_ops: list of dict. Ops kept in float by selective int8, largest error
+            first: ``tensor`` (op output name), ``op`` (TFLite op) and
+            ``rmse_over_scale`` (their error in int8 steps in the debug run).
+        full_int8_agreement: float or None. Top-1 agreement the full int8 file had
+            (it missed the threshold when ``int8_mode`` is ``"selective"``).
+        full_int8_size_bytes: int or None. Size of the full int8 file.
+        selective_tried: list of dict. Every selective candidate that was measured:
+            ``float_ops`` (how many), ``top1_agreement``, ``size_bytes``, ``passed``.
+        calibration_samples: int. Inputs that calibrated int8 (0 otherwise).
     """
 
     path: str
@@ -58,6 +70,33 @@ class ExportReport:
     manifest_path: str = ""
     stripped_layers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    int8_mode: str | None = None
+    float_ops: list[dict[str, Any]] = field(default_factory=list)
+    full_int8_agreement: float | None = None
+    full_int8_size_bytes: int | None = None
+    selective_tried: list[dict[str, Any]] = field(default_factory=list)
+    calibration_samples: int = 0
+
+    @property
+    def size_cost_bytes(self) -> int | None:
+        """Bytes selective int8 adds to the full int8 file (None when not selective)."""
+        if self.int8_mode != "selective" or self.full_int8_size_bytes is None:
+            return None
+        return self.size_bytes - self.full_int8_size_bytes
+
+    def quantization_dict(self) -> dict[str, Any]:
+        """The int8 details that go into the manifest (empty for other formats)."""
+        if self.int8_mode is None:
+            return {}
+        return {
+            "int8_mode": self.int8_mode,
+            "calibration_samples": self.calibration_samples,
+            "float_ops": self.float_ops,
+            "full_int8_agreement": self.full_int8_agreement,
+            "full_int8_size_bytes": self.full_int8_size_bytes,
+            "size_cost_bytes": self.size_cost_bytes,
+            "selective_tried": self.selective_tried,
+        }
 
     @property
     def latency_ratio(self) -> float | None:
@@ -70,6 +109,7 @@ class ExportReport:
         """Returns the report as a JSON-serializable dict."""
         out = dataclasses.asdict(self)
         out["latency_ratio"] = self.latency_ratio
+        out["size_cost_bytes"] = self.size_cost_bytes
         return out
 
     def verification_dict(self) -> dict[str, Any]:
@@ -116,6 +156,17 @@ class ExportReport:
                 )
         else:
             lines.append("  NOT verified (verify=False)")
+        if self.int8_mode == "selective":
+            ops = ", ".join(o["op"] for o in self.float_ops)
+            cost = self.size_cost_bytes or 0
+            full = self.full_int8_size_bytes or 1
+            lines.append(
+                f"  selective int8: {len(self.float_ops)} op(s) kept in float ({ops}),"
+                f" {cost / 1024:+.1f} KiB ({100 * cost / full:+.1f}%) vs full int8, "
+                f"whose agreement was {fmt(self.full_int8_agreement, '.4f')}"
+            )
+        elif self.int8_mode == "full":
+            lines.append("  full int8 (every op quantized)")
         if self.stripped_layers:
             lines.append(f"  training-only layers left out: {self.stripped_layers}")
         lines += [f"  note: {n}" for n in self.notes]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
-from keras_transfer.export import _io, _verify
+from keras_transfer.export import _io, _selective, _verify
 from keras_transfer.export._serving import (
     QUANTIZATIONS,
     Served,
@@ -31,10 +32,13 @@ def _normalize_quantization(quantization: str | None) -> str:
     q = "float32" if quantization in (None, "none", "float32") else quantization
     if q not in QUANTIZATIONS:
         raise ValueError(
-            "Expected quantization to be None, 'float16', 'dynamic' or 'int8'. "
-            f"Received: quantization={quantization!r}"
+            "Expected quantization to be None, 'float16', 'dynamic', 'int8' or "
+            f"'int8-full'. Received: quantization={quantization!r}"
         )
     return q
+
+
+INT8 = ("int8", "int8-full")
 
 
 def _unsupported_ops(message: str) -> list[str]:
@@ -44,22 +48,25 @@ def _unsupported_ops(message: str) -> list[str]:
     return sorted(set(o for o in ops if o))
 
 
-def _convert(
+def _converter(
     saved_model_dir: str,
     quantization: str,
     representative: np.ndarray | None,
     allow_select_tf_ops: bool,
     int8_io: bool,
-) -> bytes:
+    for_debugger: bool = False,
+) -> Any:
+    """A configured ``TFLiteConverter``; ``for_debugger`` leaves the op set and the
+    I/O types to the quantization debugger (it needs a calibrate-only converter)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=["serving_default"]
     )
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization in ("float16", "dynamic", "int8"):
+    if quantization in ("float16", "dynamic", *INT8):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantization == "int8":
+    if quantization in INT8:
         samples = representative.astype("float32")
 
         def gen():
@@ -67,13 +74,27 @@ def _convert(
                 yield [samples[i : i + 1]]
 
         converter.representative_dataset = gen
-        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
+        if not for_debugger:
+            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io and not for_debugger:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     if allow_select_tf_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
+    return converter
+
+
+def _convert(
+    saved_model_dir: str,
+    quantization: str,
+    representative: np.ndarray | None,
+    allow_select_tf_ops: bool,
+    int8_io: bool,
+) -> bytes:
+    converter = _converter(
+        saved_model_dir, quantization, representative, allow_select_tf_ops, int8_io
+    )
     try:
         return converter.convert()
     except Exception as err:  # ConverterError is not exported publicly
@@ -126,21 +147,26 @@ def _io_specs(file: Path) -> dict[str, Any]:
     }
 
 
-def _verify_file(
+def _run_content(content: bytes, x: np.ndarray, num_threads: int | None) -> tuple:
+    """Runs ``content`` (model bytes) on ``x``; returns ``(outputs, runtime)``."""
+    interpreter, runtime = _verify.make_interpreter(
+        model_content=content, num_threads=num_threads
+    )
+    return _verify.run_interpreter(interpreter, x), runtime
+
+
+def _time_file(
     report: ExportReport,
     served: Served,
     file: Path,
     x: np.ndarray,
-    y: np.ndarray | None,
     repeats: int,
     num_threads: int | None,
 ) -> None:
+    """Single-example latency of the written file and of Keras."""
     interpreter, report.interpreter = _verify.make_interpreter(
         str(file), num_threads=num_threads
     )
-    actual = _verify.run_interpreter(interpreter, x)
-    expected = _verify.keras_predict(served.keras_predict, x)
-    _verify.compare(report, expected, actual, y)
     one = x[:1]
     _verify.run_interpreter(interpreter, one)  # resize to batch 1 before timing
     report.latency_ms = _verify.median_latency_ms(
@@ -149,6 +175,61 @@ def _verify_file(
     report.keras_latency_ms = _verify.median_latency_ms(
         lambda: served.keras_predict(one), repeats
     )
+
+
+def _verification_inputs(
+    report: ExportReport,
+    served: Served,
+    verify_data: Any,
+    rep: tuple[np.ndarray, np.ndarray | None] | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if verify_data is not None:
+        report.verify_source = "verify_data"
+        return _io.sample_array(verify_data, "verify_data", served.shape, seed=seed)
+    if rep is not None:
+        report.verify_source = "representative_data"
+        return rep
+    report.verify_source = "random"
+    report.notes.append("verified on random inputs; pass verify_data for real numbers")
+    return random_inputs(served), None
+
+
+def _selective_int8(
+    report: ExportReport,
+    sm_dir: str,
+    rep_x: np.ndarray,
+    check: Any,
+    allow_select_tf_ops: bool,
+    int8_io: bool,
+) -> bytes | None:
+    """Keeps the fewest high-error ops in float until ``check`` passes.
+
+    Returns the passing file's bytes (``report`` filled with its numbers), or None
+    when no candidate passed (``report`` keeps the full int8 numbers).
+    """
+    converter = _converter(
+        sm_dir, "int8", rep_x, allow_select_tf_ops, int8_io, for_debugger=True
+    )
+    debugger, ranked = _selective.make_debugger(converter, rep_x, int8_io)
+    full = dataclasses.replace(report, notes=list(report.notes))
+
+    def evaluate(content: bytes) -> tuple[bool, float | None]:
+        trial = dataclasses.replace(full, notes=[])
+        return check(content, trial), trial.top1_agreement
+
+    result = _selective.search(debugger, ranked, evaluate, int8_io)
+    report.selective_tried = result.tried
+    if result.best is None:
+        report.notes.append(
+            f"selective int8: no file passed with up to {max(len(ranked) - 1, 0)} "
+            f"of {len(ranked)} ops kept in float"
+        )
+        return None
+    check(result.best.content, report)
+    report.int8_mode = "selective"
+    report.float_ops = [op.to_dict() for op in result.best.float_ops]
+    return result.best.content
 
 
 def export_tflite(
@@ -171,6 +252,7 @@ def export_tflite(
     preprocessor: Any = None,
     latency_repeats: int = 30,
     num_threads: int | None = None,
+    seed: int = 0,
 ) -> ExportReport:
     """Exports the inference path of a model to TFLite and verifies the file.
 
@@ -181,23 +263,35 @@ def export_tflite(
     verification passes: everything is written to a temporary sibling first and then
     moved into place.
 
+    With ``quantization="int8"``, full int8 is tried first; when it misses the
+    agreement threshold, TensorFlow's quantization debugger ranks the ops by their
+    int8 error on calibration inputs and the fewest top-ranked ops are kept in float
+    (selective int8) until the file passes. The report and the manifest
+    (``quantization_details``) name those ops and the size they cost.
+    ``"int8-full"`` refuses instead of keeping any op in float.
+
     Args:
         model: keras.Model, or an object with ``inference_model()`` (e.g. DANN).
             Training-only layers (augmentation, GradientReversal) are left out.
         path: str. Export directory. Defaults to
             ``saved_models/<model.name>/tflite-<quantization>``.
-        quantization: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights) or
-            ``"int8"`` (full integer; needs ``representative_data``). Defaults to None.
+        quantization: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights),
+            ``"int8"`` (full integer, else selective; needs ``representative_data``)
+            or ``"int8-full"`` (full integer or nothing). Defaults to None.
         representative_data: array, ``(x, y)`` tuple or ``tf.data.Dataset`` of model
-            inputs (100-500 samples) used to calibrate int8; also used to verify when
-            ``verify_data`` is None.
-        verify_data: array, ``(x, y)`` or dataset of inputs to verify on. With labels,
-            the report includes both accuracies. Defaults to the representative data,
-            else 64 random inputs (a note says so).
+            inputs used to calibrate int8 (``representative_samples`` of them drawn at
+            random across the data); also used to verify when ``verify_data`` is
+            None. For a domain-adapted model, give inputs of both domains (e.g.
+            ``np.concatenate([x_source, x_target])``).
+        verify_data: array, ``(x, y)`` or dataset of inputs to verify on (up to 500
+            drawn at random). With labels, the report includes both accuracies.
+            Defaults to the representative data, else 64 random inputs (a note
+            says so).
         verify: bool. Run and compare the file before writing it. Defaults to True.
+            Without verification, int8 is full int8 (nothing to select on).
         overwrite: bool. Replace an existing export at ``path``. Defaults to False.
         allow_select_tf_ops: bool. Allow TF Select (Flex) ops. Defaults to False.
-        int8_io: bool. With ``"int8"``, make input and output int8 too (the predictor
+        int8_io: bool. With int8, make input and output int8 too (the predictor
             from `load_tflite` converts). Defaults to False (float32 I/O).
         class_names: list of str. Written to the manifest. Defaults to None.
         metrics: dict. Training metrics for the manifest. Defaults to the last epoch
@@ -212,9 +306,12 @@ def export_tflite(
             the file). Defaults to None.
         latency_repeats: int. Timed runs for the latency numbers. Defaults to 30.
         num_threads: int. Interpreter threads for verification. Defaults to LiteRT's.
+        seed: int. Seed of the random draw of calibration (``seed``) and
+            verification (``seed + 1``) samples. Defaults to 0.
 
     Returns:
-        ExportReport: path, size, agreement, max diff, latency per example, ...
+        ExportReport: path, size, agreement, max diff, latency per example, and for
+        int8 the mode (full or selective) with the ops kept in float.
 
     Raises:
         ValueError: int8 without representative data; data of the wrong shape; a
@@ -226,35 +323,42 @@ def export_tflite(
     Examples:
     ```python
     report = export_tflite(model, "saved_models/digits/tflite-int8",
-                           quantization="int8", representative_data=x_train[:200])
-    print(report.summary())
+                           quantization="int8", representative_data=x_train,
+                           verify_data=(x_val, y_val))
+    print(report.summary())  # says which ops, if any, stayed in float
     ```
     """
     quantization = _normalize_quantization(quantization)
     class_names = validate_class_names(class_names)
-    if quantization == "int8" and representative_data is None:
+    if quantization in INT8 and representative_data is None:
         raise ValueError(
             "Full int8 quantization needs representative_data (100-500 model inputs "
             "as an array or tf.data.Dataset) to calibrate activation ranges. Received: "
             "representative_data=None. Use quantization='dynamic' to quantize weights "
             "only without data."
         )
-    if int8_io and quantization != "int8":
+    if int8_io and quantization not in INT8:
         raise ValueError(
-            "int8_io=True needs quantization='int8'. Received: "
+            "int8_io=True needs quantization='int8' or 'int8-full'. Received: "
             f"quantization={quantization!r}"
+        )
+    if not isinstance(representative_samples, int) or representative_samples < 1:
+        raise ValueError(
+            "Expected representative_samples to be an int >= 1. Received: "
+            f"representative_samples={representative_samples!r}"
         )
     served = prepare(model, input_shape=input_shape, preprocessor=preprocessor)
     if path is None:
         path = _io.default_path(served.model, f"tflite-{quantization}")
     _io.check_target(path, overwrite)
-    rep_x = rep_y = None
+    rep = None
     if representative_data is not None:
-        rep_x, rep_y = _io.sample_array(
+        rep = _io.sample_array(
             representative_data,
             "representative_data",
             served.shape,
             representative_samples,
+            seed=seed,
         )
     report = ExportReport(
         path=str(path),
@@ -264,26 +368,44 @@ def export_tflite(
         stripped_layers=list(served.stripped),
         notes=list(served.notes),
     )
+    if quantization in INT8:
+        report.int8_mode = "full"
+        report.calibration_samples = len(rep[0])
     with tempfile.TemporaryDirectory() as sm_dir:
         write_saved_model(served, sm_dir, extra_outputs=False)
-        content = _convert(sm_dir, quantization, rep_x, allow_select_tf_ops, int8_io)
+        rep_x = None if rep is None else rep[0]
+        content = _convert(
+            sm_dir,
+            "int8" if quantization in INT8 else quantization,
+            rep_x,
+            allow_select_tf_ops,
+            int8_io,
+        )
+        if verify:
+            vx, vy = _verification_inputs(report, served, verify_data, rep, seed + 1)
+            expected = _verify.keras_predict(served.keras_predict, vx)
+
+            def check(candidate: bytes, into: ExportReport) -> bool:
+                actual, into.interpreter = _run_content(candidate, vx, num_threads)
+                _verify.compare(into, expected, actual, vy)
+                return not _verify.problems(into, max_abs_diff)
+
+            passed = check(content, report)
+            if quantization in INT8:
+                report.full_int8_agreement = report.top1_agreement
+                report.full_int8_size_bytes = len(content)
+            if not passed and quantization == "int8":
+                selective = _selective_int8(
+                    report, sm_dir, rep_x, check, allow_select_tf_ops, int8_io
+                )
+                content = selective if selective is not None else content
     with _io.atomic_directory(path, overwrite) as tmp:
         file = tmp / MODEL_FILE
         file.write_bytes(content)
         report.size_bytes = file.stat().st_size
         if verify:
-            if verify_data is not None:
-                vx, vy = _io.sample_array(verify_data, "verify_data", served.shape)
-                report.verify_source = "verify_data"
-            elif rep_x is not None:
-                vx, vy, report.verify_source = rep_x, rep_y, "representative_data"
-            else:
-                vx, vy, report.verify_source = random_inputs(served), None, "random"
-                report.notes.append(
-                    "verified on random inputs; pass verify_data for real numbers"
-                )
-            _verify_file(report, served, file, vx, vy, latency_repeats, num_threads)
-            _verify.enforce(report, max_abs_diff)
+            _verify.enforce(report, max_abs_diff, _refusal_hint(quantization))
+            _time_file(report, served, file, vx, latency_repeats, num_threads)
         manifest = base_manifest(
             served,
             "tflite",
@@ -294,8 +416,25 @@ def export_tflite(
             **_io_specs(file),
             class_names=class_names,
             verification=report.verification_dict(),
+            quantization_details=report.quantization_dict(),
             training_metrics=training_metrics(model, metrics),
         )
         _io.write_manifest(tmp, manifest)
     report.manifest_path = str(Path(path) / _io.MANIFEST)
     return report
+
+
+def _refusal_hint(quantization: str) -> str | None:
+    if quantization == "int8-full":
+        return (
+            "Full int8 was required (quantization='int8-full'); use "
+            "quantization='int8' to keep the ops with the largest int8 error in "
+            "float (selective int8), or 'dynamic' for int8 weights only."
+        )
+    if quantization == "int8":
+        return (
+            "Neither full nor selective int8 reached it. Try quantization='dynamic' "
+            "(int8 weights only) or 'float16', more representative_data like the "
+            "inputs the model will see, or pass verify=False to export anyway."
+        )
+    return None

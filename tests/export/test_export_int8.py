@@ -1,0 +1,188 @@
+"""int8 export: seeded random calibration, selective int8, int8-full refusal, and
+calibration on both domains for an `adapt` run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from keras_transfer._backend import keras, tf
+from keras_transfer.export import ExportVerificationError, export_tflite, load_tflite
+from keras_transfer.export._io import sample_array
+
+# Deliberately strict: full int8 of the fixture model misses these (its softmax
+# output alone is quantized in steps of 1/256 and errors add up to ~0.03).
+STRICT = {"min_agreement": 1.0, "max_abs_diff": 0.01}
+
+
+def test_selective_int8_passes_where_full_int8_misses(digits_model, digits, tmp_path):
+    x_train, _, x_test, y_test = digits
+    path = tmp_path / "int8"
+    report = export_tflite(
+        digits_model,
+        path,
+        quantization="int8",
+        representative_data=x_train,
+        verify_data=(x_test, y_test),
+        **STRICT,
+    )
+    assert report.int8_mode == "selective"
+    assert report.top1_agreement == 1.0 and report.max_abs_diff <= 0.01
+    assert report.full_int8_agreement is not None
+    assert report.selective_tried and report.selective_tried[-1]["passed"]
+    ops = report.float_ops
+    assert ops and all(o["op"] and o["tensor"] for o in ops)
+    scores = [o["rmse_over_scale"] for o in ops]
+    assert scores == sorted(scores, reverse=True)
+    assert report.size_cost_bytes == report.size_bytes - report.full_int8_size_bytes
+    assert report.calibration_samples == 300
+    assert "kept in float" in report.summary()
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    details = manifest["quantization_details"]
+    assert details["int8_mode"] == "selective"
+    assert [o["tensor"] for o in details["float_ops"]] == [o["tensor"] for o in ops]
+    assert details["size_cost_bytes"] == report.size_cost_bytes
+    assert manifest["verification"]["top1_agreement"] == 1.0
+
+    # The written file is the one that was verified.
+    probs = load_tflite(path).predict(x_test[:64])
+    expected = digits_model.predict_on_batch(x_test[:64].astype("float32"))
+    assert np.abs(probs - expected).max() <= 0.01
+
+
+def test_int8_full_refuses_with_a_clear_message(digits_model, digits, tmp_path):
+    x_train, _, x_test, y_test = digits
+    path = tmp_path / "int8-full"
+    with pytest.raises(ExportVerificationError, match="quantization='int8'") as info:
+        export_tflite(
+            digits_model,
+            path,
+            quantization="int8-full",
+            representative_data=x_train,
+            verify_data=(x_test, y_test),
+            **STRICT,
+        )
+    message = str(info.value)
+    assert "int8-full" in message and "Nothing was written" in message
+    assert info.value.report.int8_mode == "full"
+    assert info.value.report.float_ops == []
+    assert not path.exists()
+
+
+def test_full_int8_when_it_passes(digits_model, digits, tmp_path):
+    x_train, _, x_test, y_test = digits
+    report = export_tflite(
+        digits_model,
+        tmp_path / "int8",
+        quantization="int8-full",
+        representative_data=x_train,
+        verify_data=(x_test, y_test),
+        min_agreement=0.9,
+    )
+    assert report.int8_mode == "full" and report.float_ops == []
+    assert report.size_cost_bytes is None
+    manifest = json.loads((tmp_path / "int8" / "manifest.json").read_text())
+    assert manifest["quantization"] == "int8-full"
+    assert manifest["quantization_details"]["int8_mode"] == "full"
+
+
+def test_calibration_samples_are_drawn_at_random_and_seeded():
+    x = np.arange(1000, dtype="float32").reshape(1000, 1, 1, 1)  # value = index
+    y = np.arange(1000)
+    a, ya = sample_array((x, y), "data", (1, 1, 1), 50, seed=3)
+    b, _ = sample_array((x, y), "data", (1, 1, 1), 50, seed=3)
+    c, _ = sample_array((x, y), "data", (1, 1, 1), 50, seed=4)
+    first, _ = sample_array(x, "data", (1, 1, 1), 50)  # no seed: the first 50
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(a.ravel(), ya)  # labels follow their samples
+    assert len(np.unique(a)) == 50 and a.max() > 500  # across the data, not a prefix
+    assert np.array_equal(first.ravel(), np.arange(50))
+    # A batched dataset is reservoir-sampled over the whole of it, seeded too.
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    d1, dy = sample_array(ds, "data", (1, 1, 1), 50, seed=3)
+    d2, _ = sample_array(ds, "data", (1, 1, 1), 50, seed=3)
+    assert np.array_equal(d1, d2) and np.array_equal(d1.ravel(), dy)
+    assert len(np.unique(d1)) == 50 and d1.max() > 500
+
+
+def test_export_seed_decides_the_calibration_draw(digits_model, digits, tmp_path):
+    x_train = digits[0]
+
+    def content(seed: int, name: str) -> bytes:
+        export_tflite(
+            digits_model,
+            tmp_path / name,
+            quantization="int8",
+            representative_data=x_train,
+            representative_samples=20,
+            verify=False,
+            seed=seed,
+        )
+        return (tmp_path / name / "model.tflite").read_bytes()
+
+    first = content(0, "a")
+    assert content(0, "b") == first
+    assert content(1, "c") != first
+
+
+def _folder(root: Path, classes: list[str], offset: int, per_class: int = 8) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(offset)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 20, (20, 20, 3)) + 60 * c + offset
+            Image.fromarray(img.astype("uint8")).save(root / name / f"{i}.png")
+    return root
+
+
+def test_adapt_run_calibrates_on_source_and_target(tmp_path, monkeypatch):
+    """An `adapt` run dir (config with source and target): half of the calibration
+    and verification inputs come from the target domain."""
+    import keras_transfer.export as export_pkg
+    from keras_transfer.cli._export import run_export
+    from keras_transfer.config import ExportConfig
+
+    classes = ["a", "b"]
+    source = _folder(tmp_path / "source", classes, offset=0)
+    target = _folder(tmp_path / "target", classes, offset=120)  # brighter domain
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    run = tmp_path / "runs" / "adapted"
+    run.mkdir(parents=True)
+    model.save(run / "model.keras")
+    config = {
+        "source": {"source": str(source), "image_size": 16, "seed": 0},
+        "target": {"source": str(target), "image_size": 16, "seed": 0},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    seen = {}
+    real = export_pkg.export_main
+
+    def spy(model, **kw):
+        seen["rep"], seen["verify"] = kw["representative"], kw["verify_data"]
+        return real(model, **kw)
+
+    monkeypatch.setattr(export_pkg, "export_main", spy)
+    cfg = ExportConfig(
+        model_path=str(run / "model.keras"),
+        quantization=["int8"],
+        output=str(tmp_path / "exp"),
+    )
+    (row,) = run_export(cfg)
+    assert "target" in row["data"] and row["int8_mode"] in ("full", "selective")
+    rep_x, verify_x = seen["rep"][0], seen["verify"][0]
+    brightness = rep_x.reshape(len(rep_x), -1).mean(-1)
+    # source images are darker than 80 + 60, target ones brighter than 120
+    assert (brightness >= 120).sum() == len(rep_x) // 2
+    assert row["calibration_samples"] == len(rep_x) >= 20
+    assert (verify_x.reshape(len(verify_x), -1).mean(-1) >= 120).any()
