@@ -8,6 +8,7 @@ from keras_transfer.adaptation.evaluation import (
     domain_classification_reports,
     per_domain_accuracy,
 )
+from keras_transfer.adaptation.inputs import split_source
 from keras_transfer.adaptation.losses import coral_loss, mmd_loss
 from keras_transfer.adaptation.methods import (
     AlignmentMethod,
@@ -29,7 +30,7 @@ from keras_transfer.adaptation.pipeline import (
     AUTO_CANDIDATES,
     AdaptResult,
     adapt,
-    split_source,
+    choose,
 )
 from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.schedules import (
@@ -66,6 +67,7 @@ __all__ = [
     "SelfTraining",
     "adapt",
     "adapt_batchnorm",
+    "choose",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

@@ -342,6 +342,24 @@ class MMDAlignment(_Discrepancy):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class JointForward(AlignmentMethod):
+    """No alignment loss, but the target batch goes through the network too.
+
+    `adapt`'s warm-up uses it so that BatchNormalization layers (the bottleneck's,
+    the encoder's) see the same joint source+target batches in the warm-up as in
+    the adaptation that follows: switching the batch statistics between phases
+    would shift the features under the classifier.
+    """
+
+    def build(self, input_shape):
+        self.built = True
+
+    def alignment_loss(self, fs, ft, ls, lt, training, **extras):
+        zero = ops.zeros((), dtype=fs.dtype)
+        return zero, None, None
+
+
 _METHODS: dict[str, type[AlignmentMethod]] = {
     "dann": DomainAdversarial,
     "cdan": ConditionalDomainAdversarial,

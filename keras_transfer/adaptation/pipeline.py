@@ -17,62 +17,41 @@ alignment acts on the bottleneck. The default optimizer is Adam.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.backup import AdaptBackup
-from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
+from keras_transfer.adaptation.batchnorm import adapt_batchnorm
 from keras_transfer.adaptation.inputs import (
     check_inputs,
     labelled_arrays,
     split_source,
     unlabelled_array,
 )
-from keras_transfer.adaptation.methods import get_alignment_method
+from keras_transfer.adaptation.methods import JointForward, get_alignment_method
 from keras_transfer.adaptation.model import DomainAdaptationModel
 from keras_transfer.adaptation.recipe import AdaptationController
+from keras_transfer.adaptation.result import (
+    DEFAULT_SELECTOR,
+    AdaptResult,
+    _choose,
+    accuracy,
+    choose,
+    merge_histories,
+    restore,
+    snapshot,
+)
 from keras_transfer.adaptation.scores import selection_scores
 from keras_transfer.data.pairs import domain_pairs
 
 #: Methods "auto" tries by default (branched from one shared warm-up).
 AUTO_CANDIDATES = ("source_only", "mcc", "self_training", "dann")
-#: The unsupervised score "auto" ranks candidates by (higher is better).
-DEFAULT_SELECTOR = "snd"
 #: Default constructor arguments of each method inside `adapt`.
 METHOD_DEFAULTS: dict[str, dict] = {
     "dann": {"hidden_units": (256, 256), "dropout": 0.3},
     "cdan": {"hidden_units": (256, 256), "dropout": 0.3},
 }
 _NO_TRAINING = ("source_only", "adabn")
-
-
-@dataclass
-class AdaptResult:
-    """What `adapt` returns.
-
-    Attributes:
-        model: keras.Model. Inference model (inputs → class probabilities), compiled
-            with accuracy so ``model.evaluate(x, y)`` works.
-        history: keras.callbacks.History. One merged history (warm-up, then the
-            chosen method), with ``lambda`` and ``source_val_accuracy`` per epoch.
-        method: str. The method that was trained (the winner for "auto").
-        selection: dict. Candidates, their unsupervised scores, the selector, the
-            warm-up length and the collapse-guard events.
-        source_accuracy: float. Accuracy on the held-out source split.
-        training_model: `DomainAdaptationModel`. The model that was trained.
-    """
-
-    model: Any
-    history: Any
-    method: str
-    selection: dict
-    source_accuracy: float
-    training_model: Any = None
-    extra: dict = field(default_factory=dict)
 
 
 def _resolve_methods(method: Any, candidates: Any) -> list[str]:
@@ -93,36 +72,6 @@ def _resolve_methods(method: Any, candidates: Any) -> list[str]:
     return names
 
 
-# ----------------------------------------------------------------- training
-def _merge(histories: list, model: Any) -> Any:
-    merged = keras.callbacks.History()
-    merged.set_model(model)
-    merged.history = {}
-    epoch = 0
-    for hist in histories:
-        n = len(hist.epoch)
-        for key, values in hist.history.items():
-            merged.history.setdefault(key, [None] * epoch).extend(values)
-        for values in merged.history.values():
-            values.extend([None] * (epoch + n - len(values)))
-        epoch += n
-    merged.epoch = list(range(epoch))
-    return merged
-
-
-def _accuracy(model: Any, x: Any, y: np.ndarray) -> float:
-    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
-
-
-def _snapshot(layers: list) -> list:
-    return [[np.array(w) for w in layer.get_weights()] for layer in layers]
-
-
-def _restore(layers: list, snapshot: list) -> None:
-    for layer, weights in zip(layers, snapshot):
-        layer.set_weights(weights)
-
-
 def adapt(
     encoder: Any,
     source: Any,
@@ -133,6 +82,7 @@ def adapt(
     epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
+    adaptation_learning_rate: float | None = None,
     optimizer: Any = None,
     lambda_: float | None = None,
     method_kwargs: dict | None = None,
@@ -174,6 +124,8 @@ def adapt(
         batch_size: int. Examples per domain per step. Defaults to 32.
         learning_rate: float. Adam learning rate when ``optimizer`` is None.
             Defaults to 1e-3.
+        adaptation_learning_rate: float or None. Adam learning rate after the
+            warm-up (when ``optimizer`` is None); None keeps ``learning_rate``.
         optimizer: keras optimizer, a callable returning one, or None (Adam).
             An instance is used for the warm-up and cloned (``from_config``) for each
             candidate. Defaults to None.
@@ -183,7 +135,7 @@ def adapt(
         candidates: sequence of str or None. Methods tried by "auto". Defaults to
             `AUTO_CANDIDATES`.
         selector: str. Unsupervised score ranking "auto"'s candidates, one of
-            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "snd".
+            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "entropy".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
@@ -227,6 +179,12 @@ def adapt(
         Ganin et al. 2016 (DANN); Jin et al. 2020 (MCC); Sohn et al. 2020 (FixMatch);
         Li et al. 2016 (AdaBN); Saito et al. 2021 (SND).
     """
+    from keras_transfer.adaptation.scores import SELECTORS
+
+    if selector not in SELECTORS:
+        raise ValueError(
+            f"Expected selector in {SELECTORS}. Received: selector={selector!r}"
+        )
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(
             f"Expected epochs to be an int >= 1. Received: epochs={epochs}"
@@ -243,7 +201,7 @@ def adapt(
     shared = DomainAdaptationModel(
         encoder,
         k,
-        method=None,
+        method=JointForward(name="warmup"),
         input_shape=input_shape,
         unfreeze_depth=unfreeze_depth,
         bottleneck_units=bottleneck_units,
@@ -252,9 +210,12 @@ def adapt(
     fit_verbose = 2 if verbose >= 2 else 0
     extra_callbacks = list(callbacks or [])
 
-    def make_optimizer():
+    def make_optimizer(phase="adapt"):
         if optimizer is None:
-            return keras.optimizers.Adam(learning_rate)
+            lr = learning_rate
+            if phase == "adapt" and adaptation_learning_rate is not None:
+                lr = adaptation_learning_rate
+            return keras.optimizers.Adam(lr)
         if callable(optimizer) and not isinstance(
             optimizer, keras.optimizers.Optimizer
         ):
@@ -271,7 +232,7 @@ def adapt(
         stop_after_warmup=True,
         tolerance=tolerance,
     )
-    shared.compile(optimizer=make_optimizer())
+    shared.compile(optimizer=make_optimizer("warmup"))
     if store.done("warmup"):
         warm_history = store.load_phase("warmup", shared, warm)
         if say:
@@ -280,7 +241,7 @@ def adapt(
         warm_history = keras.callbacks.History()
         warm_history.history, warm_history.epoch = {}, []
         warm.warmup_epochs = 0
-        warm.best_warmup_accuracy = _accuracy(shared, xs_val, ys_val)
+        warm.best_warmup_accuracy = accuracy(shared, xs_val, ys_val)
     else:
         if say:
             say(f"warm-up on the source ({len(xs_tr)} train / {len(xs_val)} held out)")
@@ -297,17 +258,19 @@ def adapt(
     layers = [shared.encoder, shared.classifier]
     if shared.bottleneck is not None:
         layers.append(shared.bottleneck)
-    warm_weights = _snapshot(layers)
+    warm_weights = snapshot(layers)
     warm_accuracy = warm.best_warmup_accuracy
 
     results: dict[str, dict] = {}
     for name in names:
-        _restore(layers, warm_weights)
+        restore(layers, warm_weights)
         keras.utils.set_random_seed(seed + 1)
+        # a fresh pipeline per candidate: the same batches as a standalone run
+        branch_pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1)
         model, history, controller = _train_candidate(
             name,
             shared,
-            pairs,
+            branch_pairs,
             remaining=remaining,
             warm_accuracy=warm_accuracy,
             lambda_=lambda_,
@@ -323,7 +286,7 @@ def adapt(
             store=store,
         )
         inference = model.inference_model()
-        src_acc = _accuracy(inference, xs_val, ys_val)
+        src_acc = accuracy(inference, xs_val, ys_val)
         scores = selection_scores(
             inference,
             model.feature_model(),
@@ -335,7 +298,7 @@ def adapt(
             "model": model,
             "inference": inference,
             "history": history,
-            "weights": _snapshot(layers) if len(names) > 1 else None,
+            "weights": snapshot(layers) if len(names) > 1 else None,
             "source_accuracy": src_acc,
             "scores": scores,
             "events": [] if controller is None else controller.events,
@@ -344,14 +307,13 @@ def adapt(
             shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
             say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
 
-    chosen = (
-        _choose(results, selector, warm.floor() if tolerance is not None else None)
-        if method == "auto"
-        else names[0]
-    )
+    floor = warm.floor() if tolerance is not None else None
+    for r in results.values():
+        r["eligible"] = floor is None or r["source_accuracy"] >= floor
+    chosen = _choose(results, selector) if method == "auto" else names[0]
     best = results[chosen]
     if best["weights"] is not None:
-        _restore(layers, best["weights"])
+        restore(layers, best["weights"])
     if say and method == "auto":
         say(f"auto chose {chosen!r} by {selector}")
     selection = {
@@ -362,6 +324,7 @@ def adapt(
             n: {
                 "scores": r["scores"],
                 "source_accuracy": r["source_accuracy"],
+                "eligible": r["eligible"],
                 "guard_events": r["events"],
             }
             for n, r in results.items()
@@ -371,7 +334,7 @@ def adapt(
         "warmup_events": warm.events,
         "guard_events": best["events"],
     }
-    history = _merge([warm_history, best["history"]], best["inference"])
+    history = merge_histories([warm_history, best["history"]], best["inference"])
     store.clear()
     return AdaptResult(
         model=best["inference"],
@@ -380,6 +343,8 @@ def adapt(
         selection=selection,
         source_accuracy=best["source_accuracy"],
         training_model=best["model"],
+        _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
+        _layers=layers,
     )
 
 
@@ -445,12 +410,4 @@ def _train_candidate(
     return model, history, controller
 
 
-def _choose(results: dict, selector: str, floor: float | None) -> str:
-    """The candidate with the best score among those whose source accuracy held."""
-    floor = -math.inf if floor is None else floor
-    eligible = {n: r for n, r in results.items() if r["source_accuracy"] >= floor}
-    pool = eligible or results
-    return max(pool, key=lambda n: pool[n]["scores"][selector])
-
-
-__all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "has_batchnorm", "split_source"]
+__all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "choose"]

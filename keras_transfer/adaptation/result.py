@@ -1,0 +1,141 @@
+"""What `adapt` returns, and "auto"'s choice among candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keras_transfer._backend import keras
+
+#: The unsupervised score "auto" ranks candidates by (higher is better).
+DEFAULT_SELECTOR = "entropy"
+
+
+def merge_histories(histories: list, model: Any) -> Any:
+    merged = keras.callbacks.History()
+    merged.set_model(model)
+    merged.history = {}
+    epoch = 0
+    for hist in histories:
+        n = len(hist.epoch)
+        for key, values in hist.history.items():
+            merged.history.setdefault(key, [None] * epoch).extend(values)
+        for values in merged.history.values():
+            values.extend([None] * (epoch + n - len(values)))
+        epoch += n
+    merged.epoch = list(range(epoch))
+    return merged
+
+
+def accuracy(model: Any, x: Any, y: np.ndarray) -> float:
+    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+
+
+def snapshot(layers: list) -> list:
+    return [[np.array(w) for w in layer.get_weights()] for layer in layers]
+
+
+def restore(layers: list, snapshot: list) -> None:
+    for layer, weights in zip(layers, snapshot):
+        layer.set_weights(weights)
+
+
+@dataclass
+class AdaptResult:
+    """What `adapt` returns.
+
+    Attributes:
+        model: keras.Model. Inference model (inputs → class probabilities), compiled
+            with accuracy so ``model.evaluate(x, y)`` works.
+        history: keras.callbacks.History. One merged history (warm-up, then the
+            chosen method), with ``lambda`` and ``source_val_accuracy`` per epoch.
+        method: str. The method that was trained (the winner for "auto").
+        selection: dict. Candidates, their unsupervised scores, the selector, the
+            warm-up length and the collapse-guard events.
+        source_accuracy: float. Accuracy on the held-out source split.
+        training_model: `DomainAdaptationModel`. The model that was trained.
+    """
+
+    model: Any
+    history: Any
+    method: str
+    selection: dict
+    source_accuracy: float
+    training_model: Any = None
+    _candidates: dict = field(default_factory=dict, repr=False)
+    _layers: list = field(default_factory=list, repr=False)
+
+    def candidate_model(self, name: str) -> Any:
+        """A compiled inference model holding candidate ``name``'s final weights.
+
+        With ``method="auto"`` every candidate was trained from the shared warm-up;
+        this rebuilds any of them (for inspection or comparison) without touching
+        ``model``.
+
+        Raises:
+            ValueError: ``name`` was not a candidate of this run.
+        """
+        if name not in self._candidates:
+            raise ValueError(
+                f"Expected one of the run's candidates {sorted(self._candidates)}. "
+                f"Received: name={name!r}"
+            )
+        current = snapshot(self._layers)
+        try:
+            restore(self._layers, self._candidates[name])
+            clone = keras.models.clone_model(self.model)
+            clone.set_weights(self.model.get_weights())
+        finally:
+            restore(self._layers, current)
+        clone.compile(
+            optimizer="adam",
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return clone
+
+
+def _choose(results: dict, selector: str) -> str:
+    """The best-scoring candidate among those whose source accuracy held."""
+    pool = {n: r for n, r in results.items() if r["eligible"]} or results
+    return max(pool, key=lambda n: pool[n]["scores"][selector])
+
+
+def choose(
+    selection: dict, candidates: Any = None, selector: str = DEFAULT_SELECTOR
+) -> str:
+    """Re-runs "auto"'s choice on a finished run's ``selection``.
+
+    The rule of `adapt(method="auto")`: among the candidates whose held-out source
+    accuracy stayed above the collapse-guard floor, the one with the highest
+    ``selector`` score. Useful to compare selectors, or to see what a smaller
+    candidate list would have chosen, without training again.
+
+    Args:
+        selection: dict. `AdaptResult.selection`.
+        candidates: sequence of str or None. A subset of the run's candidates.
+            Defaults to all of them.
+        selector: str. One of `keras_transfer.adaptation.scores.SELECTORS`.
+
+    Returns:
+        str. The chosen candidate.
+
+    Raises:
+        ValueError: An unknown selector or candidate.
+    """
+    from keras_transfer.adaptation.scores import SELECTORS
+
+    if selector not in SELECTORS:
+        raise ValueError(
+            f"Expected selector in {SELECTORS}. Received: selector={selector!r}"
+        )
+    ran = selection["candidates"]
+    names = list(candidates or ran)
+    missing = sorted(set(names) - set(ran))
+    if missing:
+        raise ValueError(
+            f"Expected candidates from the run's {sorted(ran)}. Received: {missing}"
+        )
+    return _choose({n: ran[n] for n in names}, selector)
