@@ -45,11 +45,11 @@ from keras_transfer.adaptation.scores import selection_scores
 from keras_transfer.data.pairs import domain_pairs
 
 #: Methods "auto" tries by default (branched from one shared warm-up).
-AUTO_CANDIDATES = ("source_only", "mcc", "self_training", "dann")
+AUTO_CANDIDATES = ("source_only", "mcc", "entropy")
 #: Default constructor arguments of each method inside `adapt`.
 METHOD_DEFAULTS: dict[str, dict] = {
-    "dann": {"hidden_units": (256, 256), "dropout": 0.3},
-    "cdan": {"hidden_units": (256, 256), "dropout": 0.3},
+    "dann": {"hidden_units": (1024, 1024), "dropout": 0.5},
+    "cdan": {"hidden_units": (1024, 1024), "dropout": 0.5},
 }
 _NO_TRAINING = ("source_only", "adabn")
 
@@ -79,7 +79,7 @@ def adapt(
     *,
     num_classes: int | None = None,
     method: str = "auto",
-    epochs: int = 30,
+    epochs: int = 20,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     adaptation_learning_rate: float | None = None,
@@ -120,7 +120,7 @@ def adapt(
             ``candidates`` from one warm-up and keep the best by ``selector``).
             Defaults to "auto".
         epochs: int. Total epochs (warm-up included); one epoch is one pass over the
-            larger domain. Defaults to 30.
+            larger domain. Defaults to 20.
         batch_size: int. Examples per domain per step. Defaults to 32.
         learning_rate: float. Adam learning rate when ``optimizer`` is None.
             Defaults to 1e-3.
