@@ -1,4 +1,4 @@
-"""The demo job runs end to end (quick settings) and writes a loadable preset."""
+"""The demo job: transfer beats training from scratch by a clear margin, end to end."""
 
 import os
 
@@ -6,6 +6,10 @@ import pytest
 
 from keras_transfer import load_backbone
 from keras_transfer.demo import few_shot_indices, run_demo
+
+# Quick mode, seeds 0, 1, 2: transfer 0.596 / 0.674 / 0.559 vs scratch 0.126 / 0.196 /
+# 0.122 (smallest gain 0.437).
+MARGIN = 0.2
 
 
 def test_few_shot_indices_balanced():
@@ -18,12 +22,17 @@ def test_few_shot_indices_balanced():
 
 
 @pytest.mark.large
-def test_demo_quick(tmp_path):
+def test_demo_quick_shows_transfer(tmp_path):
     out = str(tmp_path / "demo")
     result = run_demo(output_dir=out, quick=True, export=False, verbose=0)
     assert os.path.exists(result.model_path)
-    assert 0.0 <= result.transfer_accuracy <= 1.0
-    assert 0.0 <= result.scratch_accuracy <= 1.0
+    # Measured over seeds 0, 1, 2 (docs/cli.md, "The demo"): fine-tuned from the
+    # preset beats the same network from scratch by MARGIN or more, and beats
+    # the source model used with no target label.
+    assert result.transfer_accuracy >= result.scratch_accuracy + MARGIN, result
+    assert result.transfer_accuracy > result.extra["source_only_accuracy"], result
+    assert result.source_accuracy > 0.8
     bb = load_backbone(f"keras_hub:{result.preset_dir}")
     assert bb.modality == "image" and bb.preprocessor is not None
+    assert bb.pretrained
     assert not [p for p in os.listdir(out) if p.startswith(".preset-")]
