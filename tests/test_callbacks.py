@@ -85,7 +85,12 @@ def test_callback_quiet_when_learning():
 
 
 @pytest.mark.parametrize(
-    "module", ["keras_transfer.callbacks", "keras_transfer.backbones.base"]
+    "module",
+    [
+        "keras_transfer.callbacks",
+        "keras_transfer.backbones.base",
+        "keras_transfer.pretrain",
+    ],
 )
 def test_docstring_examples_run(module):
     import importlib
