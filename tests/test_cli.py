@@ -258,15 +258,19 @@ def test_resume_finishes_a_failed_run(tmp_path, tiny_backbone):
 def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
     cfg = {
         "runs_dir": str(tmp_path / "runs"),
-        "source": {"image_size": SIZE, "limit": 48, "batch_size": 16},
+        "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
         "target": {"image_size": SIZE, "limit": 48, "batch_size": 16},
         "model": {"backbone": tiny_backbone},
-        "adaptation": {"method": "dann", "epochs": 2},
+        "adaptation": {"method": "dann", "epochs": 3, "warmup": 1},
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
     run = tmp_path / "runs" / "adapt"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert {"lambda", "domain_accuracy", "val_accuracy"} <= set(metrics["history"])
+    assert {"lambda", "domain_accuracy", "source_val_accuracy"} <= set(
+        metrics["history"]
+    )
+    assert len(metrics["history"]["source_val_accuracy"]) == 3
+    assert metrics["method"] == "dann" and metrics["selection"]["warmup_epochs"] == 1
     page = (run / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5
     for png in ("features_pca.png", "adaptation_curves.png", "confusion_matrix.png"):
