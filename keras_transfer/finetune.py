@@ -160,6 +160,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         from keras_transfer.distribute import cluster
 
+        # exist_ok: in a cluster the chief and a worker create this tree at once.
+        os.makedirs(self.backup_dir, exist_ok=True)
         super()._save_model()
         _save_random_states(self.model, self._states_path)
         cluster.remove_write_dir(self._shared_dir, self.backup_dir)
