@@ -10,6 +10,7 @@ from typing import Any
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.builders import recompile
+from keras_transfer.distribute.cluster import remove_write_dir, write_dir
 from keras_transfer.freezing import (
     check_unfreeze_depth,
     depth_units,
@@ -193,6 +194,7 @@ class _EpochLog(keras.callbacks.Callback):
             return json.load(f)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         kept = [r for r in self.records() if r["epoch"] < epoch]
         logs = {k: float(v) for k, v in (logs or {}).items()}
         tmp = self.path + ".tmp"
@@ -281,7 +283,10 @@ def fine_tune(
             (or is interrupted) resumes from its last completed epoch with its
             optimizer state and random state (`ResumableBackup` per stage, plus a
             marker and weights file per finished stage), and the returned history
-            holds every epoch, those run before the interruption included.
+            holds every epoch, those run before the interruption included. In a
+            cluster (`TF_CONFIG`) give every worker the same `backup_dir`: only the
+            chief writes it, the others write a `workertemp_<i>` folder inside it,
+            removed when they finish; every worker restores the chief's backup.
         strategy: A `tf.distribute.Strategy`, a strategy name, or None. The model
             must have been built under the same strategy (e.g.
             `build_classifier(..., strategy=...)`); every recompile happens in its
@@ -384,8 +389,11 @@ def fine_tune(
                 histories.append(h)
                 epoch += epochs
                 continue
-            os.makedirs(backup_dir, exist_ok=True)
-            epoch_log = _EpochLog(os.path.join(backup_dir, f"stage{index}.epochs.json"))
+            # Restore from backup_dir; write where this process may (the chief:
+            # backup_dir, another worker of a cluster: its own workertemp_<i>).
+            out = write_dir(backup_dir)
+            os.makedirs(out, exist_ok=True)
+            epoch_log = _EpochLog(os.path.join(out, f"stage{index}.epochs.json"))
             stage_callbacks.append(epoch_log)
             stage_callbacks.append(
                 ResumableBackup(os.path.join(backup_dir, f"stage{index}"))
@@ -410,12 +418,19 @@ def fine_tune(
         histories.append(h)
         epoch += epochs
         if backup_dir is not None:
+            marker, weights, random_states = (
+                os.path.join(out, os.path.basename(p))
+                for p in (marker, weights, random_states)
+            )
+            os.makedirs(out, exist_ok=True)
             model.save_weights(weights)
             _save_random_states(model, random_states)
             tmp = marker + ".tmp"
             with open(tmp, "w") as f:
                 json.dump({"history": h.history, "epoch": h.epoch}, f)
             os.replace(tmp, marker)
+    if backup_dir is not None:
+        remove_write_dir(backup_dir, write_dir(backup_dir))
     if backup_dir is not None and os.path.isdir(backup_dir):
         # The run finished: like BackupAndRestore, drop the backup so the next run
         # starts fresh instead of skipping everything.

@@ -216,3 +216,37 @@ def test_cluster_docstring_examples_run():
     import doctest
 
     assert doctest.testmod(cluster).failed == 0
+
+
+def test_fine_tune_backup_dir_non_chief_writes_only_its_temp_folder(
+    tmp_path, monkeypatch
+):
+    from keras_transfer import build_classifier, fine_tune
+    from keras_transfer import finetune as ft
+
+    written = []
+    original = ft._EpochLog.on_epoch_end
+
+    def spy(self, epoch, logs=None):
+        original(self, epoch, logs)
+        written.append(os.path.dirname(self.path))
+
+    monkeypatch.setattr(ft._EpochLog, "on_epoch_end", spy)
+    monkeypatch.setenv("TF_CONFIG", _cfg("worker", 1))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    backbone = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    model = build_classifier(backbone, 2, unfreeze_depth="all")
+    x = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+    shared = tmp_path / "backup"
+    history = fine_tune(
+        model,
+        (x, np.arange(8) % 2),
+        head_epochs=1,
+        fine_tune_epochs=1,
+        backup_dir=str(shared),
+        verbose=0,
+    )
+    assert history.epoch == [0, 1]
+    assert written == [str(shared / "workertemp_1")] * 2
+    assert not shared.exists() or not any(shared.rglob("*"))
