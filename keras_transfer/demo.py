@@ -133,8 +133,11 @@ def train_target(
 
     keras.utils.set_random_seed(seed)
     batch = min(32, len(x))
+    shape = tuple(x.shape[1:])  # the preset takes any size: fix it for export
     if transfer:
-        model = build_classifier(backbone, 10, unfreeze_depth=0, dropout=0.2)
+        model = build_classifier(
+            backbone, 10, unfreeze_depth=0, dropout=0.2, input_shape=shape
+        )
         if head_weights is not None:
             model.layers[-1].set_weights(head_weights)
         fine_tune(
@@ -149,7 +152,12 @@ def train_target(
         )
     else:
         model = build_classifier(
-            backbone, 10, unfreeze_depth="all", dropout=0.2, learning_rate=3e-3
+            backbone,
+            10,
+            unfreeze_depth="all",
+            dropout=0.2,
+            learning_rate=3e-3,
+            input_shape=shape,
         )
         model.fit(
             x, y, epochs=head_epochs + fine_tune_epochs, batch_size=batch, verbose=0
