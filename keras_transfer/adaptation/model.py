@@ -332,8 +332,9 @@ class DomainAdaptationModel(keras.Model):
         """Encoder + label head + softmax, with no GRL or discriminator.
 
         The returned functional model shares weights with this one and is ready for
-        ``predict``, ``evaluate`` (compiled with sparse categorical cross-entropy and
-        accuracy), ``.keras`` saving and ``export``.
+        ``predict``, ``evaluate`` (compiled with sparse categorical cross-entropy,
+        accuracy and plain SGD; recompile to train it further), ``.keras`` saving and
+        ``export``.
 
         Args:
             name: str or None. Model name. Defaults to ``"<name>_inference"``.
@@ -349,7 +350,7 @@ class DomainAdaptationModel(keras.Model):
         probs = keras.layers.Activation("softmax", name="probabilities")(logits)
         model = keras.Model(inputs, probs, name=name or f"{self.name}_inference")
         model.compile(
-            optimizer="adam",
+            optimizer="sgd",  # slot-free: a saved file reloads without warnings
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )

@@ -90,7 +90,7 @@ class AdaptResult:
         finally:
             restore(self._layers, current)
         clone.compile(
-            optimizer="adam",
+            optimizer="sgd",  # slot-free: a saved file reloads without warnings
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
