@@ -5,36 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.freezing import set_trainable
+from keras_transfer.heads import pool_features
 
 
 def _pool(x):
-    try:
-        from keras_transfer.heads import pool_features
-    except ImportError:  # foundation not landed: plain average pooling
-        pool_features = None
-    if pool_features is not None:
-        return pool_features(x)
-    if len(x.shape) == 4:
-        return keras.layers.GlobalAveragePooling2D()(x)
-    if len(x.shape) == 3:
-        return keras.layers.GlobalAveragePooling1D()(x)
-    return x
+    return pool_features(x)
 
 
 def _apply_policy(model: Any, unfreeze_depth: Any, train_batchnorm: bool) -> None:
-    if unfreeze_depth is None:
-        return
-    try:
-        from keras_transfer.freezing import set_trainable
-    except ImportError:  # foundation not landed: "all" and 0 are easy enough
-        if unfreeze_depth == "all":
-            model.trainable = True
-        elif unfreeze_depth == 0:
-            model.trainable = False
-        else:
-            raise
-        return
-    set_trainable(model, unfreeze_depth, train_batchnorm=train_batchnorm)
+    if unfreeze_depth is not None:
+        set_trainable(model, unfreeze_depth, train_batchnorm=train_batchnorm)
 
 
 def make_encoder(
