@@ -21,8 +21,12 @@ def make_interpreter(
     model_path: str | None = None,
     model_content: bytes | None = None,
     num_threads: int | None = None,
+    input_shape: tuple | None = None,
 ) -> tuple[Any, str]:
     """Returns ``(interpreter, runtime_name)``, preferring ``ai_edge_litert``.
+
+    ``input_shape`` (with batch axis) sizes an input whose non-batch dims are unknown
+    (a model for any image size) before the tensors are allocated.
 
     Models with TF Select (Flex) ops need the Flex delegate. ``ai_edge_litert`` does
     not link it; ``tf.lite.Interpreter`` is tried as a fallback (older TensorFlow
@@ -35,6 +39,7 @@ def make_interpreter(
 
     kwargs = {"model_path": model_path, "model_content": model_content}
     interpreter = Interpreter(**kwargs, num_threads=num_threads)
+    _size_input(interpreter, input_shape)
     try:
         interpreter.allocate_tensors()
         return interpreter, "ai_edge_litert"
@@ -49,6 +54,7 @@ def make_interpreter(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(**kwargs, num_threads=num_threads)
+    _size_input(interpreter, input_shape)
     try:
         interpreter.allocate_tensors()
     except RuntimeError as err:
@@ -61,6 +67,22 @@ def make_interpreter(
             "or replace the layers using these ops."
         ) from err
     return interpreter, "tf.lite.Interpreter (Flex ops)"
+
+
+PLACEHOLDER_SIZE = 224  # unknown input dims get this until real inputs arrive
+
+
+def _size_input(interpreter: Any, input_shape: tuple | None) -> None:
+    """Gives unknown non-batch input dims a size before allocation: ``input_shape``,
+    else `PLACEHOLDER_SIZE` (TFLite's default of 1 cannot pass a 3x3 convolution);
+    `run_interpreter` resizes to the inputs it gets."""
+    inp = interpreter.get_input_details()[0]
+    signature = list(inp.get("shape_signature", inp["shape"]))
+    if not any(d == -1 for d in signature[1:]):
+        return
+    if input_shape is None or len(input_shape) != len(signature):
+        input_shape = [1] + [PLACEHOLDER_SIZE if d == -1 else d for d in signature[1:]]
+    interpreter.resize_tensor_input(inp["index"], [int(d) for d in input_shape])
 
 
 def quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -87,6 +109,18 @@ def run_interpreter(interpreter: Any, x: np.ndarray) -> np.ndarray:
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     batch = len(x)
+    signature = list(inp.get("shape_signature", inp["shape"]))
+    if len(signature) == x.ndim and list(inp["shape"]) != list(x.shape):
+        # Unknown (-1) dims other than the batch (e.g. any image size): take the
+        # inputs' size, and the batch too when that is unknown.
+        fixed = all(s == -1 or s == d for s, d in zip(signature[1:], x.shape[1:]))
+        if fixed and any(s == -1 for s in signature[1:]):
+            shape = [batch if signature[0] == -1 else signature[0], *x.shape[1:]]
+            if list(inp["shape"]) != shape:
+                interpreter.resize_tensor_input(inp["index"], shape)
+                interpreter.allocate_tensors()
+            inp = interpreter.get_input_details()[0]
+            out = interpreter.get_output_details()[0]
     if inp["shape"][0] != batch:
         signature = inp.get("shape_signature", inp["shape"])
         if len(signature) and signature[0] == -1:

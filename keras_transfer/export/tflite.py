@@ -150,7 +150,7 @@ def _io_specs(file: Path) -> dict[str, Any]:
 def _run_content(content: bytes, x: np.ndarray, num_threads: int | None) -> tuple:
     """Runs ``content`` (model bytes) on ``x``; returns ``(outputs, runtime)``."""
     interpreter, runtime = _verify.make_interpreter(
-        model_content=content, num_threads=num_threads
+        model_content=content, num_threads=num_threads, input_shape=x.shape
     )
     return _verify.run_interpreter(interpreter, x), runtime
 
@@ -165,7 +165,7 @@ def _time_file(
 ) -> None:
     """Single-example latency of the written file and of Keras."""
     interpreter, report.interpreter = _verify.make_interpreter(
-        str(file), num_threads=num_threads
+        str(file), num_threads=num_threads, input_shape=(1, *x.shape[1:])
     )
     one = x[:1]
     _verify.run_interpreter(interpreter, one)  # resize to batch 1 before timing

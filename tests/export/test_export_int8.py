@@ -186,3 +186,20 @@ def test_adapt_run_calibrates_on_source_and_target(tmp_path, monkeypatch):
     assert (brightness >= 120).sum() == len(rep_x) // 2
     assert row["calibration_samples"] == len(rep_x) >= 20
     assert (verify_x.reshape(len(verify_x), -1).mean(-1) >= 120).any()
+
+
+def test_any_size_model_exports_and_loads(tmp_path):
+    """A model for any image size (like the demo's VGG): verification and the
+    predictor size the input from the data (TFLite's default 1x1 cannot run)."""
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    xs = np.random.default_rng(0).uniform(0, 1, (40, 12, 12, 3)).astype("float32")
+    report = export_tflite(
+        model, tmp_path / "any", quantization="int8", representative_data=xs
+    )
+    assert report.verified and report.num_samples == 40
+    probs = load_tflite(tmp_path / "any").predict(xs[:5])
+    expected = model.predict_on_batch(xs[:5])
+    assert probs.shape == (5, 3) and np.abs(probs - expected).max() < 0.05
