@@ -102,6 +102,7 @@ def build_model(
     input_shape: tuple,
     lr: float,
     augmentation: dict | None = None,
+    strategy: Any = None,
 ):
     """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
     from keras_transfer.builders import build_classifier
@@ -118,6 +119,7 @@ def build_model(
         train_batchnorm=mcfg.train_batchnorm,
         input_shape=tuple(input_shape),
         learning_rate=lr,
+        strategy=strategy,
     )
 
 
@@ -192,6 +194,12 @@ def run_train(
     Everything that can be checked (config, data, backbone, model) is checked before
     the run directory is created.
 
+    Under `TF_CONFIG` (several machines) every worker runs the same command: the
+    strategy is chosen first (`get_strategy("auto")`), only the chief writes
+    `<runs_dir>/<name>/` (run files, report, model); the other workers train in step
+    and write into a private temporary folder removed at the end, restoring from
+    the chief's backup on `--resume`.
+
     Returns:
         The `RunDir` of the finished run.
 
@@ -199,9 +207,47 @@ def run_train(
         ConfigError: an invalid config, data source or backbone.
         RunExistsError: the run exists and neither `resume` nor `overwrite` is set.
     """
+    strategy, runs_dir = cluster_start()
     _check_train_config(cfg)
-    if not resume and not overwrite and (Path(cfg.runs_dir) / cfg.name).exists():
+    chief = runs_dir is None
+    exists = (Path(cfg.runs_dir) / cfg.name).exists()
+    if chief and not resume and not overwrite and exists:
         RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError, writes nothing
+    try:
+        run = _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose)
+    finally:
+        cluster_end(cfg.runs_dir, runs_dir)
+    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
+
+
+def cluster_start() -> tuple[Any, str | None]:
+    """Chooses the strategy first (before any TensorFlow work) and the runs folder.
+
+    Returns:
+        `(strategy, runs_dir)`: `runs_dir` is None for the chief (it writes the
+        configured runs folder), else a private temporary folder for this worker.
+    """
+    import tempfile
+
+    from keras_transfer.distribute import get_strategy, is_chief
+
+    strategy = get_strategy("auto")
+    if is_chief():
+        return strategy, None
+    return strategy, tempfile.mkdtemp(prefix="keras-transfer-worker-")
+
+
+def cluster_end(runs_dir: str, written: str | None) -> None:
+    """Removes a worker's temporary runs folder (nothing for the chief)."""
+    import shutil
+
+    if written is not None and written != runs_dir:
+        shutil.rmtree(written, ignore_errors=True)
+
+
+def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
+    chief = runs_dir is None
+    runs_dir = cfg.runs_dir if chief else runs_dir
     from keras_transfer import reports
     from keras_transfer._backend import keras
     from keras_transfer.data import from_arrays
@@ -219,11 +265,16 @@ def run_train(
         data.x_train.shape[1:],
         cfg.training.learning_rate,
         augmentation,
+        strategy,
     )
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = num_classes
     run = RunDir.create(
-        cfg.runs_dir, cfg.name, config=resolved, resume=resume, overwrite=overwrite
+        runs_dir,
+        cfg.name,
+        config=resolved,
+        resume=resume and chief,
+        overwrite=overwrite and chief,
     )
     try:
         run.write_json("classes.json", data.class_names)
@@ -261,7 +312,9 @@ def run_train(
             train_batchnorm=cfg.model.train_batchnorm,
             fine_tune_learning_rate=cfg.training.fine_tune_learning_rate,
             callbacks=callbacks,
-            backup_dir=str(run.checkpoints_dir / "backup"),
+            # Shared by every worker of a cluster; only the chief writes it.
+            backup_dir=str(Path(cfg.runs_dir) / cfg.name / "checkpoints" / "backup"),
+            strategy=strategy,
             verbose=verbose,
         )
         if augmentation:
