@@ -101,7 +101,10 @@ def load_keras_application(
         if weights is not None and ("URL" in str(e) or "fetch" in str(e).lower()):
             raise ValueError(
                 f"Could not download the {weights!r} weights of {rest} ({e}). If this "
-                "machine is offline, pass weights=None or a local weights file path."
+                "machine is offline, pass a local weights file path as weights, or "
+                "pretrain a backbone offline with `keras-transfer pretrain` and use "
+                "'keras_hub:<preset dir>'. (weights=None gives random weights: "
+                "useful only if the whole backbone trains.)"
             ) from e
         raise
     shape = tuple(model.input_shape[1:])

@@ -241,9 +241,10 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
             print(f"  {name:<20} {spec}")
     print(
         "Examples:\n"
-        "  keras_applications:MobileNetV3Small   (backbone_kwargs: {weights: null} "
-        "offline)\n"
+        "  keras_applications:MobileNetV3Small   (downloads ImageNet weights)\n"
         "  keras_hub:resnet_18_imagenet          (a KerasHub preset or a local dir)\n"
+        "  keras_hub:runs/base/preset            (offline: made by `keras-transfer "
+        "pretrain --name base`)\n"
         "  tfhub:/path/to/module                 (TF-Hub handle or local dir)\n"
         "  saved_model:/path/to/dir\n"
         "  path/to/feature_extractor.keras       (a Keras model outputting features)\n"
