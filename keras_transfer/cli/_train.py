@@ -106,8 +106,10 @@ def build_model(
 ):
     """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
     from keras_transfer.builders import build_classifier
+    from keras_transfer.distribute import maybe_distribute
 
-    backbone = load_backbone_from_config(mcfg, input_shape)
+    with maybe_distribute(strategy):  # the backbone's variables too
+        backbone = load_backbone_from_config(mcfg, input_shape)
     return build_classifier(
         backbone,
         num_classes,
