@@ -307,7 +307,7 @@ def adapt(
             shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
             say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
 
-    floor = warm.floor() if tolerance is not None else None
+    floor = warm.strict_floor() if tolerance is not None else None
     for r in results.values():
         r["eligible"] = floor is None or r["source_accuracy"] >= floor
     chosen = _choose(results, selector) if method == "auto" else names[0]

@@ -119,6 +119,7 @@ class AdaptationController(keras.callbacks.Callback):
         self.warmup_epochs: int | None = None
         self.best_warmup_accuracy = 0.0
         self.value = 0.0
+        self._last_ok = True
         self._good_weights = None
         self._good_epoch: int | None = None
 
@@ -226,7 +227,7 @@ class AdaptationController(keras.callbacks.Callback):
         self._good_epoch = epoch + 1
 
     def floor(self) -> float:
-        """Lowest held-out source accuracy the guard accepts after the warm-up.
+        """The accuracy below which an epoch counts as a collapse (λ backs off).
 
         ``reference - max(tolerance, 2 * standard error)``: with a small held-out
         split one example is worth more than ``tolerance``, and sampling noise must
@@ -237,17 +238,30 @@ class AdaptationController(keras.callbacks.Callback):
         noise = 2.0 * math.sqrt(max(ref * (1.0 - ref), 1.0 / n) / n)
         return ref - max(float(self.tolerance or 0.0), noise)
 
+    def strict_floor(self) -> float:
+        """``reference - tolerance``: the accuracy a kept epoch must reach.
+
+        Epochs between the two floors go on training (λ unchanged) but are not
+        kept: if the last epoch is below this floor, the last epoch above it is
+        restored when training ends.
+        """
+        return self.best_warmup_accuracy - float(self.tolerance or 0.0)
+
     def _guard(self, epoch: int, acc: float) -> None:
         if self.tolerance is None or not self._layers:
             return
+        self._last_ok = acc >= self.strict_floor()
+        if self._last_ok:
+            self._remember(epoch)
+            return
         floor = self.floor()
         if acc >= floor:
-            self._remember(epoch)
             return
         self.lambda_max /= 2.0
         restored = self._good_epoch
         if self._good_weights is not None:
             self.model.set_weights(self._good_weights)
+            self._last_ok = True
         self.events.append(
             {
                 "epoch": epoch + 1,
@@ -267,3 +281,19 @@ class AdaptationController(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.warmup_epochs is None:
             self.warmup_epochs = self._epochs
+            return
+        if not getattr(self, "_last_ok", True) and self._good_weights is not None:
+            self.model.set_weights(self._good_weights)
+            self.events.append(
+                {
+                    "epoch": self._epoch + 1,
+                    "event": "final_restore",
+                    "source_accuracy": self.source_accuracies[-1],
+                    "restored_epoch": self._good_epoch,
+                }
+            )
+            self._say(
+                f"the last epoch's held-out source accuracy "
+                f"{self.source_accuracies[-1]:.3f} is below {self.strict_floor():.3f}:"
+                f" restored the weights of epoch {self._good_epoch}"
+            )
