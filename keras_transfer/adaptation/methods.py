@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.losses import coral_loss, entropy, mmd_loss
 from keras_transfer.layers import GradientReversal
@@ -266,7 +268,7 @@ class _LambdaWeight:
 
     @property
     def lambda_(self) -> float:
-        return float(ops.convert_to_numpy(self._lambda.value))
+        return float(np.asarray(self._lambda.numpy()))
 
     @lambda_.setter
     def lambda_(self, value: float) -> None:

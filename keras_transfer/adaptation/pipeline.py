@@ -97,6 +97,7 @@ def adapt(
     seed: int = 0,
     callbacks: list | None = None,
     backup_dir: str | None = None,
+    strategy: Any = None,
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``encoder`` from labelled ``source`` to unlabelled ``target`` data.
@@ -151,6 +152,10 @@ def adapt(
             resumes from its last finished epoch (`keras.callbacks.BackupAndRestore`).
             Call `adapt` again with the same arguments to resume; the folder is
             removed when the run completes. Defaults to None (no backup).
+        strategy: None, a strategy name ("auto", "mirrored", "multi_worker"...) or a
+            `tf.distribute.Strategy`: every model is built, compiled and trained in
+            its scope (`keras_transfer.distribute.maybe_distribute`). Defaults to
+            None (one device).
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -198,154 +203,159 @@ def adapt(
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
     keras.utils.set_random_seed(seed)
 
-    shared = DomainAdaptationModel(
-        encoder,
-        k,
-        method=JointForward(name="warmup"),
-        input_shape=input_shape,
-        unfreeze_depth=unfreeze_depth,
-        bottleneck_units=bottleneck_units,
-    )
-    pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed)
-    fit_verbose = 2 if verbose >= 2 else 0
-    extra_callbacks = list(callbacks or [])
+    from keras_transfer.distribute import maybe_distribute
 
-    def make_optimizer(phase="adapt"):
-        if optimizer is None:
-            lr = learning_rate
-            if phase == "adapt" and adaptation_learning_rate is not None:
-                lr = adaptation_learning_rate
-            return keras.optimizers.Adam(lr)
-        if callable(optimizer) and not isinstance(
-            optimizer, keras.optimizers.Optimizer
-        ):
-            return optimizer()
-        return optimizer.__class__.from_config(optimizer.get_config())
-
-    store = AdaptBackup(backup_dir)
-    # 1. warm-up on the source (shared by every candidate)
-    warm = AdaptationController(
-        (xs_val, ys_val),
-        warmup=warmup,
-        num_classes=k,
-        verbose=verbose,
-        stop_after_warmup=True,
-        tolerance=tolerance,
-    )
-    shared.compile(optimizer=make_optimizer("warmup"))
-    if store.done("warmup"):
-        warm_history = store.load_phase("warmup", shared, warm)
-        if say:
-            say("warm-up restored from the backup")
-    elif warmup == 0:
-        warm_history = keras.callbacks.History()
-        warm_history.history, warm_history.epoch = {}, []
-        warm.warmup_epochs = 0
-        warm.best_warmup_accuracy = accuracy(shared, xs_val, ys_val)
-    else:
-        if say:
-            say(f"warm-up on the source ({len(xs_tr)} train / {len(xs_val)} held out)")
-        warm_history = shared.fit(
-            pairs,
-            epochs=epochs,
-            callbacks=[warm, *store.callbacks("warmup", warm), *extra_callbacks],
-            verbose=fit_verbose,
-            shuffle=False,
+    with maybe_distribute(strategy):
+        shared = DomainAdaptationModel(
+            encoder,
+            k,
+            method=JointForward(name="warmup"),
+            input_shape=input_shape,
+            unfreeze_depth=unfreeze_depth,
+            bottleneck_units=bottleneck_units,
         )
-        store.save_phase("warmup", shared, warm, warm_history)
-    warmup_epochs = len(warm_history.epoch)
-    remaining = max(epochs - warmup_epochs, 0)
-    layers = [shared.encoder, shared.classifier]
-    if shared.bottleneck is not None:
-        layers.append(shared.bottleneck)
-    warm_weights = snapshot(layers)
-    warm_accuracy = warm.best_warmup_accuracy
+        pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed)
+        fit_verbose = 2 if verbose >= 2 else 0
+        extra_callbacks = list(callbacks or [])
 
-    results: dict[str, dict] = {}
-    for name in names:
-        restore(layers, warm_weights)
-        keras.utils.set_random_seed(seed + 1)
-        # a fresh pipeline per candidate: the same batches as a standalone run
-        branch_pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1)
-        model, history, controller = _train_candidate(
-            name,
-            shared,
-            branch_pairs,
-            remaining=remaining,
-            warm_accuracy=warm_accuracy,
-            lambda_=lambda_,
-            method_kwargs=method_kwargs,
-            make_optimizer=make_optimizer,
-            source_validation=(xs_val, ys_val),
-            target=xt,
-            tolerance=tolerance,
-            callbacks=extra_callbacks,
+        def make_optimizer(phase="adapt"):
+            if optimizer is None:
+                lr = learning_rate
+                if phase == "adapt" and adaptation_learning_rate is not None:
+                    lr = adaptation_learning_rate
+                return keras.optimizers.Adam(lr)
+            if callable(optimizer) and not isinstance(
+                optimizer, keras.optimizers.Optimizer
+            ):
+                return optimizer()
+            return optimizer.__class__.from_config(optimizer.get_config())
+
+        store = AdaptBackup(backup_dir)
+        # 1. warm-up on the source (shared by every candidate)
+        warm = AdaptationController(
+            (xs_val, ys_val),
+            warmup=warmup,
             num_classes=k,
             verbose=verbose,
-            fit_verbose=fit_verbose,
-            store=store,
+            stop_after_warmup=True,
+            tolerance=tolerance,
         )
-        inference = model.inference_model()
-        src_acc = accuracy(inference, xs_val, ys_val)
-        scores = selection_scores(
-            inference,
-            model.feature_model(),
-            (xs_val, ys_val),
-            xt,
-            seed=seed,
-        )
-        results[name] = {
-            "model": model,
-            "inference": inference,
-            "history": history,
-            "weights": snapshot(layers) if len(names) > 1 else None,
-            "source_accuracy": src_acc,
-            "scores": scores,
-            "events": [] if controller is None else controller.events,
-        }
-        if say:
-            shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
-            say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
+        shared.compile(optimizer=make_optimizer("warmup"))
+        if store.done("warmup"):
+            warm_history = store.load_phase("warmup", shared, warm)
+            if say:
+                say("warm-up restored from the backup")
+        elif warmup == 0:
+            warm_history = keras.callbacks.History()
+            warm_history.history, warm_history.epoch = {}, []
+            warm.warmup_epochs = 0
+            warm.best_warmup_accuracy = accuracy(shared, xs_val, ys_val)
+        else:
+            if say:
+                say(
+                    f"warm-up on the source ({len(xs_tr)} train / {len(xs_val)} held out)"
+                )
+            warm_history = shared.fit(
+                pairs,
+                epochs=epochs,
+                callbacks=[warm, *store.callbacks("warmup", warm), *extra_callbacks],
+                verbose=fit_verbose,
+                shuffle=False,
+            )
+            store.save_phase("warmup", shared, warm, warm_history)
+        warmup_epochs = len(warm_history.epoch)
+        remaining = max(epochs - warmup_epochs, 0)
+        layers = [shared.encoder, shared.classifier]
+        if shared.bottleneck is not None:
+            layers.append(shared.bottleneck)
+        warm_weights = snapshot(layers)
+        warm_accuracy = warm.best_warmup_accuracy
 
-    floor = warm.strict_floor() if tolerance is not None else None
-    for r in results.values():
-        r["eligible"] = floor is None or r["source_accuracy"] >= floor
-    chosen = _choose(results, selector) if method == "auto" else names[0]
-    best = results[chosen]
-    if best["weights"] is not None:
-        restore(layers, best["weights"])
-    if say and method == "auto":
-        say(f"auto chose {chosen!r} by {selector}")
-    selection = {
-        "requested": method,
-        "chosen": chosen,
-        "selector": selector if method == "auto" else None,
-        "candidates": {
-            n: {
-                "scores": r["scores"],
-                "source_accuracy": r["source_accuracy"],
-                "eligible": r["eligible"],
-                "guard_events": r["events"],
+        results: dict[str, dict] = {}
+        for name in names:
+            restore(layers, warm_weights)
+            keras.utils.set_random_seed(seed + 1)
+            # a fresh pipeline per candidate: the same batches as a standalone run
+            branch_pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1)
+            model, history, controller = _train_candidate(
+                name,
+                shared,
+                branch_pairs,
+                remaining=remaining,
+                warm_accuracy=warm_accuracy,
+                lambda_=lambda_,
+                method_kwargs=method_kwargs,
+                make_optimizer=make_optimizer,
+                source_validation=(xs_val, ys_val),
+                target=xt,
+                tolerance=tolerance,
+                callbacks=extra_callbacks,
+                num_classes=k,
+                verbose=verbose,
+                fit_verbose=fit_verbose,
+                store=store,
+            )
+            inference = model.inference_model()
+            src_acc = accuracy(inference, xs_val, ys_val)
+            scores = selection_scores(
+                inference,
+                model.feature_model(),
+                (xs_val, ys_val),
+                xt,
+                seed=seed,
+            )
+            results[name] = {
+                "model": model,
+                "inference": inference,
+                "history": history,
+                "weights": snapshot(layers) if len(names) > 1 else None,
+                "source_accuracy": src_acc,
+                "scores": scores,
+                "events": [] if controller is None else controller.events,
             }
-            for n, r in results.items()
-        },
-        "warmup_epochs": warmup_epochs,
-        "warmup_source_accuracy": warm_accuracy,
-        "warmup_events": warm.events,
-        "guard_events": best["events"],
-    }
-    history = merge_histories([warm_history, best["history"]], best["inference"])
-    store.clear()
-    return AdaptResult(
-        model=best["inference"],
-        history=history,
-        method=chosen,
-        selection=selection,
-        source_accuracy=best["source_accuracy"],
-        training_model=best["model"],
-        _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
-        _layers=layers,
-    )
+            if say:
+                shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
+                say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
+
+        floor = warm.strict_floor() if tolerance is not None else None
+        for r in results.values():
+            r["eligible"] = floor is None or r["source_accuracy"] >= floor
+        chosen = _choose(results, selector) if method == "auto" else names[0]
+        best = results[chosen]
+        if best["weights"] is not None:
+            restore(layers, best["weights"])
+        if say and method == "auto":
+            say(f"auto chose {chosen!r} by {selector}")
+        selection = {
+            "requested": method,
+            "chosen": chosen,
+            "selector": selector if method == "auto" else None,
+            "candidates": {
+                n: {
+                    "scores": r["scores"],
+                    "source_accuracy": r["source_accuracy"],
+                    "eligible": r["eligible"],
+                    "guard_events": r["events"],
+                }
+                for n, r in results.items()
+            },
+            "warmup_epochs": warmup_epochs,
+            "warmup_source_accuracy": warm_accuracy,
+            "warmup_events": warm.events,
+            "guard_events": best["events"],
+        }
+        history = merge_histories([warm_history, best["history"]], best["inference"])
+        store.clear()
+        return AdaptResult(
+            model=best["inference"],
+            history=history,
+            method=chosen,
+            selection=selection,
+            source_accuracy=best["source_accuracy"],
+            training_model=best["model"],
+            _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
+            _layers=layers,
+        )
 
 
 def _train_candidate(

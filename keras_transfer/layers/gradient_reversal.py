@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from keras_transfer._backend import keras, tf
 
 
@@ -85,7 +87,7 @@ class GradientReversal(keras.layers.Layer):
     @property
     def lambda_(self) -> float:
         """The current gradient scale (a Python float)."""
-        return float(keras.ops.convert_to_numpy(self._lambda.value))
+        return float(np.asarray(self._lambda.numpy()))
 
     @lambda_.setter
     def lambda_(self, value: float) -> None:

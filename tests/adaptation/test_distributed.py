@@ -38,3 +38,23 @@ def test_dann_under_mirrored_strategy_matches_single_device():
     assert single["history"]["loss"][0] > 0.1
     for a, b in zip(single["weights"], mirrored["weights"], strict=True):
         np.testing.assert_allclose(np.array(b), np.array(a), atol=1e-5)
+
+
+@pytest.mark.large
+def test_adapt_trains_under_mirrored_strategy():
+    script = Path(__file__).with_name("_distributed_adapt.py")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    out = json.loads(line[len("RESULT ") :])
+    assert out["mirrored"]["replicas"] == 2 and out["default"]["replicas"] == 1
+    for run in out.values():
+        assert run["epochs"] == 8 and run["finite"]
+        assert run["source_accuracy"] > 0.6  # 3 separable classes: it learnt
