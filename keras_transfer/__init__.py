@@ -51,9 +51,6 @@ _EXPORTS: dict[str, str] = {
     "ProtoNetClassifier": "keras_transfer.fewshot",
     "register_backbone_loader": "keras_transfer.backbones",
     "reptile": "keras_transfer.fewshot",
-    "run_adapt": "keras_transfer.cli",
-    "run_train": "keras_transfer.cli",
-    "run_tune": "keras_transfer.cli",
     "set_trainable": "keras_transfer.freezing",
     "strip_augmentation": "keras_transfer.augment",
     "trainable_summary": "keras_transfer.freezing",
@@ -64,12 +61,13 @@ _EXPORTS: dict[str, str] = {
 }
 
 # Subpackages reachable as attributes (keras_transfer.data, keras_transfer.layers, ...).
+# The CLI is not among them: the library never imports its front door (import
+# keras_transfer.cli for main, run_train, run_adapt and run_tune).
 _SUBMODULES = {
     "adaptation",
     "augment",
     "backbones",
     "builders",
-    "cli",
     "config",
     "data",
     "datasets",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import weakref
 from typing import Any
 
 from keras_transfer._backend import keras
@@ -12,242 +10,23 @@ from keras_transfer.backbones import (
     load_backbone,
     warn_if_frozen_random,
 )
-from keras_transfer.freezing import find_backbone, register_parent, set_trainable
+from keras_transfer.compiling import (
+    compile_model,
+    discriminative_optimizer,
+    recompile,
+)
+from keras_transfer.freezing import register_parent, set_trainable
 from keras_transfer.heads import classification_head, regression_head
 
-# model -> the keyword arguments of its last compile_model() call.
-_COMPILE_ARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _check_lr(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(
-            f"Expected {name} to be a number > 0. Received: {name}={value!r}"
-        )
-
-
-def _optimizer(learning_rate: float, weight_decay: float | None) -> Any:
-    if weight_decay:
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    return keras.optimizers.Adam(learning_rate)
-
-
-def discriminative_optimizer(
-    model: keras.Model, backbone: keras.Model, head_opt: Any, backbone_opt: Any
-) -> Any:
-    """A `MultiOptimizer` giving the backbone's variables `backbone_opt`.
-
-    The assignment is stored by variable path (an `OptimizerMap` whose one key
-    matches exactly the backbone's variable paths), not by Python object, so the
-    optimizer, its learning rates and its state survive `model.save` and
-    `keras_transfer.load_model` (or plain `keras.saving.load_model`).
-
-    Args:
-        model: keras.Model. The whole model.
-        backbone: keras.Model. The nested backbone of `model`.
-        head_opt: keras Optimizer. For every variable outside the backbone.
-        backbone_opt: keras Optimizer. For the backbone's variables.
-
-    Returns:
-        A `keras.optimizers.MultiOptimizer`.
-
-    Raises:
-        ValueError: a variable outside the backbone has the same path as one inside
-            it (rename the layer), so the two could not be told apart.
-
-    Examples:
-    ```python
-    from keras_transfer import build_classifier
-    model = build_classifier("keras_applications:MobileNetV3Small", 3, weights=None,
-                             input_shape=(32, 32, 3), backbone_learning_rate=1e-5)
-    rates = sorted(float(o.learning_rate) for o in model.optimizer.optimizers)
-    assert abs(rates[0] - 1e-5) < 1e-9 and abs(rates[1] - 1e-3) < 1e-9
-    ```
-    """
-    backbone_ids = {id(v) for v in backbone.weights}
-    paths = sorted({v.path for v in backbone.weights})
-    clashes = sorted(
-        v.path
-        for v in model.weights
-        if id(v) not in backbone_ids and v.path in set(paths)
-    )
-    if clashes:
-        raise ValueError(
-            "backbone_learning_rate assigns optimizers by variable path, and these "
-            f"variables outside the backbone share a path with backbone ones: "
-            f"{clashes[:5]}. Give those layers other names."
-        )
-    pattern = "|".join(re.escape(p) for p in paths)
-    mapping = keras.optimizers.OptimizerMap(head_opt, {pattern: backbone_opt})
-    return keras.optimizers.MultiOptimizer(mapping)
-
-
-def compile_model(
-    model: keras.Model,
-    *,
-    task: str = "classification",
-    learning_rate: float = 1e-3,
-    backbone_learning_rate: float | None = None,
-    weight_decay: float | None = None,
-    multi_label: bool = False,
-    label_smoothing: float | None = None,
-    loss: Any = None,
-    metrics: Any = None,
-) -> keras.Model:
-    """Compiles a builder-made model with keras-transfer's defaults.
-
-    Classification: Adam (AdamW with `weight_decay`), sparse categorical
-    cross-entropy on probabilities, accuracy. Multi-label: binary cross-entropy,
-    binary accuracy and AUC. Regression: mean squared error and MAE.
-
-    Args:
-        model: keras.Model.
-        task: str. `"classification"` or `"regression"`.
-        learning_rate: float. Learning rate of the head (and of the backbone unless
-            `backbone_learning_rate` is given). Defaults to 1e-3.
-        backbone_learning_rate: float or None. Discriminative learning rate for the
-            backbone's variables (a `keras.optimizers.MultiOptimizer`).
-        weight_decay: float or None. Decoupled weight decay (AdamW).
-        multi_label: bool. Classification with independent sigmoid outputs.
-        label_smoothing: float or None. When set (0 included), single-label
-            classification uses `augment.SmoothedCrossentropy` and
-            `augment.LabelAccuracy`, which take integer or soft (MixUp/CutMix)
-            labels; multi-label uses binary cross-entropy with this smoothing.
-        loss: Overrides the default loss.
-        metrics: Overrides the default metrics.
-
-    Returns:
-        The model, compiled.
-    """
-    _check_lr("learning_rate", learning_rate)
-    with model.distribute_strategy.scope():
-        return _compile_model(
-            model,
-            task=task,
-            learning_rate=learning_rate,
-            backbone_learning_rate=backbone_learning_rate,
-            weight_decay=weight_decay,
-            multi_label=multi_label,
-            label_smoothing=label_smoothing,
-            loss=loss,
-            metrics=metrics,
-        )
-
-
-def _compile_model(
-    model: keras.Model,
-    *,
-    task: str,
-    learning_rate: float,
-    backbone_learning_rate: float | None,
-    weight_decay: float | None,
-    multi_label: bool,
-    label_smoothing: float | None,
-    loss: Any,
-    metrics: Any,
-) -> keras.Model:
-    if task not in ("classification", "regression"):
-        raise ValueError(
-            "Expected task to be 'classification' or 'regression'. "
-            f"Received: task={task!r}"
-        )
-    if backbone_learning_rate is None:
-        optimizer = _optimizer(learning_rate, weight_decay)
-    else:
-        _check_lr("backbone_learning_rate", backbone_learning_rate)
-        backbone = find_backbone(model)
-        if backbone is None:
-            raise ValueError(
-                "backbone_learning_rate needs a model with a nested backbone model; "
-                "this model has none."
-            )
-        optimizer = discriminative_optimizer(
-            model,
-            backbone,
-            _optimizer(learning_rate, weight_decay),
-            _optimizer(backbone_learning_rate, weight_decay),
-        )
-    if task == "classification" and label_smoothing is not None and loss is None:
-        from keras_transfer.augment import smoothed_loss_and_metrics
-
-        loss, metrics = smoothed_loss_and_metrics(label_smoothing, multi_label, metrics)
-    if task == "regression":
-        loss = loss or "mse"
-        metrics = metrics if metrics is not None else ["mae"]
-    elif multi_label:
-        loss = loss or "binary_crossentropy"
-        metrics = (
-            metrics
-            if metrics is not None
-            else [
-                keras.metrics.BinaryAccuracy(name="accuracy"),
-                keras.metrics.AUC(multi_label=True, name="auc"),
-            ]
-        )
-    else:
-        loss = loss or "sparse_categorical_crossentropy"
-        metrics = (
-            metrics
-            if metrics is not None
-            else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        )
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    _COMPILE_ARGS[model] = {
-        "task": task,
-        "learning_rate": learning_rate,
-        "backbone_learning_rate": backbone_learning_rate,
-        "weight_decay": weight_decay,
-        "multi_label": multi_label,
-        "label_smoothing": label_smoothing,
-        "loss": loss if isinstance(loss, str) else None,
-    }
-    return model
-
-
-def recompile(
-    model: keras.Model,
-    *,
-    learning_rate: float | None = None,
-    backbone_learning_rate: float | None = None,
-) -> keras.Model:
-    """Recompiles `model` with a fresh optimizer of the same configuration.
-
-    Needed after trainability changes, so `fit` traces a new train function over the
-    new trainable weights. Models compiled by `compile_model` keep their defaults;
-    others are recompiled from `model.get_compile_config()`.
-
-    Args:
-        model: keras.Model. A compiled model.
-        learning_rate: float or None. New learning rate (else the previous one).
-        backbone_learning_rate: float or None. New discriminative backbone rate.
-
-    Returns:
-        The model.
-    """
-    args = _COMPILE_ARGS.get(model)
-    if args is not None:
-        args = dict(args)
-        if learning_rate is not None:
-            args["learning_rate"] = learning_rate
-        if backbone_learning_rate is not None:
-            args["backbone_learning_rate"] = backbone_learning_rate
-        loss = args.pop("loss")
-        return compile_model(model, loss=loss, **args)
-    config = model.get_compile_config()
-    if config is None:
-        raise ValueError("Cannot recompile a model that was never compiled.")
-    if learning_rate is not None:
-        opt = config["optimizer"]
-        opt_config = opt.get("config", opt) if isinstance(opt, dict) else None
-        if opt_config is None or "learning_rate" not in opt_config:
-            raise ValueError(
-                "Cannot set learning_rate: the model's optimizer config has none. "
-                "Compile it yourself."
-            )
-        opt_config["learning_rate"] = learning_rate
-    with model.distribute_strategy.scope():
-        model.compile_from_config(config)
-    return model
+# compile_model, recompile and discriminative_optimizer live in `compiling` (below
+# `freezing`, which recompiles); they stay importable from here.
+__all__ = [
+    "build_classifier",
+    "build_regressor",
+    "compile_model",
+    "discriminative_optimizer",
+    "recompile",
+]
 
 
 def _inputs_and_features(

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.heads import ends_in_softmax
 
 __all__ = ["DistillationConfig", "Distiller", "distillation_loss", "ends_in_softmax"]
 
@@ -79,24 +80,6 @@ class DistillationConfig:
     learning_rate: float = field(
         default=1e-3, metadata={"help": "Adam learning rate of the student."}
     )
-
-
-def ends_in_softmax(model: Any) -> bool:
-    """Tells whether a model's output is a softmax (probabilities) rather than logits.
-
-    Args:
-        model: keras.Model. A Sequential or functional model.
-
-    Returns:
-        True when the last layer is a ``Softmax`` layer or has a softmax activation.
-    """
-    layers = getattr(model, "layers", None) or [model]
-    last = layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", "")
-    return name == "softmax"
 
 
 def _to_logits(outputs: Any, probabilities: bool) -> Any:

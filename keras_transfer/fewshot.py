@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.heads import ends_in_softmax
 
 __all__ = [
     "FewShotConfig",
@@ -275,7 +276,7 @@ class ProtoNetClassifier:
 def _sgd_steps(model: Any, x: Any, y: Any, steps: int, learning_rate: float) -> None:
     optimizer = keras.optimizers.SGD(learning_rate)
     x, y = tf.constant(x, "float32"), tf.constant(y, "int32")
-    from_logits = not _ends_in_softmax(model)
+    from_logits = not ends_in_softmax(model)
     for _ in range(steps):
         with tf.GradientTape() as tape:
             out = model(x, training=True)
@@ -286,12 +287,6 @@ def _sgd_steps(model: Any, x: Any, y: Any, steps: int, learning_rate: float) -> 
             )
         grads = tape.gradient(loss, model.trainable_weights)
         optimizer.apply_gradients(zip(grads, model.trainable_weights))
-
-
-def _ends_in_softmax(model: Any) -> bool:
-    from keras_transfer.distillation import ends_in_softmax
-
-    return ends_in_softmax(model)
 
 
 def adapt_on_support(

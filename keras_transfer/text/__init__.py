@@ -1,7 +1,6 @@
 """Text transfer: KerasHub text encoders, offline MiniLM, LoRA, embeddings, zero-shot.
 
-Importing this package registers the `"minilm"` backbone spec with
-`keras_transfer.backbones.load_backbone`.
+The `"minilm"` backbone spec is registered by `keras_transfer.backbones` itself.
 """
 
 from keras_transfer.text.baseline import build_scratch_text_classifier, text_dataset
@@ -26,8 +25,6 @@ from keras_transfer.text.minilm import (
     minilm_path,
     register_minilm,
 )
-
-register_minilm()
 
 __all__ = [
     "MINILM_INSTALL",

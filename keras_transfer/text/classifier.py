@@ -26,14 +26,12 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128):
         MissingExtraError: `"minilm"` without its weights package.
     """
     from keras_transfer.backbones import LoadedBackbone, load_backbone
-    from keras_transfer.text.minilm import register_minilm
 
     if not isinstance(sequence_length, int) or sequence_length < 2:
         raise ValueError(
             "Expected sequence_length to be an int >= 2. "
             f"Received: sequence_length={sequence_length!r}"
         )
-    register_minilm()
     if isinstance(spec, LoadedBackbone):
         loaded = spec
     elif isinstance(spec, str):

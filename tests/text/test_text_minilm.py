@@ -6,6 +6,7 @@ from conftest import minilm
 from helpers import weights_snapshot
 
 from keras_transfer._backend import keras
+from keras_transfer.backbones import minilm as minilm_module
 from keras_transfer.datasets.text import sentiment_reviews
 from keras_transfer.text import (
     MissingExtraError,
@@ -16,7 +17,6 @@ from keras_transfer.text import (
     text_dataset,
     zero_shot_classify,
 )
-from keras_transfer.text import minilm as minilm_module
 
 pytestmark = pytest.mark.minilm
 
