@@ -11,6 +11,7 @@ from typing import Any
 from keras_transfer._backend import keras, tf
 from keras_transfer.builders import recompile
 from keras_transfer.distribute.cluster import remove_write_dir, write_dir
+from keras_transfer.features import FeaturePlan, check_cache_features
 from keras_transfer.freezing import (
     check_unfreeze_depth,
     depth_units,
@@ -254,6 +255,8 @@ def fine_tune(
     callbacks: list | None = None,
     backup_dir: str | None = None,
     strategy: Any = None,
+    cache_features: bool | str = "auto",
+    cache_dir: str | None = None,
     verbose: Any = "auto",
 ) -> keras.callbacks.History:
     """Fine-tunes a builder-made model in two phases and returns one merged history.
@@ -262,6 +265,12 @@ def fine_tune(
     `unfreeze_depth` layers (BatchNormalization stays frozen unless
     `train_batchnorm`) and recompiles with the lower `fine_tune_learning_rate`.
     Epoch numbers run on across phases, so callbacks and TensorBoard see one run.
+
+    Frozen stages (the head phase, and phase 2 with `unfreeze_depth=0`) train on
+    cached features when that is exact (`keras_transfer.features`): the backbone
+    runs once over the data instead of once per epoch, the head is trained on its
+    outputs, and the model, which shares the head's layers, comes back as the usual
+    end-to-end model. Callbacks still see the whole model.
 
     Args:
         model: keras.Model. A compiled model with a nested backbone (from
@@ -291,6 +300,19 @@ def fine_tune(
             must have been built under the same strategy (e.g.
             `build_classifier(..., strategy=...)`); every recompile happens in its
             scope. None uses the model's own strategy.
+        cache_features: bool or str. `"auto"`: frozen stages train on cached
+            backbone features when the result is the same as without (frozen
+            backbone, BatchNormalization in inference mode, no augmentation,
+            dropout or random layer before the head input, arrays or a finite
+            `tf.data` pipeline without random ops); otherwise they run uncached
+            and the reasons go to the `keras_transfer` logger. True: cache, or
+            raise ValueError naming what prevents it. False: never. The log line
+            "[fine_tune] head phase on cached features: N examples, D dims" says
+            when it is used. Defaults to "auto".
+        cache_dir: str or None. Folder for features larger than
+            `features.MEMORY_LIMIT` (a `tf.data` cache file, removed at the end).
+            None: such features are not cached with "auto", and go to the
+            system's temporary folder with True. Defaults to None.
         verbose: Passed to `fit`.
 
     Returns:
@@ -322,6 +344,7 @@ def fine_tune(
                 f"Expected {name} to be an int >= 0. Received: {name}={value!r}"
             )
     depth = check_unfreeze_depth(unfreeze_depth)
+    cache_features = check_cache_features(cache_features)
     backbone = find_backbone(model)
     if backbone is None:
         raise ValueError(
@@ -362,6 +385,52 @@ def fine_tune(
         stages.append((0, fine_tune_epochs, fine_tune_learning_rate))
 
     histories = []
+    cache = FeaturePlan(model, train, validation, cache_features, cache_dir)
+    try:
+        _run_stages(
+            model,
+            stages,
+            cache,
+            fit_data,
+            validation,
+            histories,
+            callbacks,
+            backup_dir,
+            backbone_learning_rate,
+            train_batchnorm,
+            verbose,
+        )
+    finally:
+        cache.close()
+    if backup_dir is not None:
+        remove_write_dir(backup_dir, write_dir(backup_dir))
+    if backup_dir is not None and os.path.isdir(backup_dir):
+        # The run finished: like BackupAndRestore, drop the backup so the next run
+        # starts fresh instead of skipping everything.
+        for entry in os.listdir(backup_dir):
+            if entry.startswith("stage"):
+                path = os.path.join(backup_dir, entry)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    merged = _merge(histories, model)
+    from keras_transfer.callbacks import check_fit_history
+
+    check_fit_history(merged.history, train, validation)
+    return merged
+
+
+def _run_stages(
+    model: Any,
+    stages: list,
+    cache: FeaturePlan,
+    fit_data: dict,
+    validation: Any,
+    histories: list,
+    callbacks: Any,
+    backup_dir: Any,
+    backbone_learning_rate: Any,
+    train_batchnorm: bool,
+    verbose: Any,
+) -> None:
     epoch = 0
     for index, (stage_depth, epochs, lr) in enumerate(stages):
         set_trainable(
@@ -398,15 +467,31 @@ def fine_tune(
             stage_callbacks.append(
                 ResumableBackup(os.path.join(backup_dir, f"stage{index}"))
             )
+        plan = cache.get(verbose) if stage_depth == 0 else None
         try:
-            h = model.fit(
-                **fit_data,
-                validation_data=validation,
-                epochs=epoch + epochs,
-                initial_epoch=epoch,
-                callbacks=stage_callbacks,
-                verbose=verbose,
-            )
+            if plan is not None:
+                from keras_transfer.features import compile_head, fit_head
+
+                head, cached = plan
+                compile_head(model, head)
+                h = fit_head(
+                    model,
+                    head,
+                    cached,
+                    epochs=epoch + epochs,
+                    initial_epoch=epoch,
+                    callbacks=stage_callbacks,
+                    verbose=verbose,
+                )
+            else:
+                h = model.fit(
+                    **fit_data,
+                    validation_data=validation,
+                    epochs=epoch + epochs,
+                    initial_epoch=epoch,
+                    callbacks=stage_callbacks,
+                    verbose=verbose,
+                )
         finally:
             # BackupAndRestore sets the model's private _initial_epoch, which wins
             # over fit(initial_epoch=) in every later fit: the next stage would
@@ -429,17 +514,3 @@ def fine_tune(
             with open(tmp, "w") as f:
                 json.dump({"history": h.history, "epoch": h.epoch}, f)
             os.replace(tmp, marker)
-    if backup_dir is not None:
-        remove_write_dir(backup_dir, write_dir(backup_dir))
-    if backup_dir is not None and os.path.isdir(backup_dir):
-        # The run finished: like BackupAndRestore, drop the backup so the next run
-        # starts fresh instead of skipping everything.
-        for entry in os.listdir(backup_dir):
-            if entry.startswith("stage"):
-                path = os.path.join(backup_dir, entry)
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    merged = _merge(histories, model)
-    from keras_transfer.callbacks import check_fit_history
-
-    check_fit_history(merged.history, train, validation)
-    return merged
