@@ -134,6 +134,13 @@ class TrainingConfig:
         "all", "Layers unfrozen for fine-tuning: an int N (top N) or 'all'."
     )
     seed: int = _f(0, "Seed of weight initialization.")
+    cache_features: bool | str = _f(
+        "auto",
+        "Frozen phases train the head on backbone features computed once: 'auto' "
+        "(when exact: no augmentation, MixUp/CutMix or trainable layer before the "
+        "head), true (or fail saying why not), false.",
+        choices=("auto", True, False),
+    )
 
 
 @dataclass

@@ -176,3 +176,53 @@ def test_cache_features_validation():
     model = build_classifier(tiny_bn_backbone(), 2)
     with pytest.raises(ValueError, match="Expected cache_features"):
         fine_tune(model, (x, y), cache_features="yes", verbose=0)
+
+
+def _cli_config(tmp_path, **training):
+    import yaml
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.BatchNormalization(),
+        ],
+        name="tiny_cnn",
+    )
+    backbone.save(tmp_path / "tiny.keras")
+    cfg = {
+        "name": "r",
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"image_size": 16, "limit": 48, "batch_size": 16},
+        "model": {"backbone": str(tmp_path / "tiny.keras")},
+        "training": {"epochs": 2, "fine_tune_epochs": 0, **training},
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_cli_train_caches_the_head_phase(tmp_path, capsys):
+    from keras_transfer.cli import main
+
+    cfg = _cli_config(tmp_path)
+    assert main(["train", cfg]) == 0
+    out = capsys.readouterr().out
+    assert "[fine_tune] head phase on cached features: " in out
+    assert (tmp_path / "runs" / "r" / "model.keras").exists()
+    assert not (tmp_path / "runs" / "r" / "checkpoints" / "features").exists()
+    cfg = _cli_config(tmp_path, cache_features=False)
+    assert main(["train", cfg, "--name", "plain"]) == 0
+    assert "cached features" not in capsys.readouterr().out
+
+
+def test_cli_cache_features_true_with_augmentation_fails_early(tmp_path, capsys):
+    from keras_transfer.cli import main
+
+    cfg = _cli_config(tmp_path, cache_features=True)
+    code = main(["train", cfg, "--set", "augmentation.flip=horizontal"])
+    err = capsys.readouterr().err
+    assert code != 0 and "training.cache_features" in err and "augmentation" in err
+    assert not (tmp_path / "runs" / "r").exists()

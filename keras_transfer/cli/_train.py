@@ -247,6 +247,24 @@ def cluster_end(runs_dir: str, written: str | None) -> None:
         shutil.rmtree(written, ignore_errors=True)
 
 
+def _check_cacheable(model: Any, augmentation: dict | None) -> None:
+    """Raises ConfigError when `training.cache_features: true` cannot be exact."""
+    from keras_transfer.features import caching_blockers, split_model
+
+    try:
+        reasons = caching_blockers(model, split_model(model)[0])
+    except ValueError as err:
+        reasons = [str(err)]
+    if augmentation and (augmentation["mixup_alpha"] or augmentation["cutmix"]):
+        reasons.append("MixUp/CutMix change the images every epoch")
+    if reasons:
+        raise ConfigError(
+            "Invalid value for training.cache_features: true, but the head phase "
+            f"cannot train on cached features exactly: {'; '.join(reasons)}. Set "
+            "training.cache_features to 'auto' or false, or remove the augmentation."
+        )
+
+
 def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
     chief = runs_dir is None
     runs_dir = cfg.runs_dir if chief else runs_dir
@@ -269,6 +287,8 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
         augmentation,
         strategy,
     )
+    if cfg.training.cache_features is True:
+        _check_cacheable(model, augmentation)
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = num_classes
     run = RunDir.create(
@@ -317,6 +337,10 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
             # Shared by every worker of a cluster; only the chief writes it.
             backup_dir=str(Path(cfg.runs_dir) / cfg.name / "checkpoints" / "backup"),
             strategy=strategy,
+            cache_features=cfg.training.cache_features,
+            # Features over features.MEMORY_LIMIT: a tf.data cache file, removed
+            # at the end.
+            cache_dir=str(run.checkpoints_dir / "features"),
             verbose=verbose,
         )
         if augmentation:
