@@ -412,7 +412,11 @@ def markdown_table(results: dict, path: str | Path = RESULTS) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for pair, stats in results.get("summary", {}).items():
-        order = ["source_only"] + [m for m in stats if m not in BASELINES] + ["oracle"]
+        order = (
+            ["source_only"]
+            + [m for m in stats if m not in BASELINES and "[" not in m]
+            + ["oracle"]
+        )
         for method in [m for m in order if m in stats]:
             s = stats[method]
             label = method
@@ -434,6 +438,40 @@ def markdown_table(results: dict, path: str | Path = RESULTS) -> str:
         f"{epochs}. File: `{_display(path)}`. Command: "
         f"`{results.get('command', COMMAND)}`."
     )
+    return "\n".join(lines)
+
+
+def selector_table(results: dict) -> str:
+    """How well each unsupervised selector picks, per pair: the target accuracy of
+    its choice among auto's default candidates (``auto[sel]``) and among every
+    method (``auto_all[sel]``), vs the best single method (mean over seeds)."""
+    from keras_transfer.adaptation import SELECTORS
+
+    lines = [
+        "| pair | best single method | "
+        + " | ".join(f"{s}: default / all candidates" for s in SELECTORS)
+        + " |",
+        "|---|---|" + "---|" * len(SELECTORS),
+    ]
+    for pair, stats in results.get("summary", {}).items():
+        singles = {
+            m: r
+            for m, r in stats.items()
+            if m not in BASELINES and not m.startswith("auto")
+        }
+        if not singles:
+            continue
+        best = max(singles, key=lambda m: singles[m]["target_accuracy_mean"])
+        cells = []
+        for sel in SELECTORS:
+            a = stats.get(f"auto[{sel}]", {}).get("target_accuracy_mean")
+            b = stats.get(f"auto_all[{sel}]", {}).get("target_accuracy_mean")
+            cells.append(f"{_fmt(a, '.3f')} / {_fmt(b, '.3f')}")
+        lines.append(
+            f"| {pair} | {best} {singles[best]['target_accuracy_mean']:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -580,7 +618,12 @@ def main(argv=None) -> int:
                 f"Expected a results file at {output}. Received: none; run "
                 f"`{COMMAND}` first or pass --output."
             )
-        print(markdown_table(json.loads(output.read_text()), output))
+        payload = json.loads(output.read_text())
+        print(markdown_table(payload, output))
+        print()
+        print(selector_table(payload))
+        print()
+        print("\n".join(check_targets(payload.get("summary", {}))))
         return 0
     from keras_transfer._backend import tf
 
