@@ -134,10 +134,16 @@ class Distiller(keras.Model):
 
     Examples:
     ```python
+    import numpy as np
+    import keras
+    from keras_transfer.distillation import Distiller
+    teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     distiller = Distiller(teacher, student, temperature=4.0, alpha=0.1)
     distiller.compile(optimizer="adam", metrics=["accuracy"])
-    distiller.fit(train_ds, epochs=10)
-    distiller.student.save("student.keras")
+    x, y = np.random.rand(8, 4).astype("float32"), np.arange(8) % 3
+    distiller.fit(x, y, epochs=1, verbose=0)
+    distiller.student.save("student.keras")  # an ordinary model
     ```
     """
 

@@ -284,11 +284,3 @@ def test_killed_worker_resumes_from_backup(tmp_path):
     assert second["classifier"]["epochs_run"] == [2, 3]
     assert len(second["classifier"]["history"]["loss"]) == 2
     assert not backup.exists()  # deleted once fit finishes
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from keras_transfer.distribute import strategy
-
-    assert doctest.testmod(strategy).failed == 0

@@ -212,12 +212,6 @@ def test_auto_does_not_start_the_runtime():
     assert "STARTED: False" in out.stdout, out.stderr[-2000:]
 
 
-def test_cluster_docstring_examples_run():
-    import doctest
-
-    assert doctest.testmod(cluster).failed == 0
-
-
 def test_fine_tune_backup_dir_non_chief_writes_only_its_temp_folder(
     tmp_path, monkeypatch
 ):
