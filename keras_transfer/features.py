@@ -41,6 +41,13 @@ logger = logging.getLogger("keras_transfer")
 
 #: Features kept in memory up to this many bytes (else a disk cache, or no cache).
 MEMORY_LIMIT = 1 << 30
+#: Batch size of the one pass that computes the features (inference only: the
+#: features do not depend on it; larger batches run faster on CPU).
+EXTRACT_BATCH_SIZE = 128
+#: Head training steps run per `tf.function` call (`steps_per_execution`): the
+#: same steps in the same order, with less per-step overhead; batch-level
+#: callbacks are called once per execution.
+HEAD_STEPS_PER_EXECUTION = 16
 
 _RANDOM_LAYERS = (
     keras.layers.Dropout,
@@ -327,7 +334,7 @@ def _arrays_in_memory(
 
 def _dataset_in_memory(run: Any, dataset: Any, memory_limit: int) -> tuple:
     keys, feats, size = [], [], 0
-    for element in dataset:
+    for element in dataset.unbatch().batch(EXTRACT_BATCH_SIZE):
         f = np.asarray(run(element[0]))
         size += f.nbytes
         if size > memory_limit:
@@ -453,7 +460,7 @@ def _train_in_memory(run: Any, train: Any, batch_size: int, limit: int) -> tuple
     if isinstance(train, tf.data.Dataset):
         keys, feats, n = _dataset_in_memory(run, train, limit)
         return {"x": _lookup_dataset(train, keys, feats)}, n, _dims(feats)
-    feats = _arrays_in_memory(run, train[0], batch_size, limit)
+    feats = _arrays_in_memory(run, train[0], max(batch_size, EXTRACT_BATCH_SIZE), limit)
     kwargs = {"x": feats, "y": train[1], "batch_size": batch_size}
     if len(train) == 3:
         kwargs["sample_weight"] = train[2]
@@ -466,7 +473,9 @@ def _validation_in_memory(run: Any, validation: Any, batch_size: int, limit: int
     if isinstance(validation, tf.data.Dataset):
         keys, feats, _ = _dataset_in_memory(run, validation, limit)
         return _lookup_dataset(validation, keys, feats)
-    feats = _arrays_in_memory(run, validation[0], batch_size, limit)
+    feats = _arrays_in_memory(
+        run, validation[0], max(batch_size, EXTRACT_BATCH_SIZE), limit
+    )
     return (feats, *validation[1:])
 
 
@@ -582,7 +591,10 @@ class _Sync(keras.callbacks.Callback):
 
 
 def compile_head(model: keras.Model, head: keras.Model) -> keras.Model:
-    """Compiles `head` with `model`'s optimizer (shared), loss and metrics."""
+    """Compiles `head` with `model`'s optimizer (shared), loss and metrics.
+
+    Runs `HEAD_STEPS_PER_EXECUTION` steps per call (unless `model` sets more).
+    """
     config = model.get_compile_config() or {}
     loss = keras.saving.deserialize_keras_object(config.get("loss"))
     metrics = config.get("metrics")
@@ -597,6 +609,9 @@ def compile_head(model: keras.Model, head: keras.Model) -> keras.Model:
             loss_weights=config.get("loss_weights"),
             weighted_metrics=keras.saving.deserialize_keras_object(
                 config.get("weighted_metrics")
+            ),
+            steps_per_execution=max(
+                HEAD_STEPS_PER_EXECUTION, getattr(model, "steps_per_execution", 1)
             ),
         )
     return head

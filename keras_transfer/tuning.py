@@ -12,6 +12,7 @@ list (``hp.Choice``).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import inspect
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import keras_tuner as kt
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.features import check_cache_features
 from keras_transfer.finetune import build_optimizer
 
 TUNERS = {
@@ -93,6 +95,15 @@ class TransferHyperModel(kt.HyperModel):
         build_kwargs: dict or None. More `build_classifier`/`DANN` arguments;
             those neither takes (e.g. ``weights``) go to the backbone loader, like
             `backbone_kwargs`.
+        cache_features: bool or str. Trials whose `unfreeze_depth` is 0 train the
+            head on cached backbone features (see `fine_tune(cache_features=)`):
+            "auto" when exact, True (or raise ValueError saying why not), False
+            never. One cache serves every depth-0 trial whose feature extractor
+            has the same weights (a spec string with pretrained weights, a model
+            cloned per trial); its log line is "[tuner] head phase on cached
+            features: N examples, D dims". Defaults to "auto".
+        cache_dir: str or None. Where features over `features.MEMORY_LIMIT`
+            go (see `fine_tune(cache_dir=)`). Defaults to None.
         backbone_kwargs: dict or None. Arguments of `load_backbone` for a spec
             string (e.g. ``{"weights": None}`` for a keras.applications model,
             offline). ``input_shape`` is added for keras.applications, TF-Hub and
@@ -131,6 +142,8 @@ class TransferHyperModel(kt.HyperModel):
         dev_data: tuple[Any, Any] | None = None,
         build_kwargs: dict | None = None,
         backbone_kwargs: dict | None = None,
+        cache_features: bool | str = "auto",
+        cache_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         tuner_args = {k: kwargs.pop(k) for k in ("name", "tunable") if k in kwargs}
@@ -179,6 +192,10 @@ class TransferHyperModel(kt.HyperModel):
             )
         self.builds = 0  # models built by this hypermodel (fresh backbones made)
         self._depth: int | None = None
+        self.cache_features = check_cache_features(cache_features)
+        self.cache_dir = cache_dir
+        self.feature_passes = 0  # backbone passes made to cache features
+        self._features: tuple | None = None  # (key, CachedFeatures)
 
     def _builder(self) -> Callable:
         if self.method == "dann":
@@ -318,7 +335,114 @@ class TransferHyperModel(kt.HyperModel):
         x = args[0] if args else kwargs.get("x")
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # else Keras warns it is ignored
+        history = self._fit_cached(hp, model, args, kwargs)
+        if history is not None:
+            return history
         return model.fit(*args, **kwargs)
+
+    def _fit_cached(self, hp: Any, model: keras.Model, args: tuple, kwargs: dict):
+        """Fits a depth-0 trial's head on cached features; None: fit as usual."""
+        if (
+            self.method != "classifier"
+            or self.cache_features is False
+            or hp.values.get("unfreeze_depth") != 0
+        ):
+            return None
+        from keras_transfer import features
+
+        names = ("x", "y", "batch_size", "epochs", "verbose", "callbacks")
+        fit = {**dict(zip(names, args)), **kwargs}
+        extra = sorted(set(fit) - set(_CACHEABLE_FIT_ARGS))
+        x, y, weights = fit.get("x"), fit.get("y"), fit.get("sample_weight")
+        train = x if y is None else ((x, y) if weights is None else (x, y, weights))
+        validation = fit.get("validation_data")
+        try:
+            extractor, head = features.split_model(model)
+            reasons = features.caching_blockers(model, extractor)
+        except ValueError as err:
+            reasons = [str(err)]
+        reasons += [f"fit argument {name!r}" for name in extra]
+        reasons += features.data_blockers(train)
+        if validation is not None:
+            reasons += features.data_blockers(validation)
+        if reasons:
+            text = "; ".join(reasons)
+            if self.cache_features is True:
+                raise ValueError(
+                    "cache_features=True, but this depth-0 trial cannot train on "
+                    f"cached features exactly: {text}. Pass cache_features='auto' "
+                    "or False to TransferHyperModel."
+                )
+            features.logger.info("[tuner] head phase runs uncached: %s", text)
+            return None
+        batch_size = fit.get("batch_size") or 32
+        key = (id(x), id(y), id(weights), id(validation), batch_size)
+        key += (_weights_digest(extractor),)
+        if self._features is None or self._features[0] != key:
+            if self._features is not None:
+                self._features[1].close()
+            self._features = None
+            cached = features.cache_features(
+                extractor,
+                train,
+                validation,
+                batch_size=batch_size,
+                cache_dir=self.cache_dir,
+                required=self.cache_features is True,
+            )
+            if cached is None:
+                features.logger.info(
+                    "[tuner] head phase runs uncached: features over MEMORY_LIMIT "
+                    "and no cache_dir"
+                )
+                return None
+            self.feature_passes += 1
+            self._features = (key, cached)
+        cached = self._features[1]
+        if "shuffle" in fit and not isinstance(cached.fit_kwargs["x"], tf.data.Dataset):
+            cached = dataclasses.replace(
+                cached, fit_kwargs={**cached.fit_kwargs, "shuffle": fit["shuffle"]}
+            )
+        verbose = fit.get("verbose", "auto")
+        features.log_cached("tuner", cached, verbose)
+        features.compile_head(model, head)
+        return features.fit_head(
+            model,
+            head,
+            cached,
+            epochs=fit.get("epochs", 1),
+            initial_epoch=fit.get("initial_epoch", 0),
+            callbacks=fit.get("callbacks"),
+            verbose=verbose,
+        )
+
+
+_CACHEABLE_FIT_ARGS = (
+    "x",
+    "y",
+    "sample_weight",
+    "batch_size",
+    "epochs",
+    "initial_epoch",
+    "verbose",
+    "callbacks",
+    "validation_data",
+    "shuffle",
+)
+
+
+def _weights_digest(model: keras.Model) -> str:
+    """A digest of `model`'s layer classes, weights and output shape."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha1(str(model.output.shape).encode())
+    for layer in model._flatten_layers():
+        digest.update(type(layer).__name__.encode())
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def make_tuner(

@@ -226,3 +226,30 @@ def test_cli_cache_features_true_with_augmentation_fails_early(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code != 0 and "training.cache_features" in err and "augmentation" in err
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_tuner_reuses_one_cache_across_depth_zero_trials(tmp_path, caplog):
+    from keras_transfer.tuning import TransferHyperModel, make_tuner
+
+    x, y = _data(32)
+    hypermodel = TransferHyperModel(
+        tiny_bn_backbone(),
+        2,
+        learning_rate=[1e-3, 1e-2],
+        unfreeze_depth=0,
+        dropout=0.0,
+        head_units=None,
+    )
+    tuner = make_tuner(
+        "grid", hypermodel, "val_accuracy", max_trials=2, directory=tmp_path
+    )
+    with caplog.at_level(logging.INFO, logger="keras_transfer"):
+        tuner.search(x, y, validation_data=(x[:8], y[:8]), epochs=2, verbose=0)
+    depths = [
+        t.hyperparameters.values["unfreeze_depth"] for t in tuner.oracle.trials.values()
+    ]
+    assert depths == [0, 0]
+    assert caplog.text.count("[tuner] head phase on cached features: 32 examples") == 2
+    assert hypermodel.feature_passes == 1
+    best = tuner.get_best_models(1)[0]
+    assert best.predict(x[:4], verbose=0).shape == (4, 2)
