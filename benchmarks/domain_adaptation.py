@@ -343,6 +343,9 @@ def run_shared(data: dict, methods: list[str], *, seed: int, args) -> list[dict]
                 "seconds": cost,
                 "candidates": cands,
                 "selector": sel,
+                "eligible": {
+                    c: selection["candidates"][c]["eligible"] for c in methods
+                },
             }
         )
     return rows

@@ -168,7 +168,7 @@ class AdaptationConfig:
         None, "Methods tried by method=auto (null: the library's default list)."
     )
     selector: str = _f(
-        "entropy",
+        "dev",
         "Unsupervised score ranking auto's candidates.",
         choices=("snd", "entropy", "im", "dev"),
     )

@@ -45,7 +45,7 @@ from keras_transfer.adaptation.scores import selection_scores
 from keras_transfer.data.pairs import domain_pairs
 
 #: Methods "auto" tries by default (branched from one shared warm-up).
-AUTO_CANDIDATES = ("source_only", "mcc", "entropy")
+AUTO_CANDIDATES = ("mcc", "cdan")
 #: Default constructor arguments of each method inside `adapt`.
 METHOD_DEFAULTS: dict[str, dict] = {
     "dann": {"hidden_units": (1024, 1024), "dropout": 0.5},
@@ -136,7 +136,7 @@ def adapt(
         candidates: sequence of str or None. Methods tried by "auto". Defaults to
             `AUTO_CANDIDATES`.
         selector: str. Unsupervised score ranking "auto"'s candidates, one of
-            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "entropy".
+            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "dev".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).

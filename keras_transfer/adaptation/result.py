@@ -10,7 +10,7 @@ import numpy as np
 from keras_transfer._backend import keras
 
 #: The unsupervised score "auto" ranks candidates by (higher is better).
-DEFAULT_SELECTOR = "entropy"
+DEFAULT_SELECTOR = "dev"
 
 
 def merge_histories(histories: list, model: Any) -> Any:
