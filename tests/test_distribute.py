@@ -187,6 +187,87 @@ def test_backup_callback(tmp_path):
     assert callback.backup_dir == str(tmp_path / "backup")
 
 
+# ----------------------------------------------------------------- in process
+
+
+def test_get_strategy_names_and_errors(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert get_strategy("default") is tf.distribute.get_strategy()
+    assert get_strategy("auto").num_replicas_in_sync == 1
+    mirrored = get_strategy("mirrored", devices=["/cpu:0"])
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert get_strategy(mirrored) is mirrored
+    assert get_strategy("mirrored", devices=["/cpu:0"]) is mirrored  # one per process
+    with pytest.raises(ValueError, match="Received: strategy='nope'"):
+        get_strategy("nope")
+    with pytest.raises(ValueError, match="devices"):
+        get_strategy("default", devices=["/cpu:0"])
+
+
+def test_auto_logs_its_choice(monkeypatch, caplog):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}}))
+    with caplog.at_level("INFO", logger="keras_transfer.distribute.strategy"):
+        get_strategy("auto")
+    assert "chose 'default'" in caplog.text
+    assert "1 worker(s)" in caplog.text
+
+
+def test_num_workers_from_tf_config():
+    assert num_workers_from_tf_config("") == 0
+    cluster = {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]}}
+    assert num_workers_from_tf_config(json.dumps(cluster)) == 3
+    with pytest.raises(ValueError, match="Expected TF_CONFIG to be JSON"):
+        num_workers_from_tf_config("{not json")
+
+
+def test_maybe_distribute_scopes():
+    with maybe_distribute(None) as strategy:
+        assert strategy is tf.distribute.get_strategy()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with maybe_distribute(mirrored) as strategy:
+        assert tf.distribute.get_strategy() is mirrored
+        with maybe_distribute(mirrored):  # re-entering the same scope is fine
+            variable = keras.Variable(1.0)
+    assert strategy is mirrored
+    assert isinstance(variable.value, tf.distribute.DistributedValues)
+    with pytest.raises(ValueError, match="of type int"):
+        with maybe_distribute(3):
+            pass
+
+
+def test_build_classifier_with_a_strategy_name_fits():
+    builders = pytest.importorskip("keras_transfer.builders")
+    # A backbone passed as a model must be created in the scope too (a spec string
+    # is loaded inside it by the builder).
+    with maybe_distribute("mirrored"):
+        inputs = keras.Input((8, 8, 3))
+        backbone = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    model = builders.build_classifier(
+        backbone, 2, unfreeze_depth="all", strategy="mirrored"
+    )
+    assert model.distribute_strategy is get_strategy("mirrored")
+    x = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+    history = model.fit(x, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_batch_size_helpers():
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert global_batch_size(32, mirrored) == 32
+    assert per_replica_batch_size(64, "default") == 64
+    with pytest.raises(ValueError, match="per_replica=0"):
+        global_batch_size(0)
+    with pytest.raises(ValueError, match="global_batch=2.5"):
+        per_replica_batch_size(2.5)
+
+
+def test_backup_callback(tmp_path):
+    assert backup_callback(None) is None
+    callback = backup_callback(tmp_path / "backup", save_freq="epoch")
+    assert isinstance(callback, keras.callbacks.BackupAndRestore)
+    assert callback.backup_dir == str(tmp_path / "backup")
+
+
 def test_keras_fix_guard(monkeypatch):
     monkeypatch.setenv("KERAS_TRANSFER_MWMS_FIX", "0")
     assert not keras_fix.needed()
