@@ -91,6 +91,9 @@ def _graph_nodes(model: keras.Model) -> list:
 def _is_random(layer: Any) -> bool:
     from keras_transfer.augment import is_augmentation_layer
 
+    rate = getattr(layer, "rate", None)
+    if isinstance(layer, _RANDOM_LAYERS) and rate is not None and not rate:
+        return False  # Dropout(0): the identity in training too
     if isinstance(layer, _RANDOM_LAYERS) or is_augmentation_layer(layer):
         return True
     return any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values())

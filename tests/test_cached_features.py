@@ -253,3 +253,16 @@ def test_tuner_reuses_one_cache_across_depth_zero_trials(tmp_path, caplog):
     assert hypermodel.feature_passes == 1
     best = tuner.get_best_models(1)[0]
     assert best.predict(x[:4], verbose=0).shape == (4, 2)
+
+
+def test_dropout_inside_the_backbone_blocks_only_with_a_rate():
+    def backbone(rate):
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.Dropout(rate, name="inner_dropout")(x)
+        return keras.Model(inputs, x, name="bb")
+
+    for rate, blocked in ((0.1, True), (0.0, False)):
+        model = build_classifier(backbone(rate), 2)
+        reasons = caching_blockers(model, split_model(model)[0])
+        assert any("inner_dropout" in r for r in reasons) is blocked
