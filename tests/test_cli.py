@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -191,8 +192,14 @@ def test_evaluate_and_predict(trained_run, tmp_path, capsys, image_folder):
     eval_cfg["output"] = str(tmp_path / "eval")
     assert main(["evaluate", _write(tmp_path / "e.yaml", eval_cfg)]) == 0
     assert "accuracy" in capsys.readouterr().out
-    assert (tmp_path / "eval" / "report.html").is_file()
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"] >= 0
+    html = (tmp_path / "eval" / "report.html").read_text()
+    printed = re.search(r"(\d+) examples: accuracy ([0-9.]+)", html)
+    assert printed, "the evaluation report shows no accuracy line"
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # metrics.json holds the accuracy the report shows, on the 40 limited examples.
+    assert int(printed.group(1)) == 40
+    assert metrics["accuracy"] == pytest.approx(float(printed.group(2)), abs=5e-5)
+    assert metrics["accuracy"] * 40 == pytest.approx(round(metrics["accuracy"] * 40))
 
     out = tmp_path / "pred.json"
     args = ["predict", "--set", f"model_path={model}", "--set", f"image_size={SIZE}"]
