@@ -32,11 +32,6 @@ _EXPORT_OWNED = (
     "names it does not define ({}): fix it there"
 )
 SKIPPED: dict[str, str] = {
-    "keras_transfer.adaptation.target_methods.MinimumClassConfusion[0]": (
-        "claims logged < 0.01 for logits eye(3) * 10, but at the default "
-        "temperature 2.5 the loss is 0.069 (the code is right, the example's bound "
-        "is not): fix in adaptation/target_methods.py, not owned here"
-    ),
     "keras_transfer.demo.run_demo[0]": (
         "50 s on 2 CPUs; the same run_demo(quick=True) call is asserted by "
         "tests/test_demo.py::test_demo_quick_shows_transfer"
