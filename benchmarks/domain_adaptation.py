@@ -241,7 +241,9 @@ def _phase_timer():
     return PhaseTimer()
 
 
-def run_shared(data: dict, methods: list[str], *, seed: int, args) -> list[dict]:
+def run_shared(
+    data: dict, methods: list[str], *, seed: int, args, with_auto: bool = True
+) -> list[dict]:
     """One ``adapt(method="auto", candidates=methods)`` run: a row per method, plus
     ``auto`` (the default candidates and selector) and ``auto[<selector>]`` rows.
 
@@ -297,7 +299,7 @@ def run_shared(data: dict, methods: list[str], *, seed: int, args) -> list[dict]
             },
         )
         accuracy[name] = acc
-        times = timer.times.get(f"adapt_{name}", [])
+        times = timer.times.get(f"adapt_{name}", []) or warm_times
         times = times[1:] or times  # the first epoch includes tracing
         rows.append(
             {
@@ -318,12 +320,12 @@ def run_shared(data: dict, methods: list[str], *, seed: int, args) -> list[dict]
                 "warmup_epochs": selection["warmup_epochs"],
             }
         )
-    auto_sets = {"auto": (AUTO_CANDIDATES, DEFAULT_SELECTOR)}
-    for sel in SELECTORS:
+    auto_sets = {"auto": (AUTO_CANDIDATES, DEFAULT_SELECTOR)} if with_auto else {}
+    for sel in SELECTORS if with_auto else ():
         auto_sets[f"auto[{sel}]"] = (AUTO_CANDIDATES, sel)
         auto_sets[f"auto_all[{sel}]"] = (methods, sel)
     for label, (cands, sel) in auto_sets.items():
-        cands = [c for c in cands if c in methods]
+        cands = [c for c in cands if c in methods] or methods
         chosen = choose(selection, cands, sel)
         cost = sum(r["seconds"] for r in rows if r["method"] in cands) - (
             len(cands) - 1
@@ -663,7 +665,9 @@ def main(argv=None) -> int:
             elif (pair, "source_only", seed) in done:
                 continue  # rows of this seed came from one shared run
             else:
-                new_rows = run_shared(data, shared, seed=seed, args=args)
+                new_rows = run_shared(
+                    data, shared, seed=seed, args=args, with_auto="auto" in order
+                )
             for row in new_rows:
                 row = {"pair": pair, **row}
                 results["runs"].append(row)

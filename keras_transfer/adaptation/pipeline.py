@@ -308,7 +308,7 @@ def adapt(
                 "model": model,
                 "inference": inference,
                 "history": history,
-                "weights": snapshot(layers) if len(names) > 1 else None,
+                "weights": snapshot(layers) if method == "auto" else None,
                 "source_accuracy": src_acc,
                 "scores": scores,
                 "events": [] if controller is None else controller.events,

@@ -77,6 +77,8 @@ class AdaptResult:
         Raises:
             ValueError: ``name`` was not a candidate of this run.
         """
+        if name == self.method and name not in self._candidates:
+            self._candidates[name] = snapshot(self._layers)
         if name not in self._candidates:
             raise ValueError(
                 f"Expected one of the run's candidates {sorted(self._candidates)}. "
