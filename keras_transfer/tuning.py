@@ -116,13 +116,37 @@ class TransferHyperModel(kt.HyperModel):
 
     Examples:
     ```python
-    hypermodel = TransferHyperModel(my_backbone_fn, num_classes=10,
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from keras_transfer.tuning import (
+        TransferHyperModel, format_summary, make_tuner, search_summary)
+
+
+    def my_backbone_fn():  # a new backbone per trial
+        inputs = keras.Input((8, 8, 3))
+        h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+        h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+        return keras.Model(inputs, h, name="tiny")
+
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 3), "float32")
+    y = (x[..., 0].mean(axis=(1, 2)) > 0.5).astype("int32")
+
+    hypermodel = TransferHyperModel(my_backbone_fn, num_classes=2,
                                     unfreeze_depth=0, dropout=0.2)  # fixed ones
+    from_model = TransferHyperModel(my_backbone_fn(), 2)  # cloned per trial
     offline = TransferHyperModel("keras_applications:MobileNetV3Small", 10,
                                  weights=None, input_shape=(32, 32, 3))
-    tuner = make_tuner("random", hypermodel, "val_accuracy", max_trials=5)
-    tuner.search(train_ds, validation_data=val_ds, epochs=3)
+    tuner = make_tuner("random", hypermodel, "val_accuracy", max_trials=1,
+                       directory=tempfile.mkdtemp())
+    tuner.search(x[:24], y[:24], validation_data=(x[24:], y[24:]), epochs=1,
+                 verbose=0)
     print(format_summary(search_summary(tuner)))
+    assert len(search_summary(tuner)) == 1
     ```
     """
 

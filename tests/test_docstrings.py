@@ -27,27 +27,10 @@ ROOT = pathlib.Path(keras_transfer.__file__).parent
 _FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
 # example id -> why it does not run in this test.
-_EXPORT_OWNED = (
-    "export/* is being rewritten in parallel (issue 13 brief); the example uses "
-    "names it does not define ({}): fix it there"
-)
 SKIPPED: dict[str, str] = {
     "keras_transfer.demo.run_demo[0]": (
         "50 s on 2 CPUs; the same run_demo(quick=True) call is asserted by "
         "tests/test_demo.py::test_demo_quick_shows_transfer"
-    ),
-    "keras_transfer.export[0]": _EXPORT_OWNED.format("model"),
-    "keras_transfer.export.main.export_main[0]": _EXPORT_OWNED.format("digits.keras"),
-    "keras_transfer.export.predictor.load_tflite[0]": _EXPORT_OWNED.format(
-        "saved_models/digits/tflite-int8"
-    ),
-    "keras_transfer.export.saved_model.export_saved_model[0]": _EXPORT_OWNED.format(
-        "model"
-    ),
-    "keras_transfer.export.tflite.export_tflite[0]": _EXPORT_OWNED.format("model"),
-    "keras_transfer.tuning.TransferHyperModel[0]": (
-        "uses my_backbone_fn, train_ds and val_ds, which it never defines, and runs "
-        "a 5-trial search: fix in tuning.py, not owned here"
     ),
 }
 # Examples that run, but slowly: marked large (they still run in CI).

@@ -84,8 +84,33 @@ def export_main(
 
     Examples:
     ```python
-    report = export_main("digits.keras", format="tflite", quantization="int8",
-                         representative="calibration.npz")
+    import os
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from keras_transfer.export import export_main
+
+    folder = tempfile.mkdtemp()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.save(os.path.join(folder, "digits.keras"))
+    rng = np.random.default_rng(0)  # calibration inputs, with labels for accuracy
+    np.savez(os.path.join(folder, "calibration.npz"),
+             x=rng.random((64, 8, 8, 3), "float32"), y=rng.integers(0, 3, 64))
+
+    report = export_main(os.path.join(folder, "digits.keras"), format="tflite",
+                         quantization="int8",
+                         representative=os.path.join(folder, "calibration.npz"),
+                         output=os.path.join(folder, "digits", "tflite-int8"))
+    print(report.summary())
+    assert report.quantization == "int8" and report.keras_accuracy is not None
     ```
     """
     from keras_transfer.export.saved_model import export_saved_model

@@ -134,9 +134,28 @@ def load_tflite(
 
     Examples:
     ```python
-    predictor = load_tflite("saved_models/digits/tflite-int8")
-    probs = predictor.predict(x_test[:8])
-    names = predictor.predict_classes(x_test[0])
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from keras_transfer.export import export_tflite, load_tflite
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    x_test = np.random.default_rng(0).random((16, 8, 8, 3), "float32")
+    export_dir = f"{tempfile.mkdtemp()}/digits/tflite"
+    export_tflite(model, export_dir, class_names=["cat", "dog", "fox"])
+
+    predictor = load_tflite(export_dir)  # checks the sha256 in manifest.json
+    probs = predictor.predict(x_test[:8])  # a batch: (8, 3) probabilities
+    names = predictor.predict_classes(x_test[0])  # one example: its class name
+    assert probs.shape == (8, 3) and names in ("cat", "dog", "fox")
     ```
     """
     root, file = _find_files(path)

@@ -113,10 +113,28 @@ def export_saved_model(
 
     Examples:
     ```python
-    report = export_saved_model(model, "saved_models/digits/saved_model",
-                                input_dtype="uint8", class_names=list("0123456789"))
+    import tempfile
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_transfer.export import export_saved_model
+
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    images_uint8 = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), "uint8")
+
+    report = export_saved_model(model, f"{tempfile.mkdtemp()}/digits/saved_model",
+                                input_dtype="uint8", class_names=["cat", "dog", "fox"])
     served = tf.saved_model.load(report.path).signatures["serving_default"]
-    served(inputs=tf.constant(images_uint8))["class_names"]
+    names = served(inputs=tf.constant(images_uint8))["class_names"]  # 4 byte strings
+    assert set(names.numpy()) <= {b"cat", b"dog", b"fox"} and names.shape == (4,)
     ```
     """
     class_names = validate_class_names(class_names)

@@ -322,10 +322,33 @@ def export_tflite(
 
     Examples:
     ```python
-    report = export_tflite(model, "saved_models/digits/tflite-int8",
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from keras_transfer.export import export_tflite
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=96)
+    x = rng.random((96, 8, 8, 3), "float32") * 0.2
+    x[np.arange(96), :, :, y] += 0.8  # the class is the bright channel
+    x_train, y_train, x_val, y_val = x[:64], y[:64], x[64:], y[64:]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=1, verbose=0)
+
+    report = export_tflite(model, f"{tempfile.mkdtemp()}/digits/tflite-int8",
                            quantization="int8", representative_data=x_train,
                            verify_data=(x_val, y_val))
     print(report.summary())  # says which ops, if any, stayed in float
+    assert report.int8_mode in ("full", "selective") and report.verified
     ```
     """
     quantization = _normalize_quantization(quantization)
