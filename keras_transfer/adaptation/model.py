@@ -349,12 +349,7 @@ class DomainAdaptationModel(keras.Model):
         logits = self.classifier(features)
         probs = keras.layers.Activation("softmax", name="probabilities")(logits)
         model = keras.Model(inputs, probs, name=name or f"{self.name}_inference")
-        model.compile(
-            optimizer="sgd",  # slot-free: a saved file reloads without warnings
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        return compile_for_evaluation(model)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -390,6 +385,18 @@ class DomainAdaptationModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def compile_for_evaluation(model: keras.Model) -> keras.Model:
+    """Compiles a probability model so ``evaluate`` reports loss and accuracy.
+
+    Plain SGD has no slot variables, so a saved file reloads without "Skipping
+    variable loading for optimizer" warnings; recompile to train further.
+    """
+    model.compile(
+        optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
 
 
 def make_bottleneck(units: int) -> keras.Sequential:

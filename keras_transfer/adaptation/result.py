@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.adaptation.model import compile_for_evaluation
 
 #: The unsupervised score "auto" ranks candidates by (higher is better).
 DEFAULT_SELECTOR = "dev"
@@ -91,12 +92,7 @@ class AdaptResult:
             clone.set_weights(self.model.get_weights())
         finally:
             restore(self._layers, current)
-        clone.compile(
-            optimizer="sgd",  # slot-free: a saved file reloads without warnings
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return clone
+        return compile_for_evaluation(clone)
 
 
 def _choose(results: dict, selector: str) -> str:
