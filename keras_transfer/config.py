@@ -68,6 +68,11 @@ def _f(default: Any, help: str, choices: tuple | None = None, **kw: Any) -> Any:
     return field(default=default, metadata=meta, **kw)
 
 
+#: TFLite/SavedModel quantization modes: the one list the CLI and `keras_transfer.export`
+#: share (this module imports no TensorFlow, so the CLI can read it cheaply).
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
+
+
 # ----------------------------------------------------------------------------- schemas
 @dataclass
 class DataConfig:

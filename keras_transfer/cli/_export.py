@@ -28,9 +28,14 @@ from keras_transfer.cli._data import (
     resolve_image_size,
     run_config,
 )
-from keras_transfer.config import ConfigError, DataConfig, ExportConfig, from_dict
+from keras_transfer.config import (
+    QUANTIZATIONS,
+    ConfigError,
+    DataConfig,
+    ExportConfig,
+    from_dict,
+)
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
 _REPORT_FILES = ("report.html", "export_summary.png", "summary.json")
 
 

@@ -15,8 +15,6 @@ from keras_transfer.export._inference import (
     resolve_inference_model,
 )
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
-
 
 @dataclass
 class Served:

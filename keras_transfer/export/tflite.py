@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
+from keras_transfer.config import QUANTIZATIONS
 from keras_transfer.export import _io, _selective, _verify
 from keras_transfer.export._serving import (
-    QUANTIZATIONS,
     Served,
     base_manifest,
     prepare,
