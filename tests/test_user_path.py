@@ -1,7 +1,8 @@
 """The offline user's path, each command in its own process through the console script.
 
 `pretrain` a backbone on one image folder -> `train` with that preset on another
-folder at 64 px -> `evaluate` -> `export` (float32 + int8, calibrated on the run's
+folder at 64 px, interrupted with SIGINT in its fine-tune stage and finished with
+`--resume` in a new process -> `evaluate` -> `export` (float32 + int8, calibrated on the run's
 own data; and a SavedModel) -> `predict` on the `.keras`, the SavedModel and the
 `.tflite`, never repeating the image size or naming data for export.
 """
@@ -11,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli_resume import _DRIVER  # the CLI with a marker at a chosen epoch
 
 _MAIN = "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
 CLASSES = ["horizontal", "vertical", "diagonal", "checker"]
@@ -79,7 +83,7 @@ def test_pretrain_train_evaluate_export_predict(tmp_path):
     assert f"model.backbone=keras_hub:{preset}" in out
     assert (tmp_path / preset / "config.json").is_file()
 
-    _cli(
+    train_args = [
         "train", "--name", "t", "--quiet",
         "--set", "data.source=photos",
         "--set", "data.image_size=64",
@@ -89,11 +93,31 @@ def test_pretrain_train_evaluate_export_predict(tmp_path):
         "--set", "training.learning_rate=0.01",
         "--set", "training.fine_tune_epochs=4",
         "--set", "training.fine_tune_learning_rate=0.001",
+    ]  # fmt: skip
+    # Ctrl-C in the fine-tune stage (epoch 8 of 10), then --resume in a new process.
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, *train_args],
         cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KT_MARKER": str(marker),
+             "KT_AT": "7"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )  # fmt: skip
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
+    assert run["status"] == "interrupted"
+    _cli(*train_args, "--resume", cwd=tmp_path)
     model = "runs/t/model.keras"
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
-    assert run["status"] == "completed"
+    assert run["status"] == "completed" and run["resumed"] == 1
     history = json.loads((tmp_path / "runs/t/metrics.json").read_text())["history"]
     assert len(history["loss"]) == 10
 
