@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.large
-def test_dann_under_mirrored_strategy_matches_single_device():
-    # Logical devices must be configured before TF initialises: use a fresh process.
-    script = Path(__file__).with_name("_distributed_dann.py")
+def _run_fresh(script_name: str) -> dict:
+    """Runs a script in a fresh process (logical devices must be configured before
+    TensorFlow initialises) and returns the JSON on its ``RESULT`` line."""
+    script = Path(__file__).with_name(script_name)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
         [sys.executable, str(script)],
@@ -22,7 +22,12 @@ def test_dann_under_mirrored_strategy_matches_single_device():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    out = json.loads(line[len("RESULT ") :])
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.mark.large
+def test_dann_under_mirrored_strategy_matches_single_device():
+    out = _run_fresh("_distributed_dann.py")
     single, mirrored = out["single"], out["mirrored"]
     assert mirrored["replicas"] == 2 and single["replicas"] == 1
     for key in (
@@ -42,18 +47,7 @@ def test_dann_under_mirrored_strategy_matches_single_device():
 
 @pytest.mark.large
 def test_adapt_trains_under_mirrored_strategy():
-    script = Path(__file__).with_name("_distributed_adapt.py")
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    out = json.loads(line[len("RESULT ") :])
+    out = _run_fresh("_distributed_adapt.py")
     assert out["mirrored"]["replicas"] == 2 and out["default"]["replicas"] == 1
     for run in out.values():
         assert run["epochs"] == 8 and run["finite"]
