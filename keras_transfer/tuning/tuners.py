@@ -1,0 +1,106 @@
+"""`make_tuner`: a thin factory over KerasTuner's tuners."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras_tuner as kt
+
+__all__ = ["KNOWN_OBJECTIVES", "TUNERS", "make_tuner"]
+
+TUNERS = {
+    "random": kt.RandomSearch,
+    "bayesian": kt.BayesianOptimization,
+    "hyperband": kt.Hyperband,
+    "grid": kt.GridSearch,
+}
+#: Objectives whose direction KerasTuner cannot guess.
+KNOWN_OBJECTIVES = {"dev_risk": "min", "val_source_accuracy": "max"}
+
+
+def make_tuner(
+    kind: str,
+    hypermodel: kt.HyperModel,
+    objective: str | kt.Objective = "val_accuracy",
+    *,
+    max_trials: int = 10,
+    directory: str | os.PathLike = "runs/tuning",
+    project_name: str = "keras_transfer",
+    distribution_strategy: Any = None,
+    seed: int | None = None,
+    overwrite: bool = False,
+    on_trial_end: Callable[[Any], None] | None = None,
+    **kwargs: Any,
+) -> kt.Tuner:
+    """Makes a KerasTuner tuner; a thin factory.
+
+    An existing ``directory/project_name`` is resumed (finished trials are skipped)
+    unless ``overwrite=True``.
+
+    Args:
+        kind: str. "random", "bayesian", "hyperband" or "grid".
+        hypermodel: keras_tuner.HyperModel (e.g. `TransferHyperModel`).
+        objective: str or keras_tuner.Objective. ``"dev_risk"`` (unsupervised DA
+            criterion, minimised) is understood. Defaults to "val_accuracy".
+        max_trials: int. Trial budget (Hyperband: ignored, set ``max_epochs``).
+            Defaults to 10.
+        directory: path. Where trials are stored. Defaults to "runs/tuning".
+        project_name: str. Sub-directory name. Defaults to "keras_transfer".
+        distribution_strategy: strategy, strategy name or None. Passed to the tuner
+            (each trial builds inside its scope). Defaults to None.
+        seed: int or None. Tuner seed. Defaults to None.
+        overwrite: bool. Start afresh instead of resuming. Defaults to False.
+        on_trial_end: callable or None. Called with each finished
+            `keras_tuner.engine.trial.Trial` (its ``trial_id``, ``hyperparameters``
+            and ``score`` set), e.g. to print one line per trial. Defaults to None.
+        **kwargs: Other arguments of the tuner class (``max_epochs``, ``factor``,
+            ``num_initial_points``, ``executions_per_trial``...).
+
+    Returns:
+        A `keras_tuner.Tuner`.
+
+    Raises:
+        ValueError: For an unknown ``kind``.
+    """
+    if kind not in TUNERS:
+        raise ValueError(
+            f"Expected kind to be one of {sorted(TUNERS)}. Received: kind={kind!r}"
+        )
+    if isinstance(objective, str) and objective in KNOWN_OBJECTIVES:
+        objective = kt.Objective(objective, KNOWN_OBJECTIVES[objective])
+    if distribution_strategy is not None:
+        from keras_transfer.distribute import get_strategy
+
+        distribution_strategy = get_strategy(distribution_strategy)
+    if kind != "hyperband":
+        kwargs["max_trials"] = max_trials
+    else:
+        kwargs.setdefault("max_epochs", 3)
+    cls = TUNERS[kind]
+    if on_trial_end is not None:
+        cls = _reporting(cls, on_trial_end)
+    return cls(
+        hypermodel=hypermodel,
+        objective=objective,
+        directory=os.fspath(directory),
+        project_name=project_name,
+        distribution_strategy=distribution_strategy,
+        seed=seed,
+        overwrite=overwrite,
+        **kwargs,
+    )
+
+
+def _reporting(cls: type, on_trial_end: Callable[[Any], None]) -> type:
+    """`cls` calling `on_trial_end(trial)` once the oracle has scored each trial."""
+
+    class Reporting(cls):
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)
+            # The oracle scores its own copy of the trial.
+            on_trial_end(self.oracle.trials.get(trial.trial_id, trial))
+
+    Reporting.__name__ = Reporting.__qualname__ = cls.__name__
+    return Reporting
