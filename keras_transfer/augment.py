@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.layers import training_only
 
 __all__ = [
     "AUGMENTATION_LAYER_TYPES",
@@ -65,27 +66,9 @@ __all__ = [
 AUGMENTATION_NAME = "augmentation"
 _FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
-# Random, training-only layers that an exported model must not contain.
-AUGMENTATION_LAYER_TYPES: tuple = tuple(
-    getattr(keras.layers, name)
-    for name in (
-        "RandAugment",
-        "MixUp",
-        "CutMix",
-        "AugMix",
-        "RandomFlip",
-        "RandomRotation",
-        "RandomZoom",
-        "RandomTranslation",
-        "RandomContrast",
-        "RandomBrightness",
-        "RandomCrop",
-        "RandomErasing",
-        "RandomGaussianBlur",
-        "RandomColorJitter",
-    )
-    if hasattr(keras.layers, name)
-)
+# Random, training-only augmentation classes: defined once, with the registry that
+# export uses (keras_transfer.layers.training_only).
+AUGMENTATION_LAYER_TYPES = training_only.AUGMENTATION_LAYER_TYPES
 
 
 @dataclass

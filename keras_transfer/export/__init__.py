@@ -39,10 +39,6 @@ assert report.top1_agreement >= 0.99 and len(names) == 4
 ```
 """
 
-from keras_transfer.export._inference import (
-    is_training_only,
-    register_training_only_layer,
-)
 from keras_transfer.export.main import export_main, load_array_file
 from keras_transfer.export.predictor import TFLitePredictor, load_tflite
 from keras_transfer.export.report import (
@@ -53,6 +49,10 @@ from keras_transfer.export.report import (
 )
 from keras_transfer.export.saved_model import export_saved_model
 from keras_transfer.export.tflite import export_tflite
+from keras_transfer.layers.training_only import (
+    is_training_only,
+    register_training_only_layer,
+)
 
 __all__ = [
     "CorruptedExportError",

@@ -5,9 +5,10 @@ adaptation object) is reduced to what serving needs:
 
 1. An object with an ``inference_model()`` method (e.g. a DANN model) is replaced by the
    model that method returns (feature extractor + label classifier).
-2. Known training-only layers (random augmentation, MixUp/CutMix, noise layers,
-   GradientReversal, and any registered with `register_training_only_layer`) are swapped
-   for ``Identity`` by cloning a Functional/Sequential model; the clone shares every
+2. Training-only layers (the classes of the one registry,
+   ``keras_transfer.layers.training_only``: random augmentation, MixUp/CutMix, noise
+   layers, GradientReversal, and any added with `register_training_only_layer`) are
+   swapped for ``Identity`` by cloning a Functional/Sequential model; the clone shares every
    other layer (and so its weights) with the original.
 3. The exported function always calls the model with ``training=False``.
 """
@@ -19,59 +20,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
-
-_TRAINING_ONLY_NAMES: set[str] = {
-    "MixUp",
-    "CutMix",
-    "AugMix",
-    "RandAugment",
-    "Solarization",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "GradientReversal",
-    "GradientReversalLayer",
-}
-
-
-def register_training_only_layer(layer_class: type | str) -> None:
-    """Declares a layer class as training-only, so export leaves it out.
-
-    Args:
-        layer_class: type or str. A layer class, or its class name.
-
-    Raises:
-        TypeError: if ``layer_class`` is neither a class nor a string.
-
-    Examples:
-    ```python
-    register_training_only_layer("MyAugmentation")
-    ```
-    """
-    if isinstance(layer_class, str):
-        _TRAINING_ONLY_NAMES.add(layer_class)
-    elif isinstance(layer_class, type):
-        _TRAINING_ONLY_NAMES.add(layer_class.__name__)
-    else:
-        raise TypeError(
-            "Expected layer_class to be a layer class or a class name. "
-            f"Received: layer_class={layer_class!r}"
-        )
-
-
-def is_training_only(layer: Any) -> bool:
-    """Returns whether ``layer`` only acts in training (augmentation, noise, GRL)."""
-    name = type(layer).__name__
-    if name in _TRAINING_ONLY_NAMES:
-        return True
-    # keras.layers.RandomFlip, RandomRotation, RandomZoom, RandomContrast, ...
-    if name.startswith("Random") and hasattr(keras.layers, name):
-        return True
-    try:  # the augmentation stacks that keras_transfer.augment builds
-        from keras_transfer.augment import is_augmentation_layer
-    except ImportError:  # pragma: no cover - augment is part of the package
-        return False
-    return bool(is_augmentation_layer(layer))
+from keras_transfer.layers.training_only import is_training_only
 
 
 def training_only_layers(model: Any) -> list[str]:

@@ -98,3 +98,28 @@ def test_gradient_reversal_and_augment_stack_are_stripped(tmp_path):
     report = export_tflite(model, tmp_path / "grl", verify_data=data)
     assert "grl" in report.stripped_layers
     assert augmentation.name in report.stripped_layers
+
+
+def test_every_registered_built_in_layer_is_left_out(tmp_path):
+    """One model holding every built-in training-only class exports without any."""
+    from layers.training_only_cases import BUILT_IN, make
+
+    from keras_transfer.layers import GradientReversal, training_only
+
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    layers = [make(cls) for cls in BUILT_IN] + [GradientReversal()]
+    for layer in layers:
+        x = layer(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    data = np.random.default_rng(3).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    report = export_tflite(model, tmp_path / "all", verify_data=data)
+    assert sorted(report.stripped_layers) == sorted(layer.name for layer in layers)
+    assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-5
+    # The exported graph holds none of them (the clone has Identity in their place).
+    from keras_transfer.export._inference import resolve_inference_model
+
+    stripped, _, _ = resolve_inference_model(model)
+    assert not any(training_only.is_training_only(la) for la in stripped.layers)
+    assert len(stripped.layers) == len(model.layers)
