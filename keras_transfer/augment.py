@@ -44,10 +44,11 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.config.library import AugmentationConfig
 from keras_transfer.layers import training_only
 
 __all__ = [
@@ -64,86 +65,10 @@ __all__ = [
 ]
 
 AUGMENTATION_NAME = "augmentation"
-_FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
 # Random, training-only augmentation classes: defined once, with the registry that
 # export uses (keras_transfer.layers.training_only).
 AUGMENTATION_LAYER_TYPES = training_only.AUGMENTATION_LAYER_TYPES
-
-
-@dataclass
-class AugmentationConfig:
-    """Training-only augmentation and regularisation options (CLI and config files)."""
-
-    flip: str = field(
-        default="none",
-        metadata={"help": "Random flips.", "choices": _FLIPS},
-    )
-    rotation: float = field(
-        default=0.0,
-        metadata={"help": "Random rotation, as a fraction of a full turn (0 = off)."},
-    )
-    zoom: float = field(
-        default=0.0, metadata={"help": "Random zoom factor in [0, 1) (0 = off)."}
-    )
-    translation: float = field(
-        default=0.0,
-        metadata={"help": "Random shift, as a fraction of height/width (0 = off)."},
-    )
-    contrast: float = field(
-        default=0.0, metadata={"help": "Random contrast factor in [0, 1] (0 = off)."}
-    )
-    randaugment: bool = field(
-        default=False, metadata={"help": "Apply keras.layers.RandAugment."}
-    )
-    randaugment_ops: int = field(
-        default=2, metadata={"help": "RandAugment: operations per image."}
-    )
-    randaugment_factor: float = field(
-        default=0.5, metadata={"help": "RandAugment: magnitude in [0, 1]."}
-    )
-    value_range: tuple = field(
-        default=(0, 255),
-        metadata={"help": "Pixel value range of the model's raw inputs."},
-    )
-    mixup_alpha: float = field(
-        default=0.0,
-        metadata={"help": "MixUp Beta(alpha, alpha) in the data pipeline (0 = off)."},
-    )
-    cutmix: float = field(
-        default=0.0,
-        metadata={"help": "CutMix Beta factor in the data pipeline (0 = off)."},
-    )
-    label_smoothing: float = field(
-        default=0.0, metadata={"help": "Label smoothing in [0, 1) (0 = off)."}
-    )
-    weight_decay: float = field(
-        default=0.0, metadata={"help": "Decoupled weight decay, AdamW (0 = off)."}
-    )
-    seed: int | None = field(
-        default=None, metadata={"help": "Seed of the random layers."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.flip not in _FLIPS:
-            raise ValueError(
-                f"Expected flip to be one of {_FLIPS}. Received: flip={self.flip!r}"
-            )
-        for name in ("rotation", "zoom", "translation", "contrast", "mixup_alpha"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"Expected {name} >= 0. Received: {name}={getattr(self, name)}"
-                )
-        if self.cutmix < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError(
-                "Expected cutmix >= 0 and label_smoothing in [0, 1). Received: "
-                f"cutmix={self.cutmix}, label_smoothing={self.label_smoothing}"
-            )
-
-    @property
-    def mixes_labels(self) -> bool:
-        """Whether the data pipeline must mix labels (MixUp or CutMix is on)."""
-        return self.mixup_alpha > 0 or self.cutmix > 0
 
 
 def _config(config: Any, options: dict) -> AugmentationConfig:

@@ -39,47 +39,15 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.config.library import DistillationConfig
 from keras_transfer.heads import ends_in_softmax
 
 __all__ = ["DistillationConfig", "Distiller", "distillation_loss", "ends_in_softmax"]
 
 _EPS = 1e-7
-
-
-@dataclass
-class DistillationConfig:
-    """Settings of knowledge distillation (for the CLI and config files)."""
-
-    teacher: str = field(
-        default="",
-        metadata={"help": "Path of the trained teacher model (.keras file)."},
-    )
-    student: str = field(
-        default="",
-        metadata={
-            "help": "Backbone spec or .keras path of the (smaller) student; "
-            "a classifier head is added when it is a backbone."
-        },
-    )
-    temperature: float = field(
-        default=4.0,
-        metadata={"help": "Softmax temperature T for soft targets (> 0); loss x T^2."},
-    )
-    alpha: float = field(
-        default=0.1,
-        metadata={
-            "help": "Weight of the hard-label loss in [0, 1]; the soft-target "
-            "loss gets 1 - alpha."
-        },
-    )
-    epochs: int = field(default=10, metadata={"help": "Epochs of distillation."})
-    learning_rate: float = field(
-        default=1e-3, metadata={"help": "Adam learning rate of the student."}
-    )
 
 
 def _to_logits(outputs: Any, probabilities: bool) -> Any:

@@ -33,12 +33,12 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.config.library import FewShotConfig
 from keras_transfer.heads import ends_in_softmax
 
 __all__ = [
@@ -49,36 +49,6 @@ __all__ = [
     "reptile",
     "sample_episode",
 ]
-
-
-@dataclass
-class FewShotConfig:
-    """Settings of episodic few-shot training and evaluation (CLI, config files)."""
-
-    method: str = field(
-        default="protonet",
-        metadata={"help": "Few-shot method.", "choices": ("protonet", "reptile")},
-    )
-    n_way: int = field(default=5, metadata={"help": "Classes per episode (N)."})
-    k_shot: int = field(default=5, metadata={"help": "Support examples per class."})
-    n_query: int = field(default=5, metadata={"help": "Query examples per class."})
-    episodes: int = field(
-        default=200, metadata={"help": "Training episodes (meta-iterations)."}
-    )
-    eval_episodes: int = field(
-        default=200, metadata={"help": "Evaluation episodes (for the 95% CI)."}
-    )
-    learning_rate: float = field(
-        default=1e-3, metadata={"help": "Adam learning rate of episodic training."}
-    )
-    inner_steps: int = field(default=5, metadata={"help": "Reptile: inner SGD steps."})
-    inner_learning_rate: float = field(
-        default=0.02, metadata={"help": "Reptile: inner SGD learning rate."}
-    )
-    meta_step_size: float = field(
-        default=0.1, metadata={"help": "Reptile: outer step size epsilon."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of episode sampling."})
 
 
 def _check_task(y: np.ndarray, n_way: int, k_shot: int, n_query: int) -> np.ndarray:

@@ -1,0 +1,176 @@
+"""The sections of the CLI run configs: data, model, training, adaptation, tuning.
+
+Sections the library takes as well (augmentation, distillation, few-shot) live in
+`keras_transfer.config.library`. No TensorFlow is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keras_transfer.config._fields import option
+
+__all__ = [
+    "QUANTIZATIONS",
+    "AdaptationConfig",
+    "DataConfig",
+    "ModelConfig",
+    "PretrainSection",
+    "TrainingConfig",
+    "TuningConfig",
+]
+
+#: TFLite/SavedModel quantization modes: the one list the CLI and `keras_transfer.export`
+#: share (this module imports no TensorFlow, so the CLI can read it cheaply).
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
+
+BACKBONE_KWARGS_HELP = "Extra keyword arguments of the backbone loader."
+
+
+@dataclass
+class DataConfig:
+    """Where examples come from and how they are batched."""
+
+    source: str = option(
+        "digits",
+        "'digits' or 'digits_target' (built-in demo domains), a folder of images "
+        "with one sub-folder per class, or a .npz file with arrays x, y (or x_train, "
+        "y_train, x_test, y_test; optional class_names).",
+    )
+    validation_source: str | None = option(
+        None,
+        "Optional separate validation data (same forms as source). When null, the "
+        "built-in domains use their test split and others hold out validation_split.",
+    )
+    image_size: int | None = option(
+        32,
+        "Images are resized to image_size x image_size. evaluate/export: null "
+        "(the default there) uses the model's input size.",
+    )
+    batch_size: int = option(32, "Examples per batch.")
+    validation_split: float = option(
+        0.2, "Fraction held out for validation, in [0, 1)."
+    )
+    limit: int | None = option(
+        None, "Use at most this many training examples (quick runs)."
+    )
+    seed: int = option(0, "Seed of splits and shuffling.")
+    skip_corrupt: bool = option(
+        False,
+        "Skip unreadable image files (counted and named in the log) instead of "
+        "stopping at the first one.",
+    )
+
+
+@dataclass
+class ModelConfig:
+    """The backbone and the head put on it."""
+
+    backbone: str = option(
+        "keras_applications:MobileNetV3Small",
+        "Backbone spec ('keras_hub:<preset>', 'tfhub:<handle or dir>', "
+        "'saved_model:<dir>', 'keras_applications:<Name>') or a path to a .keras "
+        "file holding a feature extractor. See `keras-transfer backbones`.",
+    )
+    backbone_kwargs: dict = option({}, BACKBONE_KWARGS_HELP)
+    num_classes: int | None = option(
+        None, "Number of classes; null infers it from the data (checked against it)."
+    )
+    head: str = option("linear", "Classification head.", choices=("linear", "mlp"))
+    head_units: int = option(256, "Hidden units of the 'mlp' head.")
+    dropout: float = option(0.2, "Dropout before the last layer, in [0, 1).")
+    train_batchnorm: bool = option(False, "Let BatchNorm layers update when unfrozen.")
+
+
+@dataclass
+class TrainingConfig:
+    """Two-phase fine-tuning: train the head, then unfreeze the top of the backbone."""
+
+    epochs: int = option(3, "Epochs of head training (backbone frozen).")
+    learning_rate: float = option(1e-3, "Learning rate of head training.")
+    fine_tune_epochs: int = option(0, "Epochs after unfreezing (0 skips this phase).")
+    fine_tune_learning_rate: float = option(1e-4, "Learning rate after unfreezing.")
+    unfreeze_depth: int | str = option(
+        "all", "Layers unfrozen for fine-tuning: an int N (top N) or 'all'."
+    )
+    seed: int = option(0, "Seed of weight initialization.")
+    cache_features: bool | str = option(
+        "auto",
+        "Frozen phases train the head on backbone features computed once: 'auto' "
+        "(when exact: no augmentation, MixUp/CutMix or trainable layer before the "
+        "head), true (or fail saying why not), false.",
+        choices=("auto", True, False),
+    )
+
+
+@dataclass
+class AdaptationConfig:
+    """Unsupervised domain adaptation from labelled source to unlabelled target.
+
+    Runs `keras_transfer.adapt`: source warm-up, λ ramp, collapse guard, and with
+    ``method: auto`` the candidates ranked by an unsupervised score.
+    """
+
+    method: str = option(
+        "auto",
+        "Adaptation method: auto, source_only, adabn, or a registered alignment "
+        "method (dann, cdan, coral, mmd, mcc, entropy, bnm, self_training).",
+    )
+    epochs: int = option(20, "Training epochs in total (warm-up included).")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    lambda_max: float = option(
+        1.0, "Largest weight of the alignment loss (λ ramp end)."
+    )
+    unfreeze_depth: int | str | None = option(
+        "all",
+        "Encoder layers trained during adaptation: an int N (top N), 'all', or null "
+        "(keep the backbone's own trainable flags).",
+    )
+    candidates: list | None = option(
+        None, "Methods tried by method=auto (null: the library's default list)."
+    )
+    selector: str = option(
+        "dev",
+        "Unsupervised score ranking auto's candidates.",
+        choices=("snd", "entropy", "im", "dev"),
+    )
+    warmup: int | str = option(
+        "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."
+    )
+    bottleneck_units: int | None = option(
+        256, "Width of the normalised bottleneck (null: none)."
+    )
+    options: dict = option({}, "Extra keyword arguments of the adaptation method.")
+
+
+@dataclass
+class TuningConfig:
+    """A KerasTuner search over learning rate and unfreeze depth."""
+
+    tuner: str = option(
+        "random", "Search algorithm.", choices=("random", "hyperband", "bayesian")
+    )
+    max_trials: int = option(4, "Number of trials (random/bayesian).")
+    epochs: int = option(2, "Epochs per trial.")
+    learning_rates: list = option([1e-3, 1e-4], "Learning rates to try.")
+    unfreeze_depths: list = option([0, 2], "Unfreeze depths to try (ints or 'all').")
+    objective: str = option("val_accuracy", "Metric to maximize.")
+
+
+@dataclass
+class PretrainSection:
+    """A small KerasHub VGG backbone trained from scratch on the labelled data."""
+
+    architecture: str = option("vgg", "Backbone architecture.", choices=("vgg",))
+    filters: list = option(
+        [32, 64, 128], "Convolution filters per stage (each stage halves the size)."
+    )
+    repeats: list = option([1, 1, 1], "Convolutions per stage (one entry per filters).")
+    epochs: int = option(30, "Training epochs.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    augment: bool = option(
+        True,
+        "Random inversion and colour jitter of the training images (features that "
+        "survive colour and background changes transfer better).",
+    )
+    seed: int = option(0, "Seed of weight initialization and shuffling.")
