@@ -28,6 +28,7 @@ __all__ = ["REGISTERING_MODULES", "load_model", "register_all"]
 # `keras.saving.register_keras_serializable`. tests/test_saving.py walks the package
 # and fails when a registering module is missing here.
 REGISTERING_MODULES: tuple[str, ...] = (
+    "keras_transfer.adaptation.combined",
     "keras_transfer.adaptation.methods",
     "keras_transfer.adaptation.model",
     "keras_transfer.adaptation.schedules",

@@ -72,6 +72,23 @@ def test_alignment_method_roundtrip(name, tmp_path):
     )
 
 
+def test_combined_alignment_roundtrip(tmp_path):
+    parts = [adaptation.DomainAdversarial(hidden_units=(8,)), "mcc"]
+    method = adaptation.CombinedAlignment(parts)
+    model = _da_model(method)
+    reloaded = run_serialization_test(method, tmp_path, inputs=X, model=model)
+    (restored,) = [
+        layer
+        for layer in reloaded._flatten_layers(recursive=True)
+        if isinstance(layer, adaptation.CombinedAlignment)
+    ]
+    assert [type(p).__name__ for p in restored.parts] == [
+        "DomainAdversarial",
+        "MinimumClassConfusion",
+    ]
+    assert restored.parts[0].hidden_units == (8,)
+
+
 def test_gradient_reversal_roundtrip(tmp_path):
     run_serialization_test(
         GradientReversal(lambda_=0.3),

@@ -3,6 +3,7 @@ MMD, MCC, entropy/BNM, self-training and AdaBN on one training step, plus schedu
 importance weighting, unsupervised model selection and evaluation."""
 
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
+from keras_transfer.adaptation.combined import CombinedAlignment
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.evaluation import (
     domain_classification_reports,
@@ -57,6 +58,7 @@ from keras_transfer.adaptation.target_methods import (
 from keras_transfer.adaptation.weighting import importance_weights
 
 __all__ = [
+    "CombinedAlignment",
     "AUTO_CANDIDATES",
     "AdaptResult",
     "AdaptationController",

@@ -399,7 +399,8 @@ def get_alignment_method(method: Any, **kwargs: Any) -> AlignmentMethod | None:
 
     Args:
         method: str, `AlignmentMethod` or None. ``None``/``"source_only"`` means no
-            alignment.
+            alignment; names joined with ``+`` (``"dann+mcc"``) build a
+            `CombinedAlignment`.
         **kwargs: Constructor arguments when ``method`` is a name.
 
     Returns:
@@ -416,6 +417,15 @@ def get_alignment_method(method: Any, **kwargs: Any) -> AlignmentMethod | None:
         return method
     if isinstance(method, str) and method.lower() in _METHODS:
         return _METHODS[method.lower()](**kwargs)
+    if isinstance(method, str) and "+" in method:
+        from keras_transfer.adaptation.combined import (
+            CombinedAlignment,
+            build_parts,
+            split_method_name,
+        )
+
+        parts = build_parts(split_method_name(method), **kwargs)
+        return CombinedAlignment(parts, name=method.lower().replace("+", "_"))
     raise ValueError(
         "Expected method to be None, 'source_only', an AlignmentMethod, or one of "
         f"{list_alignment_methods()}. Received: method={method!r}"

@@ -22,6 +22,11 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.backup import AdaptBackup
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm
+from keras_transfer.adaptation.combined import (
+    CombinedAlignment,
+    build_parts,
+    split_method_name,
+)
 from keras_transfer.adaptation.inputs import (
     check_inputs,
     labelled_arrays,
@@ -63,9 +68,13 @@ def _resolve_methods(method: Any, candidates: Any) -> list[str]:
     else:
         names = [method]
     for name in names:
-        if name not in accepted:
+        parts = split_method_name(name) if "+" in str(name) else [name]
+        if any(part not in accepted or part in _NO_TRAINING for part in parts) and (
+            len(parts) > 1 or name not in accepted
+        ):
             raise ValueError(
-                f"Expected method to be one of {accepted}. Received: method={name!r}"
+                f"Expected method to be one of {accepted}, or alignment methods "
+                f"joined with '+' (e.g. 'dann+mcc'). Received: method={name!r}"
             )
     if method == "auto" and "auto" in names:
         raise ValueError("candidates cannot contain 'auto'.")
@@ -381,14 +390,22 @@ def _train_candidate(
     kwargs = dict(METHOD_DEFAULTS.get(name, {}))
     kwargs.update(method_kwargs or {})
     kwargs.setdefault("lambda_", 1.0 if lambda_ is None else float(lambda_))
-    method = None if alignment is None else get_alignment_method(alignment, **kwargs)
+    if alignment is not None and "+" in alignment:
+        parts = build_parts(
+            split_method_name(alignment), defaults=METHOD_DEFAULTS, **kwargs
+        )
+        method = CombinedAlignment(parts, name=alignment.replace("+", "_"))
+    else:
+        method = (
+            None if alignment is None else get_alignment_method(alignment, **kwargs)
+        )
     model = DomainAdaptationModel(
         shared.encoder,
         num_classes,
         classifier=shared.classifier,
         method=method,
         bottleneck=shared.bottleneck,
-        name=f"adapt_{name}",
+        name=f"adapt_{name.replace('+', '_')}",
     )
     controller = None
     history = keras.callbacks.History()

@@ -76,7 +76,9 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
     assert -ent == pytest.approx(cands[best]["scores"]["entropy"], abs=1e-4)
 
 
-@pytest.mark.parametrize("method", ["source_only", "adabn", "self_training", "bnm"])
+@pytest.mark.parametrize(
+    "method", ["source_only", "adabn", "self_training", "bnm", "dann+mcc"]
+)
 def test_every_method_name_runs(method):
     (xs, ys), (xt, _) = two_domains(n=90)
     result = kt.adapt(tiny_encoder(), (xs, ys), xt, method=method, epochs=2, verbose=0)
@@ -120,6 +122,33 @@ def test_unknown_method_and_labelled_target_dataset_are_refused():
     labelled = tf.data.Dataset.from_tensor_slices((xt, yt))
     with pytest.raises(ValueError, match="unlabelled"):
         kt.adapt(tiny_encoder(), (xs, ys), labelled, verbose=0)
+
+
+def test_combined_method_ramps_every_part_and_bad_combinations_are_refused():
+    (xs, ys), (xt, _) = two_domains(n=90)
+    result = kt.adapt(
+        tiny_encoder(), (xs, ys), xt, method="cdan+bnm", epochs=3, verbose=0
+    )
+    method = result.training_model.method
+    assert isinstance(method, kt.adaptation.CombinedAlignment)
+    assert [type(p).__name__ for p in method.parts] == [
+        "ConditionalDomainAdversarial",
+        "BatchNuclearNorm",
+    ]
+    # the recipe's defaults reach the adversarial part; λ reaches both parts
+    assert method.parts[0].hidden_units == (1024, 1024)
+    assert method.parts[0].lambda_ == pytest.approx(method.parts[1].lambda_)
+    assert "domain_accuracy" in result.history.history
+    for bad, match in [
+        ("dann+nope", "Expected method to be one of"),
+        ("dann+source_only", "Expected method to be one of"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            kt.adapt(tiny_encoder(), (xs, ys), xt, method=bad, verbose=0)
+    with pytest.raises(ValueError, match="two or more different"):
+        kt.adaptation.get_alignment_method("mcc+mcc")
+    with pytest.raises(ValueError, match="takes the argument 'nope'"):
+        kt.adaptation.get_alignment_method("dann+mcc", nope=1)
 
 
 def test_datasets_are_accepted():
