@@ -21,7 +21,13 @@ from keras_transfer.cli._data import (
     inspect_source,
     load_labelled,
 )
-from keras_transfer.config import ConfigError, DistillConfig, ModelConfig, to_dict
+from keras_transfer.config import (
+    ConfigError,
+    DistillConfig,
+    ModelConfig,
+    check_fields,
+    to_dict,
+)
 from keras_transfer.runs import RunDir
 
 __all__ = ["default_student", "run_distill"]
@@ -67,12 +73,7 @@ def _check(cfg: DistillConfig) -> list[str]:
         ("epochs", d.epochs >= 1, ">= 1"),
         ("learning_rate", d.learning_rate > 0, "> 0"),
     )
-    for key, ok, accepted in rules:
-        if not ok:
-            raise ConfigError(
-                f"Invalid value for distillation.{key}: expected {accepted}. "
-                f"Received: distillation.{key}={getattr(d, key)!r}"
-            )
+    check_fields("distillation", d, rules)
     if d.student.endswith(".keras") and not os.path.isfile(d.student):
         raise ConfigError(
             "Invalid value for distillation.student: file not found. Received: "

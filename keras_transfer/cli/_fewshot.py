@@ -24,6 +24,7 @@ from keras_transfer.config import (
     ConfigError,
     FewShotCommandConfig,
     ModelConfig,
+    check_fields,
     to_dict,
 )
 from keras_transfer.runs import RunDir
@@ -59,12 +60,7 @@ def _check(cfg: FewShotCommandConfig) -> list[str]:
         ("n_query", f.n_query >= 1, "an int >= 1"),
         ("eval_episodes", f.eval_episodes >= 1, "an int >= 1"),
     )
-    for key, ok, accepted in rules:
-        if not ok:
-            raise ConfigError(
-                f"Invalid value for fewshot.{key}: expected {accepted}. "
-                f"Received: fewshot.{key}={getattr(f, key)!r}"
-            )
+    check_fields("fewshot", f, rules)
     if f.n_way > len(names):
         raise ConfigError(
             f"Invalid value for fewshot.n_way: data.source has {len(names)} classes. "

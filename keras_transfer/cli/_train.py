@@ -35,6 +35,7 @@ from keras_transfer.config import (
     ModelConfig,
     PredictConfig,
     TrainConfig,
+    check_fields,
     to_dict,
 )
 from keras_transfer.runs import RunDir
@@ -86,12 +87,10 @@ def augmentation_options(section: Any) -> dict | None:
         "label_smoothing": unit,
         "weight_decay": positive,
     }
-    for key, (accepted, ok) in rules.items():
-        if not ok(options[key]):
-            raise ConfigError(
-                f"Invalid value for augmentation.{key}: expected {accepted}. "
-                f"Received: augmentation.{key}={options[key]!r}"
-            )
+    checks = [
+        (key, ok(options[key]), accepted) for key, (accepted, ok) in rules.items()
+    ]
+    check_fields("augmentation", section, checks)
     defaults = dataclasses.asdict(type(section)())
     return None if options == defaults else options
 
