@@ -2,8 +2,10 @@
 
 `inspect_source` is cheap (no TensorFlow): it checks that a source exists and returns
 its class names, so a bad config fails before any run directory or model exists.
-`load_labelled` then reads the examples into numpy arrays (fine for the small and
-mid-sized datasets the CLI targets; use `keras_transfer.data` for streaming).
+`load_labelled` then reads the examples into numpy arrays, except image folders
+whose decoded size passes `STREAM_BYTES`: those come back as
+`keras_transfer.data.folders.ImageFiles`, array-likes that `from_arrays` streams from
+disk (parallel decode, prefetch) and that decode only what is indexed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from keras_transfer.config import ConfigError, DataConfig
 
 BUILTIN = ("digits", "digits_target")
+# As `keras_transfer.data.folders.IMAGE_EXTS` (not imported: it loads TensorFlow).
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -112,60 +115,81 @@ def _builtin(source: str, size: int, seed: int):
     return src if source == "digits" else tgt
 
 
-def _load_image(file: Path, size: int, field: str) -> np.ndarray:
-    """Reads one image resized to size x size; a bad file is named in the error."""
-    from keras_transfer._backend import keras
+# Decoded folders above this many bytes stream from disk (`ImageFiles`) instead of
+# being read into memory.
+STREAM_BYTES = 512 << 20
 
-    try:
-        img = keras.utils.load_img(file, target_size=(size, size))
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"Cannot read image file {str(file)!r} (under {field}): {err}. Remove "
-            "or replace it, or set data.skip_corrupt: true to skip unreadable files."
-        ) from err
-    return np.asarray(img, dtype="uint8")
+
+def _corrupt_error(file: str, field: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"Cannot read image file {file!r} (under {field}): {why}. Remove or replace "
+        "it, or set data.skip_corrupt: true to skip unreadable files."
+    )
+
+
+def _warn_skipped(path: str, skipped: list[str]) -> None:
+    names = ", ".join(os.path.relpath(f, path) for f in skipped[:10])
+    more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    logging.getLogger("keras_transfer").warning(
+        "skipped %d unreadable files: %s%s", len(skipped), names, more
+    )
 
 
 def _read_folder(
     path: str, size: int, skip_corrupt: bool = False, field: str = "data.source"
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[Any, np.ndarray, list[str]]:
+    """Reads a class folder: a uint8 array, or `ImageFiles` (streamed) when the
+    decoded images exceed `STREAM_BYTES`. Unreadable files are named (or skipped
+    with `skip_corrupt`) before anything trains."""
+    from keras_transfer.data import folders
     from keras_transfer.progress import Progress
 
     classes = _folder_classes(path, field)
-    files = [
-        (label, file)
-        for label, name in enumerate(classes)
-        for file in sorted(Path(path, name).rglob("*"))
-        if file.suffix.lower() in IMAGE_EXTS
-    ]
-    xs, ys, skipped = [], [], []
-    with Progress(len(files), f"reading {path}", min_interval=2.0) as bar:
-        for label, file in files:
-            try:
-                xs.append(_load_image(file, size, field))
-                ys.append(label)
-            except ConfigError:
-                if not skip_corrupt:
-                    raise
-                skipped.append(file)
-            bar.update()
-    if skipped:
-        names = ", ".join(str(f.relative_to(path)) for f in skipped[:10])
-        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        logging.getLogger("keras_transfer").warning(
-            "skipped %d unreadable files: %s%s", len(skipped), names, more
-        )
-    if not xs:
+    files, labels, _ = folders.list_image_files(path, classes)
+    bad = folders.unreadable_headers(files)
+    if bad and not skip_corrupt:
+        raise _corrupt_error(files[bad[0]], field, "not a JPEG, PNG, GIF or BMP image")
+    skipped = [str(files[i]) for i in bad]
+    keep = np.setdiff1d(np.arange(len(files)), bad)
+    files, labels = files[keep], labels[keep]
+    if not len(files):
+        if skipped:
+            _warn_skipped(path, skipped)
         raise ConfigError(f"No images ({', '.join(IMAGE_EXTS)}) found under {path!r}.")
-    return np.stack(xs), np.asarray(ys, "int32"), classes
+    if len(files) * size * size * 3 > STREAM_BYTES:
+        if skipped:
+            _warn_skipped(path, skipped)
+        logging.getLogger("keras_transfer").info(
+            "streaming %d images from %s (over %d MiB decoded)",
+            len(files),
+            path,
+            STREAM_BYTES >> 20,
+        )
+        lazy = folders.ImageFiles(files, (size, size), skip_corrupt=skip_corrupt)
+        return lazy, labels, classes
+    with Progress(len(files), f"reading {path}", min_interval=2.0) as bar:
+        x, failed = folders.decode_files(files, (size, size), on_batch=bar.update)
+    if failed and not skip_corrupt:
+        raise _corrupt_error(files[failed[0]], field, "its image data is damaged")
+    skipped += [str(files[i]) for i in failed]
+    if skipped:
+        _warn_skipped(path, skipped)
+    labels = np.delete(labels, failed)
+    if not len(x):
+        raise ConfigError(f"No images ({', '.join(IMAGE_EXTS)}) found under {path!r}.")
+    return x, labels, classes
 
 
 def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
     """Reads one image file or every image under a folder; returns (x, file names).
 
+    Images are decoded as for training (`keras_transfer.data.folders.decode`).
+
     Raises:
         ConfigError: no images, or an unreadable image (named in the message).
     """
+    from keras_transfer.data import folders
+
     p = Path(path)
     files = (
         [p]
@@ -174,35 +198,41 @@ def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
     )
     if not files:
         raise ConfigError(f"No images found at inputs={path!r}.")
-    x = np.stack([_load_image(f, size, "inputs") for f in files])
-    return x, [str(f) for f in files]
+    names = [str(f) for f in files]
+    bad = folders.unreadable_headers(names)
+    if bad:
+        raise ConfigError(
+            f"Cannot read image file {names[bad[0]]!r} (under inputs): not a JPEG, "
+            "PNG, GIF or BMP image. Remove or replace it."
+        )
+    x, failed = folders.decode_files(names, (size, size))
+    if failed:
+        raise ConfigError(
+            f"Cannot read image file {names[failed[0]]!r} (under inputs): its image "
+            "data is damaged. Remove or replace it."
+        )
+    return x, names
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+def _split(x: Any, y: np.ndarray, fraction: float, seed: int):
     """Holds out `fraction` of every class (stratified), shuffled with `seed`."""
+    from keras_transfer.data.folders import stratified_split
+
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(
             f"Expected data.validation_split in [0, 1). Received: {fraction}"
         )
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(y)
-    if labels.ndim != 1:  # multi-label or one-hot: no single class to stratify on
-        labels = np.zeros(len(labels), "int64")
-    classes, counts = np.unique(labels, return_counts=True)
-    # round(n * fraction) held out in all, shared by class (largest remainder).
-    quotas = counts * fraction
-    n_val = np.floor(quotas).astype(int)
-    extra = int(round(len(labels) * fraction)) - int(n_val.sum())
-    if extra > 0:
-        n_val[np.argsort(-(quotas - n_val), kind="stable")[:extra]] += 1
-    val, train = [np.zeros(0, "int64")], [np.zeros(0, "int64")]
-    for label, k in zip(classes, n_val):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        val.append(members[:k])
-        train.append(members[k:])
-    val = rng.permutation(np.concatenate(val))
-    train = rng.permutation(np.concatenate(train))
+    train, val = stratified_split(y, fraction, seed)
     return x[train], y[train], x[val], y[val]
+
+
+def _concatenate(parts: list) -> Any:
+    """`np.concatenate`, keeping streamed folders (`ImageFiles`) lazy."""
+    from keras_transfer.data.folders import ImageFiles
+
+    if any(isinstance(p, ImageFiles) for p in parts):
+        return ImageFiles.concatenate(parts)
+    return np.concatenate(parts)
 
 
 def _read(source: str, cfg: DataConfig):
@@ -271,7 +301,7 @@ def evaluation_arrays(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str
             has_test = "x_test" in npz
     if has_test:
         return data.x_val, data.y_val, data.class_names
-    x = np.concatenate([data.x_train, data.x_val])
+    x = _concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     return x, y, data.class_names
 
@@ -291,7 +321,7 @@ def load_labelled(cfg: DataConfig) -> LabelledData:
                 f"data.validation_source has classes {vnames}, data.source has {names}."
             )
         a, b, c, d, _ = _read(cfg.validation_source, cfg)
-        x_va, y_va = np.concatenate([a, c]), np.concatenate([b, d])
+        x_va, y_va = _concatenate([a, c]), np.concatenate([b, d])
     if cfg.limit is not None:
         if cfg.limit < 1:
             raise ConfigError(
