@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -93,6 +94,31 @@ def test_augmentation_config_still_checks_its_values():
     assert C.AugmentationConfig(cutmix=1.0).mixes_labels
     # the CLI section is checked by the train command instead (named fields)
     assert C.AugmentationSection(zoom=-0.1).zoom == -0.1
+
+
+@pytest.mark.parametrize(
+    "field, value, accepted",
+    [
+        ("zoom", 1.5, "in [0, 1)"),
+        ("contrast", 1.5, "in [0, 1]"),
+        ("randaugment_ops", 0, ">= 1"),
+        ("weight_decay", -1e-4, ">= 0"),
+        ("label_smoothing", 1.0, "in [0, 1)"),
+    ],
+)
+def test_cli_and_library_accept_the_same_augmentation_ranges(field, value, accepted):
+    # One rule list (range_checks): the CLI and the library used to disagree
+    # (the library accepted zoom=1.5, contrast=1.5, randaugment_ops=0 ...).
+    section = C.AugmentationSection(**{field: value})
+    with pytest.raises(C.ConfigError) as err:
+        C.check_fields("augmentation", section, section.range_checks())
+    assert str(err.value) == (
+        f"Invalid value for augmentation.{field}: expected {accepted}. "
+        f"Received: augmentation.{field}={value!r}"
+    )
+    with pytest.raises(ValueError, match=re.escape(f"Expected {field} {accepted}")):
+        C.AugmentationConfig(**{field: value})
+    assert all(ok for _, ok, _ in C.AugmentationConfig().range_checks())
 
 
 @pytest.mark.parametrize("kind", RUN_COMMANDS)

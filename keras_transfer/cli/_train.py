@@ -71,26 +71,8 @@ def augmentation_options(section: Any) -> dict | None:
     """
     if section is None:
         return None
+    check_fields("augmentation", section, section.range_checks())
     options = dataclasses.asdict(section)
-    unit = ("in [0, 1)", lambda v: 0 <= v < 1)
-    closed = ("in [0, 1]", lambda v: 0 <= v <= 1)
-    positive = (">= 0", lambda v: v >= 0)
-    rules = {
-        "rotation": positive,
-        "zoom": unit,
-        "translation": unit,
-        "contrast": closed,
-        "randaugment_ops": (">= 1", lambda v: v >= 1),
-        "randaugment_factor": closed,
-        "mixup_alpha": positive,
-        "cutmix": positive,
-        "label_smoothing": unit,
-        "weight_decay": positive,
-    }
-    checks = [
-        (key, ok(options[key]), accepted) for key, (accepted, ok) in rules.items()
-    ]
-    check_fields("augmentation", section, checks)
     defaults = dataclasses.asdict(type(section)())
     return None if options == defaults else options
 

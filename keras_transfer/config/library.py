@@ -69,6 +69,40 @@ class AugmentationSection:
     label_smoothing: float = option(0.0, "Label smoothing in [0, 1) (0 = off).")
     weight_decay: float = option(0.0, "Decoupled weight decay, AdamW (0 = off).")
 
+    def range_checks(self) -> list[tuple[str, bool, str]]:
+        """The value ranges of the fields: `(field, ok, accepted)` per field.
+
+        One list for both callers: the train command reports a failure with
+        `config.check_fields("augmentation", ...)`, `AugmentationConfig` raises on
+        construction.
+
+        Returns:
+            A list of `(field name, whether its value is accepted, what is)`.
+
+        Examples:
+        ```python
+        from keras_transfer.config import AugmentationSection
+        bad = [c for c in AugmentationSection(zoom=1.5).range_checks() if not c[1]]
+        assert bad == [("zoom", False, "in [0, 1)")]
+        ```
+        """
+        unit = ("in [0, 1)", lambda v: 0 <= v < 1)
+        closed = ("in [0, 1]", lambda v: 0 <= v <= 1)
+        positive = (">= 0", lambda v: v >= 0)
+        rules = {
+            "rotation": positive,
+            "zoom": unit,
+            "translation": unit,
+            "contrast": closed,
+            "randaugment_ops": (">= 1", lambda v: v >= 1),
+            "randaugment_factor": closed,
+            "mixup_alpha": positive,
+            "cutmix": positive,
+            "label_smoothing": unit,
+            "weight_decay": positive,
+        }
+        return [(k, ok(getattr(self, k)), text) for k, (text, ok) in rules.items()]
+
 
 @dataclass
 class AugmentationConfig(AugmentationSection):
@@ -83,8 +117,9 @@ class AugmentationConfig(AugmentationSection):
         seed: int or None. Seed of the random layers. Defaults to None.
 
     Raises:
-        ValueError: an unknown flip mode, a negative factor, or a label smoothing
-            outside [0, 1).
+        ValueError: an unknown flip mode or a value outside its range (see
+            `range_checks`: e.g. a negative rotation, a zoom or label smoothing
+            outside [0, 1)).
 
     Examples:
     ```python
@@ -104,16 +139,11 @@ class AugmentationConfig(AugmentationSection):
             raise ValueError(
                 f"Expected flip to be one of {FLIPS}. Received: flip={self.flip!r}"
             )
-        for name in ("rotation", "zoom", "translation", "contrast", "mixup_alpha"):
-            if getattr(self, name) < 0:
+        for name, ok, accepted in self.range_checks():
+            if not ok:
                 raise ValueError(
-                    f"Expected {name} >= 0. Received: {name}={getattr(self, name)}"
+                    f"Expected {name} {accepted}. Received: {name}={getattr(self, name)}"
                 )
-        if self.cutmix < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError(
-                "Expected cutmix >= 0 and label_smoothing in [0, 1). Received: "
-                f"cutmix={self.cutmix}, label_smoothing={self.label_smoothing}"
-            )
 
     @property
     def mixes_labels(self) -> bool:
