@@ -10,6 +10,13 @@ Layout of ``backup_dir``::
 A phase is ``"warmup"`` or a candidate method name. Files are written to a temporary
 name and moved into place, so an interruption never leaves a half-written file that
 a resume would read.
+
+Cluster-aware (``TF_CONFIG``, see `keras_transfer.distribute.cluster`): every worker
+is given the same ``backup_dir`` (a shared filesystem). Every worker reads the
+chief's files there, so a restarted cluster resumes in lockstep; only the chief
+writes them. The other workers write to a temporary ``backup_dir/workertemp_<i>``
+that they remove right after each save (the ``write_filepath`` pattern of
+TensorFlow's multi-worker guide).
 """
 
 from __future__ import annotations
@@ -21,24 +28,62 @@ from pathlib import Path
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.distribute import cluster
 
 
 def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, default=float))
     os.replace(tmp, path)
+
+
+class _SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` restoring from the shared folder, saving where it may.
+
+    Every worker restores the chief's backup in ``backup_dir``; after that, the
+    chief saves there and every other worker saves to its temporary folder,
+    removed right after each save.
+    """
+
+    def __init__(self, backup_dir: str) -> None:
+        super().__init__(backup_dir)
+        self._shared_dir = backup_dir
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._write_to(self._shared_dir)
+        super().on_train_begin(logs)
+        self._write_to(cluster.write_dir(self._shared_dir))
+
+    def _write_to(self, folder: str) -> None:
+        self.backup_dir = folder
+        self._weights_path = os.path.join(folder, "latest.weights.h5")
+        self._training_metadata_path = os.path.join(folder, "training_metadata.json")
+        self._prev_weights_path = self._weights_path + ".bkp"
+        self._prev_training_metadata_path = self._training_metadata_path + ".bkp"
+
+    def _save_model(self) -> None:
+        # exist_ok: in a cluster the chief and a worker may create this tree at once.
+        os.makedirs(self.backup_dir, exist_ok=True)
+        super()._save_model()
+        cluster.remove_write_dir(self._shared_dir, self.backup_dir)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.delete_checkpoint:
+            cluster.remove_backup(self._shared_dir, self.backup_dir)
 
 
 class _PhaseRecorder(keras.callbacks.Callback):
     """Keeps the controller's state and every epoch's logs of the running phase.
 
     Keras's History of a resumed ``fit`` starts at the resumed epoch; the recorder
-    holds the epochs before it, so the phase's history stays whole.
+    holds the epochs before it, so the phase's history stays whole. It reads
+    ``path`` (the chief's file) and writes ``write_path`` (see `AdaptBackup`).
     """
 
-    def __init__(self, path: Path, controller: Any) -> None:
+    def __init__(self, path: Path, controller: Any, write_path: Path) -> None:
         super().__init__()
-        self.path, self.controller = path, controller
+        self.path, self.controller, self.write_path = path, controller, write_path
         self.history: dict[str, list] = {}
         if path.exists():
             saved = json.loads(path.read_text())
@@ -53,18 +98,27 @@ class _PhaseRecorder(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         _write_json(
-            self.path, {"controller": self.controller.state(), "history": self.history}
+            self.write_path,
+            {"controller": self.controller.state(), "history": self.history},
         )
+        cluster.remove_write_dir(self.path.parent, self.write_path.parent)
 
 
 class AdaptBackup:
-    """The backup of one `adapt` run (a no-op when ``directory`` is None)."""
+    """The backup of one `adapt` run (a no-op when ``directory`` is None).
+
+    Args:
+        directory: str or None. The backup folder, the same for every worker of a
+            cluster: all read it, only the chief writes it (see the module doc).
+    """
 
     def __init__(self, directory: str | None) -> None:
         self.dir = None if directory is None else Path(directory)
         self.state: dict = {}
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
+            # The chief writes the shared folder, other workers a temporary one.
+            self.write_dir = Path(cluster.write_dir(self.dir))
             path = self.dir / "state.json"
             if path.exists():
                 self.state = json.loads(path.read_text())
@@ -76,16 +130,20 @@ class AdaptBackup:
         """BackupAndRestore for the running phase, plus the controller's state."""
         if self.dir is None:
             return []
-        self._recorder = _PhaseRecorder(self.dir / f"{phase}.running.json", controller)
-        return [self._recorder, keras.callbacks.BackupAndRestore(str(self.dir / phase))]
+        name = f"{phase}.running.json"
+        self._recorder = _PhaseRecorder(
+            self.dir / name, controller, self.write_dir / name
+        )
+        return [self._recorder, _SharedBackupAndRestore(str(self.dir / phase))]
 
     def save_phase(self, phase: str, model: Any, controller: Any, history) -> None:
         if self.dir is None:
             return
         history.history = {k: list(v) for k, v in self._recorder.history.items()}
         history.epoch = list(range(len(next(iter(history.history.values()), []))))
-        weights = self.dir / f"{phase}.weights.h5"
-        tmp = self.dir / f"{phase}.tmp.weights.h5"
+        self.write_dir.mkdir(parents=True, exist_ok=True)
+        weights = self.write_dir / f"{phase}.weights.h5"
+        tmp = self.write_dir / f"{phase}.tmp.weights.h5"
         model.save_weights(str(tmp))
         os.replace(tmp, weights)
         self.state[phase] = {
@@ -93,7 +151,8 @@ class AdaptBackup:
             "epochs": len(history.epoch),
             "controller": controller.state(),
         }
-        _write_json(self.dir / "state.json", self.state)
+        _write_json(self.write_dir / "state.json", self.state)
+        cluster.remove_write_dir(self.dir, self.write_dir)
 
     def load_phase(self, phase: str, model: Any, controller: Any):
         """Loads a finished phase's weights into ``model``; returns its History."""
@@ -107,6 +166,15 @@ class AdaptBackup:
         return history
 
     def clear(self) -> None:
-        """Removes the backup (the run completed)."""
-        if self.dir is not None and self.dir.exists():
+        """Removes the backup (the run completed).
+
+        In a cluster a worker removes only its temporary folder and the chief only
+        its own files; whoever finishes last removes the emptied folder.
+        """
+        if self.dir is None or not self.dir.exists():
+            return
+        spec = cluster.parse_tf_config()
+        if spec is not None and spec.num_workers > 1:
+            cluster.remove_backup(self.dir, self.write_dir)
+        else:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -19,6 +19,8 @@ from keras_transfer.cli._data import (
 )
 from keras_transfer.cli._train import (
     classification_section,
+    cluster_end,
+    cluster_start,
     load_backbone_from_config,
 )
 from keras_transfer.config import AdaptConfig, ConfigError, to_dict
@@ -63,6 +65,13 @@ def run_adapt(
     Target labels are used only for the hold-out evaluation and the report, never for
     training. The saved `model.keras` is the inference model (no discriminator).
 
+    Under `TF_CONFIG` (several machines) every worker runs the same command: the
+    strategy is chosen first (`get_strategy("auto")`) and every model is built and
+    trained under it; only the chief writes `<runs_dir>/<name>/` (run files,
+    report, model). The other workers train in step, write into a private
+    temporary folder removed at the end, and share the chief's backup
+    (`checkpoints/adapt`), so `--resume` restarts every worker from it.
+
     Returns:
         The `RunDir` of the finished run.
 
@@ -70,12 +79,26 @@ def run_adapt(
         ConfigError: an invalid config, data source, method or backbone.
         RunExistsError: the run exists and neither `resume` nor `overwrite` is set.
     """
+    strategy, runs_dir = cluster_start()
     names = _check(cfg)
-    if not resume and not overwrite and (Path(cfg.runs_dir) / cfg.name).exists():
+    chief = runs_dir is None
+    exists = (Path(cfg.runs_dir) / cfg.name).exists()
+    if chief and not resume and not overwrite and exists:
         RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
+    try:
+        run = _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose)
+    finally:
+        cluster_end(cfg.runs_dir, runs_dir)
+    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
+
+
+def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
+    chief = runs_dir is None
+    runs_dir = cfg.runs_dir if chief else runs_dir
     from keras_transfer import reports
     from keras_transfer._backend import keras
     from keras_transfer.adaptation import adapt, make_encoder
+    from keras_transfer.distribute import maybe_distribute
 
     src, tgt = load_labelled(cfg.source), load_labelled(cfg.target)
     if src.x_train.shape[1:] != tgt.x_train.shape[1:]:
@@ -84,17 +107,22 @@ def run_adapt(
             f"{tgt.x_train.shape[1:]}; set the same image_size for both."
         )
     keras.utils.set_random_seed(cfg.source.seed)
-    backbone = load_backbone_from_config(cfg.model, src.x_train.shape[1:])
-    encoder = make_encoder(
-        backbone,
-        input_shape=src.x_train.shape[1:],
-        unfreeze_depth=cfg.adaptation.unfreeze_depth,
-        train_batchnorm=cfg.model.train_batchnorm,
-    )
+    with maybe_distribute(strategy):  # the backbone's variables too
+        backbone = load_backbone_from_config(cfg.model, src.x_train.shape[1:])
+        encoder = make_encoder(
+            backbone,
+            input_shape=src.x_train.shape[1:],
+            unfreeze_depth=cfg.adaptation.unfreeze_depth,
+            train_batchnorm=cfg.model.train_batchnorm,
+        )
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = len(names)
     run = RunDir.create(
-        cfg.runs_dir, cfg.name, config=resolved, resume=resume, overwrite=overwrite
+        runs_dir,
+        cfg.name,
+        config=resolved,
+        resume=resume and chief,
+        overwrite=overwrite and chief,
     )
     try:
         run.write_json("classes.json", names)
@@ -120,7 +148,9 @@ def run_adapt(
             bottleneck_units=section.bottleneck_units,
             seed=cfg.source.seed,
             callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
-            backup_dir=str(run.checkpoints_dir / "adapt"),
+            # Shared by every worker of a cluster; only the chief writes it.
+            backup_dir=str(Path(cfg.runs_dir) / cfg.name / "checkpoints" / "adapt"),
+            strategy=strategy,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model
