@@ -16,6 +16,7 @@ trials on cached features), ``tuners`` (`make_tuner`), ``distributed`` (the
 chief/worker environment), ``results`` (summaries, `retrain_best`).
 """
 
+from keras_transfer.tuning.distributed import SearchRole, distributed_search
 from keras_transfer.tuning.hypermodel import TransferHyperModel
 from keras_transfer.tuning.results import format_summary, retrain_best, search_summary
 from keras_transfer.tuning.tuners import KNOWN_OBJECTIVES, TUNERS, make_tuner
@@ -23,7 +24,9 @@ from keras_transfer.tuning.tuners import KNOWN_OBJECTIVES, TUNERS, make_tuner
 __all__ = [
     "KNOWN_OBJECTIVES",
     "TUNERS",
+    "SearchRole",
     "TransferHyperModel",
+    "distributed_search",
     "format_summary",
     "make_tuner",
     "retrain_best",

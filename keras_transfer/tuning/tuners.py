@@ -8,6 +8,8 @@ from typing import Any
 
 import keras_tuner as kt
 
+from keras_transfer.tuning.distributed import distributed_search
+
 __all__ = ["KNOWN_OBJECTIVES", "TUNERS", "make_tuner"]
 
 TUNERS = {
@@ -39,6 +41,18 @@ def make_tuner(
     An existing ``directory/project_name`` is resumed (finished trials are skipped)
     unless ``overwrite=True``.
 
+    **Many machines** (KerasTuner's chief/worker mode): run the same script on
+    every machine with ``KERASTUNER_ORACLE_IP``/``KERASTUNER_ORACLE_PORT`` (the
+    chief's address) and a ``KERASTUNER_TUNER_ID`` each (``chief`` on one,
+    ``tuner0``, ``tuner1``... on the others) and one shared ``directory``. The
+    environment is checked here (`keras_transfer.tuning.distributed_search`). On
+    the chief, ``search`` serves the one oracle and returns when every worker has
+    finished (the chief trains nothing); its tuner then holds every trial
+    (`search_summary`, ``get_best_hyperparameters``, ``get_best_models``). On a
+    worker, ``search`` runs the trials the oracle hands it; ``overwrite`` is
+    ignored there (only the chief clears the shared folder, a worker starting
+    late would delete trials the others wrote).
+
     Args:
         kind: str. "random", "bayesian", "hyperband" or "grid".
         hypermodel: keras_tuner.HyperModel (e.g. `TransferHyperModel`).
@@ -62,8 +76,10 @@ def make_tuner(
         A `keras_tuner.Tuner`.
 
     Raises:
-        ValueError: For an unknown ``kind``.
+        ValueError: For an unknown ``kind`` or a half-set distributed-search
+            environment (see `keras_transfer.tuning.distributed_search`).
     """
+    role = distributed_search()  # fail before any work on a half-set environment
     if kind not in TUNERS:
         raise ValueError(
             f"Expected kind to be one of {sorted(TUNERS)}. Received: kind={kind!r}"
@@ -78,6 +94,8 @@ def make_tuner(
         kwargs["max_trials"] = max_trials
     else:
         kwargs.setdefault("max_epochs", 3)
+    if role is not None and not role.is_chief:
+        overwrite = False
     cls = TUNERS[kind]
     if on_trial_end is not None:
         cls = _reporting(cls, on_trial_end)
@@ -99,8 +117,13 @@ def _reporting(cls: type, on_trial_end: Callable[[Any], None]) -> type:
     class Reporting(cls):
         def on_trial_end(self, trial: Any) -> None:
             super().on_trial_end(trial)
-            # The oracle scores its own copy of the trial.
-            on_trial_end(self.oracle.trials.get(trial.trial_id, trial))
+            # The oracle scores its own copy of the trial (on a worker of a
+            # distributed search, the chief's oracle: asked with get_trial).
+            trials = getattr(self.oracle, "trials", None)
+            if trials is not None:
+                on_trial_end(trials.get(trial.trial_id, trial))
+            else:
+                on_trial_end(self.oracle.get_trial(trial.trial_id))
 
     Reporting.__name__ = Reporting.__qualname__ = cls.__name__
     return Reporting
