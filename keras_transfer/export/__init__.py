@@ -12,30 +12,16 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_transfer.export import export_tflite, load_tflite
+from keras_transfer.export import export_saved_model, export_tflite, load_tflite
 
-rng = np.random.default_rng(0)
-y = rng.integers(0, 3, size=96)
-x = rng.random((96, 8, 8, 3), "float32") * 0.2
-x[np.arange(96), :, :, y] += 0.8  # the class is the bright channel
-x_train, y_train, x_test, y_test = x[:64], y[:64], x[64:], y[64:]
-keras.utils.set_random_seed(0)
-model = keras.Sequential([
-    keras.Input((8, 8, 3)),
-    keras.layers.Conv2D(4, 3, activation="relu"),
-    keras.layers.GlobalAveragePooling2D(),
-    keras.layers.Dense(3, activation="softmax"),
-])
-model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-model.fit(x_train, y_train, epochs=2, verbose=0)
-
-report = export_tflite(model, f"{tempfile.mkdtemp()}/digits/tflite-int8",
-                       quantization="int8", representative_data=x_train[:200],
-                       verify_data=(x_test, y_test), class_names=["r", "g", "b"])
-print(report.summary())  # agreement, max |diff|, latency, both accuracies
-predictor = load_tflite(report.path)
-names = predictor.predict_classes(x_test[:4])  # e.g. ['g', 'b', 'g', 'g']
-assert report.top1_agreement >= 0.99 and len(names) == 4
+inputs = keras.Input((6,))
+model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+x = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")
+folder = tempfile.mkdtemp()
+phone = export_tflite(model, f"{folder}/tflite-float32", verify_data=x)
+server = export_saved_model(model, f"{folder}/saved_model", verify_data=x)
+assert phone.verified and server.verified  # each file was run and compared
+print(load_tflite(phone.path).predict(x[:2]))  # (2, 2) probabilities
 ```
 """
 

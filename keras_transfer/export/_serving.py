@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,52 +120,3 @@ def write_saved_model(
 
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.write_out(directory, verbose=False)
-
-
-def validate_class_names(class_names: Any) -> list[str] | None:
-    """Returns class names as a list of str, or None."""
-    if class_names is None:
-        return None
-    if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
-        raise ValueError(
-            "Expected class_names to be a list of strings. Received: "
-            f"class_names={class_names!r}"
-        )
-    return list(class_names)
-
-
-def training_metrics(model: Any, metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """User metrics, else the last epoch of ``model.history`` when the model was fit."""
-    if metrics is not None:
-        return {k: float(v) if np.isscalar(v) else v for k, v in metrics.items()}
-    history = getattr(getattr(model, "history", None), "history", None)
-    if not history:
-        return {}
-    return {k: float(v[-1]) for k, v in history.items() if len(v)}
-
-
-def base_manifest(served: Served, fmt: str, quantization: str, **extra: Any) -> dict:
-    """The manifest fields every format shares."""
-    return {
-        "format": fmt,
-        "quantization": quantization,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "source_model": getattr(served.model, "name", None),
-        "raw_input": {"shape": [None, *served.shape], "dtype": served.raw_dtype},
-        "stripped_layers": served.stripped,
-        "notes": served.notes,
-        **extra,
-    }
-
-
-def random_inputs(served: Served, n: int = 64, seed: int = 0) -> np.ndarray:
-    """Random inputs of the served shape (used only when no data was given)."""
-    if any(d is None for d in served.shape):
-        raise ValueError(
-            f"The model input shape {served.shape} has unknown dimensions; pass "
-            "verify_data so verification can run, or verify=False."
-        )
-    rng = np.random.default_rng(seed)
-    if served.raw_dtype == "uint8":
-        return rng.integers(0, 256, size=(n, *served.shape)).astype("uint8")
-    return rng.uniform(0.0, 1.0, size=(n, *served.shape)).astype("float32")

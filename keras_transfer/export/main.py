@@ -94,12 +94,9 @@ def export_main(
 
     folder = tempfile.mkdtemp()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.GlobalMaxPooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, "softmax")(features))
     model.save(os.path.join(folder, "digits.keras"))
     rng = np.random.default_rng(0)  # calibration inputs, with labels for accuracy
     np.savez(os.path.join(folder, "calibration.npz"),

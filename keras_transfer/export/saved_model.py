@@ -9,16 +9,8 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
-from keras_transfer.export import _io, _verify
-from keras_transfer.export._serving import (
-    Served,
-    base_manifest,
-    prepare,
-    random_inputs,
-    training_metrics,
-    validate_class_names,
-    write_saved_model,
-)
+from keras_transfer.export import _pipeline, _verify
+from keras_transfer.export._serving import Served, write_saved_model
 from keras_transfer.export.report import ExportReport
 
 
@@ -94,7 +86,9 @@ def export_saved_model(
             ``"string"``... Defaults to the model's input dtype (float32).
         class_names: list of str. Returned by the signature and written to the
             manifest. Defaults to None.
-        verify_data: array, ``(x, y)`` or dataset. Defaults to 64 random inputs.
+        verify_data: array, ``(x, y)`` or dataset of inputs to verify on (up to 500
+            drawn at random, seed 1, as `export_tflite` does). Defaults to 64
+            random inputs (a note says so).
         verify: bool. Reload and compare before writing. Defaults to True.
         overwrite: bool. Replace an existing export. Defaults to False.
         metrics: dict. Training metrics for the manifest. Defaults to the last epoch
@@ -137,57 +131,40 @@ def export_saved_model(
     assert set(names.numpy()) <= {b"cat", b"dog", b"fox"} and names.shape == (4,)
     ```
     """
-    class_names = validate_class_names(class_names)
-    served = prepare(
+    class_names = _pipeline.validate_class_names(class_names)
+    job = _pipeline.begin(
         model,
+        path,
+        fmt="saved_model",
+        quantization="float32",
+        leaf="saved_model",
+        overwrite=overwrite,
+        min_agreement=min_agreement,
         input_shape=input_shape,
         input_dtype=input_dtype,
         preprocessor=preprocessor,
         include_preprocessing=include_preprocessing,
     )
-    if path is None:
-        path = _io.default_path(served.model, "saved_model")
-    _io.check_target(path, overwrite)
-    report = ExportReport(
-        path=str(path),
-        format="saved_model",
-        quantization="float32",
-        threshold=_verify.threshold_for("float32", min_agreement),
-        stripped_layers=list(served.stripped),
-        notes=list(served.notes),
-    )
-    with _io.atomic_directory(path, overwrite) as tmp:
+    served, report = job.served, job.report
+
+    def write(tmp: Path) -> dict[str, Any]:
         write_saved_model(served, str(tmp), class_names=class_names)
         report.size_bytes = _dir_size(tmp)
         if verify:
-            if verify_data is not None:
-                vx, vy = _io.sample_array(verify_data, "verify_data", served.shape)
-                report.verify_source = "verify_data"
-            else:
-                vx, vy, report.verify_source = random_inputs(served), None, "random"
-                report.notes.append(
-                    "verified on random inputs; pass verify_data for real numbers"
-                )
+            vx, vy = job.verification_inputs(verify_data, seed=1)
             if served.raw_dtype == "uint8" and vx.dtype != np.uint8:
                 vx = np.clip(vx, 0, 255).astype("uint8")
             _verify_dir(report, served, tmp, vx, vy, latency_repeats)
             _verify.enforce(report, max_abs_diff)
-        spec = [None, *served.shape]
         outputs = [{"name": "probabilities", "dtype": "float32"}]
         outputs.append({"name": "class_ids", "shape": [None], "dtype": "int64"})
         if class_names is not None:
             outputs.append({"name": "class_names", "shape": [None], "dtype": "string"})
-        manifest = base_manifest(
-            served,
-            "saved_model",
-            "float32",
-            signature="serving_default",
-            inputs=[{"name": "inputs", "shape": spec, "dtype": served.raw_dtype}],
-            outputs=outputs,
-            class_names=class_names,
-            verification=report.verification_dict(),
-            training_metrics=training_metrics(model, metrics),
-        )
-        _io.write_manifest(tmp, manifest)
-    report.manifest_path = str(Path(path) / _io.MANIFEST)
-    return report
+        spec = {"name": "inputs", "shape": [None, *served.shape]}
+        return {
+            "signature": "serving_default",
+            "inputs": [{**spec, "dtype": served.raw_dtype}],
+            "outputs": outputs,
+        }
+
+    return job.write(write, metrics=metrics, class_names=class_names)

@@ -1,150 +1,26 @@
-"""TFLite (LiteRT) export: SavedModel -> TFLiteConverter, verified with LiteRT."""
+"""TFLite (LiteRT) export: the served function -> SavedModel -> TFLite, verified.
+
+Conversion itself (and why this route) is in ``_convert``; selective int8's search in
+``_selective``; the shared start, verification inputs and verified write in
+``_pipeline``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keras_transfer._backend import tf
-from keras_transfer.config import QUANTIZATIONS
-from keras_transfer.export import _io, _selective, _verify
-from keras_transfer.export._serving import (
-    Served,
-    base_manifest,
-    prepare,
-    random_inputs,
-    training_metrics,
-    validate_class_names,
-    write_saved_model,
-)
-from keras_transfer.export.report import ExportReport, UnsupportedOpError
+from keras_transfer.export import _convert, _io, _pipeline, _selective, _verify
+from keras_transfer.export._convert import INT8
+from keras_transfer.export._serving import Served, write_saved_model
+from keras_transfer.export.report import ExportReport
 
 MODEL_FILE = "model.tflite"
-
-
-def _normalize_quantization(quantization: str | None) -> str:
-    q = "float32" if quantization in (None, "none", "float32") else quantization
-    if q not in QUANTIZATIONS:
-        raise ValueError(
-            "Expected quantization to be None, 'float16', 'dynamic', 'int8' or "
-            f"'int8-full'. Received: quantization={quantization!r}"
-        )
-    return q
-
-
-INT8 = ("int8", "int8-full")
-
-
-def _unsupported_ops(message: str) -> list[str]:
-    ops = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message)
-    for line in re.findall(r"(?:TF Select|Custom) ops: ([^\n]+)", message):
-        ops += [o.strip() for o in line.split(",")]
-    return sorted(set(o for o in ops if o))
-
-
-def _converter(
-    saved_model_dir: str,
-    quantization: str,
-    representative: np.ndarray | None,
-    allow_select_tf_ops: bool,
-    int8_io: bool,
-    for_debugger: bool = False,
-) -> Any:
-    """A configured ``TFLiteConverter``; ``for_debugger`` leaves the op set and the
-    I/O types to the quantization debugger (it needs a calibrate-only converter)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=["serving_default"]
-    )
-    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization in ("float16", "dynamic", *INT8):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantization in INT8:
-        samples = representative.astype("float32")
-
-        def gen():
-            for i in range(len(samples)):
-                yield [samples[i : i + 1]]
-
-        converter.representative_dataset = gen
-        if not for_debugger:
-            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io and not for_debugger:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-    if allow_select_tf_ops:
-        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-    converter.target_spec.supported_ops = ops
-    return converter
-
-
-def _convert(
-    saved_model_dir: str,
-    quantization: str,
-    representative: np.ndarray | None,
-    allow_select_tf_ops: bool,
-    int8_io: bool,
-) -> bytes:
-    converter = _converter(
-        saved_model_dir, quantization, representative, allow_select_tf_ops, int8_io
-    )
-    try:
-        return converter.convert()
-    except Exception as err:  # ConverterError is not exported publicly
-        message = str(err)
-        ops_found = _unsupported_ops(message)
-        if ops_found and not allow_select_tf_ops:
-            raise UnsupportedOpError(
-                f"TFLite cannot convert these TensorFlow ops of the model: "
-                f"{', '.join(ops_found)}. Pass allow_select_tf_ops=True to ship them "
-                "as TF Select (Flex) ops (the app then needs the "
-                "tensorflow-lite-select-tf-ops runtime), or replace the layers that "
-                "use them.",
-                ops_found,
-            ) from err
-        if ops_found:
-            raise UnsupportedOpError(
-                f"TFLite cannot convert these ops even with TF Select: "
-                f"{', '.join(ops_found)} (custom ops). Replace the layers using them.",
-                ops_found,
-            ) from err
-        first = message.strip().splitlines()[:3]
-        raise RuntimeError(
-            f"TFLite conversion ({quantization}) failed: {' '.join(first)[:800]}"
-        ) from err
-
-
-def _tensor_specs(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for d in details:
-        scale, zero_point = d.get("quantization", (0.0, 0))
-        out.append(
-            {
-                "name": d["name"],
-                "shape": [int(v) for v in d.get("shape_signature", d["shape"])],
-                "dtype": np.dtype(d["dtype"]).name,
-                "quantization": {"scale": float(scale), "zero_point": int(zero_point)},
-            }
-        )
-    return out
-
-
-def _io_specs(file: Path) -> dict[str, Any]:
-    """Input/output specs read from the file (works without the Flex delegate)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(file))
-    return {
-        "inputs": _tensor_specs(interpreter.get_input_details()),
-        "outputs": _tensor_specs(interpreter.get_output_details()),
-    }
 
 
 def _run_content(content: bytes, x: np.ndarray, num_threads: int | None) -> tuple:
@@ -177,29 +53,11 @@ def _time_file(
     )
 
 
-def _verification_inputs(
-    report: ExportReport,
-    served: Served,
-    verify_data: Any,
-    rep: tuple[np.ndarray, np.ndarray | None] | None,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    if verify_data is not None:
-        report.verify_source = "verify_data"
-        return _io.sample_array(verify_data, "verify_data", served.shape, seed=seed)
-    if rep is not None:
-        report.verify_source = "representative_data"
-        return rep
-    report.verify_source = "random"
-    report.notes.append("verified on random inputs; pass verify_data for real numbers")
-    return random_inputs(served), None
-
-
 def _selective_int8(
     report: ExportReport,
     sm_dir: str,
-    rep_x: np.ndarray,
     check: Any,
+    rep_x: np.ndarray,
     allow_select_tf_ops: bool,
     int8_io: bool,
 ) -> bytes | None:
@@ -208,7 +66,7 @@ def _selective_int8(
     Returns the passing file's bytes (``report`` filled with its numbers), or None
     when no candidate passed (``report`` keeps the full int8 numbers).
     """
-    converter = _converter(
+    converter = _convert.make_converter(
         sm_dir, "int8", rep_x, allow_select_tf_ops, int8_io, for_debugger=True
     )
     debugger, ranked = _selective.make_debugger(converter, rep_x, int8_io)
@@ -256,9 +114,12 @@ def export_tflite(
 ) -> ExportReport:
     """Exports the inference path of a model to TFLite and verifies the file.
 
-    The model is written as a SavedModel, converted with
-    ``tf.lite.TFLiteConverter.from_saved_model`` (never ``from_keras_model``, which
-    fails on Keras 3 models), run with the LiteRT interpreter and compared with Keras.
+    The inference path is written as a SavedModel (``keras.export.ExportArchive``),
+    converted with ``tf.lite.TFLiteConverter.from_saved_model``, run with the LiteRT
+    interpreter and compared with Keras. ``from_keras_model`` and
+    ``model.export(format="litert")`` convert Keras 3 models too, to the same bytes
+    (``benchmarks/tflite_routes.py``); this route also folds a ``preprocessor`` and
+    gives selective int8 the converter it needs.
     The directory ``path`` gets ``model.tflite`` and ``manifest.json`` only when
     verification passes: everything is written to a temporary sibling first and then
     moved into place.
@@ -351,8 +212,81 @@ def export_tflite(
     assert report.int8_mode in ("full", "selective") and report.verified
     ```
     """
-    quantization = _normalize_quantization(quantization)
-    class_names = validate_class_names(class_names)
+    quantization = _convert.normalize_quantization(quantization)
+    class_names = _pipeline.validate_class_names(class_names)
+    _check_options(quantization, representative_data, int8_io, representative_samples)
+    job = _pipeline.begin(
+        model,
+        path,
+        fmt="tflite",
+        quantization=quantization,
+        leaf=f"tflite-{quantization}",
+        overwrite=overwrite,
+        min_agreement=min_agreement,
+        input_shape=input_shape,
+        preprocessor=preprocessor,
+    )
+    served, report = job.served, job.report
+    rep = None
+    if representative_data is not None:
+        rep = _io.sample_array(
+            representative_data,
+            "representative_data",
+            served.shape,
+            representative_samples,
+            seed=seed,
+        )
+    rep_x = None if rep is None else rep[0]
+    if quantization in INT8:
+        report.int8_mode = "full"
+        report.calibration_samples = len(rep_x)
+    with tempfile.TemporaryDirectory() as sm_dir:
+        write_saved_model(served, sm_dir, extra_outputs=False)
+        convert_as = "int8" if quantization in INT8 else quantization
+        args = (rep_x, allow_select_tf_ops, int8_io)
+        content = _convert.convert(sm_dir, convert_as, *args)
+        if verify:
+            vx, vy = job.verification_inputs(verify_data, seed + 1, fallback=rep)
+            expected = _verify.keras_predict(served.keras_predict, vx)
+
+            def check(candidate: bytes, into: ExportReport) -> bool:
+                actual, into.interpreter = _run_content(candidate, vx, num_threads)
+                _verify.compare(into, expected, actual, vy)
+                return not _verify.problems(into, max_abs_diff)
+
+            passed = check(content, report)
+            if quantization in INT8:
+                report.full_int8_agreement = report.top1_agreement
+                report.full_int8_size_bytes = len(content)
+            if not passed and quantization == "int8":
+                selective = _selective_int8(report, sm_dir, check, *args)
+                content = selective if selective is not None else content
+
+    def write(tmp: Path) -> dict[str, Any]:
+        file = tmp / MODEL_FILE
+        file.write_bytes(content)
+        report.size_bytes = file.stat().st_size
+        if verify:
+            _verify.enforce(report, max_abs_diff, _refusal_hint(quantization))
+            _time_file(report, served, file, vx, latency_repeats, num_threads)
+        return {
+            "model_file": MODEL_FILE,
+            "converter": _convert.CONVERTER,
+            "select_tf_ops": allow_select_tf_ops,
+            **_convert.io_specs(file),
+            "quantization_details": report.quantization_dict(),
+        }
+
+    return job.write(write, metrics=metrics, class_names=class_names)
+
+
+def _check_options(
+    quantization: str,
+    representative_data: Any,
+    int8_io: bool,
+    representative_samples: Any,
+) -> None:
+    """Refuses option combinations that cannot work, before any model work."""
     if quantization in INT8 and representative_data is None:
         raise ValueError(
             "Full int8 quantization needs representative_data (100-500 model inputs "
@@ -370,81 +304,6 @@ def export_tflite(
             "Expected representative_samples to be an int >= 1. Received: "
             f"representative_samples={representative_samples!r}"
         )
-    served = prepare(model, input_shape=input_shape, preprocessor=preprocessor)
-    if path is None:
-        path = _io.default_path(served.model, f"tflite-{quantization}")
-    _io.check_target(path, overwrite)
-    rep = None
-    if representative_data is not None:
-        rep = _io.sample_array(
-            representative_data,
-            "representative_data",
-            served.shape,
-            representative_samples,
-            seed=seed,
-        )
-    report = ExportReport(
-        path=str(path),
-        format="tflite",
-        quantization=quantization,
-        threshold=_verify.threshold_for(quantization, min_agreement),
-        stripped_layers=list(served.stripped),
-        notes=list(served.notes),
-    )
-    if quantization in INT8:
-        report.int8_mode = "full"
-        report.calibration_samples = len(rep[0])
-    with tempfile.TemporaryDirectory() as sm_dir:
-        write_saved_model(served, sm_dir, extra_outputs=False)
-        rep_x = None if rep is None else rep[0]
-        content = _convert(
-            sm_dir,
-            "int8" if quantization in INT8 else quantization,
-            rep_x,
-            allow_select_tf_ops,
-            int8_io,
-        )
-        if verify:
-            vx, vy = _verification_inputs(report, served, verify_data, rep, seed + 1)
-            expected = _verify.keras_predict(served.keras_predict, vx)
-
-            def check(candidate: bytes, into: ExportReport) -> bool:
-                actual, into.interpreter = _run_content(candidate, vx, num_threads)
-                _verify.compare(into, expected, actual, vy)
-                return not _verify.problems(into, max_abs_diff)
-
-            passed = check(content, report)
-            if quantization in INT8:
-                report.full_int8_agreement = report.top1_agreement
-                report.full_int8_size_bytes = len(content)
-            if not passed and quantization == "int8":
-                selective = _selective_int8(
-                    report, sm_dir, rep_x, check, allow_select_tf_ops, int8_io
-                )
-                content = selective if selective is not None else content
-    with _io.atomic_directory(path, overwrite) as tmp:
-        file = tmp / MODEL_FILE
-        file.write_bytes(content)
-        report.size_bytes = file.stat().st_size
-        if verify:
-            _verify.enforce(report, max_abs_diff, _refusal_hint(quantization))
-            _time_file(report, served, file, vx, latency_repeats, num_threads)
-        manifest = base_manifest(
-            served,
-            "tflite",
-            quantization,
-            model_file=MODEL_FILE,
-            converter="tf.lite.TFLiteConverter.from_saved_model",
-            select_tf_ops=allow_select_tf_ops,
-            **_io_specs(file),
-            class_names=class_names,
-            verification=report.verification_dict(),
-            quantization_details=report.quantization_dict(),
-            training_metrics=training_metrics(model, metrics),
-        )
-        _io.write_manifest(tmp, manifest)
-    report.manifest_path = str(Path(path) / _io.MANIFEST)
-    return report
 
 
 def _refusal_hint(quantization: str) -> str | None:

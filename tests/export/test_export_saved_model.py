@@ -85,3 +85,30 @@ def test_multi_output_model_needs_inference_path(tmp_path):
 def test_bad_class_names(digits_model, tmp_path):
     with pytest.raises(ValueError, match="class_names"):
         export_saved_model(digits_model, tmp_path / "x", class_names="0123456789")
+
+
+def test_both_formats_share_the_manifest_and_the_verify_draw(tmp_path):
+    """One pipeline: same shared manifest fields, verify_data drawn the same way."""
+    from keras_transfer.export import export_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    x = np.random.default_rng(0).normal(size=(700, 4)).astype("float32")
+    y = np.arange(700) % 3
+    saved = export_saved_model(model, tmp_path / "sm", verify_data=(x, y))
+    lite = export_tflite(model, tmp_path / "tfl", verify_data=(x, y))
+    for report in (saved, lite):  # up to 500 drawn at random, not the first 500
+        assert report.num_samples == 500 and report.verify_source == "verify_data"
+    assert saved.keras_accuracy == lite.keras_accuracy  # the same 500 inputs
+    manifests = [
+        json.loads((tmp_path / name / "manifest.json").read_text())
+        for name in ("sm", "tfl")
+    ]
+    shared = {"format", "quantization", "created_utc", "source_model", "raw_input"}
+    shared |= {"stripped_layers", "notes", "class_names", "verification"}
+    shared |= {"training_metrics", "files", "versions"}
+    for manifest in manifests:
+        assert shared <= set(manifest), shared - set(manifest)
+    assert manifests[0]["raw_input"] == manifests[1]["raw_input"]
+    assert manifests[1]["converter"] == "tf.lite.TFLiteConverter.from_saved_model"
