@@ -1,22 +1,20 @@
 """Compile recipes: keras-transfer's default losses, metrics and optimizers.
 
-`compile_model` compiles a model and remembers its arguments, so `recompile` (called
-by `freezing.set_trainable` when trainability changes) rebuilds the same recipe with a
-fresh optimizer. This module sits below `freezing` and `builders`: both import it,
-it imports neither.
+`compile_model` compiles a model and records its arguments in the documented attribute
+`model.compile_recipe` (a dict of `compile_model` keyword arguments), so `recompile`
+(called by `freezing.set_trainable` when trainability changes) rebuilds the same recipe
+with a fresh optimizer. A model compiled otherwise (or loaded from a `.keras` file, which
+does not store the attribute) is recompiled from `model.get_compile_config()`. This
+module sits below `freezing` and `builders`: both import it, it imports neither.
 """
 
 from __future__ import annotations
 
 import re
-import weakref
 from typing import Any
 
 from keras_transfer._backend import keras
 from keras_transfer.backbones import find_backbone
-
-# model -> the keyword arguments of its last compile_model() call.
-_COMPILE_ARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _check_lr(name: str, value: Any) -> None:
@@ -192,7 +190,9 @@ def _compile_model(
             else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         )
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    _COMPILE_ARGS[model] = {
+    # The recipe `recompile` rebuilds (an explicit attribute, like keras-hub's
+    # `Task.backbone`; not saved in `.keras` files).
+    model.compile_recipe = {
         "task": task,
         "learning_rate": learning_rate,
         "backbone_learning_rate": backbone_learning_rate,
@@ -213,8 +213,9 @@ def recompile(
     """Recompiles `model` with a fresh optimizer of the same configuration.
 
     Needed after trainability changes, so `fit` traces a new train function over the
-    new trainable weights. Models compiled by `compile_model` keep their defaults;
-    others are recompiled from `model.get_compile_config()`.
+    new trainable weights. A model with a `compile_recipe` (set by `compile_model`)
+    is compiled again from it; others are recompiled from
+    `model.get_compile_config()`.
 
     Args:
         model: keras.Model. A compiled model.
@@ -223,8 +224,12 @@ def recompile(
 
     Returns:
         The model.
+
+    Raises:
+        ValueError: the model was never compiled, or a new learning rate cannot be
+            set on its optimizer.
     """
-    args = _COMPILE_ARGS.get(model)
+    args = getattr(model, "compile_recipe", None)
     if args is not None:
         args = dict(args)
         if learning_rate is not None:
@@ -246,5 +251,35 @@ def recompile(
             )
         opt_config["learning_rate"] = learning_rate
     with model.distribute_strategy.scope():
+        if backbone_learning_rate is not None:
+            config["optimizer"] = _discriminative_from_config(
+                model, config["optimizer"], backbone_learning_rate
+            )
         model.compile_from_config(config)
     return model
+
+
+def _discriminative_from_config(
+    model: keras.Model, opt: Any, backbone_learning_rate: float
+) -> dict:
+    """A serialized `discriminative_optimizer` built from a plain optimizer config."""
+    _check_lr("backbone_learning_rate", backbone_learning_rate)
+    backbone = find_backbone(model)
+    opt_config = opt.get("config") if isinstance(opt, dict) else None
+    if backbone is None or not isinstance(opt_config, dict):
+        raise ValueError(
+            "Expected a model with a nested backbone and a single-optimizer compile "
+            "config to set backbone_learning_rate. Received: a model with "
+            f"backbone={getattr(backbone, 'name', None)!r} and optimizer="
+            f"{opt.get('class_name') if isinstance(opt, dict) else opt!r}. Compile "
+            "it with keras_transfer.compile_model(model, backbone_learning_rate=...)."
+        )
+    backbone_opt = {**opt, "config": {**opt_config}}
+    backbone_opt["config"]["learning_rate"] = backbone_learning_rate
+    optimizer = discriminative_optimizer(
+        model,
+        backbone,
+        keras.optimizers.deserialize(opt),
+        keras.optimizers.deserialize(backbone_opt),
+    )
+    return keras.optimizers.serialize(optimizer)
