@@ -199,12 +199,13 @@ def from_directory(
 
     Examples:
     ```python
-    import tempfile
+    import os, tempfile
     import numpy as np
     from keras_transfer._backend import keras
     from keras_transfer.data import from_directory
     root = tempfile.mkdtemp()
     for name in ("cat", "dog"):
+        os.makedirs(f"{root}/{name}")
         for i in range(4):
             img = np.full((40, 30, 3), 50 * i, "uint8")
             keras.utils.save_img(f"{root}/{name}/{i}.png", img)
