@@ -129,13 +129,7 @@ def representative_config(
     found = _run_data(cfg.model_path)
     if found is not None:
         data, origin = found
-        data = dataclasses.replace(
-            data,
-            image_size=rep.image_size,
-            limit=None,
-            batch_size=rep.batch_size,
-            skip_corrupt=data.skip_corrupt or rep.skip_corrupt,
-        )
+        data = _read_like(data, rep)
         return resolve_image_size(
             data, model_size, "representative.image_size", cfg.model_path
         ), origin
@@ -166,14 +160,20 @@ def target_config(
     if found is None:
         return None
     data, origin = found
-    data = dataclasses.replace(
+    return _read_like(data, rep_cfg), origin
+
+
+def _read_like(data: DataConfig, rep: DataConfig) -> DataConfig:
+    """A run's data section, read at the representative section's image size and
+    batch size, every sample (no ``limit``), skipping corrupt files when either
+    asks to."""
+    return dataclasses.replace(
         data,
-        image_size=rep_cfg.image_size,
+        image_size=rep.image_size,
         limit=None,
-        batch_size=rep_cfg.batch_size,
-        skip_corrupt=data.skip_corrupt or rep_cfg.skip_corrupt,
+        batch_size=rep.batch_size,
+        skip_corrupt=data.skip_corrupt or rep.skip_corrupt,
     )
-    return data, origin
 
 
 def _mix(

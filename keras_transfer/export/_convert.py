@@ -2,15 +2,19 @@
 
 The route is ``keras.export.ExportArchive`` -> SavedModel ->
 ``tf.lite.TFLiteConverter.from_saved_model``. ``benchmarks/tflite_routes.py``
-(results in ``benchmarks/results/tflite_routes.json``) measured it against
+(``benchmarks/results/tflite_routes.json``) measured it against
 ``TFLiteConverter.from_keras_model`` and ``model.export(format="litert")`` with TF 2.21
-and Keras 3.15: all three convert and verify the same models, and write byte-identical
-files, because both others run the same ExportArchive -> SavedModel steps inside.
-This one is kept because it is the only one that converts the served function (the
-inference path with a folded ``preprocessor`` and a raw input dtype such as uint8),
-shares ``write_saved_model`` with `export_saved_model`, and hands back the converter
-object the quantization debugger needs for selective int8; ``model.export`` hides the
-converter and allows TF Select ops unless told otherwise.
+and Keras 3.15 on a small CNN, MobileNetV3Small at 32 px, a CNN behind augmentation
+layers and a DANN inference model: all three convert and verify every one, float32
+and full int8, with the same outputs and sizes within a few bytes, because both
+others run the same ExportArchive -> SavedModel steps inside. The bytes differ in
+names: their signature input is the Keras tensor's generated name (``keras_tensor``,
+``keras_tensor_15``... depending on what the process built before), ours is always
+``inputs``. This route is kept: it converts the served function (the inference path
+with a folded ``preprocessor`` and a raw input dtype such as uint8), shares
+``write_saved_model`` with `export_saved_model`, and hands selective int8 the
+converter object the quantization debugger needs (``model.export`` hides it, and
+allows TF Select ops unless told otherwise).
 """
 
 from __future__ import annotations
