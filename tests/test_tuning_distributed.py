@@ -128,3 +128,11 @@ def test_half_set_environment_is_refused_by_make_tuner(
     assert "Received: " in str(info.value)
     assert not any(tmp_path.iterdir())  # refused before any work
     assert distributed_search({}) is None
+
+
+def test_worker_without_a_chief_says_where_it_looked():
+    from keras_transfer.tuning.distributed import SearchRole, wait_for_oracle
+
+    role = SearchRole("tuner0", "127.0.0.1", _free_port())  # nothing listens there
+    with pytest.raises(TimeoutError, match=r"127\.0\.0\.1:\d+ within 0\.5 s"):
+        wait_for_oracle(role, timeout=0.5)

@@ -11,7 +11,12 @@ from keras_transfer.cli._data import (
     inspect_source,
     load_labelled,
 )
-from keras_transfer.cli._train import classification_section, load_backbone_from_config
+from keras_transfer.cli._train import (
+    classification_section,
+    cluster_end,
+    cluster_start,
+    load_backbone_from_config,
+)
 from keras_transfer.config import ConfigError, TuneConfig, to_dict
 from keras_transfer.runs import RunDir
 
@@ -83,23 +88,74 @@ def run_tune(
     Each finished trial prints one line (trial id, hyperparameters, score), also with
     `verbose=0` (`--quiet` only silences Keras's progress output).
 
-    Returns:
-        The `RunDir` of the finished run.
-    """
-    names = _check(cfg)
-    if not resume and not overwrite and (Path(cfg.runs_dir) / cfg.name).exists():
-        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
-    from keras_transfer import reports
-    from keras_transfer._backend import keras
-    from keras_transfer.data import from_arrays
-    from keras_transfer.tuning import TransferHyperModel, make_tuner, search_summary
+    Many machines, two ways (every machine runs the same command):
 
-    data = load_labelled(cfg.data)
-    shape = data.x_train.shape[1:]
-    load_backbone_from_config(cfg.model, shape)  # fail early on a bad backbone
+    - KerasTuner's distributed search (``KERASTUNER_TUNER_ID``,
+      ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``): the chief serves the
+      oracle, writes `<runs_dir>/<name>/` and, once every worker has finished, the
+      summary, best model and report; each worker runs the trials it is handed
+      and writes only their checkpoints, into the shared `<runs_dir>/<name>/tuner/`.
+    - ``TF_CONFIG``: every trial trains on all workers at once (strategy "auto",
+      i.e. `MultiWorkerMirroredStrategy`); only the chief writes
+      `<runs_dir>/<name>/`, the other workers a private temporary folder removed at
+      the end (on `--resume`, a copy of the chief's trials).
+
+    Returns:
+        The `RunDir` of the finished run (on a worker: the chief's run folder).
+
+    Raises:
+        ConfigError: an invalid config, data source or backbone, or both
+            ``TF_CONFIG`` and ``KERASTUNER_*`` set.
+        ValueError: a half-set ``KERASTUNER_*`` environment.
+        RunExistsError: the run exists and neither `resume` nor `overwrite` is set.
+    """
+    role = _search_role()
+    strategy, runs_dir = cluster_start()
+    names = _check(cfg)
+    if role is not None and not role.is_chief:
+        return _tune_worker(cfg, names, role, strategy)
+    chief = runs_dir is None
+    exists = (Path(cfg.runs_dir) / cfg.name).exists()
+    if chief and not resume and not overwrite and exists:
+        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
+    try:
+        if not chief and resume:  # resume the trials the chief finished
+            _copy_trials(Path(cfg.runs_dir) / cfg.name, Path(runs_dir) / cfg.name)
+        run = _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose)
+    finally:
+        cluster_end(cfg.runs_dir, runs_dir)
+    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
+
+
+def _search_role() -> Any:
+    """KerasTuner's distributed-search role, refusing it together with TF_CONFIG."""
+    from keras_transfer.distribute import parse_tf_config
+    from keras_transfer.tuning import distributed_search
+
+    role = distributed_search()  # ValueError on a half-set environment
+    spec = parse_tf_config()
+    if role is not None and spec is not None and spec.num_workers > 1:
+        raise ConfigError(
+            "Expected either TF_CONFIG (each trial trained on several machines) or "
+            "KERASTUNER_TUNER_ID/KERASTUNER_ORACLE_IP/KERASTUNER_ORACLE_PORT (trials "
+            "spread over machines), not both: unset one of them. Received: both"
+        )
+    return role
+
+
+def _copy_trials(shared: Path, private: Path) -> None:
+    import shutil
+
+    if (shared / "tuner").is_dir():
+        shutil.copytree(shared / "tuner", private / "tuner", dirs_exist_ok=True)
+
+
+def _hypermodel(cfg: TuneConfig, names: list[str], shape: tuple) -> Any:
+    from keras_transfer.tuning import TransferHyperModel
+
     t = cfg.tuning
     depths = t.unfreeze_depths[0] if t.unfreeze_depths == ["all"] else t.unfreeze_depths
-    hypermodel = TransferHyperModel(
+    return TransferHyperModel(
         lambda: load_backbone_from_config(cfg.model, shape),
         len(names),
         learning_rate=[float(v) for v in t.learning_rates],
@@ -108,39 +164,116 @@ def run_tune(
         head_units=cfg.model.head_units if cfg.model.head == "mlp" else None,
         input_shape=tuple(shape),
     )
+
+
+def _tuner(cfg: TuneConfig, hypermodel: Any, directory: Path, strategy: Any) -> Any:
+    from keras_transfer.tuning import make_tuner
+
+    t = cfg.tuning
+    extra = {"max_epochs": t.epochs} if t.tuner == "hyperband" else {}
+    return make_tuner(
+        t.tuner,
+        hypermodel,
+        t.objective,
+        max_trials=t.max_trials,
+        directory=str(directory),
+        project_name="tuner",
+        seed=cfg.data.seed,
+        distribution_strategy=strategy,
+        on_trial_end=_trial_reporter(
+            None if t.tuner == "hyperband" else t.max_trials, t.objective
+        ),
+        **extra,
+    )
+
+
+def _search(cfg: TuneConfig, tuner: Any, data: Any, callbacks: list) -> None:
+    from keras_transfer.data import from_arrays
+
+    batch = cfg.data.batch_size
+    train = from_arrays(data.x_train, data.y_train, batch_size=batch)
+    val = from_arrays(data.x_val, data.y_val, batch_size=batch, shuffle=False)
+    tuner.search(
+        train,
+        validation_data=val,
+        epochs=cfg.tuning.epochs,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
+def _tune_worker(cfg: TuneConfig, names: list[str], role: Any, strategy: Any) -> RunDir:
+    """A worker of a distributed search: runs the trials the chief's oracle hands it.
+
+    It writes only the trials' files, into the shared `<runs_dir>/<name>/tuner/`;
+    `make_tuner` waits for the chief's oracle first, so the chief has set the run
+    folder up before anything is written there.
+    """
+    data = load_labelled(cfg.data)
+    shape = data.x_train.shape[1:]
+    load_backbone_from_config(cfg.model, shape)  # fail early on a bad backbone
+    path = Path(cfg.runs_dir) / cfg.name
+    tuner = _tuner(cfg, _hypermodel(cfg, names, shape), path, strategy)
+    _search(cfg, tuner, data, [])
+    print(
+        f"tuner {role.tuner_id}: no trial left at the oracle {role.address}; the "
+        f"chief writes the run {path}",
+        flush=True,
+    )
+    return RunDir(path)
+
+
+def _best_model(tuner: Any, chief: bool, shared: Path, strategy: Any) -> Any:
+    """The best trial's model; a TF_CONFIG worker loads the chief's checkpoint.
+
+    KerasTuner saves a non-chief worker's checkpoints to a folder it removes at
+    once, so that worker builds the same model in step with the chief (creating
+    variables is collective) and loads the chief's `checkpoint.weights.h5`,
+    written before the chief's build could complete.
+    """
+    if chief:
+        return tuner.get_best_models(1)[0]
+    from keras_transfer._backend import keras
+    from keras_transfer.distribute import maybe_distribute
+
+    trial = tuner.oracle.get_best_trials(1)[0]
+    keras.backend.clear_session()
+    with maybe_distribute(strategy):
+        model = tuner.hypermodel.build(trial.hyperparameters)
+        checkpoint = shared / "tuner" / f"trial_{trial.trial_id}"
+        model.load_weights(str(checkpoint / "checkpoint.weights.h5"))
+    return model
+
+
+def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
+    chief = runs_dir is None
+    runs_dir = cfg.runs_dir if chief else runs_dir
+    from keras_transfer import reports
+    from keras_transfer._backend import keras
+    from keras_transfer.distribute import maybe_distribute
+    from keras_transfer.tuning import search_summary
+
+    data = load_labelled(cfg.data)
+    shape = data.x_train.shape[1:]
+    with maybe_distribute(strategy):
+        load_backbone_from_config(cfg.model, shape)  # fail early on a bad backbone
+    hypermodel = _hypermodel(cfg, names, shape)
+    t = cfg.tuning
     resolved = to_dict(cfg)
     resolved["model"]["num_classes"] = len(names)
     run = RunDir.create(
-        cfg.runs_dir, cfg.name, config=resolved, resume=resume, overwrite=overwrite
+        runs_dir,
+        cfg.name,
+        config=resolved,
+        resume=resume and chief,
+        overwrite=overwrite and chief,
     )
     try:
         run.write_json("classes.json", names)
-        extra = {"max_epochs": t.epochs} if t.tuner == "hyperband" else {}
-        tuner = make_tuner(
-            t.tuner,
-            hypermodel,
-            t.objective,
-            max_trials=t.max_trials,
-            directory=str(run.path),
-            project_name="tuner",
-            seed=cfg.data.seed,
-            on_trial_end=_trial_reporter(
-                None if t.tuner == "hyperband" else t.max_trials, t.objective
-            ),
-            **extra,
-        )
-        batch = cfg.data.batch_size
-        train = from_arrays(data.x_train, data.y_train, batch_size=batch)
-        val = from_arrays(data.x_val, data.y_val, batch_size=batch, shuffle=False)
-        tuner.search(
-            train,
-            validation_data=val,
-            epochs=t.epochs,
-            verbose=0,
-            callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
-        )
+        tuner = _tuner(cfg, hypermodel, run.path, strategy)
+        _search(cfg, tuner, data, [keras.callbacks.TensorBoard(str(run.logs_dir))])
         rows = search_summary(tuner)
-        best = tuner.get_best_models(1)[0]
+        best = _best_model(tuner, chief, Path(cfg.runs_dir) / cfg.name, strategy)
         best.save(run.model_path)
         trials = [
             {

@@ -19,7 +19,16 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-__all__ = ["ENV_VARS", "SearchRole", "distributed_search"]
+__all__ = [
+    "ENV_VARS",
+    "ORACLE_WAIT",
+    "SearchRole",
+    "distributed_search",
+    "wait_for_oracle",
+]
+
+#: Seconds a worker waits for the chief's oracle (KerasTuner's own RPC timeout).
+ORACLE_WAIT = 3600.0
 
 #: The environment variables of KerasTuner's distributed search.
 ENV_VARS = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
@@ -119,3 +128,31 @@ def distributed_search(environ: Mapping[str, str] | None = None) -> SearchRole |
     if not 1 <= number <= 65535:
         raise _bad("KERASTUNER_ORACLE_PORT to be an int in [1, 65535]", shown)
     return SearchRole(tuner_id.strip(), ip.strip(), number)
+
+
+def wait_for_oracle(role: SearchRole, timeout: float | None = None) -> None:
+    """Blocks until the chief's oracle at ``role.address`` accepts connections.
+
+    Args:
+        role: `SearchRole`. This worker's role (`distributed_search`).
+        timeout: float or None. Seconds to wait; None waits `ORACLE_WAIT`.
+
+    Raises:
+        TimeoutError: no oracle answered in time; the message names the address
+            and the variables to check.
+    """
+    import grpc
+
+    timeout = ORACLE_WAIT if timeout is None else timeout
+    channel = grpc.insecure_channel(role.address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError as err:
+        raise TimeoutError(
+            f"Expected the chief's oracle to answer at {role.address} within "
+            f"{timeout:g} s: start the chief (KERASTUNER_TUNER_ID=chief) or fix "
+            "KERASTUNER_ORACLE_IP/KERASTUNER_ORACLE_PORT. Received: no answer "
+            f"(KERASTUNER_TUNER_ID={role.tuner_id!r})"
+        ) from err
+    finally:
+        channel.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from keras_transfer.tuning.distributed import distributed_search
+from keras_transfer.tuning.distributed import distributed_search, wait_for_oracle
 
 __all__ = ["KNOWN_OBJECTIVES", "TUNERS", "make_tuner"]
 
@@ -49,9 +49,11 @@ def make_tuner(
     the chief, ``search`` serves the one oracle and returns when every worker has
     finished (the chief trains nothing); its tuner then holds every trial
     (`search_summary`, ``get_best_hyperparameters``, ``get_best_models``). On a
-    worker, ``search`` runs the trials the oracle hands it; ``overwrite`` is
-    ignored there (only the chief clears the shared folder, a worker starting
-    late would delete trials the others wrote).
+    worker, ``make_tuner`` first waits for the chief's oracle (`wait_for_oracle`,
+    so nothing is written to the shared folder before the chief has set it up),
+    then ``search`` runs the trials the oracle hands it; ``overwrite`` is ignored
+    there (only the chief clears the shared folder, a worker starting late would
+    delete trials the others wrote).
 
     Args:
         kind: str. "random", "bayesian", "hyperband" or "grid".
@@ -96,6 +98,7 @@ def make_tuner(
         kwargs.setdefault("max_epochs", 3)
     if role is not None and not role.is_chief:
         overwrite = False
+        wait_for_oracle(role)
     cls = TUNERS[kind]
     if on_trial_end is not None:
         cls = _reporting(cls, on_trial_end)
