@@ -9,9 +9,25 @@ import numpy as np
 from keras_transfer._backend import tf
 
 
-def _as_dataset(data: Any, role: str) -> tf.data.Dataset:
+def _files(data: Any) -> bool:
+    from keras_transfer.data.folders import ImageFiles
+
+    if isinstance(data, ImageFiles):
+        return True
+    return isinstance(data, tuple | list) and bool(data) and _files(data[0])
+
+
+def _as_dataset(
+    data: Any, role: str, shuffle: bool = False, seed: int = 0
+) -> tf.data.Dataset:
     if isinstance(data, tf.data.Dataset):
         return data
+    if _files(data):  # a streamed image folder: file names shuffled, then decoded
+        from keras_transfer.data.folders import files_dataset
+
+        parts = data if isinstance(data, tuple | list) else (data,)
+        rest = [np.asarray(a) for a in parts[1:]]
+        return files_dataset(parts[0], *rest, shuffle=shuffle, seed=seed)
     if isinstance(data, np.ndarray) or tf.is_tensor(data):
         return tf.data.Dataset.from_tensor_slices(data)
     if isinstance(data, (tuple, list)) and all(
@@ -58,8 +74,10 @@ def domain_pairs(
 
     Args:
         source_ds: tf.data.Dataset yielding ``(x, y)`` or ``(x, y, w)``, or a tuple
-            of arrays ``(x, y)``/``(x, y, w)``.
-        target_ds: tf.data.Dataset yielding ``x`` only, or an array.
+            of arrays ``(x, y)``/``(x, y, w)`` (``x`` may be
+            `folders.ImageFiles`: streamed from disk).
+        target_ds: tf.data.Dataset yielding ``x`` only, or an array (or
+            `ImageFiles`).
         batch_size: int. Examples per domain per batch.
         shuffle: bool. Shuffle both domains. Defaults to True.
         seed: int. Shuffle seed. Defaults to 0.
@@ -88,8 +106,8 @@ def domain_pairs(
         raise ValueError(
             f"Expected batch_size to be an int >= 1. Received: {batch_size!r}"
         )
-    source = _as_dataset(source_ds, "source_ds")
-    target = _as_dataset(target_ds, "target_ds")
+    source = _as_dataset(source_ds, "source_ds", shuffle, seed)
+    target = _as_dataset(target_ds, "target_ds", shuffle, seed + 1)
     source = source.unbatch() if _looks_batched(source) else source
     target = target.unbatch() if _looks_batched(target) else target
     s_spec, t_spec = source.element_spec, target.element_spec
@@ -120,8 +138,11 @@ def domain_pairs(
         )
     n_s = int(source.cardinality())
     n_t = int(target.cardinality())
-    if shuffle:
+    # Streamed folders (`ImageFiles`) are shuffled by file name above, with no
+    # buffer of decoded images.
+    if shuffle and not _files(source_ds):
         source = source.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+    if shuffle and not _files(target_ds):
         target = target.shuffle(
             buffer_size, seed=seed + 1, reshuffle_each_iteration=True
         )

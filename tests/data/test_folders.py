@@ -238,3 +238,21 @@ def test_cli_train_evaluate_export_on_a_streamed_folder(tmp_path, monkeypatch):
     assert [r["quantization"] for r in summary] == ["float32", "int8"]
     assert summary[0]["agreement"] == 1.0
     assert summary[1]["calibration_samples"] == 13  # the run's training split
+
+
+def test_domain_pairs_streams_image_files(tmp_path):
+    from keras_transfer.data import domain_pairs
+
+    src_paths, src_labels, _ = list_image_files(_folder(tmp_path / "s", (3, 3)))
+    tgt_paths, _, _ = list_image_files(_folder(tmp_path / "t", (2, 2), seed=1))
+    source = ImageFiles(src_paths, (SIZE, SIZE))
+    target = ImageFiles(tgt_paths, (SIZE, SIZE))
+    eager = np.asarray(source)
+    pairs = list(domain_pairs((source, src_labels), target, batch_size=2, seed=0))
+    assert len(pairs) == 3  # one pass over the larger domain
+    xs = np.concatenate([x["source"].numpy() for x, _ in pairs])
+    ys = np.concatenate([y.numpy() for _, y in pairs])
+    assert xs.shape == (6, SIZE, SIZE, 3) and pairs[0][0]["target"].shape[0] == 2
+    for image, label in zip(xs, ys):  # every label still belongs to its image
+        (row,) = np.flatnonzero((eager == image).all(axis=(1, 2, 3)))
+        assert src_labels[row] == label
