@@ -119,8 +119,6 @@ def run_tune(
     if chief and not resume and not overwrite and exists:
         RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
     try:
-        if not chief and resume:  # resume the trials the chief finished
-            _copy_trials(Path(cfg.runs_dir) / cfg.name, Path(runs_dir) / cfg.name)
         run = _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose)
     finally:
         cluster_end(cfg.runs_dir, runs_dir)
@@ -270,6 +268,8 @@ def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Run
     )
     try:
         run.write_json("classes.json", names)
+        if not chief and resume:  # skip the trials the chief finished, in step
+            _copy_trials(Path(cfg.runs_dir) / cfg.name, run.path)
         tuner = _tuner(cfg, hypermodel, run.path, strategy)
         _search(cfg, tuner, data, [keras.callbacks.TensorBoard(str(run.logs_dir))])
         rows = search_summary(tuner)
