@@ -1,7 +1,8 @@
 """benchmarks/tflite_routes.py: each route converts and is measured the same way."""
 
-import importlib.util
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,10 +14,7 @@ _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tflite_routes.py
 
 @pytest.fixture(scope="module")
 def routes():
-    spec = importlib.util.spec_from_file_location("tflite_routes", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return SimpleNamespace(**runpy.run_path(str(_SCRIPT), run_name="tflite_routes"))
 
 
 def test_every_route_converts_and_verifies_a_model_with_augmentation(routes):
