@@ -1,4 +1,11 @@
-"""Builders: a backbone plus a new head, compiled and ready for `model.fit`."""
+"""Builders: a backbone plus a new head, compiled and ready for `model.fit`.
+
+A built model knows its parts explicitly, as a keras-hub `Task` does:
+`model.backbone` is the backbone layer (`find_backbone`, `set_trainable` and
+`fine_tune` use it) and `model.compile_recipe` the `compile_model` arguments that
+`recompile` rebuilds. Neither is saved in a `.keras` file: a loaded model falls back
+to `find_backbone`'s guess and to its saved compile config.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from keras_transfer.compiling import (
     discriminative_optimizer,
     recompile,
 )
-from keras_transfer.freezing import register_parent, set_trainable
+from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import classification_head, regression_head
 
 # compile_model, recompile and discriminative_optimizer live in `compiling` (below
@@ -25,16 +32,47 @@ __all__ = [
     "build_regressor",
     "compile_model",
     "discriminative_optimizer",
+    "inputs_and_features",
     "recompile",
 ]
 
 
-def _inputs_and_features(
+def inputs_and_features(
     bb: LoadedBackbone,
-    input_shape: tuple | None,
-    include_preprocessing: bool,
+    input_shape: tuple | None = None,
+    include_preprocessing: bool = True,
     augmentation: Any = None,
 ) -> tuple[Any, Any]:
+    """Makes a model's inputs and runs the backbone on them (shared by the builders).
+
+    Args:
+        bb: LoadedBackbone. See `load_backbone`.
+        input_shape: tuple or None. Shape of one raw input; None uses the
+            backbone's. Ignored for text backbones (their inputs are the
+            backbone's). Defaults to None.
+        include_preprocessing: bool. Run the backbone's preprocessor first.
+            Defaults to True.
+        augmentation: keras.layers.Layer or None. Applied to the raw inputs before
+            preprocessing. Defaults to None.
+
+    Returns:
+        `(inputs, features)`: a `keras.Input` (a dict of them for text) and the
+        backbone's symbolic output.
+
+    Raises:
+        ValueError: neither `input_shape` nor the backbone gives an input shape.
+
+    Examples:
+    ```python
+    from keras_transfer import load_backbone
+    from keras_transfer.builders import inputs_and_features
+    bb = load_backbone(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    inputs, features = inputs_and_features(bb)
+    assert tuple(inputs.shape) == (None, 32, 32, 3) and len(features.shape) == 4
+    ```
+    """
     if bb.modality == "text":
         inputs = {
             name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name)
@@ -75,12 +113,12 @@ def _build(
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
         warn_if_frozen_random(bb, unfreeze_depth)
-        inputs, features = _inputs_and_features(
+        inputs, features = inputs_and_features(
             bb, input_shape, include_preprocessing, augmentation
         )
         outputs = head_fn(features)
         model = keras.Model(inputs, outputs, name=name or kind)
-        register_parent(bb.model, model)
+        model.backbone = bb.model  # explicit, as keras-hub's Task.backbone
         set_trainable(
             model, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
         )
@@ -150,7 +188,9 @@ def build_classifier(
         **backbone_kwargs: Passed to `load_backbone` (e.g. `weights=None`).
 
     Returns:
-        A `keras.Model` whose output is class probabilities.
+        A `keras.Model` whose output is class probabilities, with the attributes
+        `backbone` (the backbone layer) and, when compiled, `compile_recipe` (the
+        `compile_model` arguments `recompile` reuses); see the module docstring.
 
     Raises:
         ValueError: invalid arguments (each names the value received).

@@ -2,14 +2,19 @@
 
 BatchNormalization layers stay frozen -- and so, in Keras 3, in inference mode --
 unless `train_batchnorm=True` (the keras.io fine-tuning rule). A compiled model whose
-trainability changes is recompiled with a fresh optimizer, so `fit` never runs a stale
-train function over the old trainable weights.
+trainability changes is recompiled with a fresh optimizer (`compiling.recompile`), so
+`fit` never runs a stale train function over the old trainable weights.
+
+This module is the one home of the policy (text encoders and keras-hub backbones use
+it too), of the transformer-block detector (`is_block`, `transformer_blocks`) and of
+`count_params`. A model names its backbone explicitly with `model.backbone` (set by
+the builders; see `backbones.find_backbone` for the fallback).
 """
 
 from __future__ import annotations
 
 import re
-import weakref
+import warnings
 from typing import Any
 
 from keras_transfer._backend import keras
@@ -18,19 +23,28 @@ from keras_transfer.compiling import recompile as _recompile
 
 UnfreezeDepth = int | str
 
-# Transformer blocks count as one unit for unfreeze_depth=N.
+# The one transformer-block detector (by class name): keras-hub's TransformerEncoder
+# and TransformerDecoder, and the *EncoderLayer/*DecoderLayer/*Block classes of its
+# model families. Transformer blocks count as one unit for unfreeze_depth=N.
 _BLOCK_PATTERN = re.compile(
     r"(Transformer(Encoder|Decoder|Layer|Block)|EncoderBlock|DecoderBlock|"
     r"CachedGemmaDecoderBlock|.*DecoderLayer|.*EncoderLayer)$"
 )
 
-# backbone -> models built around it, so changing a backbone recompiles its parents.
-_PARENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def register_parent(backbone: Any, model: Any) -> None:
-    """Records that `model` contains `backbone` (builders call this)."""
-    _PARENTS.setdefault(backbone, weakref.WeakSet()).add(model)
+    """Deprecated, does nothing: a model names its backbone with `model.backbone`.
+
+    Kept for one release. `set_trainable(model, ...)` recompiles `model`; after
+    changing a bare backbone, call `recompile(model)` (or pass the model).
+    """
+    warnings.warn(
+        "keras_transfer.freezing.register_parent is deprecated and does nothing; it "
+        "will be removed in the next release. Set model.backbone = backbone instead "
+        "(the builders do).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
 
 
 def set_layer_trainable(layer: Any, value: bool) -> None:
@@ -107,7 +121,31 @@ def trainable_units(backbone: Any) -> list:
 
 
 def is_block(layer: Any) -> bool:
+    """Whether `layer` is a transformer block (the one detector, by class name)."""
     return bool(_BLOCK_PATTERN.match(type(layer).__name__))
+
+
+def transformer_blocks(backbone: Any) -> list:
+    """Returns the transformer blocks of `backbone`, input end first.
+
+    Args:
+        backbone: keras.Model or keras.layers.Layer.
+
+    Returns:
+        A list of the blocks `is_block` detects (empty for a CNN).
+
+    Examples:
+    ```python
+    import keras_hub
+    from keras_transfer.freezing import transformer_blocks
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=10, num_layers=2, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=8,
+    )
+    assert len(transformer_blocks(backbone)) == 2
+    ```
+    """
+    return [unit for unit in trainable_units(backbone) if is_block(unit)]
 
 
 def depth_units(backbone: Any) -> list:
@@ -136,9 +174,12 @@ def set_trainable(
 ) -> Any:
     """Sets which part of a backbone trains.
 
-    Given a model made by keras-transfer's builders (or any model with a nested
-    backbone model), the policy applies to the backbone and the head stays trainable.
-    Given a bare backbone, it applies to it directly.
+    Given a model that names its backbone (`model.backbone`, set by the builders and
+    by keras-hub tasks, or a `TextEncoder`) or holds a nested backbone model (see
+    `find_backbone`), the policy applies to the backbone and the rest stays
+    trainable. Given a bare backbone, it applies to it directly. A compiled model is
+    recompiled; a bare backbone used inside a model is not, as it cannot know that
+    model: call `recompile(model)` before `fit` (a warning says so), or pass the model.
 
     Args:
         model_or_backbone: keras.Model or keras.layers.Layer.
@@ -147,9 +188,8 @@ def set_trainable(
             output end (a transformer block counts as one unit).
         train_batchnorm: bool. Let BatchNormalization layers in the trainable part
             train (and so use batch statistics). Defaults to False.
-        recompile: bool. If the model (or a model built around the backbone) is
-            compiled, recompile it with a fresh optimizer of the same configuration.
-            Defaults to True.
+        recompile: bool. If the model passed is compiled, recompile it with a fresh
+            optimizer of the same recipe (`compiling.recompile`). Defaults to True.
 
     Returns:
         The model or backbone passed in.
@@ -170,7 +210,7 @@ def set_trainable(
     """
     depth = check_unfreeze_depth(unfreeze_depth)
     target = model_or_backbone
-    backbone = find_backbone(target) if isinstance(target, keras.Model) else None
+    backbone = find_backbone(target)
     backbone = backbone if backbone is not None else target
     if backbone is not target:
         set_layer_trainable(
@@ -185,9 +225,10 @@ def set_trainable(
         if depth != "all":
             if depth > len(counted):
                 raise ValueError(
-                    f"unfreeze_depth={depth} exceeds the backbone's depth: it has "
-                    f"{len(counted)} weight-holding layers (or transformer blocks). "
-                    f"Use a value in [0, {len(counted)}] or 'all'."
+                    f"Expected unfreeze_depth to be an int in [0, {len(counted)}] or "
+                    f"'all': the backbone {backbone.name!r} has {len(counted)} "
+                    "weight-holding layers (or transformer blocks), counted from the "
+                    f"output end. Received: unfreeze_depth={depth}"
                 )
             # Everything from the lowest selected unit upwards trains (for
             # transformers: the top N blocks plus the pooler/norm above them).
@@ -198,18 +239,67 @@ def set_trainable(
             for layer in _all_layers(backbone):
                 if is_batchnorm(layer):
                     set_layer_trainable(layer, False)
-    if recompile:
-        parents = {id(p): p for p in _PARENTS.get(backbone, ())}
-        if isinstance(target, keras.Model):
-            parents[id(target)] = target
-        for parent in parents.values():
-            if getattr(parent, "compiled", False) and parent.optimizer is not None:
-                _recompile(parent)
+    if not recompile:
+        return model_or_backbone
+    compiled = getattr(target, "compiled", False) and (
+        getattr(target, "optimizer", None) is not None
+    )
+    if isinstance(target, keras.Model) and compiled:
+        _recompile(target)
+    elif backbone is target and getattr(target, "_inbound_nodes", None):
+        warnings.warn(
+            f"set_trainable changed {target.name!r}, which is used inside another "
+            "model; that model is not recompiled, so its next fit would train the old "
+            "trainable weights. Call keras_transfer.recompile(model) before fit, or "
+            "pass the model: set_trainable(model, ...) applies the policy to "
+            "model.backbone and recompiles.",
+            stacklevel=2,
+        )
     return model_or_backbone
 
 
-def count_params(weights: list) -> int:
+def _n_params(weights: list) -> int:
     return int(sum(int(keras.ops.size(w)) for w in weights))
+
+
+def count_params(model: Any) -> dict[str, int]:
+    """Counts a model's trainable and frozen parameters.
+
+    Args:
+        model: keras.Model or keras.layers.Layer. (A list of weights, the old
+            signature, still returns their size as an int, with a
+            DeprecationWarning, for one release.)
+
+    Returns:
+        `{"trainable": n, "non_trainable": m, "total": n + m}`.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.freezing import count_params, set_trainable
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)]
+    )
+    set_trainable(backbone, 1)
+    assert count_params(backbone) == {"trainable": 18, "non_trainable": 40,
+                                      "total": 58}
+    ```
+    """
+    if isinstance(model, list | tuple):
+        warnings.warn(
+            "count_params(weights) is deprecated: pass the model or layer "
+            "(count_params(model) returns trainable, non_trainable and total).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _n_params(list(model))
+    trainable = _n_params(model.trainable_weights)
+    frozen = _n_params(model.non_trainable_weights)
+    return {
+        "trainable": trainable,
+        "non_trainable": frozen,
+        "total": trainable + frozen,
+    }
 
 
 def trainable_summary(model: Any, print_fn: Any = print) -> dict:
@@ -234,8 +324,7 @@ def trainable_summary(model: Any, print_fn: Any = print) -> dict:
     """
     rows = []
     backbone = find_backbone(model) if isinstance(model, keras.Model) else None
-    layers = _children(model) if backbone is None else _children(model)
-    for layer in layers:
+    for layer in _children(model):
         if layer is backbone:
             for unit in trainable_units(backbone):
                 rows.append(
@@ -243,7 +332,7 @@ def trainable_summary(model: Any, print_fn: Any = print) -> dict:
                         f"{backbone.name}/{unit.name}",
                         type(unit).__name__,
                         bool(unit.trainable_weights),
-                        count_params(unit.trainable_weights),
+                        _n_params(unit.trainable_weights),
                     )
                 )
             continue
@@ -253,11 +342,11 @@ def trainable_summary(model: Any, print_fn: Any = print) -> dict:
                     layer.name,
                     type(layer).__name__,
                     bool(layer.trainable_weights),
-                    count_params(layer.trainable_weights),
+                    _n_params(layer.trainable_weights),
                 )
             )
-    trainable = count_params(model.trainable_weights)
-    non_trainable = count_params(model.non_trainable_weights)
+    counts = count_params(model)
+    trainable, non_trainable = counts["trainable"], counts["non_trainable"]
     result = {
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,

@@ -166,14 +166,15 @@ def build_multitask(
         **backbone_kwargs: passed to ``load_backbone``.
 
     Returns:
-        A ``keras.Model`` with a dict output keyed by task name.
+        A ``keras.Model`` with a dict output keyed by task name; its attribute
+        ``backbone`` is the shared backbone layer (see ``builders``).
 
     Raises:
         ValueError: for empty heads, invalid specs or unknown loss_weights keys.
     """
     from keras_transfer.backbones import load_backbone
-    from keras_transfer.builders import _inputs_and_features
-    from keras_transfer.freezing import register_parent, set_trainable
+    from keras_transfer.builders import inputs_and_features
+    from keras_transfer.freezing import set_trainable
     from keras_transfer.heads import pool_features
 
     if not isinstance(heads, dict) or not heads:
@@ -188,11 +189,11 @@ def build_multitask(
             f"loss_weights names unknown tasks {unknown}. Tasks: {sorted(specs)}"
         )
     bb = load_backbone(backbone, **backbone_kwargs)
-    inputs, features = _inputs_and_features(bb, input_shape, include_preprocessing)
+    inputs, features = inputs_and_features(bb, input_shape, include_preprocessing)
     pooled = pool_features(features, pooling)
     outputs = {task: _head(pooled, task, spec) for task, spec in specs.items()}
     model = keras.Model(inputs, outputs, name=name or "multitask")
-    register_parent(bb.model, model)
+    model.backbone = bb.model  # explicit (find_backbone, set_trainable, fine_tune)
     set_trainable(
         model, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
     )

@@ -70,15 +70,118 @@ def test_set_trainable_recompiles_compiled_model():
     assert not np.array_equal(before, conv3.kernel.numpy())
 
 
-def test_set_trainable_on_backbone_recompiles_parent():
+def test_set_trainable_on_bare_backbone_warns_then_recompile_trains():
+    # No hidden parent registry: a bare backbone cannot know the model around it,
+    # so set_trainable says what to do and recompile(model) makes fit see it.
+    from keras_transfer.compiling import recompile
+
     model = build_classifier(tiny_bn_backbone(), 2, unfreeze_depth=0)
     x, y = _data()
     model.fit(x, y, epochs=1, verbose=0)
-    backbone = find_backbone(model)
-    before = backbone.get_layer("conv3").kernel.numpy().copy()
-    set_trainable(backbone, 1)  # the backbone, not the model
+    backbone = model.backbone
+    conv3 = backbone.get_layer("conv3")
+    before = conv3.kernel.numpy().copy()
+    with pytest.warns(UserWarning, match=r"recompile\(model\) before fit"):
+        set_trainable(backbone, 1)  # the backbone, not the model
+    assert model.train_function is not None  # not recompiled behind the user's back
+    recompile(model)
     model.fit(x, y, epochs=1, verbose=0)
-    assert not np.array_equal(before, backbone.get_layer("conv3").kernel.numpy())
+    assert not np.array_equal(before, conv3.kernel.numpy())
+
+
+def test_fresh_bare_backbone_does_not_warn(recwarn):
+    set_trainable(tiny_bn_backbone(), 1)
+    assert not [w for w in recwarn if "recompile" in str(w.message)]
+
+
+def test_builders_name_the_backbone_explicitly():
+    backbone = tiny_bn_backbone()
+    model = build_classifier(backbone, 2, unfreeze_depth=1)
+    assert model.backbone is backbone and find_backbone(model) is backbone
+    assert model.compile_recipe["learning_rate"] == 1e-3
+    assert model.compile_recipe["task"] == "classification"
+
+
+def test_explicit_backbone_wins_over_the_heuristic():
+    # Two nested models: the guess picks the bigger one; model.backbone says which.
+    small = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, name="s")], name="small"
+    )
+    big = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(64, name="b")], name="big"
+    )
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, big(small(inputs)))
+    assert find_backbone(model) is big
+    model.backbone = small
+    assert find_backbone(model) is small
+    set_trainable(model, 0, recompile=False)
+    assert not small.trainable_weights and big.trainable_weights
+
+
+def test_save_load_set_trainable_fit_round_trip(tmp_path):
+    # A .keras file keeps neither attribute: the loaded model falls back to the
+    # nested-model guess and to its saved compile config, and still fine-tunes.
+    import keras_transfer as kt
+
+    model = build_classifier(
+        tiny_bn_backbone(), 2, unfreeze_depth=0, learning_rate=1e-2
+    )
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = kt.load_model(path)
+    assert not hasattr(loaded, "compile_recipe")
+    backbone = find_backbone(loaded)
+    assert backbone.name == "tiny_backbone"
+    assert [u.trainable for u in trainable_units(backbone)] == [False] * 3
+    loaded.fit(x, y, epochs=1, verbose=0)
+    set_trainable(loaded, 1)
+    assert loaded.train_function is None  # recompiled from its compile config
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(1e-2)
+    conv2, conv3 = backbone.get_layer("conv2"), backbone.get_layer("conv3")
+    before = [conv2.kernel.numpy().copy(), conv3.kernel.numpy().copy()]
+    loaded.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(before[0], conv2.kernel.numpy())
+    assert not np.array_equal(before[1], conv3.kernel.numpy())
+
+
+def test_recompile_backbone_learning_rate_without_recipe(tmp_path):
+    # Was silently ignored for a model without a recipe (e.g. a loaded one).
+    import keras_transfer as kt
+    from keras_transfer.compiling import recompile
+
+    model = build_classifier(tiny_bn_backbone(), 2, unfreeze_depth="all")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = kt.load_model(path)
+    recompile(loaded, learning_rate=1e-3, backbone_learning_rate=1e-5)
+    rates = sorted(float(o.learning_rate) for o in loaded.optimizer.optimizers)
+    assert rates == pytest.approx([1e-5, 1e-3])
+    loaded.fit(*_data(), epochs=1, verbose=0)
+
+
+def test_count_params_one_home():
+    from keras_transfer import freezing, text
+
+    assert text.count_params is freezing.count_params
+    model = build_classifier(tiny_bn_backbone(), 2, unfreeze_depth=1)
+    counts = freezing.count_params(model)
+    head = model.get_layer("predictions").count_params()
+    conv3 = model.backbone.get_layer("conv3").count_params()
+    assert counts["trainable"] == head + conv3
+    assert counts["total"] == model.count_params()
+    with pytest.warns(DeprecationWarning, match="pass the model"):
+        assert freezing.count_params(model.trainable_weights) == head + conv3
+
+
+def test_register_parent_is_deprecated():
+    from keras_transfer.freezing import register_parent
+
+    backbone = tiny_bn_backbone()
+    with pytest.warns(DeprecationWarning, match="model.backbone"):
+        register_parent(backbone, build_classifier(backbone, 2))
 
 
 def test_transformer_blocks_count_as_units():
@@ -110,7 +213,9 @@ def test_bad_unfreeze_depth(bad):
 
 
 def test_depth_larger_than_backbone():
-    with pytest.raises(ValueError, match="exceeds the backbone's depth: it has 3"):
+    with pytest.raises(
+        ValueError, match=r"int in \[0, 3\] or 'all'.*Received: unfreeze_depth=7"
+    ):
         set_trainable(tiny_bn_backbone(), 7)
 
 

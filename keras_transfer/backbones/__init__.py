@@ -192,17 +192,30 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
 register_minilm()
 
 
-def find_backbone(model: Any) -> Any:
-    """Returns the backbone inside a builder-made model, or None.
+def _explicit_backbone(layer: Any) -> Any:
+    backbone = getattr(layer, "backbone", None)
+    return backbone if isinstance(backbone, keras.layers.Layer) else None
 
-    The backbone is the direct sub-layer that is itself a model (or a `HubLayer`)
-    holding the most weights.
+
+def find_backbone(model: Any) -> Any:
+    """Returns the backbone of a model, or None.
+
+    Explicit first: a model or layer whose `backbone` attribute holds a layer names
+    its backbone. keras-transfer's builders (`build_classifier`, `build_regressor`,
+    `build_multitask`, `build_text_classifier`) set `model.backbone`, as keras-hub
+    sets `Task.backbone`; a `TextEncoder` has one too.
+
+    Fallback, for a model of your own or one loaded from a `.keras` file (the
+    attribute is not saved): the direct sub-layer that is itself a model (or a
+    `HubLayer`) or that holds an explicit `backbone` (a `TextEncoder`: its backbone
+    is returned), whichever holds the most weights. Set `model.backbone = layer` on
+    your model when that guess is wrong.
 
     Args:
-        model: keras.Model.
+        model: keras.Model or keras.layers.Layer.
 
     Returns:
-        The backbone layer, or None when `model` has no nested model.
+        The backbone layer, or None when `model` names none and has no nested model.
 
     Examples:
     ```python
@@ -211,14 +224,22 @@ def find_backbone(model: Any) -> Any:
     inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)], name="bb")
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
-    assert find_backbone(model) is inner
+    assert find_backbone(model) is inner  # the fallback: the nested model
+    small = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.backbone = small  # explicit wins
+    assert find_backbone(model) is small
     ```
     """
+    explicit = _explicit_backbone(model)
+    if explicit is not None:
+        return explicit
     candidates = [
         layer
         for layer in getattr(model, "layers", [])
         if isinstance(layer, keras.Model | HubLayer)
+        or _explicit_backbone(layer) is not None
     ]
     if not candidates:
         return None
-    return max(candidates, key=lambda layer: layer.count_params())
+    found = max(candidates, key=lambda layer: layer.count_params())
+    return _explicit_backbone(found) or found

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer.compiling import compile_model
+from keras_transfer.freezing import (
+    count_params,
+    set_layer_trainable,
+    set_trainable,
+    transformer_blocks,
+)
 from keras_transfer.text.encoder import TextEncoder
+
+# count_params and transformer_blocks live in `freezing` (one home); they stay
+# importable from here and from keras_transfer.text.
+__all__ = [
+    "build_text_classifier",
+    "count_params",
+    "load_text_backbone",
+    "make_text_encoder",
+    "set_text_trainable",
+    "transformer_blocks",
+]
 
 
 def load_text_backbone(spec: Any, *, sequence_length: int = 128):
@@ -60,65 +79,40 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128):
     return loaded.model, loaded.preprocessor
 
 
-def transformer_blocks(backbone: keras.Model) -> list:
-    """Returns the transformer blocks of a KerasHub text backbone, bottom to top."""
-    blocks = getattr(backbone, "transformer_layers", None)
-    if not blocks:
-        blocks = [
-            layer
-            for layer in backbone.layers
-            if "transformer" in layer.name and layer.weights
-        ]
-    return list(blocks)
+def _apply_policy(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
+    # The one trainable policy (freezing.set_trainable: transformer blocks are the
+    # units, everything above the lowest unfrozen block trains), plus the one text
+    # rule: a BERT pooler whose output the encoder's pooling does not use gets no
+    # gradient, so it stays frozen.
+    set_trainable(encoder, unfreeze_depth, recompile=False)
+    pooler = getattr(encoder.backbone, "pooled_dense", None)
+    if pooler is not None and encoder.pooling != "pooled":
+        set_layer_trainable(pooler, False)
 
 
 def set_text_trainable(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
-    """Sets which weights of a text encoder train.
+    """Deprecated: use `keras_transfer.set_trainable(model_or_encoder, depth)`.
+
+    Kept for one release. Applies the shared trainable policy to the encoder's
+    backbone (`0`: frozen, `N`: the top N transformer blocks and what lies above
+    them, `"all"`: everything) and keeps an unused BERT pooler frozen.
 
     Args:
         encoder: TextEncoder.
-        unfreeze_depth: int or `"all"`. `0` freezes the whole backbone; `N` trains the
-            top N transformer blocks (embeddings and lower blocks stay frozen);
-            `"all"` trains every weight, except a BERT pooler that the encoder's
-            pooling does not use (it would get no gradient).
+        unfreeze_depth: int or `"all"`.
 
     Raises:
-        ValueError: `unfreeze_depth` is not 0..num_blocks or `"all"`.
+        ValueError: `unfreeze_depth` is not an int in [0, number of blocks] or
+            `"all"`.
     """
-    blocks = transformer_blocks(encoder.backbone)
-    if unfreeze_depth == "all":
-        encoder.backbone.trainable = True
-        # The pooler gets no gradient unless its output is used: keep it frozen.
-        pooler = getattr(encoder.backbone, "pooled_dense", None)
-        if pooler is not None and encoder.pooling != "pooled":
-            pooler.trainable = False
-        return
-    if (
-        isinstance(unfreeze_depth, bool)
-        or not isinstance(unfreeze_depth, int)
-        or not 0 <= unfreeze_depth <= len(blocks)
-    ):
-        raise ValueError(
-            f"Expected unfreeze_depth to be an int in [0, {len(blocks)}] (transformer "
-            "blocks counted from the top) or 'all'. "
-            f"Received: unfreeze_depth={unfreeze_depth!r}"
-        )
-    encoder.backbone.trainable = unfreeze_depth > 0
-    for layer in encoder.backbone.layers:
-        layer.trainable = False
-    for block in blocks[len(blocks) - unfreeze_depth :]:
-        block.trainable = True
-
-
-def count_params(model: Any) -> dict[str, int]:
-    """Returns `{"trainable": n, "non_trainable": m, "total": n + m}` of `model`."""
-    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
-    frozen = sum(int(keras.ops.size(w)) for w in model.non_trainable_weights)
-    return {
-        "trainable": trainable,
-        "non_trainable": frozen,
-        "total": trainable + frozen,
-    }
+    warnings.warn(
+        "keras_transfer.text.set_text_trainable is deprecated and will be removed in "
+        "the next release: use keras_transfer.set_trainable(model, unfreeze_depth) "
+        "(it recompiles the model) or set_trainable(encoder, unfreeze_depth).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    _apply_policy(encoder, unfreeze_depth)
 
 
 def _default_learning_rate(unfreeze_depth: Any, lora_rank: int | None) -> float:
@@ -167,7 +161,7 @@ def make_text_encoder(
             backbone, sequence_length=sequence_length
         )
         encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
-    set_text_trainable(encoder, unfreeze_depth)
+    _apply_policy(encoder, unfreeze_depth)
     if lora_rank is not None:
         encoder.backbone.enable_lora(lora_rank)
     return encoder
@@ -207,13 +201,17 @@ def build_text_classifier(
         learning_rate: float or None. Adam learning rate; None picks 5e-3 for a
             frozen backbone, 3e-3 with LoRA, 2e-4 with top-N blocks unfrozen and
             1e-4 for `"all"`.
-        compile: bool. Compile with Adam, (sparse) crossentropy and accuracy.
-            Defaults to True.
+        compile: bool. Compile with `compile_model`'s defaults: Adam, sparse
+            categorical crossentropy and accuracy (multi-label: binary
+            crossentropy, accuracy and AUC). Defaults to True.
         name: str or None. Model name.
 
     Returns:
         A `keras.Model` taking a `(batch,)` string tensor. Its layer `"text_encoder"`
-        is the `TextEncoder`; `count_params(model)` gives trainable vs total.
+        is the `TextEncoder`, its attribute `backbone` the encoder's backbone (so
+        `set_trainable(model, depth)` and `fine_tune` work on it) and
+        `compile_recipe` the compile arguments; `count_params(model)` gives
+        trainable vs total.
 
     Raises:
         ValueError: bad `num_classes`, `unfreeze_depth`, `lora_rank` or backbone.
@@ -255,14 +253,9 @@ def build_text_classifier(
         num_classes, activation=activation, dtype="float32", name="predictions"
     )(x)
     model = keras.Model(inputs, outputs, name=name or "text_classifier")
+    model.backbone = encoder.backbone  # explicit, as keras-hub's Task.backbone
     if compile:
         if learning_rate is None:
             learning_rate = _default_learning_rate(unfreeze_depth, lora_rank)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss="binary_crossentropy"
-            if multi_label
-            else "sparse_categorical_crossentropy",
-            metrics=["binary_accuracy" if multi_label else "accuracy"],
-        )
+        compile_model(model, learning_rate=learning_rate, multi_label=multi_label)
     return model
