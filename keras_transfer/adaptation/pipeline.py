@@ -59,6 +59,26 @@ METHOD_DEFAULTS: dict[str, dict] = {
 _NO_TRAINING = ("source_only", "adabn")
 
 
+def _augmented(pairs: Any, augmentation: Any) -> Any:
+    """Applies ``augmentation`` to the source half of every batch of ``pairs``."""
+    if augmentation is None:
+        return pairs
+    if not callable(augmentation):
+        raise ValueError(
+            "Expected source_augmentation to be a callable on a batch of source "
+            f"inputs, or None. Received: source_augmentation={augmentation!r}"
+        )
+    import tensorflow as tf
+
+    def apply(x, *rest):
+        x = dict(x)
+        out = augmentation(x["source"])
+        x["source"] = tf.cast(out, x["target"].dtype)
+        return (x, *rest)
+
+    return pairs.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _resolve_methods(method: Any, candidates: Any) -> list[str]:
     from keras_transfer.adaptation.methods import list_alignment_methods
 
@@ -101,6 +121,7 @@ def adapt(
     warmup: Any = "auto",
     tolerance: float | None = 0.03,
     validation_split: float = 0.15,
+    source_augmentation: Any = None,
     input_shape: Any = None,
     unfreeze_depth: Any = None,
     seed: int = 0,
@@ -152,6 +173,12 @@ def adapt(
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.
         validation_split: float. Share of the source held out. Defaults to 0.15.
+        source_augmentation: callable or None. Applied to every source training
+            batch of images (never to the target, the held-out split or the
+            test data), e.g. a `keras.Sequential` of random layers or
+            ``keras_transfer.pretrain.color_augment``-style function of
+            ``images`` only. Keeps the invariances a backbone was pretrained
+            with while its features are adapted. Defaults to None.
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
@@ -223,7 +250,10 @@ def adapt(
             unfreeze_depth=unfreeze_depth,
             bottleneck_units=bottleneck_units,
         )
-        pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed)
+        pairs = _augmented(
+            domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed),
+            source_augmentation,
+        )
         fit_verbose = 2 if verbose >= 2 else 0
         extra_callbacks = list(callbacks or [])
 
@@ -285,7 +315,10 @@ def adapt(
             restore(layers, warm_weights)
             keras.utils.set_random_seed(seed + 1)
             # a fresh pipeline per candidate: the same batches as a standalone run
-            branch_pairs = domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1)
+            branch_pairs = _augmented(
+                domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1),
+                source_augmentation,
+            )
             model, history, controller = _train_candidate(
                 name,
                 shared,

@@ -151,6 +151,27 @@ def test_combined_method_ramps_every_part_and_bad_combinations_are_refused():
         kt.adaptation.get_alignment_method("dann+mcc", nope=1)
 
 
+def test_source_augmentation_reaches_the_source_batches_only():
+    (xs, ys), (xt, _) = two_domains(n=120)
+    # an "augmentation" that erases the source: nothing can be learned from it
+    erased = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        method="source_only",
+        epochs=6,
+        verbose=0,
+        source_augmentation=lambda x: x * 0.0,
+    )
+    plain = kt.adapt(
+        tiny_encoder(), (xs, ys), xt, method="source_only", epochs=6, verbose=0
+    )
+    # the held-out split is not augmented: the plain run learns, the erased does not
+    assert plain.source_accuracy >= erased.source_accuracy + 0.3
+    with pytest.raises(ValueError, match="source_augmentation to be a callable"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, source_augmentation="flip", verbose=0)
+
+
 def test_datasets_are_accepted():
     import tensorflow as tf
 
