@@ -165,6 +165,22 @@ def _all_layers(layer: Any) -> list:
     return out
 
 
+def _unused_layers(target: Any, backbone: Any) -> list:
+    """Backbone layers the holder of `backbone` declares unused (no gradient).
+
+    A layer holding a backbone (`layer.backbone`) may define
+    `unused_backbone_layers()`, e.g. `TextEncoder` with mean pooling lists the BERT
+    pooler. Those stay frozen: they would get no gradient.
+    """
+    unused = []
+    for holder in [target, *_children(target)]:
+        if getattr(holder, "backbone", None) is backbone and hasattr(
+            holder, "unused_backbone_layers"
+        ):
+            unused.extend(holder.unused_backbone_layers())
+    return unused
+
+
 def set_trainable(
     model_or_backbone: Any,
     unfreeze_depth: UnfreezeDepth,
@@ -177,7 +193,9 @@ def set_trainable(
     Given a model that names its backbone (`model.backbone`, set by the builders and
     by keras-hub tasks, or a `TextEncoder`) or holds a nested backbone model (see
     `find_backbone`), the policy applies to the backbone and the rest stays
-    trainable. Given a bare backbone, it applies to it directly. A compiled model is
+    trainable (except backbone layers its holder declares unused through
+    `unused_backbone_layers()`, such as a BERT pooler a mean-pooling `TextEncoder`
+    ignores). Given a bare backbone, it applies to it directly. A compiled model is
     recompiled; a bare backbone used inside a model is not, as it cannot know that
     model: call `recompile(model)` before `fit` (a warning says so), or pass the model.
 
@@ -239,6 +257,8 @@ def set_trainable(
             for layer in _all_layers(backbone):
                 if is_batchnorm(layer):
                     set_layer_trainable(layer, False)
+        for layer in _unused_layers(target, backbone):
+            set_layer_trainable(layer, False)
     if not recompile:
         return model_or_backbone
     compiled = getattr(target, "compiled", False) and (

@@ -7,12 +7,7 @@ from typing import Any
 
 from keras_transfer._backend import keras
 from keras_transfer.compiling import compile_model
-from keras_transfer.freezing import (
-    count_params,
-    set_layer_trainable,
-    set_trainable,
-    transformer_blocks,
-)
+from keras_transfer.freezing import count_params, set_trainable, transformer_blocks
 from keras_transfer.text.encoder import TextEncoder
 
 # count_params and transformer_blocks live in `freezing` (one home); they stay
@@ -81,13 +76,9 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128):
 
 def _apply_policy(encoder: TextEncoder, unfreeze_depth: int | str) -> None:
     # The one trainable policy (freezing.set_trainable: transformer blocks are the
-    # units, everything above the lowest unfrozen block trains), plus the one text
-    # rule: a BERT pooler whose output the encoder's pooling does not use gets no
-    # gradient, so it stays frozen.
+    # units, everything above the lowest unfrozen block trains); a BERT pooler the
+    # encoder's pooling ignores stays frozen (TextEncoder.unused_backbone_layers).
     set_trainable(encoder, unfreeze_depth, recompile=False)
-    pooler = getattr(encoder.backbone, "pooled_dense", None)
-    if pooler is not None and encoder.pooling != "pooled":
-        set_layer_trainable(pooler, False)
 
 
 def set_text_trainable(encoder: TextEncoder, unfreeze_depth: int | str) -> None:

@@ -71,6 +71,11 @@ class TextEncoder(keras.layers.Layer):
     def build(self, input_shape=None) -> None:
         self.built = True
 
+    def unused_backbone_layers(self) -> list:
+        """Backbone layers this pooling ignores; `set_trainable` keeps them frozen."""
+        pooler = getattr(self.backbone, "pooled_dense", None)
+        return [pooler] if pooler is not None and self.pooling != "pooled" else []
+
     def encode_tokens(self, inputs: dict, training=None):
         """Pools the backbone's outputs for already-tokenized `inputs`."""
         if not self.backbone.trainable_weights:

@@ -175,3 +175,51 @@ def test_scratch_baseline_learns_training_words():
         text_dataset(data.x_train, data.y_train, shuffle=False), verbose=0
     )
     assert accuracy > 0.8
+
+
+def test_text_model_uses_the_shared_policy(tiny_text_backbone):
+    # One policy: the text model names its backbone, so set_trainable (and
+    # fine_tune) apply keras_transfer's policy to it and recompile the model.
+    from keras_transfer import set_trainable
+
+    model = build_text_classifier(tiny_text_backbone, 2, sequence_length=16)
+    encoder = model.get_layer("text_encoder")
+    assert model.backbone is encoder.backbone
+    assert model.compile_recipe["learning_rate"] == 5e-3
+    _fit(model)
+    set_trainable(model, 1)
+    assert model.train_function is None  # recompiled
+    bottom, top = transformer_blocks(encoder.backbone)
+    assert top.trainable_weights and not bottom.trainable_weights
+    assert model.get_layer("predictions").trainable_weights
+    # Mean pooling ignores the BERT pooler (no gradient): it stays frozen.
+    assert not encoder.backbone.pooled_dense.trainable_weights
+    before = weights_snapshot(top.weights)
+    _fit(model)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(before, weights_snapshot(top.weights))
+    )
+
+
+def test_set_text_trainable_is_a_deprecated_alias(tiny_text_backbone):
+    from keras_transfer.text import set_text_trainable
+
+    pooled = build_text_classifier(
+        tiny_text_backbone, 2, sequence_length=16, pooling="pooled", compile=False
+    )
+    encoder = pooled.get_layer("text_encoder")
+    with pytest.warns(DeprecationWarning, match="set_trainable"):
+        set_text_trainable(encoder, 1)
+    bottom, top = transformer_blocks(encoder.backbone)
+    # The shared rule: what lies above the lowest unfrozen block trains, so the
+    # pooler a "pooled" encoder feeds to the head trains with the top block.
+    assert encoder.backbone.pooled_dense.trainable_weights
+    assert top.trainable_weights and not bottom.trainable_weights
+    encoder.pooling = "mean"  # now the pooler's output is unused: it stays frozen
+    with pytest.warns(DeprecationWarning):
+        set_text_trainable(encoder, "all")
+    assert not encoder.backbone.pooled_dense.trainable_weights
+    assert bottom.trainable_weights
+    with pytest.raises(ValueError, match=r"int in \[0, 2\].*unfreeze_depth=3"):
+        with pytest.warns(DeprecationWarning):
+            set_text_trainable(encoder, 3)
