@@ -480,6 +480,69 @@ def selector_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _rank(values: list[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    for v in set(values):  # ties share their mean rank
+        tied = [i for i, x in enumerate(values) if x == v]
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman rank correlation (None when either side is constant)."""
+    ra, rb = _rank(list(a)), _rank(list(b))
+    if len(a) < 3 or ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def agreement_table(results: dict) -> str:
+    """How well each selector's score ranks the trained models like the target
+    accuracy does: Spearman correlation over every model of one (pair, seed) run
+    (source-only and each method; 1 = same order, 0 = unrelated, -1 = reversed),
+    averaged over seeds. Target labels are read here only, after training."""
+    from keras_transfer.adaptation import SELECTORS
+
+    rows: dict = {}
+    for r in results.get("runs", []):
+        if r.get("scores") and not r["method"].startswith("auto"):
+            if r["method"] != "oracle":
+                rows.setdefault((r["pair"], r["seed"]), []).append(r)
+    per_pair: dict = {}
+    for (pair, _), runs in rows.items():
+        for sel in SELECTORS:
+            rho = spearman(
+                [r["target_accuracy"] for r in runs],
+                [r["scores"][sel] for r in runs],
+            )
+            if rho is not None:
+                per_pair.setdefault(pair, {}).setdefault(sel, []).append(rho)
+    lines = [
+        "| pair | " + " | ".join(SELECTORS) + " |",
+        "|---|" + "---|" * len(SELECTORS),
+    ]
+    means: dict = {s: [] for s in SELECTORS}
+    for pair, by_sel in per_pair.items():
+        cells = []
+        for sel in SELECTORS:
+            vals = by_sel.get(sel)
+            value = float(np.mean(vals)) if vals else None
+            if value is not None:
+                means[sel].append(value)
+            cells.append(_fmt(value, "+.2f"))
+        lines.append(f"| {pair} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| mean over pairs | "
+        + " | ".join(
+            _fmt(float(np.mean(v)) if v else None, "+.2f") for v in means.values()
+        )
+        + " |"
+    )
+    return "\n".join(lines)
+
+
 def check_targets(summary: dict) -> list[str]:
     """The issue's targets, one line each: met or missed, with the numbers."""
     lines = []
@@ -627,6 +690,8 @@ def main(argv=None) -> int:
         print(markdown_table(payload, output))
         print()
         print(selector_table(payload))
+        print()
+        print(agreement_table(payload))
         print()
         print("\n".join(check_targets(payload.get("summary", {}))))
         return 0

@@ -82,3 +82,20 @@ def test_quick_run_writes_resumes_and_prints_the_table(harness, tmp_path, capsys
     assert harness.main(["--table", "--output", str(out)]) == 0
     table = capsys.readouterr().out
     assert "| digits_rotnoise | oracle |" in table and str(out) in table
+
+
+def test_agreement_table_is_the_rank_correlation_of_scores_with_accuracy(harness):
+    assert harness.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert harness.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert harness.spearman([1, 2, 3], [5, 5, 5]) is None  # a constant score
+    runs = []
+    for seed in (0, 1):
+        for method, acc in [("source_only", 0.3), ("dann", 0.5), ("mcc", 0.7)]:
+            row = _row("p", method, seed, acc)
+            # im orders the models like the target accuracy, entropy in reverse
+            row["scores"] = {"snd": 1.0, "entropy": -acc, "im": acc, "dev": seed}
+            runs.append(row)
+    runs.append(_row("p", "oracle", 0, 0.9))  # no scores: never ranked
+    table = harness.agreement_table({"runs": runs})
+    assert "| p | – | -1.00 | +1.00 | – |" in table
+    assert "| mean over pairs | – | -1.00 | +1.00 | – |" in table
