@@ -348,8 +348,10 @@ def fine_tune(
     backbone = find_backbone(model)
     if backbone is None:
         raise ValueError(
-            "fine_tune needs a model with a nested backbone (as made by "
-            "build_classifier); this model has none."
+            "Expected a model that names its backbone (model.backbone, set by "
+            "build_classifier and the other builders) or holds a nested backbone "
+            f"model. Received: model={model.name!r} with neither; set "
+            "model.backbone = <its backbone layer>."
         )
     if strategy is not None:
         from keras_transfer.distribute import get_strategy

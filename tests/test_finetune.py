@@ -119,7 +119,7 @@ def test_errors():
     x, y = _data()
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     plain.compile("adam", "mse")
-    with pytest.raises(ValueError, match="nested backbone"):
+    with pytest.raises(ValueError, match="names its backbone .*model.backbone ="):
         fine_tune(plain, (x, y))
     model = build_classifier(tiny_bn_backbone(), 2)
     with pytest.raises(ValueError, match="Expected head_epochs to be an int >= 0"):
@@ -127,3 +127,41 @@ def test_errors():
     uncompiled = build_classifier(tiny_bn_backbone(), 2, compile=False)
     with pytest.raises(ValueError, match="compiled model"):
         fine_tune(uncompiled, (x, y))
+
+
+def test_fine_tune_after_save_and_load(tmp_path):
+    # A .keras file keeps no model.backbone / compile_recipe: fine_tune finds the
+    # nested backbone and recompiles from the saved compile config, discriminative
+    # backbone rate included (it was silently dropped without a recipe).
+    import keras_transfer as kt
+
+    model = build_classifier(tiny_bn_backbone(), 2, learning_rate=1e-2)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = kt.load_model(path)
+    backbone = loaded.get_layer("tiny_backbone")
+    conv2, conv3 = backbone.get_layer("conv2"), backbone.get_layer("conv3")
+    rates = []
+
+    class Rates(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            opts = getattr(self.model.optimizer, "optimizers", [self.model.optimizer])
+            rates.append(sorted(float(o.learning_rate) for o in opts))
+
+    before = [conv2.kernel.numpy().copy(), conv3.kernel.numpy().copy()]
+    x, y = _data()
+    fine_tune(
+        loaded,
+        (x, y),
+        head_epochs=1,
+        fine_tune_epochs=1,
+        unfreeze_depth=1,
+        fine_tune_learning_rate=1e-3,
+        backbone_learning_rate=1e-4,
+        callbacks=[Rates()],
+        verbose=0,
+    )
+    assert rates[0] == pytest.approx([1e-2])
+    assert rates[1] == pytest.approx([1e-4, 1e-3])
+    np.testing.assert_array_equal(before[0], conv2.kernel.numpy())
+    assert not np.array_equal(before[1], conv3.kernel.numpy())
