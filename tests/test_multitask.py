@@ -91,6 +91,21 @@ def test_frozen_backbone_and_bad_weights():
         build_multitask(_backbone(), {})
 
 
+def test_names_its_backbone_and_set_trainable_recompiles():
+    from keras_transfer import set_trainable
+
+    backbone = _backbone()
+    model = build_multitask(backbone, {"a": "classification:2", "s": "regression"})
+    assert model.backbone is backbone
+    x, y = _data(8)
+    model.fit(x, {"a": y["digit"] % 2, "s": y["size"]}, epochs=1, verbose=0)
+    before = backbone.get_layer("conv").kernel.numpy().copy()
+    set_trainable(model, "all")
+    assert model.train_function is None  # recompiled from its compile config
+    model.fit(x, {"a": y["digit"] % 2, "s": y["size"]}, epochs=1, verbose=0)
+    assert not np.array_equal(before, backbone.get_layer("conv").kernel.numpy())
+
+
 @pytest.mark.parametrize("module", ["distillation", "fewshot", "multitask", "augment"])
 def test_module_docstring_example_runs(module):
     import importlib
