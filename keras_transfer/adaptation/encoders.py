@@ -9,15 +9,6 @@ from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import pool_features
 
 
-def _pool(x):
-    return pool_features(x)
-
-
-def _apply_policy(model: Any, unfreeze_depth: Any, train_batchnorm: bool) -> None:
-    if unfreeze_depth is not None:
-        set_trainable(model, unfreeze_depth, train_batchnorm=train_batchnorm)
-
-
 def make_encoder(
     backbone: Any,
     *,
@@ -61,7 +52,11 @@ def make_encoder(
             "Expected encoder to be a keras Model/Layer, a LoadedBackbone or a "
             f"backbone spec string. Received: encoder={backbone!r}"
         )
-    _apply_policy(backbone, unfreeze_depth, train_batchnorm)
+    if unfreeze_depth is not None:
+        # The shared policy; nothing to recompile: the encoder model is built below.
+        set_trainable(
+            backbone, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
+        )
     is_functional = isinstance(backbone, keras.Model) and _has_inputs(backbone)
     if is_functional and preprocessor is None and input_shape is None:
         if len(backbone.outputs) == 1 and len(backbone.outputs[0].shape) == 2:
@@ -74,7 +69,7 @@ def make_encoder(
         )
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = preprocessor(inputs) if preprocessor is not None else inputs
-    features = _pool(backbone(x))
+    features = pool_features(backbone(x))
     return keras.Model(inputs, features, name="encoder")
 
 
