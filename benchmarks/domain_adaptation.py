@@ -140,7 +140,25 @@ def _recipe():
         from keras_transfer.adaptation import adapt
     except ImportError:
         return _fallback_adapt, "fallback"
-    return adapt, "keras_transfer.adapt"
+    return adapt, f"keras_transfer.adapt@{_code_fingerprint()}"
+
+
+def _code_fingerprint() -> str:
+    """A hash of the adaptation code and the pairs, so ``--resume`` never mixes rows
+    trained by two versions of the recipe in one file."""
+    import hashlib
+
+    import keras_transfer
+
+    root = Path(keras_transfer.__file__).parent
+    files = sorted((root / "adaptation").glob("*.py")) + sorted(
+        [*(root / "datasets").glob("*.py"), *(root / "data").glob("pairs.py")]
+    )
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(f.relative_to(root).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _fallback_adapt(
@@ -543,6 +561,78 @@ def agreement_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _auto_configs(methods: list[str]) -> list[tuple[tuple[str, ...], str]]:
+    """Every candidate list of 2 or 3 methods, and all of them, with every selector."""
+    from itertools import combinations
+
+    from keras_transfer.adaptation import SELECTORS
+
+    sets = [c for k in (2, 3) for c in combinations(sorted(methods), k)]
+    sets.append(tuple(sorted(methods)))
+    return [(c, sel) for c in sets for sel in SELECTORS]
+
+
+def lopo_table(results: dict) -> str:
+    """Would tuning "auto" on these pairs generalise? Leave-one-pair-out: for each
+    pair, pick the (candidates, selector) whose worst shortfall from the best single
+    method is smallest on the OTHER pairs, then measure it on the held-out pair,
+    next to auto's default. Replays `choose()` on the stored scores and
+    eligibility; trains nothing."""
+    from keras_transfer.adaptation import AUTO_CANDIDATES
+    from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
+
+    rows: dict = {}
+    eligible: dict = {}
+    for r in results.get("runs", []):
+        if r["method"] == "auto" and "eligible" in r:
+            eligible[(r["pair"], r["seed"])] = r["eligible"]
+        elif r.get("scores") and r["method"] not in BASELINES:
+            rows[(r["pair"], r["method"], r["seed"])] = r
+    pairs = sorted({p for p, _ in eligible})
+    methods = sorted({m for _, m, _ in rows})
+    seeds = {p: sorted(s for q, s in eligible if q == p) for p in pairs}
+    if len(pairs) < 3 or len(methods) < 2:
+        return "(leave-one-pair-out needs 3 pairs and 2 methods with scores)"
+
+    def acc(cands, sel, pair):
+        picks = []
+        for seed in seeds[pair]:
+            ok = eligible[(pair, seed)]
+            pool = [c for c in cands if ok.get(c, True)] or list(cands)
+            best = max(pool, key=lambda c: rows[(pair, c, seed)]["scores"][sel])
+            picks.append(rows[(pair, best, seed)]["target_accuracy"])
+        return float(np.mean(picks))
+
+    best = {
+        p: max(acc((m,), "dev", p) for m in methods) for p in pairs
+    }  # one candidate: the selector does not matter
+    configs = _auto_configs(methods)
+    table = {c: {p: best[p] - acc(*c, p) for p in pairs} for c in configs}
+    default = (tuple(AUTO_CANDIDATES), DEFAULT_SELECTOR)
+    lines = [
+        "| held-out pair | config tuned on the other pairs | its shortfall there | "
+        "shortfall in-sample (other pairs, worst) | default auto's shortfall |",
+        "|---|---|---|---|---|",
+    ]
+    for held in pairs:
+        others = [p for p in pairs if p != held]
+        tuned = min(
+            configs,
+            key=lambda c: (
+                max(table[c][p] for p in others),
+                float(np.mean([table[c][p] for p in others])),
+            ),
+        )
+        default_gap = best[held] - acc(*default, held)
+        lines.append(
+            f"| {held} | {'+'.join(tuned[0])} by {tuned[1]} | "
+            f"{100 * table[tuned][held]:.1f} | "
+            f"{100 * max(table[tuned][p] for p in others):.1f} | "
+            f"{100 * default_gap:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def check_targets(summary: dict) -> list[str]:
     """The issue's targets, one line each: met or missed, with the numbers."""
     lines = []
@@ -692,6 +782,8 @@ def main(argv=None) -> int:
         print(selector_table(payload))
         print()
         print(agreement_table(payload))
+        print()
+        print(lopo_table(payload))
         print()
         print("\n".join(check_targets(payload.get("summary", {}))))
         return 0
