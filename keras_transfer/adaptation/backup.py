@@ -38,6 +38,13 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _build_optimizer(model: Any) -> None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
+
+
 class _SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` restoring from the shared folder, saving where it may.
 
@@ -52,6 +59,10 @@ class _SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._write_to(self._shared_dir)
+        # Keras skips a checkpoint's optimizer state ("Skipping variable loading for
+        # optimizer ...") when the optimizer is not built yet: build it first, so a
+        # resumed phase continues with its Adam moments (as finetune.build_optimizer).
+        _build_optimizer(self.model)
         super().on_train_begin(logs)
         self._write_to(cluster.write_dir(self._shared_dir))
 
@@ -157,6 +168,7 @@ class AdaptBackup:
     def load_phase(self, phase: str, model: Any, controller: Any):
         """Loads a finished phase's weights into ``model``; returns its History."""
         saved = self.state[phase]
+        _build_optimizer(model)  # its state is in the file too: load it, not skip it
         model.load_weights(str(self.dir / f"{phase}.weights.h5"))
         controller.load_state(saved["controller"])
         history = keras.callbacks.History()
