@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -58,18 +57,6 @@ def _common(tmp_path: Path, npz: str, quiet: bool = True) -> list[str]:
 
 
 # ------------------------------------------------------------------ train + augment
-def test_augmentation_section_matches_augment_module():
-    from keras_transfer.augment import AugmentationConfig
-    from keras_transfer.config import AugmentationSection
-
-    full = {f.name: f for f in dataclasses.fields(AugmentationConfig)}
-    for f in dataclasses.fields(AugmentationSection):
-        assert f.name in full, f.name
-        assert f.default == full[f.name].default, f.name
-        assert f.metadata["help"] == full[f.name].metadata["help"], f.name
-        assert f.metadata.get("choices") == full[f.name].metadata.get("choices")
-
-
 def test_train_with_augmentation_saves_model_without_it(
     tmp_path, tiny_backbone, tiny_npz
 ):
