@@ -17,10 +17,10 @@ import numpy as np
 from keras_transfer._backend import keras
 from keras_transfer.fewshot import ProtoNetClassifier
 
-encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
 x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
 y = np.arange(60) % 6
-proto = ProtoNetClassifier(encoder)
+proto = ProtoNetClassifier(backbone)
 proto.fit_episodes(x, y, n_way=3, k_shot=2, n_query=3, episodes=5)
 proto.fit_support(x[:6], y[:6])
 assert proto.predict(x[:4]).shape == (4,)
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras, tf
+from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.config.library import FewShotConfig
 from keras_transfer.heads import ends_in_softmax
 
@@ -125,16 +126,20 @@ class ProtoNetClassifier:
     """Prototypical-network classifier over any encoder (Snell et al. 2017).
 
     Args:
-        encoder: keras.Model or Layer mapping inputs to embeddings (rank > 2 outputs
-            are flattened). Its trainable weights are trained by ``fit_episodes``.
+        backbone: keras.Model or Layer mapping inputs to embeddings (rank > 2
+            outputs are flattened). Its trainable weights are trained by
+            ``fit_episodes``. ``encoder=`` is a deprecated alias.
 
     Attributes:
+        encoder: the backbone, as given (the feature model, named as in
+            `DomainAdaptationModel.encoder`).
         prototypes_: np.ndarray ``(classes, dim)``, set by ``fit_support``.
         classes_: np.ndarray of the support set's labels, in prototype order.
     """
 
-    def __init__(self, encoder: Any) -> None:
-        self.encoder = encoder
+    @renamed_arguments(encoder="backbone")
+    def __init__(self, backbone: Any) -> None:
+        self.encoder = backbone
         self.prototypes_: np.ndarray | None = None
         self.classes_: np.ndarray | None = None
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keras_transfer._backend import keras, tf
+from keras_transfer._deprecation import rename_config_keys, renamed_arguments
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.methods import (
     DomainAdversarial,
@@ -47,9 +48,11 @@ class DomainAdaptationModel(keras.Model):
     """Encoder + label head (+ an alignment method), trained with ``model.fit``.
 
     Args:
-        encoder: keras.Model, keras Layer, `LoadedBackbone` or backbone spec string.
-            Maps inputs to features; 4-D/3-D outputs are pooled. See
-            `keras_transfer.adaptation.make_encoder`.
+        backbone: keras.Model, keras Layer, `LoadedBackbone` or backbone spec string
+            (the specs `build_classifier` accepts). Maps inputs to features; 4-D/3-D
+            outputs are pooled into the model's ``encoder`` (see
+            `keras_transfer.adaptation.make_encoder`). ``encoder=`` is a deprecated
+            alias.
         num_classes: int or None. Number of classes of the default linear head.
             Required unless ``classifier`` is given.
         classifier: keras Layer or None. Maps features to class LOGITS.
@@ -86,17 +89,18 @@ class DomainAdaptationModel(keras.Model):
     rng = np.random.default_rng(0)
     xs, ys = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 2, 32)
     xt = rng.normal(size=(32, 4)).astype("float32") + 1.0
-    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
-    model = DomainAdaptationModel(encoder, num_classes=2, method="coral")
+    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    model = DomainAdaptationModel(backbone, num_classes=2, method="coral")
     model.compile(optimizer="adam")
     history = model.fit(domain_pairs((xs, ys), xt, batch_size=16), epochs=1, verbose=0)
     assert set(history.history) >= {"loss", "source_accuracy", "domain_loss"}
     ```
     """
 
+    @renamed_arguments(encoder="backbone")
     def __init__(
         self,
-        encoder: Any,
+        backbone: Any,
         num_classes: int | None = None,
         *,
         classifier: Any = None,
@@ -119,8 +123,10 @@ class DomainAdaptationModel(keras.Model):
                 )
             classifier = keras.layers.Dense(num_classes, name="classifier")
         self.num_classes = num_classes
+        # The attribute stays `encoder` (backbone + pooling): Keras saves weights
+        # under attribute names, so renaming it would break older .keras files.
         self.encoder = make_encoder(
-            encoder,
+            backbone,
             input_shape=None if input_shape is None else tuple(input_shape),
             unfreeze_depth=unfreeze_depth,
             train_batchnorm=train_batchnorm,
@@ -355,7 +361,7 @@ class DomainAdaptationModel(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "backbone": keras.saving.serialize_keras_object(self.encoder),
                 "num_classes": self.num_classes,
                 "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "method": None
@@ -374,9 +380,10 @@ class DomainAdaptationModel(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]):
-        config = dict(config)
+        # Files saved before the rename hold the built encoder under "encoder".
+        config = rename_config_keys(config, {"encoder": "backbone"}, cls.__name__)
         for key in (
-            "encoder",
+            "backbone",
             "classifier",
             "method",
             "strong_augmentation",
@@ -442,10 +449,10 @@ class DANN(DomainAdaptationModel):
     for prediction and export.
 
     Args:
-        encoder: See `DomainAdaptationModel`.
+        backbone: See `DomainAdaptationModel` (``encoder=`` is a deprecated alias).
         num_classes: int or None. See `DomainAdaptationModel`.
-        discriminator_units: sequence of int. Hidden sizes of the discriminator.
-            Defaults to ``(64,)``.
+        discriminator_units: sequence of int. Hidden sizes of the discriminator
+            (its ``DomainAdversarial.hidden_units``). Defaults to ``(64,)``.
         discriminator_dropout: float. Discriminator dropout. Defaults to 0.0.
         lambda_: float. Initial λ (a scheduler overrides it). Defaults to 1.0.
         **kwargs: Other `DomainAdaptationModel` arguments.
@@ -454,8 +461,8 @@ class DANN(DomainAdaptationModel):
     ```python
     from keras_transfer._backend import keras
     from keras_transfer.adaptation import DANN
-    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
-    dann = DANN(encoder, num_classes=3)
+    backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    dann = DANN(backbone, num_classes=3)
     assert dann.inference_model().output_shape == (None, 3)
     ```
 
@@ -463,9 +470,10 @@ class DANN(DomainAdaptationModel):
         Ganin et al. 2016, "Domain-Adversarial Training of Neural Networks", JMLR.
     """
 
+    @renamed_arguments(encoder="backbone")
     def __init__(
         self,
-        encoder: Any,
+        backbone: Any,
         num_classes: int | None = None,
         *,
         discriminator_units: Sequence[int] = (64,),
@@ -486,4 +494,4 @@ class DANN(DomainAdaptationModel):
                 f"DANN uses a DomainAdversarial method. Received: method={method!r}"
             )
         kwargs.pop("method_kwargs", None)
-        super().__init__(encoder, num_classes, method=method, **kwargs)
+        super().__init__(backbone, num_classes, method=method, **kwargs)

@@ -6,28 +6,33 @@ import math
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer._deprecation import deprecated_property, renamed_arguments
 
 
-def dann_lambda(progress: float, gamma: float = 10.0, max_value: float = 1.0) -> float:
-    """``max_value * (2 / (1 + exp(-gamma * p)) - 1)`` for progress ``p`` in [0, 1].
+@renamed_arguments(max_value="lambda_max")
+def dann_lambda(progress: float, gamma: float = 10.0, lambda_max: float = 1.0) -> float:
+    """``lambda_max * (2 / (1 + exp(-gamma * p)) - 1)`` for progress ``p`` in [0, 1].
 
     Args:
         progress: float. Training progress, clipped to [0, 1].
         gamma: float. Steepness; 10 in Ganin et al. 2016. Defaults to 10.0.
-        max_value: float. Value approached at the end. Defaults to 1.0.
+        lambda_max: float. Value approached at the end (the name used by
+            `adapt`'s recipe and the CLI's ``adaptation.lambda_max``; ``max_value``
+            is a deprecated alias). Defaults to 1.0.
 
     Returns:
-        float. 0 at ``p = 0``, rising towards ``max_value``.
+        float. 0 at ``p = 0``, rising towards ``lambda_max``.
 
     Examples:
     ```python
     from keras_transfer.adaptation import dann_lambda
     assert dann_lambda(0.0) == 0.0
     assert abs(dann_lambda(1.0) - 0.9999092) < 1e-6
+    assert abs(dann_lambda(1.0, lambda_max=0.5) - 0.4999546) < 1e-6
     ```
     """
     p = min(max(float(progress), 0.0), 1.0)
-    return float(max_value) * (2.0 / (1.0 + math.exp(-float(gamma) * p)) - 1.0)
+    return float(lambda_max) * (2.0 / (1.0 + math.exp(-float(gamma) * p)) - 1.0)
 
 
 def _schedulable_layers(model: Any) -> list:
@@ -38,39 +43,50 @@ def _schedulable_layers(model: Any) -> list:
 class DomainLambdaScheduler(keras.callbacks.Callback):
     """Sets λ of every `GradientReversal` / discrepancy method each batch.
 
-    λ_p = ``max_value * (2 / (1 + exp(-gamma p)) - 1)``, where ``p`` goes from 0 to 1
+    λ_p = ``lambda_max * (2 / (1 + exp(-gamma p)) - 1)``, where ``p`` goes from 0 to 1
     over the training steps of the `fit` call (``epochs * steps_per_epoch``, or
     ``total_steps``). The current value is logged as ``"lambda"``. Works on any model
     holding `GradientReversal` layers, not only `DomainAdaptationModel`.
 
     Args:
         gamma: float. Steepness; the paper uses 10. Defaults to 10.0.
-        max_value: float. Final λ. Defaults to 1.0.
+        lambda_max: float. Final λ (``max_value`` is a deprecated alias).
+            Defaults to 1.0.
         total_steps: int or None. Steps over which ``p`` goes to 1; inferred from
             `fit` when None. Defaults to None.
 
     Raises:
-        ValueError: For a negative ``max_value`` or ``gamma``, or when the step count
-            is unknown.
+        ValueError: For a negative ``lambda_max`` or ``gamma``, or when the step
+            count is unknown.
+
+    Examples:
+    ```python
+    from keras_transfer.adaptation import DomainLambdaScheduler
+    scheduler = DomainLambdaScheduler(lambda_max=0.5, total_steps=100)
+    assert scheduler.lambda_max == 0.5
+    ```
 
     References:
         Ganin et al. 2016, "Domain-Adversarial Training of Neural Networks", JMLR.
     """
 
+    max_value = deprecated_property("max_value", "lambda_max")
+
+    @renamed_arguments(max_value="lambda_max")
     def __init__(
         self,
         gamma: float = 10.0,
-        max_value: float = 1.0,
+        lambda_max: float = 1.0,
         total_steps: int | None = None,
     ) -> None:
         super().__init__()
-        if gamma < 0 or max_value < 0:
+        if gamma < 0 or lambda_max < 0:
             raise ValueError(
-                "Expected gamma >= 0 and max_value >= 0. "
-                f"Received: gamma={gamma}, max_value={max_value}"
+                "Expected gamma >= 0 and lambda_max >= 0. "
+                f"Received: gamma={gamma}, lambda_max={lambda_max}"
             )
         self.gamma = float(gamma)
-        self.max_value = float(max_value)
+        self.lambda_max = float(lambda_max)
         self.total_steps = total_steps
         self._step = 0
         self._total = 1
@@ -97,7 +113,7 @@ class DomainLambdaScheduler(keras.callbacks.Callback):
             )
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.value = dann_lambda(self._step / self._total, self.gamma, self.max_value)
+        self.value = dann_lambda(self._step / self._total, self.gamma, self.lambda_max)
         for layer in self._layers:
             layer.lambda_ = self.value
         self._step += 1

@@ -177,7 +177,7 @@ def _tuner(cfg: TuneConfig, hypermodel: Any, directory: Path, strategy: Any) -> 
         directory=str(directory),
         project_name="tuner",
         seed=cfg.data.seed,
-        distribution_strategy=strategy,
+        strategy=strategy,
         on_trial_end=_trial_reporter(
             None if t.tuner == "hyperband" else t.max_trials, t.objective
         ),

@@ -326,7 +326,7 @@ class TransferHyperModel(kt.HyperModel):
             out.append(
                 DomainLambdaScheduler(
                     gamma=values.get("gamma", 10.0),
-                    max_value=values.get("lambda_max", 1.0),
+                    lambda_max=values.get("lambda_max", 1.0),
                 )
             )
         return out

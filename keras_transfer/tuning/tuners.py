@@ -8,6 +8,7 @@ from typing import Any
 
 import keras_tuner as kt
 
+from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.tuning.distributed import distributed_search, wait_for_oracle
 
 __all__ = ["KNOWN_OBJECTIVES", "TUNERS", "make_tuner"]
@@ -22,6 +23,7 @@ TUNERS = {
 KNOWN_OBJECTIVES = {"dev_risk": "min", "val_source_accuracy": "max"}
 
 
+@renamed_arguments(distribution_strategy="strategy")
 def make_tuner(
     kind: str,
     hypermodel: kt.HyperModel,
@@ -30,7 +32,7 @@ def make_tuner(
     max_trials: int = 10,
     directory: str | os.PathLike = "runs/tuning",
     project_name: str = "keras_transfer",
-    distribution_strategy: Any = None,
+    strategy: Any = None,
     seed: int | None = None,
     overwrite: bool = False,
     on_trial_end: Callable[[Any], None] | None = None,
@@ -64,8 +66,10 @@ def make_tuner(
             Defaults to 10.
         directory: path. Where trials are stored. Defaults to "runs/tuning".
         project_name: str. Sub-directory name. Defaults to "keras_transfer".
-        distribution_strategy: strategy, strategy name or None. Passed to the tuner
-            (each trial builds inside its scope). Defaults to None.
+        strategy: `tf.distribute.Strategy`, strategy name or None, as in
+            `build_classifier` and `adapt`. Passed to the tuner as KerasTuner's
+            ``distribution_strategy`` (each trial builds inside its scope);
+            ``distribution_strategy=`` is a deprecated alias. Defaults to None.
         seed: int or None. Tuner seed. Defaults to None.
         overwrite: bool. Start afresh instead of resuming. Defaults to False.
         on_trial_end: callable or None. Called with each finished
@@ -88,10 +92,10 @@ def make_tuner(
         )
     if isinstance(objective, str) and objective in KNOWN_OBJECTIVES:
         objective = kt.Objective(objective, KNOWN_OBJECTIVES[objective])
-    if distribution_strategy is not None:
+    if strategy is not None:
         from keras_transfer.distribute import get_strategy
 
-        distribution_strategy = get_strategy(distribution_strategy)
+        strategy = get_strategy(strategy)
     if kind != "hyperband":
         kwargs["max_trials"] = max_trials
     else:
@@ -107,7 +111,7 @@ def make_tuner(
         objective=objective,
         directory=os.fspath(directory),
         project_name=project_name,
-        distribution_strategy=distribution_strategy,
+        distribution_strategy=strategy,
         seed=seed,
         overwrite=overwrite,
         **kwargs,
