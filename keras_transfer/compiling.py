@@ -15,6 +15,7 @@ from typing import Any
 
 from keras_transfer._backend import keras
 from keras_transfer.backbones import find_backbone
+from keras_transfer.precision import check_policy, set_precision
 
 
 def _check_lr(name: str, value: Any) -> None:
@@ -28,6 +29,27 @@ def _optimizer(learning_rate: float, weight_decay: float | None) -> Any:
     if weight_decay:
         return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     return keras.optimizers.Adam(learning_rate)
+
+
+def _check_jit(jit_compile: Any) -> None:
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(
+            "Expected jit_compile to be True, False or 'auto'. Received: "
+            f"jit_compile={jit_compile!r}"
+        )
+
+
+def resolve_jit_compile(model: keras.Model, jit_compile: bool | str) -> bool | str:
+    """What `"auto"` means for `jit_compile`: Keras' own choice.
+
+    Keras' `"auto"` uses XLA on a GPU (when every layer supports it, outside a
+    distribution strategy) and not on a CPU-only machine.
+    `benchmarks/compiled_steps.py` measured XLA on CPU for the small CNN,
+    MobileNetV3Small and the MiniLM classifier (docs/performance.md): it is kept
+    off by default there. Explicit True/False pass through.
+    """
+    _check_jit(jit_compile)
+    return jit_compile
 
 
 def discriminative_optimizer(
@@ -91,6 +113,8 @@ def compile_model(
     label_smoothing: float | None = None,
     loss: Any = None,
     metrics: Any = None,
+    jit_compile: bool | str = "auto",
+    mixed_precision: str | None = None,
 ) -> keras.Model:
     """Compiles a builder-made model with keras-transfer's defaults.
 
@@ -113,11 +137,41 @@ def compile_model(
             labels; multi-label uses binary cross-entropy with this smoothing.
         loss: Overrides the default loss.
         metrics: Overrides the default metrics.
+        jit_compile: bool or `"auto"`. Compile the train, test and predict steps
+            with XLA. `"auto"`: see `resolve_jit_compile` (measured in
+            `benchmarks/compiled_steps.py`). Defaults to `"auto"`.
+        mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
+            computes the backbone in that precision (`set_precision`; the head,
+            the outputs and the loss stay float32; `"mixed_float16"` adds loss
+            scaling); None or `"float32"` leaves the model's layers as they are.
+            Defaults to None.
 
     Returns:
         The model, compiled.
+
+    Raises:
+        ValueError: a bad `task`, learning rate, `jit_compile` or
+            `mixed_precision`.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer import build_classifier
+    from keras_transfer.compiling import compile_model
+    model = build_classifier("keras_applications:MobileNetV3Small", 3,
+                             weights=None, input_shape=(32, 32, 3), compile=False)
+    compile_model(model, jit_compile=False, mixed_precision="mixed_bfloat16")
+    x = np.random.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(4) % 3, epochs=1, verbose=0)
+    assert model.predict(x, verbose=0).dtype == np.float32
+    ```
     """
     _check_lr("learning_rate", learning_rate)
+    _check_jit(jit_compile)
+    if mixed_precision not in (None, "float32"):
+        set_precision(model, mixed_precision)
+    elif mixed_precision is not None:
+        check_policy(mixed_precision)
     with model.distribute_strategy.scope():
         return _compile_model(
             model,
@@ -129,6 +183,8 @@ def compile_model(
             label_smoothing=label_smoothing,
             loss=loss,
             metrics=metrics,
+            jit_compile=jit_compile,
+            mixed_precision=mixed_precision,
         )
 
 
@@ -143,6 +199,8 @@ def _compile_model(
     label_smoothing: float | None,
     loss: Any,
     metrics: Any,
+    jit_compile: bool | str = "auto",
+    mixed_precision: str | None = None,
 ) -> keras.Model:
     if task not in ("classification", "regression"):
         raise ValueError(
@@ -189,7 +247,14 @@ def _compile_model(
             if metrics is not None
             else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         )
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    if mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        jit_compile=resolve_jit_compile(model, jit_compile),
+    )
     # The recipe `recompile` rebuilds (an explicit attribute, like keras-hub's
     # `Task.backbone`; not saved in `.keras` files).
     model.compile_recipe = {
@@ -200,6 +265,8 @@ def _compile_model(
         "multi_label": multi_label,
         "label_smoothing": label_smoothing,
         "loss": loss if isinstance(loss, str) else None,
+        "jit_compile": jit_compile,
+        "mixed_precision": mixed_precision,
     }
     return model
 
@@ -209,6 +276,7 @@ def recompile(
     *,
     learning_rate: float | None = None,
     backbone_learning_rate: float | None = None,
+    jit_compile: bool | str | None = None,
 ) -> keras.Model:
     """Recompiles `model` with a fresh optimizer of the same configuration.
 
@@ -221,6 +289,7 @@ def recompile(
         model: keras.Model. A compiled model.
         learning_rate: float or None. New learning rate (else the previous one).
         backbone_learning_rate: float or None. New discriminative backbone rate.
+        jit_compile: bool, `"auto"` or None. New XLA setting (else the previous).
 
     Returns:
         The model.
@@ -236,6 +305,8 @@ def recompile(
             args["learning_rate"] = learning_rate
         if backbone_learning_rate is not None:
             args["backbone_learning_rate"] = backbone_learning_rate
+        if jit_compile is not None:
+            args["jit_compile"] = jit_compile
         loss = args.pop("loss")
         return compile_model(model, loss=loss, **args)
     config = model.get_compile_config()
@@ -250,6 +321,9 @@ def recompile(
                 "Compile it yourself."
             )
         opt_config["learning_rate"] = learning_rate
+    if jit_compile is not None:
+        _check_jit(jit_compile)
+        config["jit_compile"] = resolve_jit_compile(model, jit_compile)
     with model.distribute_strategy.scope():
         if backbone_learning_rate is not None:
             config["optimizer"] = _discriminative_from_config(

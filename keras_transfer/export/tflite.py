@@ -19,6 +19,7 @@ from keras_transfer.export import _convert, _io, _pipeline, _selective, _verify
 from keras_transfer.export._convert import INT8
 from keras_transfer.export._serving import Served, write_saved_model
 from keras_transfer.export.report import ExportReport
+from keras_transfer.precision import float32_model
 
 MODEL_FILE = "model.tflite"
 
@@ -213,6 +214,9 @@ def export_tflite(
     ```
     """
     quantization = _convert.normalize_quantization(quantization)
+    # TFLite has no bfloat16/float16 kernels: a mixed-precision model converts as
+    # a float32 copy (keras_transfer.precision).
+    model = float32_model(model)
     class_names = _pipeline.validate_class_names(class_names)
     _check_options(quantization, representative_data, int8_io, representative_samples)
     job = _pipeline.begin(
