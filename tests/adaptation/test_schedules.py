@@ -17,7 +17,7 @@ def test_dann_lambda_values():
     assert dann_lambda(0.5) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
     assert dann_lambda(1.0) == pytest.approx(0.9999092, abs=1e-6)
     assert dann_lambda(2.0) == dann_lambda(1.0)  # clipped progress
-    assert dann_lambda(0.1, gamma=10, max_value=0.3) == pytest.approx(
+    assert dann_lambda(0.1, gamma=10, lambda_max=0.3) == pytest.approx(
         0.3 * (2 / (1 + math.exp(-1)) - 1)
     )
 
