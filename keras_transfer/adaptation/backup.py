@@ -4,7 +4,8 @@ Layout of ``backup_dir``::
 
     state.json                 finished phases: history, controller state
     <phase>.weights.h5         weights when the phase finished
-    <phase>/                   keras.callbacks.BackupAndRestore of the running phase
+    <phase>/                   `ResumableBackup` of the running phase (weights,
+                               optimizer and random state)
     <phase>.running.json       controller state and logs after each finished epoch
 
 A phase is ``"warmup"`` or a candidate method name. Files are written to a temporary
@@ -29,6 +30,7 @@ from typing import Any
 
 from keras_transfer._backend import keras
 from keras_transfer.distribute import cluster
+from keras_transfer.distribute.backup import ResumableBackup, build_optimizer
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -36,52 +38,6 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, default=float))
     os.replace(tmp, path)
-
-
-def _build_optimizer(model: Any) -> None:
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and not optimizer.built:
-        with model.distribute_strategy.scope():
-            optimizer.build(model.trainable_variables)
-
-
-class _SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` restoring from the shared folder, saving where it may.
-
-    Every worker restores the chief's backup in ``backup_dir``; after that, the
-    chief saves there and every other worker saves to its temporary folder,
-    removed right after each save.
-    """
-
-    def __init__(self, backup_dir: str) -> None:
-        super().__init__(backup_dir)
-        self._shared_dir = backup_dir
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self._write_to(self._shared_dir)
-        # Keras skips a checkpoint's optimizer state ("Skipping variable loading for
-        # optimizer ...") when the optimizer is not built yet: build it first, so a
-        # resumed phase continues with its Adam moments (as finetune.build_optimizer).
-        _build_optimizer(self.model)
-        super().on_train_begin(logs)
-        self._write_to(cluster.write_dir(self._shared_dir))
-
-    def _write_to(self, folder: str) -> None:
-        self.backup_dir = folder
-        self._weights_path = os.path.join(folder, "latest.weights.h5")
-        self._training_metadata_path = os.path.join(folder, "training_metadata.json")
-        self._prev_weights_path = self._weights_path + ".bkp"
-        self._prev_training_metadata_path = self._training_metadata_path + ".bkp"
-
-    def _save_model(self) -> None:
-        # exist_ok: in a cluster the chief and a worker may create this tree at once.
-        os.makedirs(self.backup_dir, exist_ok=True)
-        super()._save_model()
-        cluster.remove_write_dir(self._shared_dir, self.backup_dir)
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        if self.delete_checkpoint:
-            cluster.remove_backup(self._shared_dir, self.backup_dir)
 
 
 class _PhaseRecorder(keras.callbacks.Callback):
@@ -145,7 +101,7 @@ class AdaptBackup:
         self._recorder = _PhaseRecorder(
             self.dir / name, controller, self.write_dir / name
         )
-        return [self._recorder, _SharedBackupAndRestore(str(self.dir / phase))]
+        return [self._recorder, ResumableBackup(str(self.dir / phase))]
 
     def save_phase(self, phase: str, model: Any, controller: Any, history) -> None:
         if self.dir is None:
@@ -168,7 +124,7 @@ class AdaptBackup:
     def load_phase(self, phase: str, model: Any, controller: Any):
         """Loads a finished phase's weights into ``model``; returns its History."""
         saved = self.state[phase]
-        _build_optimizer(model)  # its state is in the file too: load it, not skip it
+        build_optimizer(model)  # its state is in the file too: load it, not skip it
         model.load_weights(str(self.dir / f"{phase}.weights.h5"))
         controller.load_state(saved["controller"])
         history = keras.callbacks.History()

@@ -330,7 +330,7 @@ def backup_callback(
     When a process dies, running the same script again with the same
     ``backup_dir`` resumes after the last completed epoch (weights, optimizer
     state, random state and epoch counter); the backup is deleted when ``fit``
-    finishes normally. It is a :class:`keras_transfer.finetune.ResumableBackup`.
+    finishes normally. It is a :class:`keras_transfer.distribute.backup.ResumableBackup`.
 
     Under ``MultiWorkerMirroredStrategy`` give every worker the **same**
     ``backup_dir`` (a shared filesystem): only the chief (``TF_CONFIG`` task
@@ -357,6 +357,6 @@ def backup_callback(
     """
     if backup_dir is None:
         return None
-    from keras_transfer.finetune import ResumableBackup
+    from keras_transfer.distribute.backup import ResumableBackup
 
     return ResumableBackup(os.fspath(backup_dir), **kwargs)
