@@ -267,6 +267,9 @@ def _compile_model(
         "loss": loss if isinstance(loss, str) else None,
         "jit_compile": jit_compile,
         "mixed_precision": mixed_precision,
+        # Which compile this recipe describes: after a hand-written model.compile,
+        # recompile follows that compile instead of reverting to this recipe.
+        "optimizer_id": id(model.optimizer),
     }
     return model
 
@@ -281,9 +284,9 @@ def recompile(
     """Recompiles `model` with a fresh optimizer of the same configuration.
 
     Needed after trainability changes, so `fit` traces a new train function over the
-    new trainable weights. A model with a `compile_recipe` (set by `compile_model`)
-    is compiled again from it; others are recompiled from
-    `model.get_compile_config()`.
+    new trainable weights. A model with a `compile_recipe` (set by `compile_model`,
+    and not compiled by hand since) is compiled again from it; others are recompiled
+    from `model.get_compile_config()`.
 
     Args:
         model: keras.Model. A compiled model.
@@ -299,8 +302,11 @@ def recompile(
             set on its optimizer.
     """
     args = getattr(model, "compile_recipe", None)
+    if args is not None and args.get("optimizer_id") != id(model.optimizer):
+        args = None  # compiled by hand since compile_model: recompile that compile
     if args is not None:
         args = dict(args)
+        args.pop("optimizer_id", None)
         if learning_rate is not None:
             args["learning_rate"] = learning_rate
         if backbone_learning_rate is not None:

@@ -93,6 +93,20 @@ def test_recompile_plain_model_from_config():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
 
 
+def test_recompile_after_a_hand_compile_keeps_that_compile():
+    # model.compile_recipe describes compile_model's compile only: after the user
+    # compiles by hand, recompile (and so set_trainable) follows the user's compile.
+    from keras_transfer import set_trainable
+
+    model = build_classifier(tiny_bn_backbone(), 2, learning_rate=1e-3)
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    set_trainable(model, 1)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    recompile(model, learning_rate=0.01)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
 def test_weight_decay_uses_adamw():
     model = build_classifier(tiny_bn_backbone(), 2, weight_decay=1e-4)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
