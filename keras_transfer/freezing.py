@@ -345,7 +345,10 @@ def trainable_summary(model: Any, print_fn: Any = print) -> dict:
     rows = []
     backbone = find_backbone(model) if isinstance(model, keras.Model) else None
     for layer in _children(model):
-        if layer is backbone:
+        # The backbone, or the layer holding it (a TextEncoder): one row per unit.
+        if backbone is not None and (
+            layer is backbone or getattr(layer, "backbone", None) is backbone
+        ):
             for unit in trainable_units(backbone):
                 rows.append(
                     (

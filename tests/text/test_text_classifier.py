@@ -194,6 +194,11 @@ def test_text_model_uses_the_shared_policy(tiny_text_backbone):
     assert model.get_layer("predictions").trainable_weights
     # Mean pooling ignores the BERT pooler (no gradient): it stays frozen.
     assert not encoder.backbone.pooled_dense.trainable_weights
+    from keras_transfer import trainable_summary
+
+    rows = {r[0]: r[2] for r in trainable_summary(model, print_fn=None)["layers"]}
+    backbone = encoder.backbone.name
+    assert rows[f"{backbone}/{top.name}"] and not rows[f"{backbone}/{bottom.name}"]
     before = weights_snapshot(top.weights)
     _fit(model)
     assert any(
