@@ -131,3 +131,23 @@ def test_mixed_float16_scales_the_loss_and_errors():
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="nested backbone"):
         set_precision(plain, "mixed_bfloat16")
+
+
+@pytest.mark.large  # XLA compiles two train steps: ~12 s on 2 cores
+def test_fine_tune_keeps_jit_compile_and_precision_across_phases():
+    from keras_transfer import fine_tune
+
+    x, y = _data(32)
+    model = _model(jit_compile=True, mixed_precision="mixed_bfloat16")
+    history = fine_tune(
+        model,
+        (x, y),
+        head_epochs=1,
+        fine_tune_epochs=1,
+        cache_features=False,
+        verbose=0,
+    )
+    assert len(history.history["loss"]) == 2
+    assert model.jit_compile is True  # recompiled for phase 2 from the recipe
+    assert find_backbone(model).layers[-1].compute_dtype == "bfloat16"
+    assert model.predict(x, verbose=0).dtype == np.float32
