@@ -266,7 +266,7 @@ def set_trainable(
     )
     if isinstance(target, keras.Model) and compiled:
         _recompile(target)
-    elif backbone is target and getattr(target, "_inbound_nodes", None):
+    if backbone is target and getattr(target, "_inbound_nodes", None):
         warnings.warn(
             f"set_trainable changed {target.name!r}, which is used inside another "
             "model; that model is not recompiled, so its next fit would train the old "
