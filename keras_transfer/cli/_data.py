@@ -28,7 +28,11 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 @dataclass
 class LabelledData:
-    """Arrays of one labelled source: train and validation splits plus class names."""
+    """Arrays of one labelled source: train and validation splits plus class names.
+
+    For an image folder over `STREAM_BYTES`, `x_train` and `x_val` are
+    `keras_transfer.data.folders.ImageFiles` (array-likes read from disk on use).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray

@@ -20,7 +20,7 @@ def from_directory(
     directory: str,
     *,
     image_size: tuple[int, int] = (224, 224),
-    batch_size: int = 32,
+    batch_size: int | None = 32,
     validation_split: float | None = None,
     subset: str | None = None,
     shuffle: bool = True,
@@ -41,7 +41,7 @@ def from_directory(
     Args:
         directory: str. Root folder with one subfolder per class.
         image_size: tuple. Images are resized to this. Defaults to (224, 224).
-        batch_size: int. Defaults to 32.
+        batch_size: int or None (unbatched). Defaults to 32.
         validation_split: float or None. Fraction held out for validation.
         subset: str or None. `"training"`, `"validation"` or `"both"` (returns a
             pair) when `validation_split` is set.
@@ -100,7 +100,8 @@ def from_directory(
             cache=cache,
             **kwargs,
         )
-    _check_batch_size(batch_size)
+    if batch_size is not None:  # None: unbatched, as in Keras
+        _check_batch_size(batch_size)
     label_mode = kwargs.get("label_mode", "int")
     channels = {"rgb": 3, "grayscale": 1, "rgba": 4}.get(
         kwargs.get("color_mode", "rgb")

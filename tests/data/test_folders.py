@@ -112,6 +112,8 @@ def test_from_directory_cache_modes_split_and_labels(tmp_path, cache):
     onehot = from_directory(
         str(root), image_size=(SIZE, SIZE), label_mode="categorical", shuffle=False
     )
+    unbatched = from_directory(str(root), image_size=(SIZE, SIZE), batch_size=None)
+    assert next(iter(unbatched))[0].shape == (SIZE, SIZE, 3)
     y = np.concatenate([y.numpy() for _, y in onehot])
     np.testing.assert_array_equal(y.argmax(-1), [0] * 4 + [1] * 8)
 
