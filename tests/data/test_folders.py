@@ -23,16 +23,19 @@ from keras_transfer.data.folders import (
 SIZE = 16
 
 
-def _folder(root: Path, counts=(4, 6), ext: str = "png", seed: int = 0) -> Path:
+def _folder(
+    root: Path, counts=(4, 6), ext: str = "png", seed: int = 0, channels: int = 3
+) -> Path:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     for c, n in enumerate(counts):
         (root / f"c{c}").mkdir(parents=True)
         for i in range(n):
-            shape = (int(rng.integers(12, 40)), int(rng.integers(12, 40)), 3)
-            img = rng.integers(0, 50, shape) + 80 * c
-            Image.fromarray(img.astype("uint8")).save(root / f"c{c}" / f"{i}.{ext}")
+            shape = (int(rng.integers(12, 40)), int(rng.integers(12, 40)), channels)
+            img = (rng.integers(0, 50, shape) + 80 * c).astype("uint8")
+            img = img[..., 0] if channels == 1 else img
+            Image.fromarray(img).save(root / f"c{c}" / f"{i}.{ext}")
     return root
 
 
@@ -41,9 +44,12 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
-@pytest.mark.parametrize("ext", ["png", "jpg", "bmp", "gif"])
-def test_decoder_matches_keras_load_img(tmp_path, ext):
-    root = _folder(tmp_path, (3, 3), ext)
+@pytest.mark.parametrize(
+    "ext, channels",
+    [("png", 3), ("jpg", 3), ("bmp", 3), ("gif", 3), ("png", 1), ("png", 4)],
+)
+def test_decoder_matches_keras_load_img(tmp_path, ext, channels):
+    root = _folder(tmp_path, (3, 3), ext, channels=channels)
     paths, labels, names = list_image_files(root)
     assert names == ["c0", "c1"] and labels.tolist() == [0, 0, 0, 1, 1, 1]
     images, failed = decode_files(paths, (SIZE, SIZE))
