@@ -41,8 +41,10 @@ from keras_transfer.adaptation.result import (
     AdaptResult,
     _choose,
     accuracy,
+    carry_optimizer_state,
     choose,
     merge_histories,
+    optimizer_state,
     restore,
     snapshot,
 )
@@ -308,6 +310,7 @@ def adapt(
         if shared.bottleneck is not None:
             layers.append(shared.bottleneck)
         warm_weights = snapshot(layers)
+        warm_optimizer = optimizer_state(shared.optimizer)
         warm_accuracy = warm.best_warmup_accuracy
 
         results: dict[str, dict] = {}
@@ -328,6 +331,7 @@ def adapt(
                 lambda_=lambda_,
                 method_kwargs=method_kwargs,
                 make_optimizer=make_optimizer,
+                warm_optimizer=warm_optimizer,
                 source_validation=(xs_val, ys_val),
                 target=xt,
                 tolerance=tolerance,
@@ -410,6 +414,7 @@ def _train_candidate(
     lambda_,
     method_kwargs,
     make_optimizer,
+    warm_optimizer,
     source_validation,
     target,
     tolerance,
@@ -454,6 +459,7 @@ def _train_candidate(
         )
         controller.best_warmup_accuracy = warm_accuracy
         model.compile(optimizer=make_optimizer())
+        carry_optimizer_state(model, warm_optimizer)
         if store.done(name):
             history = store.load_phase(name, model, controller)
         else:

@@ -43,6 +43,44 @@ def restore(layers: list, snapshot: list) -> None:
         layer.set_weights(weights)
 
 
+def optimizer_state(optimizer) -> dict:
+    """The optimizer's slot variables (moments, step count) by name.
+
+    Keras names a slot after the variable it belongs to
+    (``"<variable path>_momentum"``), so the state of the weights two models share
+    can be carried from one optimizer to another of the same kind. The learning
+    rate is left out: each phase sets its own.
+    """
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return {}
+    return {
+        v.name: np.array(v) for v in optimizer.variables if v.name != "learning_rate"
+    }
+
+
+def carry_optimizer_state(model, state: dict) -> int:
+    """Builds ``model``'s optimizer and loads the slots of ``state`` it shares.
+
+    A candidate branched from the warm-up continues with the warm-up's Adam moments
+    for the encoder, bottleneck and classifier (a fresh Adam takes steps of about
+    the learning rate in every coordinate, which knocked held-out source accuracy
+    down by 10-20 points at every phase switch); its new weights (a discriminator)
+    start fresh. Returns the number of slots loaded.
+    """
+    if not state:
+        return 0
+    from keras_transfer.distribute.backup import build_optimizer
+
+    build_optimizer(model)
+    loaded = 0
+    for variable in model.optimizer.variables:
+        saved = state.get(variable.name)
+        if saved is not None and tuple(variable.shape) == saved.shape:
+            variable.assign(saved)
+            loaded += 1
+    return loaded
+
+
 @dataclass
 class AdaptResult:
     """What `adapt` returns.

@@ -172,6 +172,35 @@ def test_source_augmentation_reaches_the_source_batches_only():
         kt.adapt(tiny_encoder(), (xs, ys), xt, source_augmentation="flip", verbose=0)
 
 
+def test_candidates_continue_with_the_warmup_optimizer_state():
+    from keras_transfer.adaptation.result import carry_optimizer_state, optimizer_state
+
+    (xs, ys), (xt, _) = two_domains(n=90)
+    warm = DomainAdaptationModel(tiny_encoder(), 3, method=None, bottleneck_units=6)
+    warm.compile(optimizer=keras.optimizers.Adam(1e-3))
+    warm.fit(domain_pairs((xs, ys), xt, 16), epochs=1, verbose=0)
+    state = optimizer_state(warm.optimizer)
+    assert "learning_rate" not in state and state["iteration"] > 0
+    branch = DomainAdaptationModel(
+        warm.encoder,
+        3,
+        classifier=warm.classifier,
+        bottleneck=warm.bottleneck,
+        method="dann",
+    )
+    branch.compile(optimizer=keras.optimizers.Adam(5e-4))
+    loaded = carry_optimizer_state(branch, state)
+    slots = {v.name: np.array(v) for v in branch.optimizer.variables}
+    shared = [n for n in state if n != "iteration"]
+    assert loaded == len(state) and shared
+    for name in shared:  # the warm-up's moments, not zeros
+        np.testing.assert_array_equal(slots[name], state[name])
+    fresh = [n for n in slots if n not in state and n != "learning_rate"]
+    assert fresh and all(not slots[n].any() for n in fresh)  # the discriminator's
+    assert float(branch.optimizer.learning_rate) == pytest.approx(5e-4)
+    assert carry_optimizer_state(branch, {}) == 0
+
+
 def test_datasets_are_accepted():
     import tensorflow as tf
 
