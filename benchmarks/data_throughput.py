@@ -48,17 +48,21 @@ from _common import write_results  # noqa: E402
 CLASSES = 5
 
 
-def make_jpegs(root: str, n: int, size: int, seed: int = 0) -> None:
-    """Writes `n` random JPEGs of `size` x `size` into `root/class_<k>/`."""
+def make_jpegs(
+    root: str, n: int, size: int, seed: int = 0, width: int | None = None
+) -> None:
+    """Writes `n` random JPEGs of `size` x `width` (default square) into
+    `root/class_<k>/`."""
     from PIL import Image
 
+    width = width or size
     rng = np.random.default_rng(seed)
     for k in range(CLASSES):
         os.makedirs(os.path.join(root, f"class_{k}"), exist_ok=True)
     for i in range(n):
         coarse = rng.integers(0, 256, (8, 8, 3), dtype="uint8")
-        img = Image.fromarray(coarse).resize((size, size), Image.BILINEAR)
-        pixels = np.asarray(img, "int16") + rng.integers(-12, 13, (size, size, 3))
+        img = Image.fromarray(coarse).resize((width, size), Image.BILINEAR)
+        pixels = np.asarray(img, "int16") + rng.integers(-12, 13, (size, width, 3))
         img = Image.fromarray(np.clip(pixels, 0, 255).astype("uint8"))
         img.save(os.path.join(root, f"class_{i % CLASSES}", f"{i:05d}.jpg"), quality=90)
 
@@ -211,7 +215,8 @@ def run(args: argparse.Namespace) -> dict:
     root = tempfile.mkdtemp(prefix="kt-throughput-")
     try:
         start = time.perf_counter()
-        make_jpegs(root, args.images, args.size)
+        height, width = args.file_size or (args.size, args.size)
+        make_jpegs(root, args.images, height, width=width)
         made = time.perf_counter() - start
         size_mb = sum(
             os.path.getsize(os.path.join(d, f))
@@ -253,6 +258,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "config": {
             "images": args.images,
+            "file_size": args.file_size or [args.size, args.size],
             "repeats": args.repeats,
             "size": args.size,
             "classes": CLASSES,
@@ -275,7 +281,16 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--size", type=int, default=224, help="model input px")
+    parser.add_argument(
+        "--file-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="size of the generated files (default: --size square; other sizes "
+        "make every reader resize)",
+    )
     parser.add_argument("--before", type=int, default=1000, help="cli_before files")
     parser.add_argument("--steps", type=int, default=30, help="model_step steps")
     parser.add_argument("--fit-steps", type=int, default=40)
