@@ -107,7 +107,16 @@ def build_model(
 
 
 def predict_classes(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Returns the class probabilities of `model` on `x`."""
+    """Returns the class probabilities of `model` on `x` (a streamed folder,
+    `ImageFiles`, is decoded batch by batch)."""
+    from keras_transfer.data import folders, from_arrays
+
+    if isinstance(x, folders.ImageFiles):
+        return np.asarray(
+            model.predict(
+                from_arrays(x, batch_size=batch_size, shuffle=False), verbose=0
+            )
+        )
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
 

@@ -264,3 +264,28 @@ def test_domain_pairs_streams_image_files(tmp_path):
     for image, label in zip(xs, ys):  # every label still belongs to its image
         (row,) = np.flatnonzero((eager == image).all(axis=(1, 2, 3)))
         assert src_labels[row] == label
+
+
+def test_cli_predictions_on_a_streamed_folder_decode_batch_by_batch(
+    tmp_path, monkeypatch
+):
+    from keras_transfer.cli._train import predict_classes
+
+    paths, _, _ = list_image_files(_folder(tmp_path, (3, 4)))
+    files = ImageFiles(paths, (SIZE, SIZE))
+    eager = np.asarray(files)
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    expected = predict_classes(model, eager, batch_size=3)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the whole folder was decoded into one array")
+
+    monkeypatch.setattr(ImageFiles, "__array__", refuse)
+    np.testing.assert_allclose(predict_classes(model, files, batch_size=3), expected)
