@@ -258,12 +258,12 @@ def _keras_directory(directory: str, *, cache: bool | str, preprocess: Any, **kw
     for ds, subset in zip(datasets, subsets):
         names = ds.class_names
         out = ds
-        cache = _cache_name(cache, subset)
-        if cache == "auto":
+        own = _cache_name(cache, subset)
+        if own == "auto":
             h, w = kw["image_size"]
-            cache = len(ds.file_paths) * h * w * 3 * 4 <= CACHE_BYTES
-        if cache:
-            out = ds.cache(cache) if isinstance(cache, str) else ds.cache()
+            own = len(ds.file_paths) * h * w * 3 * 4 <= CACHE_BYTES
+        if own:
+            out = ds.cache(own) if isinstance(own, str) else ds.cache()
         if preprocess is not None:
             out = out.map(
                 lambda x, *y: (preprocess(x), *y), num_parallel_calls=tf.data.AUTOTUNE

@@ -138,6 +138,21 @@ def test_from_directory_errors_and_keras_fallback(tmp_path):
     ds = from_directory(str(root), image_size=(8, 8), crop_to_aspect_ratio=True)
     assert ds.class_names == ["c0", "c1"]
     assert sum(int(x.shape[0]) for x, _ in ds) == 4
+    train, val = from_directory(
+        str(root),
+        image_size=(8, 8),
+        crop_to_aspect_ratio=True,
+        validation_split=0.5,
+        subset="both",
+        cache=str(tmp_path / "kc"),
+    )
+    for _ in range(2):  # the second pass reads each subset's own cache file
+        assert sum(int(x.shape[0]) for x, _ in train) == 2
+        assert sum(int(x.shape[0]) for x, _ in val) == 2
+    assert {p.name.split(".")[0] for p in tmp_path.glob("kc-*")} == {
+        "kc-training",
+        "kc-validation",
+    }
 
 
 def test_from_directory_corrupt_files(tmp_path):
