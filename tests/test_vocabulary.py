@@ -228,7 +228,7 @@ OLD_NAMES = {
     "max_value": "lambda_max",
 }
 #: Renames listed in docs/vocabulary.md whose file another change owns (pending).
-PENDING = {("adapt", "encoder")}
+PENDING: set = set()
 
 
 def test_public_signatures_use_the_vocabulary():
@@ -248,3 +248,31 @@ def test_public_signatures_use_the_vocabulary():
     assert found <= PENDING, {
         f"{name}({p}=...)": f"use {OLD_NAMES[p]}=" for name, p in found - PENDING
     }
+
+
+def test_adapt_takes_backbone_and_lambda_max_with_the_old_names_deprecated():
+    import numpy as np
+
+    import keras_transfer as kt
+    from keras_transfer._backend import keras
+
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(60, 4)).astype("float32")
+    ys = (xs[:, 0] > 0).astype(int)
+    xt = xs + 0.5
+    enc = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, "relu")])
+    with pytest.warns(DeprecationWarning, match="use backbone="):
+        result = kt.adapt(
+            encoder=enc,
+            source=(xs, ys),
+            target=xt,
+            method="source_only",
+            epochs=1,
+            verbose=0,
+        )
+    assert result.method == "source_only"
+    with pytest.warns(DeprecationWarning, match="use lambda_max="):
+        with pytest.raises(ValueError, match="Expected method to be one of"):
+            kt.adapt(enc, (xs, ys), xt, method="nope", lambda_=0.5, verbose=0)
+    with pytest.raises(ValueError, match="Received both"):
+        kt.adapt(enc, (xs, ys), xt, encoder=enc, verbose=0)

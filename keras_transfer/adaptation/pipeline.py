@@ -1,6 +1,6 @@
 """`adapt`: the `fine_tune` of unsupervised domain adaptation.
 
-One call takes an encoder, labelled source data and unlabelled target data and returns
+One call takes a backbone (encoder), labelled source data and unlabelled target data and returns
 a compiled inference model. The recipe is the same for every method and every pair:
 
 1. hold out a stratified part of the SOURCE (never of the target: it has no labels);
@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm
 from keras_transfer.adaptation.combined import (
@@ -103,8 +104,9 @@ def _resolve_methods(method: Any, candidates: Any) -> list[str]:
     return names
 
 
+@renamed_arguments(encoder="backbone", lambda_="lambda_max")
 def adapt(
-    encoder: Any,
+    backbone: Any,
     source: Any,
     target: Any,
     *,
@@ -115,7 +117,7 @@ def adapt(
     learning_rate: float = 1e-3,
     adaptation_learning_rate: float | None = None,
     optimizer: Any = None,
-    lambda_: float | None = None,
+    lambda_max: float | None = None,
     method_kwargs: dict | None = None,
     candidates: Any = None,
     selector: str = DEFAULT_SELECTOR,
@@ -132,17 +134,18 @@ def adapt(
     strategy: Any = None,
     verbose: int = 1,
 ) -> AdaptResult:
-    """Adapts ``encoder`` from labelled ``source`` to unlabelled ``target`` data.
+    """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
 
-    The recipe (see the module doc) is the same whatever the encoder, method or data:
+    The recipe (see the module doc) is the same whatever the backbone, method or data:
     stratified held-out source split, source warm-up until its accuracy plateaus, λ
     ramp, collapse guard that restores the last good weights and halves λ when
     held-out source accuracy drops more than ``tolerance``, normalised bottleneck,
     Adam. No target label is taken anywhere.
 
     Args:
-        encoder: keras Model/Layer, `LoadedBackbone` or backbone spec string (anything
-            `DomainAdaptationModel` accepts). Its weights are trained in place.
+        backbone: keras Model/Layer, `LoadedBackbone` or backbone spec string
+            (anything `DomainAdaptationModel` accepts). Its weights are trained in
+            place. ``encoder=`` is its deprecated alias (docs/vocabulary.md).
         source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`.
         target: array ``x`` or an unlabelled `tf.data.Dataset` (inputs only).
         num_classes: int or None. Defaults to ``max(y) + 1``.
@@ -162,7 +165,8 @@ def adapt(
         optimizer: keras optimizer, a callable returning one, or None (Adam).
             An instance is used for the warm-up and cloned (``from_config``) for each
             candidate. Defaults to None.
-        lambda_: float or None. Final alignment weight; None uses 1.0.
+        lambda_max: float or None. Alignment weight at the end of the λ ramp; None
+            uses 1.0. ``lambda_=`` is its deprecated alias.
         method_kwargs: dict or None. Constructor arguments of the method (overrides
             `METHOD_DEFAULTS`). Defaults to None.
         candidates: sequence of str or None. Methods tried by "auto". Defaults to
@@ -245,7 +249,7 @@ def adapt(
 
     with maybe_distribute(strategy):
         shared = DomainAdaptationModel(
-            encoder,
+            backbone,
             k,
             method=JointForward(name="warmup"),
             input_shape=input_shape,
@@ -328,7 +332,7 @@ def adapt(
                 branch_pairs,
                 remaining=remaining,
                 warm_accuracy=warm_accuracy,
-                lambda_=lambda_,
+                lambda_max=lambda_max,
                 method_kwargs=method_kwargs,
                 make_optimizer=make_optimizer,
                 warm_optimizer=warm_optimizer,
@@ -411,7 +415,7 @@ def _train_candidate(
     *,
     remaining,
     warm_accuracy,
-    lambda_,
+    lambda_max,
     method_kwargs,
     make_optimizer,
     warm_optimizer,
@@ -427,7 +431,7 @@ def _train_candidate(
     alignment = None if name in _NO_TRAINING else name
     kwargs = dict(METHOD_DEFAULTS.get(name, {}))
     kwargs.update(method_kwargs or {})
-    kwargs.setdefault("lambda_", 1.0 if lambda_ is None else float(lambda_))
+    kwargs.setdefault("lambda_", 1.0 if lambda_max is None else float(lambda_max))
     if alignment is not None and "+" in alignment:
         parts = build_parts(
             split_method_name(alignment), defaults=METHOD_DEFAULTS, **kwargs

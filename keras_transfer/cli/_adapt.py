@@ -140,7 +140,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             epochs=section.epochs,
             batch_size=cfg.source.batch_size,
             learning_rate=section.learning_rate,
-            lambda_=section.lambda_max,
+            lambda_max=section.lambda_max,
             method_kwargs=dict(section.options) or None,
             candidates=section.candidates,
             selector=section.selector,
