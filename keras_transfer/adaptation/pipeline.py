@@ -132,6 +132,7 @@ def adapt(
     callbacks: list | None = None,
     backup_dir: str | None = None,
     strategy: Any = None,
+    jit_compile: bool | str = "auto",
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
@@ -198,6 +199,9 @@ def adapt(
             `tf.distribute.Strategy`: every model is built, compiled and trained in
             its scope (`keras_transfer.distribute.maybe_distribute`). Defaults to
             None (one device).
+        jit_compile: bool or ``"auto"``. XLA for the training steps; ``"auto"`` is
+            Keras's choice (on a GPU, off on a CPU: slower there in every row of
+            `benchmarks/results/compiled_steps.json`). Defaults to "auto".
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -241,6 +245,11 @@ def adapt(
     xt = unlabelled_array(target)
     ys = ys.reshape(-1).astype("int64")
     k = check_inputs(xs, ys, xt, num_classes)
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(
+            "Expected jit_compile to be True, False or 'auto'. Received: "
+            f"jit_compile={jit_compile!r}"
+        )
     xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys, validation_split, seed)
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
     keras.utils.set_random_seed(seed)
@@ -285,7 +294,7 @@ def adapt(
             stop_after_warmup=True,
             tolerance=tolerance,
         )
-        shared.compile(optimizer=make_optimizer("warmup"))
+        shared.compile(optimizer=make_optimizer("warmup"), jit_compile=jit_compile)
         if store.done("warmup"):
             warm_history = store.load_phase("warmup", shared, warm)
             if say:
@@ -335,6 +344,7 @@ def adapt(
                 lambda_max=lambda_max,
                 method_kwargs=method_kwargs,
                 make_optimizer=make_optimizer,
+                jit_compile=jit_compile,
                 warm_optimizer=warm_optimizer,
                 source_validation=(xs_val, ys_val),
                 target=xt,
@@ -418,6 +428,7 @@ def _train_candidate(
     lambda_max,
     method_kwargs,
     make_optimizer,
+    jit_compile,
     warm_optimizer,
     source_validation,
     target,
@@ -462,7 +473,7 @@ def _train_candidate(
             verbose=verbose,
         )
         controller.best_warmup_accuracy = warm_accuracy
-        model.compile(optimizer=make_optimizer())
+        model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
         carry_optimizer_state(model, warm_optimizer)
         if store.done(name):
             history = store.load_phase(name, model, controller)

@@ -201,6 +201,24 @@ def test_candidates_continue_with_the_warmup_optimizer_state():
     assert carry_optimizer_state(branch, {}) == 0
 
 
+def test_adapt_trains_with_xla_and_refuses_a_bad_jit_compile():
+    (xs, ys), (xt, _) = two_domains(n=60)
+    result = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        method="dann",
+        epochs=2,
+        warmup=1,
+        verbose=0,
+        jit_compile=True,
+    )
+    assert result.training_model.jit_compile is True
+    assert np.all(np.isfinite(result.model.predict(xt, verbose=0)))
+    with pytest.raises(ValueError, match="jit_compile to be True, False or 'auto'"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, jit_compile="xla", verbose=0)
+
+
 def test_datasets_are_accepted():
     import tensorflow as tf
 
