@@ -102,6 +102,63 @@ def discriminative_optimizer(
     return keras.optimizers.MultiOptimizer(mapping)
 
 
+def default_optimizer(
+    model: keras.Model,
+    learning_rate: float = 1e-3,
+    *,
+    backbone_learning_rate: float | None = None,
+    weight_decay: float | None = None,
+) -> Any:
+    """The optimizer `compile_model` uses, for models compiled another way.
+
+    Adam (AdamW with `weight_decay`); with `backbone_learning_rate`, a
+    `discriminative_optimizer` giving the backbone (`find_backbone(model)`) that
+    rate. `build_multitask` compiles its per-task losses with it.
+
+    Args:
+        model: keras.Model. The model the optimizer is for (only read with
+            `backbone_learning_rate`).
+        learning_rate: float. Learning rate of the head (and of the backbone unless
+            `backbone_learning_rate` is given). Defaults to 1e-3.
+        backbone_learning_rate: float or None. Learning rate of the backbone's
+            variables. Defaults to None.
+        weight_decay: float or None. Decoupled weight decay (AdamW). Defaults to
+            None.
+
+    Returns:
+        A Keras optimizer.
+
+    Raises:
+        ValueError: a learning rate is not a number > 0, or `backbone_learning_rate`
+            is given for a model without a backbone.
+
+    Examples:
+    ```python
+    import keras
+    from keras_transfer.compiling import default_optimizer
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert isinstance(default_optimizer(model, 1e-3, weight_decay=1e-4),
+                      keras.optimizers.AdamW)
+    ```
+    """
+    _check_lr("learning_rate", learning_rate)
+    if backbone_learning_rate is None:
+        return _optimizer(learning_rate, weight_decay)
+    _check_lr("backbone_learning_rate", backbone_learning_rate)
+    backbone = find_backbone(model)
+    if backbone is None:
+        raise ValueError(
+            "backbone_learning_rate needs a model with a nested backbone model; "
+            "this model has none."
+        )
+    return discriminative_optimizer(
+        model,
+        backbone,
+        _optimizer(learning_rate, weight_decay),
+        _optimizer(backbone_learning_rate, weight_decay),
+    )
+
+
 def compile_model(
     model: keras.Model,
     *,
@@ -207,22 +264,12 @@ def _compile_model(
             "Expected task to be 'classification' or 'regression'. "
             f"Received: task={task!r}"
         )
-    if backbone_learning_rate is None:
-        optimizer = _optimizer(learning_rate, weight_decay)
-    else:
-        _check_lr("backbone_learning_rate", backbone_learning_rate)
-        backbone = find_backbone(model)
-        if backbone is None:
-            raise ValueError(
-                "backbone_learning_rate needs a model with a nested backbone model; "
-                "this model has none."
-            )
-        optimizer = discriminative_optimizer(
-            model,
-            backbone,
-            _optimizer(learning_rate, weight_decay),
-            _optimizer(backbone_learning_rate, weight_decay),
-        )
+    optimizer = default_optimizer(
+        model,
+        learning_rate,
+        backbone_learning_rate=backbone_learning_rate,
+        weight_decay=weight_decay,
+    )
     if task == "classification" and label_smoothing is not None and loss is None:
         from keras_transfer.augment import smoothed_loss_and_metrics
 

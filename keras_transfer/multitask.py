@@ -7,7 +7,11 @@ a dict with the same keys; ``.keras`` files and ``model.export`` keep every outp
 
 Head specs: ``"classification:N"`` (softmax), ``"multilabel:N"`` (sigmoid),
 ``"regression[:N]"`` (linear), or a dict ``{"type": ..., "units": N, "dropout": 0.2,
-"hidden": 0, "loss": ..., "metrics": [...]}``.
+"hidden_units": 0, "loss": ..., "metrics": [...]}`` (``hidden_units``: width of a ReLU
+layer before the output, 0 for none; the old key ``"hidden"`` is a deprecated alias).
+The model is compiled with `compiling.default_optimizer` (Adam, AdamW with
+``weight_decay``, a discriminative optimizer with ``backbone_learning_rate``), as every
+builder.
 
 Examples:
 ```python
@@ -33,11 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer._deprecation import rename_config_keys, warn_renamed
 
 __all__ = ["MultiTaskConfig", "build_multitask", "parse_head_spec"]
 
 _TYPES = ("classification", "multilabel", "regression")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Renamed head spec keys (old -> new), read until keras_transfer 0.3.
+_RENAMED_KEYS = {"hidden": "hidden_units"}
 
 
 @dataclass
@@ -48,8 +55,8 @@ class MultiTaskConfig:
         default_factory=dict,
         metadata={
             "help": "Task name -> head spec: 'classification:N', 'multilabel:N', "
-            "'regression[:N]' or a dict with type, units, dropout, hidden, loss, "
-            "metrics."
+            "'regression[:N]' or a dict with type, units, dropout, hidden_units, "
+            "loss, metrics."
         },
     )
     loss_weights: dict = field(
@@ -61,13 +68,45 @@ class MultiTaskConfig:
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
 
+    def __post_init__(self) -> None:
+        # A config file written before the rename may hold "hidden": read it
+        # silently (a saved file, not the user's code), as `from_config` does.
+        self.heads = {
+            task: rename_config_keys(spec, _RENAMED_KEYS, f"head {task!r}")
+            if isinstance(spec, dict)
+            else spec
+            for task, spec in self.heads.items()
+        }
+
 
 def parse_head_spec(name: str, spec: Any) -> dict:
-    """Normalises one head spec to a dict with type, units, dropout, hidden, loss, metrics.
+    """Normalises a head spec to a dict: type, units, dropout, hidden_units, loss, metrics.
+
+    Args:
+        name: str. The task name (letters, digits and underscores).
+        spec: str or dict. See the module docstring. A dict's old key ``"hidden"``
+            is read as ``"hidden_units"`` with a `DeprecationWarning`.
+
+    Returns:
+        The spec as a dict with every key set.
 
     Raises:
-        ValueError: for an invalid task name, type or unit count.
+        ValueError: for an invalid task name, type or unit count, or a dict with
+            both ``"hidden"`` and ``"hidden_units"``.
+
+    Examples:
+    ```python
+    from keras_transfer.multitask import parse_head_spec
+    spec = parse_head_spec("digit", {"type": "classification", "units": 10,
+                                     "hidden_units": 64})
+    assert spec["hidden_units"] == 64 and spec["loss"].startswith("sparse")
+    ```
     """
+    return _parse_head_spec(name, spec, stacklevel=4)
+
+
+def _parse_head_spec(name: str, spec: Any, stacklevel: int) -> dict:
+    # stacklevel: the deprecation warning points at the user's line.
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(
             "Expected task names made of letters, digits and underscores. "
@@ -86,7 +125,12 @@ def parse_head_spec(name: str, spec: Any) -> dict:
         raise ValueError(
             f"Expected a string or dict head spec for {name!r}. Received: {spec!r}"
         )
-    out = {"dropout": 0.0, "hidden": 0, "loss": None, "metrics": None, **spec}
+    for old, new in _RENAMED_KEYS.items():
+        if old in spec:
+            where = f"head spec {name!r}"
+            spec = rename_config_keys(spec, {old: new}, where)  # both: ValueError
+            warn_renamed(where, old, new, stacklevel=stacklevel)
+    out = {"dropout": 0.0, "hidden_units": 0, "loss": None, "metrics": None, **spec}
     if out.get("type") not in _TYPES:
         raise ValueError(
             f"Expected head type in {_TYPES} for {name!r}. Received: {out.get('type')!r}"
@@ -116,8 +160,9 @@ def parse_head_spec(name: str, spec: Any) -> dict:
 
 def _head(features: Any, name: str, spec: dict) -> Any:
     x = features
-    if spec["hidden"]:
-        x = keras.layers.Dense(spec["hidden"], "relu", name=f"{name}_hidden")(x)
+    if spec["hidden_units"]:
+        # The layer keeps its name: .keras files store weights under it.
+        x = keras.layers.Dense(spec["hidden_units"], "relu", name=f"{name}_hidden")(x)
     if spec["dropout"]:
         x = keras.layers.Dropout(spec["dropout"], name=f"{name}_dropout")(x)
     activation = {
@@ -140,9 +185,11 @@ def build_multitask(
     input_shape: tuple | None = None,
     pooling: str = "avg",
     learning_rate: float = 1e-3,
+    backbone_learning_rate: float | None = None,
     weight_decay: float | None = None,
     include_preprocessing: bool = True,
     compile: bool = True,
+    strategy: Any = None,
     name: str | None = None,
     **backbone_kwargs: Any,
 ) -> keras.Model:
@@ -159,9 +206,16 @@ def build_multitask(
         input_shape: tuple or None. Needed when the backbone declares none.
         pooling: str. ``"avg"`` or ``"max"``. Defaults to ``"avg"``.
         learning_rate: float. Defaults to 1e-3.
+        backbone_learning_rate: float or None. A separate (usually lower) learning
+            rate for the shared backbone (discriminative fine-tuning, see
+            `compile_model`). Defaults to None (the backbone uses `learning_rate`).
         weight_decay: float or None. Use AdamW with this decay.
         include_preprocessing: bool. Put the backbone's preprocessor in the model.
-        compile: bool. Compile with per-task losses and metrics. Defaults to True.
+        compile: bool. Compile with per-task losses and metrics and
+            `compiling.default_optimizer`. Defaults to True.
+        strategy: A `tf.distribute.Strategy`, a strategy name (see
+            `get_strategy`), or None. The model is built and compiled inside its
+            scope. Defaults to None.
         name: str or None. Model name.
         **backbone_kwargs: passed to ``load_backbone``.
 
@@ -174,6 +228,8 @@ def build_multitask(
     """
     from keras_transfer.backbones import load_backbone
     from keras_transfer.builders import inputs_and_features
+    from keras_transfer.compiling import default_optimizer
+    from keras_transfer.distribute import maybe_distribute
     from keras_transfer.freezing import set_trainable
     from keras_transfer.heads import pool_features
 
@@ -181,32 +237,39 @@ def build_multitask(
         raise ValueError(
             f"Expected heads to be a non-empty dict of name -> spec. Received: {heads!r}"
         )
-    specs = {task: parse_head_spec(task, spec) for task, spec in heads.items()}
+    specs = {}
+    for task, spec in heads.items():  # a loop: a comprehension adds a frame
+        specs[task] = _parse_head_spec(task, spec, stacklevel=4)
     loss_weights = dict(loss_weights or {})
     unknown = sorted(set(loss_weights) - set(specs))
     if unknown:
         raise ValueError(
             f"loss_weights names unknown tasks {unknown}. Tasks: {sorted(specs)}"
         )
-    bb = load_backbone(backbone, **backbone_kwargs)
-    inputs, features = inputs_and_features(bb, input_shape, include_preprocessing)
-    pooled = pool_features(features, pooling)
-    outputs = {task: _head(pooled, task, spec) for task, spec in specs.items()}
-    model = keras.Model(inputs, outputs, name=name or "multitask")
-    model.backbone = bb.model  # explicit (find_backbone, set_trainable, fine_tune)
-    set_trainable(
-        model, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
-    )
-    if compile:
-        optimizer = (
-            keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-            if weight_decay
-            else keras.optimizers.Adam(learning_rate)
+    with maybe_distribute(strategy):
+        bb = load_backbone(backbone, **backbone_kwargs)
+        inputs, features = inputs_and_features(bb, input_shape, include_preprocessing)
+        pooled = pool_features(features, pooling)
+        outputs = {task: _head(pooled, task, spec) for task, spec in specs.items()}
+        model = keras.Model(inputs, outputs, name=name or "multitask")
+        model.backbone = bb.model  # explicit (find_backbone, set_trainable, fine_tune)
+        set_trainable(
+            model, unfreeze_depth, train_batchnorm=train_batchnorm, recompile=False
         )
-        model.compile(
-            optimizer=optimizer,
-            loss={task: spec["loss"] for task, spec in specs.items()},
-            loss_weights={task: float(loss_weights.get(task, 1.0)) for task in specs},
-            metrics={task: spec["metrics"] for task, spec in specs.items()},
-        )
+        if compile:
+            # Per-task losses are not a `compile_model` recipe: compile with its
+            # optimizer; `recompile` then follows the model's compile config.
+            model.compile(
+                optimizer=default_optimizer(
+                    model,
+                    learning_rate,
+                    backbone_learning_rate=backbone_learning_rate,
+                    weight_decay=weight_decay,
+                ),
+                loss={task: spec["loss"] for task, spec in specs.items()},
+                loss_weights={
+                    task: float(loss_weights.get(task, 1.0)) for task in specs
+                },
+                metrics={task: spec["metrics"] for task, spec in specs.items()},
+            )
     return model

@@ -1,7 +1,7 @@
 """Text domain adaptation: the DANN machinery of `keras_transfer.adaptation` on text.
 
 The encoder is a functional model from raw strings to a feature vector: a
-`TextEncoder` (tokenizer + KerasHub backbone + mean pooling) followed by a trainable
+`TextEncoder` (tokenizer + KerasHub backbone + average pooling) followed by a trainable
 adapter (`Dense` + ReLU). Gradient reversal needs features that can move: with a
 frozen backbone the adapter is what adapts; `unfreeze_depth` or `lora_rank` let the
 backbone adapt too.
@@ -14,6 +14,7 @@ from typing import Any
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.text.classifier import make_text_encoder
+from keras_transfer.text.encoder import check_pooling
 
 
 def build_text_encoder_model(
@@ -22,7 +23,7 @@ def build_text_encoder_model(
     sequence_length: int = 128,
     unfreeze_depth: int | str = 0,
     lora_rank: int | None = None,
-    pooling: str = "mean",
+    pooling: str = "avg",
     adapter_units: int | None = 128,
     name: str = "text_feature_encoder",
 ) -> keras.Model:
@@ -33,7 +34,8 @@ def build_text_encoder_model(
         sequence_length: int. Tokens per string. Defaults to 128.
         unfreeze_depth: int or `"all"`. Top transformer blocks trained. Defaults to 0.
         lora_rank: int or None. LoRA adapters on a frozen backbone. Defaults to None.
-        pooling: str. `"mean"`, `"cls"` or `"pooled"`. Defaults to `"mean"`.
+        pooling: str. `"avg"`, `"cls"` or `"pooled"` (`"mean"`: deprecated alias
+            of `"avg"`). Defaults to `"avg"`.
         adapter_units: int or None. Width of the trainable `Dense`+ReLU adapter on
             top of the pooled features; None for no adapter. Defaults to 128.
         name: str. Model name. Defaults to `"text_feature_encoder"`.
@@ -47,7 +49,7 @@ def build_text_encoder_model(
     encoder = make_text_encoder(
         backbone,
         sequence_length=sequence_length,
-        pooling=pooling,
+        pooling=check_pooling(pooling, "build_text_encoder_model"),
         unfreeze_depth=unfreeze_depth,
         lora_rank=lora_rank,
     )

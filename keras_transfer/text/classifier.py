@@ -8,7 +8,7 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer.compiling import compile_model
 from keras_transfer.freezing import count_params, set_trainable, transformer_blocks
-from keras_transfer.text.encoder import TextEncoder
+from keras_transfer.text.encoder import TextEncoder, check_pooling
 
 # count_params and transformer_blocks live in `freezing` (one home); they stay
 # importable from here and from keras_transfer.text.
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-def load_text_backbone(spec: Any, *, sequence_length: int = 128):
+def load_text_backbone(spec: Any, *, sequence_length: int = 128, **backbone_kwargs):
     """Loads a text backbone and its preprocessor for `TextEncoder`.
 
     Args:
@@ -31,6 +31,8 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128):
             `LoadedBackbone` with a preprocessor.
         sequence_length: int. Tokens per string (longer strings are truncated).
             Defaults to 128.
+        **backbone_kwargs: Passed to `load_backbone` with a spec string (e.g.
+            `load_weights=False` for a `keras_hub:` preset); refused otherwise.
 
     Returns:
         `(backbone, preprocessor)`.
@@ -46,10 +48,16 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128):
             "Expected sequence_length to be an int >= 2. "
             f"Received: sequence_length={sequence_length!r}"
         )
+    if backbone_kwargs and not isinstance(spec, str):
+        raise ValueError(
+            "Expected backbone keyword arguments only with a spec string (they are "
+            "passed to load_backbone); a LoadedBackbone or TextEncoder is used as it "
+            f"is. Received: {sorted(backbone_kwargs)} with a {type(spec).__name__}"
+        )
     if isinstance(spec, LoadedBackbone):
         loaded = spec
     elif isinstance(spec, str):
-        loaded = load_backbone(spec, sequence_length=sequence_length)
+        loaded = load_backbone(spec, sequence_length=sequence_length, **backbone_kwargs)
     else:
         raise ValueError(
             "Expected a text backbone spec string (e.g. 'minilm' or "
@@ -122,10 +130,13 @@ def make_text_encoder(
     pooling: str,
     unfreeze_depth: Any,
     lora_rank: int | None,
+    backbone_kwargs: dict | None = None,
 ) -> TextEncoder:
     """Builds (or reuses) a `TextEncoder` with its trainable policy and LoRA applied.
 
-    Shared by `build_text_classifier` and the text DANN builder.
+    Shared by `build_text_classifier` and the text DANN builder. `pooling` is
+    checked by the caller (`check_pooling`), so a deprecated value warns once, at
+    the caller's line; `backbone_kwargs` go to `load_text_backbone`.
 
     Raises:
         ValueError: an invalid `lora_rank`, or LoRA with `unfreeze_depth != 0`.
@@ -146,10 +157,12 @@ def make_text_encoder(
                 f"lora_rank={lora_rank}"
             )
     if isinstance(backbone, TextEncoder):
+        if backbone_kwargs:
+            load_text_backbone(backbone, **backbone_kwargs)  # raises: names them
         encoder = backbone
     else:
         model, preprocessor = load_text_backbone(
-            backbone, sequence_length=sequence_length
+            backbone, sequence_length=sequence_length, **(backbone_kwargs or {})
         )
         encoder = TextEncoder(model, preprocessor, pooling=pooling, name="text_encoder")
     _apply_policy(encoder, unfreeze_depth)
@@ -165,12 +178,15 @@ def build_text_classifier(
     sequence_length: int = 128,
     unfreeze_depth: int | str = 0,
     lora_rank: int | None = None,
-    pooling: str = "mean",
+    pooling: str = "avg",
     dropout: float = 0.1,
     multi_label: bool = False,
     learning_rate: float | None = None,
+    backbone_learning_rate: float | None = None,
     compile: bool = True,
+    strategy: Any = None,
     name: str | None = None,
+    **backbone_kwargs: Any,
 ) -> keras.Model:
     """Builds a text classifier: raw strings in, class probabilities out.
 
@@ -185,17 +201,26 @@ def build_text_classifier(
         lora_rank: int or None. When set, freezes the backbone and adds LoRA adapters
             of this rank (KerasHub `backbone.enable_lora`) to the attention query and
             value projections; needs `unfreeze_depth=0`. Defaults to None.
-        pooling: str. `"mean"`, `"cls"` or `"pooled"` (see `TextEncoder`).
-            Defaults to `"mean"`.
+        pooling: str. `"avg"`, `"cls"` or `"pooled"` (see `TextEncoder`;
+            `"mean"` is a deprecated alias of `"avg"`). Defaults to `"avg"`.
         dropout: float. Dropout before the head. Defaults to 0.1.
         multi_label: bool. Sigmoid outputs and binary crossentropy. Defaults to False.
         learning_rate: float or None. Adam learning rate; None picks 5e-3 for a
             frozen backbone, 3e-3 with LoRA, 2e-4 with top-N blocks unfrozen and
             1e-4 for `"all"`.
+        backbone_learning_rate: float or None. A separate (usually lower) learning
+            rate for the backbone's variables (discriminative fine-tuning, see
+            `compile_model`); None: the backbone uses `learning_rate`. Defaults to
+            None.
         compile: bool. Compile with `compile_model`'s defaults: Adam, sparse
             categorical crossentropy and accuracy (multi-label: binary
             crossentropy, accuracy and AUC). Defaults to True.
+        strategy: A `tf.distribute.Strategy`, a strategy name (see
+            `get_strategy`), or None. The model is built and compiled inside its
+            scope. Defaults to None.
         name: str or None. Model name.
+        **backbone_kwargs: Passed to `load_backbone` with a spec string (e.g.
+            `load_weights=False` for a `keras_hub:` preset).
 
     Returns:
         A `keras.Model` taking a `(batch,)` string tensor. Its layer `"text_encoder"`
@@ -205,7 +230,9 @@ def build_text_classifier(
         trainable vs total.
 
     Raises:
-        ValueError: bad `num_classes`, `unfreeze_depth`, `lora_rank` or backbone.
+        ValueError: bad `num_classes`, `unfreeze_depth`, `lora_rank`, `pooling`,
+            learning rate or backbone, or backbone keyword arguments with a
+            backbone that is not a spec string.
         MissingExtraError: `"minilm"` without its weights package.
 
     Examples:
@@ -227,26 +254,35 @@ def build_text_classifier(
             "Expected num_classes >= 2 (or >= 1 with multi_label=True). "
             f"Received: num_classes={num_classes}"
         )
-    encoder = make_text_encoder(
-        backbone,
-        sequence_length=sequence_length,
-        pooling=pooling,
-        unfreeze_depth=unfreeze_depth,
-        lora_rank=lora_rank,
-    )
+    pooling = check_pooling(pooling, "build_text_classifier")
+    from keras_transfer.distribute import maybe_distribute
 
-    inputs = keras.Input(shape=(), dtype="string", name="text")
-    x = encoder(inputs)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    activation = "sigmoid" if multi_label else "softmax"
-    outputs = keras.layers.Dense(
-        num_classes, activation=activation, dtype="float32", name="predictions"
-    )(x)
-    model = keras.Model(inputs, outputs, name=name or "text_classifier")
-    model.backbone = encoder.backbone  # explicit, as keras-hub's Task.backbone
-    if compile:
-        if learning_rate is None:
-            learning_rate = _default_learning_rate(unfreeze_depth, lora_rank)
-        compile_model(model, learning_rate=learning_rate, multi_label=multi_label)
+    with maybe_distribute(strategy):
+        encoder = make_text_encoder(
+            backbone,
+            sequence_length=sequence_length,
+            pooling=pooling,
+            unfreeze_depth=unfreeze_depth,
+            lora_rank=lora_rank,
+            backbone_kwargs=backbone_kwargs,
+        )
+        inputs = keras.Input(shape=(), dtype="string", name="text")
+        x = encoder(inputs)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+        activation = "sigmoid" if multi_label else "softmax"
+        outputs = keras.layers.Dense(
+            num_classes, activation=activation, dtype="float32", name="predictions"
+        )(x)
+        model = keras.Model(inputs, outputs, name=name or "text_classifier")
+        model.backbone = encoder.backbone  # explicit, as keras-hub's Task.backbone
+        if compile:
+            if learning_rate is None:
+                learning_rate = _default_learning_rate(unfreeze_depth, lora_rank)
+            compile_model(
+                model,
+                learning_rate=learning_rate,
+                backbone_learning_rate=backbone_learning_rate,
+                multi_label=multi_label,
+            )
     return model

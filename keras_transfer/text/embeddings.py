@@ -17,7 +17,7 @@ _ENCODERS: dict[tuple[str, int], TextEncoder] = {}
 def get_text_encoder(
     backbone: Any = "minilm", *, sequence_length: int = 128, normalize: bool = True
 ) -> TextEncoder:
-    """Returns a mean-pooling `TextEncoder` for `backbone`, cached for spec strings.
+    """Returns an average-pooling `TextEncoder` for `backbone`, cached for spec strings.
 
     Args:
         backbone: str, LoadedBackbone or TextEncoder. Defaults to `"minilm"`.
@@ -35,7 +35,7 @@ def get_text_encoder(
     if key is not None and key in _ENCODERS:
         return _ENCODERS[key]
     model, preprocessor = load_text_backbone(backbone, sequence_length=sequence_length)
-    encoder = TextEncoder(model, preprocessor, pooling="mean", normalize=normalize)
+    encoder = TextEncoder(model, preprocessor, pooling="avg", normalize=normalize)
     if key is not None:
         _ENCODERS[key] = encoder
     return encoder

@@ -2,11 +2,59 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from keras_transfer._backend import keras
+from keras_transfer._deprecation import REMOVAL_VERSION
 
-POOLINGS = ("mean", "cls", "pooled")
+POOLINGS = ("avg", "cls", "pooled")
+#: Deprecated pooling values (until keras_transfer 0.3) -> their one name.
+RENAMED_POOLINGS = {"mean": "avg"}
+
+
+def check_pooling(pooling: Any, where: str, *, warn: bool = True) -> str:
+    """Validates a text `pooling` value; maps the deprecated `"mean"` to `"avg"`.
+
+    `"avg"` is the image builders' name for an average over positions (text masks
+    the padding), see docs/vocabulary.md. `"mean"` is accepted for one release.
+
+    Args:
+        pooling: str. `"avg"`, `"cls"`, `"pooled"`, or the deprecated `"mean"`.
+        where: str. The class or function named in the warning and the error.
+        warn: bool. Emit a `DeprecationWarning` for `"mean"` (False for configs
+            read from a saved file). Defaults to True.
+
+    Returns:
+        The pooling under its one name.
+
+    Raises:
+        ValueError: `pooling` is not one of the accepted values.
+
+    Examples:
+    ```python
+    from keras_transfer.text.encoder import check_pooling
+    assert check_pooling("cls", "TextEncoder") == "cls"
+    assert check_pooling("mean", "TextEncoder", warn=False) == "avg"
+    ```
+    """
+    if isinstance(pooling, str) and pooling in RENAMED_POOLINGS:
+        new = RENAMED_POOLINGS[pooling]
+        if warn:
+            warnings.warn(
+                f"{where}: pooling={pooling!r} is deprecated and will be removed in "
+                f"keras_transfer {REMOVAL_VERSION}; use pooling={new!r} instead "
+                "(same meaning). See docs/vocabulary.md.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        return new
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"Expected pooling to be one of {POOLINGS} in {where}. "
+            f"Received: pooling={pooling!r}"
+        )
+    return pooling
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -27,9 +75,11 @@ class TextEncoder(keras.layers.Layer):
         preprocessor: keras.layers.Layer. Maps a batch of strings to the backbone's
             inputs (`token_ids`, `padding_mask`, ...), e.g. a
             `keras_hub.models.TextClassifierPreprocessor`.
-        pooling: str. `"mean"` (mean over non-padding tokens, as sentence-transformers
-            does), `"cls"` (the first token) or `"pooled"` (the backbone's
-            `pooled_output`). Defaults to `"mean"`.
+        pooling: str. `"avg"` (mean over non-padding tokens, as sentence-transformers
+            does; the image builders' name), `"cls"` (the first token) or `"pooled"`
+            (the backbone's `pooled_output`). `"mean"` is a deprecated alias of
+            `"avg"` (warns; saved configs holding it load silently). Defaults to
+            `"avg"`.
         normalize: bool. L2-normalize the pooled vector. Defaults to False.
         **kwargs: Base layer arguments.
 
@@ -48,16 +98,12 @@ class TextEncoder(keras.layers.Layer):
         self,
         backbone: keras.Model,
         preprocessor: keras.layers.Layer,
-        pooling: str = "mean",
+        pooling: str = "avg",
         normalize: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"Expected pooling to be one of {POOLINGS}. "
-                f"Received: pooling={pooling!r}"
-            )
+        pooling = check_pooling(pooling, "TextEncoder")
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
         if isinstance(preprocessor, dict):
@@ -116,3 +162,14 @@ class TextEncoder(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TextEncoder:
+        # Configs saved before the rename hold pooling="mean": no warning (a saved
+        # file is not the user's code; saving again writes "avg").
+        config = dict(config)
+        if "pooling" in config:
+            config["pooling"] = check_pooling(
+                config["pooling"], cls.__name__, warn=False
+            )
+        return cls(**config)

@@ -220,7 +220,7 @@ def test_set_text_trainable_is_a_deprecated_alias(tiny_text_backbone):
     # pooler a "pooled" encoder feeds to the head trains with the top block.
     assert encoder.backbone.pooled_dense.trainable_weights
     assert top.trainable_weights and not bottom.trainable_weights
-    encoder.pooling = "mean"  # now the pooler's output is unused: it stays frozen
+    encoder.pooling = "avg"  # now the pooler's output is unused: it stays frozen
     with pytest.warns(DeprecationWarning):
         set_text_trainable(encoder, "all")
     assert not encoder.backbone.pooled_dense.trainable_weights
