@@ -114,3 +114,105 @@ def test_module_docstring_example_runs(module):
     doc = importlib.import_module(f"keras_transfer.{module}").__doc__
     code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     exec(compile(code, f"<{module} docstring>", "exec"), {})
+
+
+# ------------------------------------------- shared builder arguments (issue 13)
+def test_strategy_builds_and_compiles_in_its_scope():
+    from keras_transfer.distribute import maybe_distribute
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with maybe_distribute(mirrored):  # a passed backbone is made in the scope too
+        backbone = _backbone()
+    model = build_multitask(
+        backbone,
+        {"a": "classification:2", "s": "regression"},
+        unfreeze_depth="all",
+        strategy=mirrored,
+    )
+    assert model.distribute_strategy is mirrored
+    assert isinstance(
+        model.get_layer("a").kernel.value, tf.distribute.DistributedValues
+    )
+    x, y = _data(8)
+    history = model.fit(
+        x, {"a": y["digit"] % 2, "s": y["size"]}, batch_size=4, epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])
+    with pytest.raises(ValueError, match="strategy='nope'"):
+        build_multitask(_backbone(), {"a": "regression"}, strategy="nope")
+
+
+def test_backbone_learning_rate_and_the_shared_optimizer():
+    from keras_transfer import set_trainable
+
+    backbone = _backbone()
+    model = build_multitask(
+        backbone,
+        {"a": "classification:2", "s": "regression"},
+        unfreeze_depth="all",
+        learning_rate=1e-2,
+        backbone_learning_rate=1e-5,
+        weight_decay=1e-4,
+    )
+    optimizers = model.optimizer.optimizers
+    rates = sorted(float(o.learning_rate) for o in optimizers)
+    assert rates == pytest.approx([1e-5, 1e-2])
+    assert all(isinstance(o, keras.optimizers.AdamW) for o in optimizers)
+    x, y = _data(16)
+    labels = {"a": y["digit"] % 2, "s": y["size"]}
+    conv = backbone.get_layer("conv").kernel
+    conv_before = conv.numpy().copy()
+    head_before = model.get_layer("a").kernel.numpy().copy()
+    model.fit(x, labels, batch_size=8, epochs=1, verbose=0)  # 2 Adam steps
+    assert 0 < np.abs(conv.numpy() - conv_before).max() < 1e-4
+    assert np.abs(model.get_layer("a").kernel.numpy() - head_before).max() > 5e-3
+    # set_trainable recompiles from the compile config: both rates survive.
+    set_trainable(model, 0)
+    set_trainable(model, "all")
+    rates = sorted(float(o.learning_rate) for o in model.optimizer.optimizers)
+    assert rates == pytest.approx([1e-5, 1e-2])
+    model.fit(x, labels, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="backbone_learning_rate"):
+        build_multitask(_backbone(), {"a": "regression"}, backbone_learning_rate=-1)
+
+
+def test_default_compile_is_compile_models_optimizer():
+    model = build_multitask(_backbone(), {"a": "regression"}, learning_rate=3e-3)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-3)
+    decayed = build_multitask(_backbone(), {"a": "regression"}, weight_decay=1e-3)
+    assert isinstance(decayed.optimizer, keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="learning_rate=0"):
+        build_multitask(_backbone(), {"a": "regression"}, learning_rate=0)
+
+
+def test_hidden_units_and_the_deprecated_hidden_key():
+    import warnings
+
+    from keras_transfer.multitask import MultiTaskConfig
+
+    spec = {"type": "classification", "units": 3, "hidden_units": 5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        new = build_multitask(_backbone(), {"a": spec}, compile=False)
+    assert new.get_layer("a_hidden").units == 5
+    old_spec = {"type": "classification", "units": 3, "hidden": 5}
+    with pytest.warns(
+        DeprecationWarning, match="head spec 'a': hidden= .* use hidden_units="
+    ) as record:
+        old = build_multitask(_backbone(), {"a": old_spec}, compile=False)
+    assert record[0].filename == __file__  # points at the caller's line
+    assert old.get_layer("a_hidden").units == 5
+    assert [w.shape for w in old.weights] == [w.shape for w in new.weights]
+    with pytest.warns(DeprecationWarning, match="hidden_units="):
+        assert parse_head_spec("a", old_spec)["hidden_units"] == 5
+    assert "hidden" not in parse_head_spec("a", spec)
+    with pytest.raises(ValueError, match="Received both hidden_units= and hidden="):
+        parse_head_spec("a", {**spec, "hidden": 5})
+    # A config file written before the rename: read silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        config = MultiTaskConfig(heads={"a": old_spec, "s": "regression"})
+        assert config.heads["a"]["hidden_units"] == 5
+        assert "hidden" not in config.heads["a"]
+        build_multitask(_backbone(), config.heads, compile=False)
