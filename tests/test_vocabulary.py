@@ -276,3 +276,45 @@ def test_adapt_takes_backbone_and_lambda_max_with_the_old_names_deprecated():
             kt.adapt(enc, (xs, ys), xt, method="nope", lambda_=0.5, verbose=0)
     with pytest.raises(ValueError, match="Received both"):
         kt.adapt(enc, (xs, ys), xt, encoder=enc, verbose=0)
+
+
+# ------------------------------------------ builders share build_classifier's names
+SHARED_BUILDER_ARGUMENTS = ("strategy", "backbone_learning_rate", "learning_rate")
+
+
+@pytest.mark.parametrize(
+    "builder, shared",
+    [
+        ("build_regressor", SHARED_BUILDER_ARGUMENTS),
+        ("build_multitask", SHARED_BUILDER_ARGUMENTS),
+        # learning_rate=None there: picked by depth (docs/vocabulary.md).
+        ("build_text_classifier", ("strategy", "backbone_learning_rate")),
+    ],
+)
+def test_builders_take_build_classifiers_arguments(builder, shared):
+    import keras_transfer
+
+    reference = inspect.signature(keras_transfer.build_classifier).parameters
+    parameters = inspect.signature(getattr(keras_transfer, builder)).parameters
+    for name in (*shared, "unfreeze_depth"):
+        assert name in parameters, f"{builder} lacks {name}="
+        assert parameters[name].default == reference[name].default, name
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    kwargs = [p for p in parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    assert [p.name for p in kwargs] == ["backbone_kwargs"], builder
+
+
+def test_text_pooling_defaults_to_avg():
+    """'mean' is a deprecated value: no public default may use it."""
+    from keras_transfer.text import TextEncoder, build_text_classifier
+    from keras_transfer.text.adaptation import build_text_encoder_model
+    from keras_transfer.text.encoder import POOLINGS, check_pooling
+
+    assert "mean" not in POOLINGS and "avg" in POOLINGS
+    for fn in (TextEncoder.__init__, build_text_classifier, build_text_encoder_model):
+        assert inspect.signature(fn).parameters["pooling"].default == "avg"
+    with pytest.warns(DeprecationWarning, match=r"f: pooling='mean'.*pooling='avg'"):
+        assert check_pooling("mean", "f") == "avg"
+    assert _no_warning(check_pooling, "mean", "f", warn=False) == "avg"
+    with pytest.raises(ValueError, match=r"in f\. Received: pooling='max'"):
+        check_pooling("max", "f")
