@@ -85,11 +85,21 @@ def discriminative_optimizer(
     ```
     """
     backbone_ids = {id(v) for v in backbone.weights}
-    paths = sorted({v.path for v in backbone.weights})
+    # A variable's path may or may not start with the backbone's name: a backbone
+    # built on its own (a Sequential with an Input) has "conv/kernel" after a
+    # reload where it had "<backbone>/conv/kernel" before. Match both forms.
+    prefix = f"{backbone.name}/"
+    relative = sorted(
+        {
+            v.path[len(prefix) :] if v.path.startswith(prefix) else v.path
+            for v in backbone.weights
+        }
+    )
+    accepted = {*relative, *(prefix + r for r in relative)}
     clashes = sorted(
         v.path
         for v in model.weights
-        if id(v) not in backbone_ids and v.path in set(paths)
+        if id(v) not in backbone_ids and v.path in accepted
     )
     if clashes:
         raise ValueError(
@@ -97,7 +107,8 @@ def discriminative_optimizer(
             f"variables outside the backbone share a path with backbone ones: "
             f"{clashes[:5]}. Give those layers other names."
         )
-    pattern = "|".join(re.escape(p) for p in paths)
+    optional = f"(?:{re.escape(prefix)})?"
+    pattern = optional + "(?:" + "|".join(re.escape(r) for r in relative) + ")"
     mapping = keras.optimizers.OptimizerMap(head_opt, {pattern: backbone_opt})
     return keras.optimizers.MultiOptimizer(mapping)
 

@@ -73,12 +73,31 @@ def test_folder_instead_of_file(tmp_path, marker, expected):
         keras_transfer.load_model(tmp_path)
 
 
-def test_backbone_learning_rate_roundtrip_with_optimizer(tmp_path):
+def _plain_sequential_backbone():
+    import keras
+
+    # Built on its own: its variable paths lose the "tiny_backbone/" prefix after a
+    # reload ("conv3/kernel"), which broke the path-keyed optimizer assignment.
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, name="conv3"),
+            keras.layers.GlobalAveragePooling2D(),
+        ],
+        name="tiny_backbone",
+    )
+
+
+@pytest.mark.parametrize("kind", ["bn_backbone", "plain_sequential"])
+def test_backbone_learning_rate_roundtrip_with_optimizer(tmp_path, kind):
     """The discriminative optimizer reloads with its rates, assignment and state."""
     from helpers import tiny_bn_backbone
 
+    backbone = (
+        tiny_bn_backbone() if kind == "bn_backbone" else _plain_sequential_backbone()
+    )
     model = keras_transfer.build_classifier(
-        tiny_bn_backbone(),
+        backbone,
         2,
         unfreeze_depth="all",
         learning_rate=1e-2,
