@@ -14,12 +14,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.losses import coral_loss, entropy, mmd_loss
 from keras_transfer.layers import GradientReversal
-from keras_transfer.layers.gradient_reversal import _check_lambda
+from keras_transfer.layers.gradient_reversal import SchedulableLambda
 
 ops = keras.ops
 
@@ -249,39 +247,8 @@ class ConditionalDomainAdversarial(_Adversarial):
         return config
 
 
-class _LambdaWeight:
-    """Mixin: a schedulable trade-off weight ``lambda_`` kept in a non-trainable
-    variable (changing it during ``fit`` needs no retracing)."""
-
-    _schedulable_lambda = True
-
-    def __init__(self, lambda_: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._initial_lambda = _check_lambda(lambda_)
-        self._lambda = self.add_weight(
-            name="lambda",
-            shape=(),
-            initializer=keras.initializers.Constant(self._initial_lambda),
-            trainable=False,
-            dtype="float32",
-        )
-
-    @property
-    def lambda_(self) -> float:
-        return float(np.asarray(self._lambda.numpy()))
-
-    @lambda_.setter
-    def lambda_(self, value: float) -> None:
-        self._lambda.assign(_check_lambda(value))
-
-    def weighted(self, loss):
-        """``lambda_ * loss`` in the loss's dtype."""
-        return ops.cast(self._lambda, loss.dtype) * loss
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"lambda_": self._initial_lambda})
-        return config
+# The schedulable λ has one home, next to GradientReversal (layers/).
+_LambdaWeight = SchedulableLambda
 
 
 class _Discrepancy(_LambdaWeight, AlignmentMethod):

@@ -37,8 +37,55 @@ def _reverse_gradient(x, lambda_):
     return tf.identity(x), grad
 
 
+class SchedulableLambda:
+    """Mixin: a schedulable trade-off weight ``lambda_`` in a non-trainable variable.
+
+    The one home of the λ that `GradientReversal`, the discrepancy methods (CORAL,
+    MMD) and the target-prediction methods (MCC, BNM, ...) expose: changing it during
+    ``fit`` needs no retracing, `DomainLambdaScheduler` and `AdaptationController`
+    find it through ``_schedulable_lambda``, and ``get_config`` keeps the initial
+    value. Mix it in before ``keras.layers.Layer``.
+    """
+
+    _schedulable_lambda = True
+
+    def __init__(self, lambda_: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._initial_lambda = _check_lambda(lambda_)
+        self._lambda = self.add_weight(
+            name="lambda",
+            shape=(),
+            initializer=keras.initializers.Constant(self._initial_lambda),
+            trainable=False,
+            dtype="float32",
+        )
+
+    @property
+    def lambda_(self) -> float:
+        """The current weight (a Python float)."""
+        return float(np.asarray(self._lambda.numpy()))
+
+    @lambda_.setter
+    def lambda_(self, value: float) -> None:
+        self._lambda.assign(_check_lambda(value))
+
+    @property
+    def lambda_variable(self) -> Any:
+        """The non-trainable variable holding ``lambda_``."""
+        return self._lambda
+
+    def weighted(self, loss):
+        """``lambda_ * loss`` in the loss's dtype."""
+        return keras.ops.cast(self._lambda, loss.dtype) * loss
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"lambda_": self._initial_lambda})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_transfer")
-class GradientReversal(keras.layers.Layer):
+class GradientReversal(SchedulableLambda, keras.layers.Layer):
     """Identity in the forward pass; multiplies gradients by ``-lambda_`` backward.
 
     Placed between a feature extractor and a domain discriminator, it lets one
@@ -70,33 +117,9 @@ class GradientReversal(keras.layers.Layer):
         Ganin et al. 2016, "Domain-Adversarial Training of Neural Networks", JMLR.
     """
 
-    _schedulable_lambda = True
-
     def __init__(self, lambda_: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._initial_lambda = _check_lambda(lambda_)
+        super().__init__(lambda_=lambda_, **kwargs)
         self.supports_masking = True
-        self._lambda = self.add_weight(
-            name="lambda",
-            shape=(),
-            initializer=keras.initializers.Constant(self._initial_lambda),
-            trainable=False,
-            dtype="float32",
-        )
-
-    @property
-    def lambda_(self) -> float:
-        """The current gradient scale (a Python float)."""
-        return float(np.asarray(self._lambda.numpy()))
-
-    @lambda_.setter
-    def lambda_(self, value: float) -> None:
-        self._lambda.assign(_check_lambda(value))
-
-    @property
-    def lambda_variable(self) -> keras.Variable:
-        """The non-trainable variable holding ``lambda_``."""
-        return self._lambda
 
     def call(self, inputs, training=None):
         if isinstance(inputs, (list, tuple, dict)):
@@ -108,8 +131,3 @@ class GradientReversal(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"lambda_": self._initial_lambda})
-        return config
