@@ -625,7 +625,7 @@ def lopo_table(results: dict) -> str:
         )
         default_gap = best[held] - acc(*default, held)
         lines.append(
-            f"| {held} | {'+'.join(tuned[0])} by {tuned[1]} | "
+            f"| {held} | {', '.join(tuned[0])} by {tuned[1]} | "
             f"{100 * table[tuned][held]:.1f} | "
             f"{100 * max(table[tuned][p] for p in others):.1f} | "
             f"{100 * default_gap:.1f} |"
