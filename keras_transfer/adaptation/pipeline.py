@@ -22,11 +22,11 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
-from keras_transfer.adaptation.batchnorm import adapt_batchnorm
-from keras_transfer.adaptation.combined import (
-    CombinedAlignment,
-    build_parts,
-    split_method_name,
+from keras_transfer.adaptation.candidates import (
+    AUTO_CANDIDATES,
+    augment_source,
+    resolve_methods,
+    train_candidate,
 )
 from keras_transfer.adaptation.inputs import (
     check_inputs,
@@ -34,7 +34,7 @@ from keras_transfer.adaptation.inputs import (
     split_source,
     unlabelled_array,
 )
-from keras_transfer.adaptation.methods import JointForward, get_alignment_method
+from keras_transfer.adaptation.methods import JointForward
 from keras_transfer.adaptation.model import DomainAdaptationModel
 from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.result import (
@@ -42,7 +42,6 @@ from keras_transfer.adaptation.result import (
     AdaptResult,
     _choose,
     accuracy,
-    carry_optimizer_state,
     choose,
     merge_histories,
     optimizer_state,
@@ -51,57 +50,6 @@ from keras_transfer.adaptation.result import (
 )
 from keras_transfer.adaptation.scores import selection_scores
 from keras_transfer.data.pairs import domain_pairs
-
-#: Methods "auto" tries by default (branched from one shared warm-up).
-AUTO_CANDIDATES = ("mcc", "cdan")
-#: Default constructor arguments of each method inside `adapt`.
-METHOD_DEFAULTS: dict[str, dict] = {
-    "dann": {"hidden_units": (1024, 1024), "dropout": 0.5},
-    "cdan": {"hidden_units": (1024, 1024), "dropout": 0.5},
-}
-_NO_TRAINING = ("source_only", "adabn")
-
-
-def _augmented(pairs: Any, augmentation: Any) -> Any:
-    """Applies ``augmentation`` to the source half of every batch of ``pairs``."""
-    if augmentation is None:
-        return pairs
-    if not callable(augmentation):
-        raise ValueError(
-            "Expected source_augmentation to be a callable on a batch of source "
-            f"inputs, or None. Received: source_augmentation={augmentation!r}"
-        )
-    import tensorflow as tf
-
-    def apply(x, *rest):
-        x = dict(x)
-        out = augmentation(x["source"])
-        x["source"] = tf.cast(out, x["target"].dtype)
-        return (x, *rest)
-
-    return pairs.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _resolve_methods(method: Any, candidates: Any) -> list[str]:
-    from keras_transfer.adaptation.methods import list_alignment_methods
-
-    accepted = [*list_alignment_methods(), *_NO_TRAINING, "auto"]
-    if method == "auto":
-        names = list(candidates or AUTO_CANDIDATES)
-    else:
-        names = [method]
-    for name in names:
-        parts = split_method_name(name) if "+" in str(name) else [name]
-        if any(part not in accepted or part in _NO_TRAINING for part in parts) and (
-            len(parts) > 1 or name not in accepted
-        ):
-            raise ValueError(
-                f"Expected method to be one of {accepted}, or alignment methods "
-                f"joined with '+' (e.g. 'dann+mcc'). Received: method={name!r}"
-            )
-    if method == "auto" and "auto" in names:
-        raise ValueError("candidates cannot contain 'auto'.")
-    return names
 
 
 @renamed_arguments(encoder="backbone", lambda_="lambda_max")
@@ -240,7 +188,7 @@ def adapt(
         raise ValueError(
             f"Expected epochs to be an int >= 1. Received: epochs={epochs}"
         )
-    names = _resolve_methods(method, candidates)
+    names = resolve_methods(method, candidates)
     xs, ys = labelled_arrays(source)
     xt = unlabelled_array(target)
     ys = ys.reshape(-1).astype("int64")
@@ -265,7 +213,7 @@ def adapt(
             unfreeze_depth=unfreeze_depth,
             bottleneck_units=bottleneck_units,
         )
-        pairs = _augmented(
+        pairs = augment_source(
             domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed),
             source_augmentation,
         )
@@ -331,11 +279,11 @@ def adapt(
             restore(layers, warm_weights)
             keras.utils.set_random_seed(seed + 1)
             # a fresh pipeline per candidate: the same batches as a standalone run
-            branch_pairs = _augmented(
+            branch_pairs = augment_source(
                 domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1),
                 source_augmentation,
             )
-            model, history, controller = _train_candidate(
+            model, history, controller = train_candidate(
                 name,
                 shared,
                 branch_pairs,
@@ -416,79 +364,6 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )
-
-
-def _train_candidate(
-    name,
-    shared,
-    pairs,
-    *,
-    remaining,
-    warm_accuracy,
-    lambda_max,
-    method_kwargs,
-    make_optimizer,
-    jit_compile,
-    warm_optimizer,
-    source_validation,
-    target,
-    tolerance,
-    callbacks,
-    num_classes,
-    verbose,
-    fit_verbose,
-    store,
-):
-    alignment = None if name in _NO_TRAINING else name
-    kwargs = dict(METHOD_DEFAULTS.get(name, {}))
-    kwargs.update(method_kwargs or {})
-    kwargs.setdefault("lambda_", 1.0 if lambda_max is None else float(lambda_max))
-    if alignment is not None and "+" in alignment:
-        parts = build_parts(
-            split_method_name(alignment), defaults=METHOD_DEFAULTS, **kwargs
-        )
-        method = CombinedAlignment(parts, name=alignment.replace("+", "_"))
-    else:
-        method = (
-            None if alignment is None else get_alignment_method(alignment, **kwargs)
-        )
-    model = DomainAdaptationModel(
-        shared.encoder,
-        num_classes,
-        classifier=shared.classifier,
-        method=method,
-        bottleneck=shared.bottleneck,
-        name=f"adapt_{name.replace('+', '_')}",
-    )
-    controller = None
-    history = keras.callbacks.History()
-    history.history, history.epoch = {}, []
-    if remaining:
-        controller = AdaptationController(
-            source_validation,
-            warmup=0,
-            lambda_max=kwargs["lambda_"] if method is not None else 0.0,
-            tolerance=tolerance,
-            num_classes=num_classes,
-            verbose=verbose,
-        )
-        controller.best_warmup_accuracy = warm_accuracy
-        model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
-        carry_optimizer_state(model, warm_optimizer)
-        if store.done(name):
-            history = store.load_phase(name, model, controller)
-        else:
-            history = model.fit(
-                pairs,
-                epochs=remaining,
-                callbacks=[controller, *store.callbacks(name, controller), *callbacks],
-                verbose=fit_verbose,
-                shuffle=False,
-            )
-            store.save_phase(name, model, controller, history)
-    if name == "adabn":
-        adapt_batchnorm(model, target)
-    return model, history, controller
 
 
 __all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "choose"]
