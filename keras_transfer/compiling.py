@@ -1,5 +1,8 @@
 """Compile recipes: keras-transfer's default losses, metrics and optimizers.
 
+(Over 400 lines on purpose: the compile recipe and the optimizers it builds --
+default, discriminative, XLA and mixed-precision settings -- are one record.)
+
 `compile_model` compiles a model and records its arguments in the documented attribute
 `model.compile_recipe` (a dict of `compile_model` keyword arguments), so `recompile`
 (called by `freezing.set_trainable` when trainability changes) rebuilds the same recipe

@@ -1,5 +1,8 @@
 """Cached backbone features for frozen phases (`unfreeze_depth=0`).
 
+(Over 400 lines on purpose: the three cache stores -- arrays, datasets, disk -- share
+one extractor, one key scheme and one fit path; split apart they would import each other.)
+
 With a frozen backbone, every epoch of a head phase runs the whole backbone forward
 on the same images to train a few thousand head parameters. `split_model` cuts a
 builder-made model into a feature extractor (inputs -> backbone -> pooling) and a

@@ -1,5 +1,8 @@
 """One model, one training step, for every domain adaptation method.
 
+(Over 400 lines on purpose: the one training step and what configures it -- bottleneck,
+strong view, DANN's defaults -- stay next to each other.)
+
 `DomainAdaptationModel` trains with plain ``model.fit`` on batches made by
 `keras_transfer.data.domain_pairs`: ``({"source": x_s, "target": x_t}, y_s)``. The
 encoder runs once on the joint batch; the label head sees the source half; the

@@ -1,5 +1,8 @@
 """The `keras-transfer` command line.
 
+(Over 400 lines on purpose: the whole argparse tree lives here so that `--help`
+answers without importing TensorFlow; each command's work is in its own module.)
+
 Every subcommand that trains or writes takes a YAML/JSON config file whose schema is
 the dataclasses of `keras_transfer.config` (the same ones the Python API uses), plus
 `--set section.field=value` overrides. TensorFlow is imported only inside the

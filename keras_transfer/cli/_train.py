@@ -1,5 +1,8 @@
 """`train`, `evaluate` and `predict`: fine-tuning runs and what follows them.
 
+(Over 400 lines on purpose: train, evaluate and predict share loading a model and
+reading its run directory: class names, image size, the data it was trained on.)
+
 Each function takes a validated config dataclass, so the same code serves the CLI and
 Python callers:
 
