@@ -176,6 +176,28 @@ def test_backbone_learning_rate_and_the_shared_optimizer():
         build_multitask(_backbone(), {"a": "regression"}, backbone_learning_rate=-1)
 
 
+def test_backbone_learning_rate_model_reloads_with_its_optimizer(tmp_path):
+    import keras_transfer
+
+    model = build_multitask(
+        _backbone(),
+        {"a": "classification:2", "s": "regression"},
+        unfreeze_depth="all",
+        learning_rate=1e-2,
+        backbone_learning_rate=1e-5,
+    )
+    x, y = _data(16)
+    labels = {"a": y["digit"] % 2, "s": y["size"]}
+    model.fit(x, labels, batch_size=8, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras_transfer.load_model(tmp_path / "m.keras")
+    rates = sorted(float(o.learning_rate) for o in reloaded.optimizer.optimizers)
+    assert rates == pytest.approx([1e-5, 1e-2])
+    for a, b in zip(model.optimizer.variables, reloaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    reloaded.fit(x, labels, batch_size=8, epochs=1, verbose=0)
+
+
 def test_default_compile_is_compile_models_optimizer():
     model = build_multitask(_backbone(), {"a": "regression"}, learning_rate=3e-3)
     assert type(model.optimizer) is keras.optimizers.Adam
