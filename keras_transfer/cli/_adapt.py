@@ -21,9 +21,10 @@ from keras_transfer.cli._train import (
     classification_section,
     cluster_end,
     cluster_start,
+    create_run,
     load_backbone_from_config,
 )
-from keras_transfer.config import AdaptConfig, ConfigError, to_dict
+from keras_transfer.config import AdaptConfig, ConfigError
 from keras_transfer.runs import RunDir
 
 
@@ -115,14 +116,8 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             unfreeze_depth=cfg.adaptation.unfreeze_depth,
             train_batchnorm=cfg.model.train_batchnorm,
         )
-    resolved = to_dict(cfg)
-    resolved["model"]["num_classes"] = len(names)
-    run = RunDir.create(
-        runs_dir,
-        cfg.name,
-        config=resolved,
-        resume=resume and chief,
-        overwrite=overwrite and chief,
+    run = create_run(
+        cfg, runs_dir, len(names), resume=resume, overwrite=overwrite, chief=chief
     )
     try:
         run.write_json("classes.json", names)

@@ -240,6 +240,31 @@ def cluster_end(runs_dir: str, written: str | None) -> None:
         shutil.rmtree(written, ignore_errors=True)
 
 
+def create_run(
+    cfg: Any,
+    runs_dir: str,
+    num_classes: int,
+    *,
+    resume: bool,
+    overwrite: bool,
+    chief: bool,
+) -> RunDir:
+    """The run folder of a `train`/`adapt`/`tune` command, with its resolved config.
+
+    `num_classes` is filled into the saved `model` section (the data decided it). In a
+    cluster only the chief resumes or overwrites; a worker's private folder is new.
+    """
+    resolved = to_dict(cfg)
+    resolved["model"]["num_classes"] = num_classes
+    return RunDir.create(
+        runs_dir,
+        cfg.name,
+        config=resolved,
+        resume=resume and chief,
+        overwrite=overwrite and chief,
+    )
+
+
 def _check_cacheable(model: Any, augmentation: dict | None) -> None:
     """Raises ConfigError when `training.cache_features: true` cannot be exact."""
     from keras_transfer.features import caching_blockers, split_model
@@ -282,14 +307,8 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
     )
     if cfg.training.cache_features is True:
         _check_cacheable(model, augmentation)
-    resolved = to_dict(cfg)
-    resolved["model"]["num_classes"] = num_classes
-    run = RunDir.create(
-        runs_dir,
-        cfg.name,
-        config=resolved,
-        resume=resume and chief,
-        overwrite=overwrite and chief,
+    run = create_run(
+        cfg, runs_dir, num_classes, resume=resume, overwrite=overwrite, chief=chief
     )
     try:
         run.write_json("classes.json", data.class_names)

@@ -15,9 +15,10 @@ from keras_transfer.cli._train import (
     classification_section,
     cluster_end,
     cluster_start,
+    create_run,
     load_backbone_from_config,
 )
-from keras_transfer.config import ConfigError, TuneConfig, to_dict
+from keras_transfer.config import ConfigError, TuneConfig
 from keras_transfer.runs import RunDir
 
 
@@ -257,14 +258,8 @@ def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Run
         load_backbone_from_config(cfg.model, shape)  # fail early on a bad backbone
     hypermodel = _hypermodel(cfg, names, shape)
     t = cfg.tuning
-    resolved = to_dict(cfg)
-    resolved["model"]["num_classes"] = len(names)
-    run = RunDir.create(
-        runs_dir,
-        cfg.name,
-        config=resolved,
-        resume=resume and chief,
-        overwrite=overwrite and chief,
+    run = create_run(
+        cfg, runs_dir, len(names), resume=resume, overwrite=overwrite, chief=chief
     )
     try:
         run.write_json("classes.json", names)
