@@ -19,9 +19,9 @@ from keras_transfer.cli._data import (
 )
 from keras_transfer.cli._train import (
     classification_section,
-    cluster_end,
     cluster_start,
     create_run,
+    finish_in_cluster,
     load_backbone_from_config,
 )
 from keras_transfer.config import AdaptConfig, ConfigError
@@ -82,15 +82,13 @@ def run_adapt(
     """
     strategy, runs_dir = cluster_start()
     names = _check(cfg)
-    chief = runs_dir is None
-    exists = (Path(cfg.runs_dir) / cfg.name).exists()
-    if chief and not resume and not overwrite and exists:
-        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError
-    try:
-        run = _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose)
-    finally:
-        cluster_end(cfg.runs_dir, runs_dir)
-    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
+    return finish_in_cluster(
+        cfg,
+        runs_dir,
+        resume,
+        overwrite,
+        lambda: _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose),
+    )
 
 
 def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:

@@ -204,15 +204,13 @@ def run_train(
     """
     strategy, runs_dir = cluster_start()
     _check_train_config(cfg)
-    chief = runs_dir is None
-    exists = (Path(cfg.runs_dir) / cfg.name).exists()
-    if chief and not resume and not overwrite and exists:
-        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError, writes nothing
-    try:
-        run = _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose)
-    finally:
-        cluster_end(cfg.runs_dir, runs_dir)
-    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
+    return finish_in_cluster(
+        cfg,
+        runs_dir,
+        resume,
+        overwrite,
+        lambda: _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose),
+    )
 
 
 def cluster_start() -> tuple[Any, str | None]:
@@ -238,6 +236,28 @@ def cluster_end(runs_dir: str, written: str | None) -> None:
 
     if written is not None and written != runs_dir:
         shutil.rmtree(written, ignore_errors=True)
+
+
+def finish_in_cluster(
+    cfg: Any, runs_dir: str | None, resume: bool, overwrite: bool, work: Any
+) -> RunDir:
+    """Runs `work()` for a `train`/`adapt`/`tune` command chosen by `cluster_start`.
+
+    The chief refuses an existing run (neither `resume` nor `overwrite`) before any
+    work; a worker's temporary runs folder is removed afterwards, whatever happens.
+
+    Returns:
+        The run `work()` wrote (on a worker: the chief's configured run folder).
+    """
+    chief = runs_dir is None
+    exists = (Path(cfg.runs_dir) / cfg.name).exists()
+    if chief and not resume and not overwrite and exists:
+        RunDir.create(cfg.runs_dir, cfg.name)  # raises RunExistsError, writes nothing
+    try:
+        run = work()
+    finally:
+        cluster_end(cfg.runs_dir, runs_dir)
+    return run if chief else RunDir(Path(cfg.runs_dir) / cfg.name)
 
 
 def create_run(
