@@ -149,3 +149,16 @@ def _plain(config):
     import json
 
     return json.loads(json.dumps(config, default=str))
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` free localhost ports (for TF_CONFIG / KerasTuner worker tests)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import yaml
+from helpers import free_ports
 
 TIMEOUT = 300
 SIZE = 16
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.mark.large
@@ -52,7 +42,7 @@ def test_cli_train_two_workers_only_the_chief_writes(tmp_path):
         "training": {"epochs": 1, "fine_tune_epochs": 1},
     }
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
-    ports = _free_ports(2)
+    ports = free_ports(2)
     code = (
         "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
     )

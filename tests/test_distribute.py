@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_ports
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.distribute import (
@@ -34,16 +34,6 @@ WORKER = str(Path(__file__).with_name("dist_worker.py"))
 TIMEOUT = 150
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
@@ -52,7 +42,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _run_workers(out: Path, args: list[str], n: int = 1, **env: str) -> list[dict]:
     """Runs n workers (n > 1: a MultiWorkerMirrored cluster on 127.0.0.1)."""
-    ports = _free_ports(n)
+    ports = free_ports(n)
     procs = []
     for i in range(n):
         extra = dict(env)

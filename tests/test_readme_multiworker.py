@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_ports
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TIMEOUT = 240
@@ -86,18 +86,8 @@ def _script(code: str) -> str:
     return PRELUDE + code + EPILOGUE
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(workdir: Path, script: Path, tag: str, kill_at: dict) -> list:
-    ports = _free_ports(2)
+    ports = free_ports(2)
     procs = []
     for i in range(2):
         env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}

@@ -8,23 +8,14 @@ folder can be checked to be gone) and logs to ``log_<name>.txt``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from helpers import free_ports  # noqa: F401  (re-exported for the CLI cluster tests)
+
 CODE = "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
 SIZE = 16
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tiny_backbone(path: Path) -> str:
