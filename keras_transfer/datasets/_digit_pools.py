@@ -24,6 +24,13 @@ def check_size(size: int) -> None:
         raise ValueError(f"Expected size to be an int >= 16. Received: size={size!r}")
 
 
+def as_generator(seed: int | np.random.Generator) -> np.random.Generator:
+    """``seed`` itself when it is a Generator, else a new one seeded with it."""
+    return (
+        seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    )
+
+
 def pool_indices(y: np.ndarray, seed: int, salt: int = 0) -> list[np.ndarray]:
     """Stratified, disjoint index pools (source train/test, target train/test).
 

@@ -14,7 +14,11 @@ import os
 
 import numpy as np
 
-from keras_transfer.datasets._digit_pools import check_size, to_uint8_rgb
+from keras_transfer.datasets._digit_pools import (
+    as_generator,
+    check_size,
+    to_uint8_rgb,
+)
 from keras_transfer.datasets.digits import DomainSplit, _upsample
 
 FONT_FILES = (
@@ -113,7 +117,7 @@ def render_digits(
     """
     from PIL import Image
 
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
     labels = np.asarray(labels)
     out = np.zeros((len(labels), size, size), "float32")
     for i, digit in enumerate(labels):

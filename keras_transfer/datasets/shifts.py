@@ -10,10 +10,13 @@ target train and target test. The source is always the plain upsampled digit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from keras_transfer.datasets._digit_pools import (
     affine,
+    as_generator,
     check_size,
     digit_pools,
     pair_from_pools,
@@ -27,6 +30,27 @@ def _source_view(x: np.ndarray, pool: np.ndarray, rng: np.random.Generator):
         x, rng, angle=(-8, 8), scale=(0.9, 1.1), shift=1.5, signed_angle=False
     )
     return to_uint8_rgb(jittered)
+
+
+def _shifted_digits_pair(
+    size: int, seed: int, salt: int, target_view: Callable[..., np.ndarray]
+) -> tuple[DomainSplit, DomainSplit]:
+    """The one recipe of every pair here: jittered digits -> ``target_view`` digits.
+
+    Four disjoint pools of the digits (``salt`` gives each pair its own split for
+    the same ``seed``), two views of each training pool (source, target) and of the
+    target test pool; ``target_view(x, pool_x, rng)`` draws one target view.
+    """
+    check_size(size)
+    return pair_from_pools(
+        digit_pools(size, seed, salt=salt),
+        _source_view,
+        target_view,
+        source_views=2,
+        target_views=2,
+        seed=seed,
+        salt=salt,
+    )
 
 
 def rotate_noise(
@@ -62,7 +86,7 @@ def rotate_noise(
     assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
     ```
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
     x = affine(
         np.asarray(images, "float32"),
         rng,
@@ -103,19 +127,8 @@ def digits_rotnoise_domains(
     assert target.x_train.shape[1:] == (16, 16, 3)
     ```
     """
-    check_size(size)
-
-    def target_view(x, pool, rng):
-        return rotate_noise(x, rng)
-
-    return pair_from_pools(
-        digit_pools(size, seed, salt=1),
-        _source_view,
-        target_view,
-        source_views=2,
-        target_views=2,
-        seed=seed,
-        salt=1,
+    return _shifted_digits_pair(
+        size, seed, salt=1, target_view=lambda x, pool, rng: rotate_noise(x, rng)
     )
 
 
@@ -162,7 +175,7 @@ def svhn_style(
     """
     from scipy.ndimage import gaussian_filter
 
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
     x = affine(
         np.asarray(images, "float32"),
         rng,
@@ -233,17 +246,9 @@ def digits_svhnlike_domains(
     assert set(target.y_test) == set(range(10))
     ```
     """
-    check_size(size)
-
-    def target_view(x, pool, rng):
-        return svhn_style(x, rng, distractors=pool)
-
-    return pair_from_pools(
-        digit_pools(size, seed, salt=2),
-        _source_view,
-        target_view,
-        source_views=2,
-        target_views=2,
-        seed=seed,
+    return _shifted_digits_pair(
+        size,
+        seed,
         salt=2,
+        target_view=lambda x, pool, rng: svhn_style(x, rng, distractors=pool),
     )
