@@ -129,7 +129,7 @@ def test_dann_search_on_unsupervised_objective(tmp_path):
         2,
         method="dann",
         unfreeze_depth="all",
-        head_units=16,
+        discriminator_units=16,
         dev_data=((xs[24:], ys[24:]), xt),
     )
     tuner = make_tuner(
@@ -143,6 +143,48 @@ def test_dann_search_on_unsupervised_objective(tmp_path):
     assert all(
         5.0 <= r["gamma"] <= 15.0 and 0.1 <= r["lambda_max"] <= 1.0 for r in rows
     )
+    assert all(r["discriminator_units"] == 16 and "head_units" not in r for r in rows)
+
+
+def _discriminator_widths(model):
+    return model.method.hidden_units
+
+
+def test_dann_discriminator_units_and_the_deprecated_head_units():
+    import warnings
+
+    hp = kt.HyperParameters()
+    hm = TransferHyperModel(tiny_backbone, 2, method="dann", discriminator_units=16)
+    assert _discriminator_widths(hm.build(hp)) == (16,)
+    assert hp.values["discriminator_units"] == 16 and "head_units" not in hp.values
+    searched = TransferHyperModel(tiny_backbone, 2, method="dann")
+    values = searched.declare(kt.HyperParameters())
+    assert values["discriminator_units"] in (32, 64, 128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name alone does not warn
+        TransferHyperModel(tiny_backbone, 2, method="dann", discriminator_units=[8])
+
+    # The old name (head_units= with DANN, which has a linear label head) warns at
+    # the caller's line and builds the same discriminator.
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"TransferHyperModel\(method='dann'\): head_units= is deprecated .* "
+        "use discriminator_units=",
+    ) as caught:
+        old = TransferHyperModel(tiny_backbone, 2, method="dann", head_units=16)
+    assert caught[0].filename == __file__
+    old_hp = kt.HyperParameters()
+    assert _discriminator_widths(old.build(old_hp)) == (16,)
+    assert old_hp.values == hp.values
+
+    with pytest.raises(
+        ValueError, match="Received both discriminator_units= and head_units="
+    ):
+        TransferHyperModel(
+            tiny_backbone, 2, method="dann", head_units=16, discriminator_units=16
+        )
+    with pytest.raises(ValueError, match="discriminator_units=16 with a classifier"):
+        TransferHyperModel(tiny_backbone, 2, discriminator_units=16)
 
 
 def test_backbone_kwargs_reach_the_loader():

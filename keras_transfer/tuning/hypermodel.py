@@ -15,6 +15,7 @@ from typing import Any
 import keras_tuner as kt
 
 from keras_transfer._backend import keras, tf
+from keras_transfer._deprecation import rename_config_keys, warn_renamed
 from keras_transfer.features import check_cache_features
 from keras_transfer.finetune import build_optimizer
 from keras_transfer.tuning.cached import fit_cached
@@ -45,8 +46,39 @@ def _define(hp, name: str, spec: _HP, default: _HP, *, integer=False, log=False)
     return hp.Fixed(name, spec)
 
 
+def _widths(method: str, head_units: _HP, discriminator_units: _HP) -> dict:
+    """The spec of the searched MLP width: ``head_units``, DANN's ``discriminator_units``.
+
+    ``...`` means not given. DANN's label head is linear, so ``head_units`` there is
+    the old name of ``discriminator_units`` (`renamed_arguments` cannot say so:
+    ``head_units`` stays a parameter, for the classifier).
+    """
+    default = [32, 64, 128]
+    if method == "classifier":
+        if discriminator_units is not ...:
+            raise ValueError(
+                "Expected discriminator_units only with method='dann' (a classifier "
+                "has no discriminator). Received: "
+                f"discriminator_units={discriminator_units!r} with a classifier"
+            )
+        return {"head_units": default if head_units is ... else head_units}
+    if head_units is not ...:  # its meaning before discriminator_units existed
+        given = {"head_units": head_units}
+        if discriminator_units is not ...:
+            given["discriminator_units"] = discriminator_units
+        where = "TransferHyperModel(method='dann')"
+        spec = rename_config_keys(given, {"head_units": "discriminator_units"}, where)
+        warn_renamed(where, "head_units", "discriminator_units", stacklevel=4)
+        discriminator_units = spec["discriminator_units"]
+    return {
+        "discriminator_units": default
+        if discriminator_units is ...
+        else discriminator_units
+    }
+
+
 class TransferHyperModel(kt.HyperModel):
-    """Searches learning rate, unfreeze depth, dropout, head width (and DANN's γ/λ_max).
+    """Searches learning rate, unfreeze depth, dropout, an MLP width (DANN: γ, λ_max).
 
     Each trial loads or makes a fresh backbone (KerasTuner clears the Keras session
     before each build), so memory stays flat over many trials.
@@ -63,8 +95,14 @@ class TransferHyperModel(kt.HyperModel):
             of weight-holding units (`keras_transfer.freezing.trainable_units`).
         dropout: hp spec. Head dropout (DANN: discriminator dropout). Defaults to
             ``(0.0, 0.5, 0.1)``.
-        head_units: hp spec or None. Width of the MLP head (DANN: discriminator);
-            fixed None gives a linear head. Defaults to ``[32, 64, 128]``.
+        head_units: hp spec or None. Width of the MLP head of `build_classifier`;
+            None gives a linear head. Defaults to ``[32, 64, 128]``. With
+            ``method="dann"`` (whose label head is linear) it is a deprecated alias
+            of ``discriminator_units`` (until keras_transfer 0.3).
+        discriminator_units: hp spec or None. Width of DANN's one hidden
+            discriminator layer (``DANN(discriminator_units=(width,))``); None
+            keeps DANN's default ``(64,)``. Only with ``method="dann"``. Defaults to
+            ``[32, 64, 128]``.
         gamma: hp spec. DANN λ-schedule steepness. Defaults to ``(5.0, 15.0)``.
         lambda_max: hp spec. DANN final λ. Defaults to ``(0.1, 1.0)``.
         input_shape: tuple or None. Input shape when the backbone has none.
@@ -138,6 +176,7 @@ class TransferHyperModel(kt.HyperModel):
         unfreeze_depth: _HP = None,
         dropout: _HP = None,
         head_units: _HP = ...,
+        discriminator_units: _HP = ...,
         gamma: _HP = None,
         lambda_max: _HP = None,
         input_shape: tuple | None = None,
@@ -162,11 +201,12 @@ class TransferHyperModel(kt.HyperModel):
         self.backbone = backbone
         self.num_classes = num_classes
         self.method = "dann" if method == "dann" else "classifier"
+        widths = _widths(self.method, head_units, discriminator_units)
         self.specs = {
             "learning_rate": learning_rate,
             "unfreeze_depth": unfreeze_depth,
             "dropout": dropout,
-            "head_units": [32, 64, 128] if head_units is ... else head_units,
+            **widths,
             "gamma": gamma,
             "lambda_max": lambda_max,
         }
@@ -258,10 +298,13 @@ class TransferHyperModel(kt.HyperModel):
                 integer=True,
             ),
             "dropout": _define(hp, "dropout", s["dropout"], (0.0, 0.5, 0.1)),
-            "head_units": None
-            if s["head_units"] is None
-            else _define(hp, "head_units", s["head_units"], None, integer=True),
         }
+        width = "discriminator_units" if self.method == "dann" else "head_units"
+        values[width] = (
+            None
+            if s[width] is None
+            else _define(hp, width, s[width], None, integer=True)
+        )
         if self.method == "dann":
             values["gamma"] = _define(hp, "gamma", s["gamma"], (5.0, 15.0))
             values["lambda_max"] = _define(
@@ -283,7 +326,7 @@ class TransferHyperModel(kt.HyperModel):
             model = DANN(
                 backbone,
                 self.num_classes,
-                discriminator_units=(v["head_units"] or 64,),
+                discriminator_units=(v["discriminator_units"] or 64,),
                 discriminator_dropout=v["dropout"],
                 unfreeze_depth=v["unfreeze_depth"],
                 input_shape=self.input_shape,
