@@ -1,11 +1,13 @@
 """Few-shot learning: prototypical networks and a Reptile initialisation.
 
-``ProtoNetClassifier`` (Snell et al. 2017) wraps any encoder (a backbone model that
-maps inputs to feature vectors). It trains episodically: each step samples an N-way
-K-shot task, takes each class's mean embedding (its prototype) from the support set,
-and classifies the queries by softmax over negative squared Euclidean distances. For a
-new task, ``fit_support(x, y)`` stores the prototypes of a handful of labelled
-examples and ``predict(x)`` returns the nearest prototype's label; no weight changes.
+``ProtoNetClassifier`` (Snell et al. 2017) wraps any backbone: a model that maps
+inputs to feature vectors, or a spec string / `LoadedBackbone`, made into a pooled
+encoder by `keras_transfer.encoders.make_encoder` as for domain adaptation. It trains
+episodically: each step samples an N-way K-shot task, takes each class's mean
+embedding (its prototype) from the support set, and classifies the queries by
+softmax over negative squared Euclidean distances. For a new task,
+``fit_support(x, y)`` stores the prototypes of a handful of labelled examples and
+``predict(x)`` returns the nearest prototype's label; no weight changes.
 
 ``reptile`` (Nichol et al. 2018) meta-learns an initialisation for a model with an
 N-way output: it repeatedly fine-tunes a copy on one sampled task for a few SGD steps
@@ -40,6 +42,7 @@ import numpy as np
 from keras_transfer._backend import keras, tf
 from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.config.library import FewShotConfig
+from keras_transfer.encoders import make_encoder
 from keras_transfer.heads import ends_in_softmax
 
 __all__ = [
@@ -123,23 +126,70 @@ def _flat(embeddings: Any) -> Any:
 
 
 class ProtoNetClassifier:
-    """Prototypical-network classifier over any encoder (Snell et al. 2017).
+    """Prototypical-network classifier over any backbone (Snell et al. 2017).
 
     Args:
-        backbone: keras.Model or Layer mapping inputs to embeddings (rank > 2
-            outputs are flattened). Its trainable weights are trained by
-            ``fit_episodes``. ``encoder=`` is a deprecated alias.
+        backbone: str, `LoadedBackbone`, keras.Model or Layer. A spec string for
+            `keras_transfer.backbones.load_backbone` (``"keras_hub:<preset dir>"``,
+            ``"keras_applications:<Name>"``, ``"saved_model:<dir>"``, ...) or a
+            `LoadedBackbone` becomes an encoder as in `DomainAdaptationModel`
+            (`keras_transfer.encoders.make_encoder`: its preprocessor, the
+            backbone, average pooling of feature maps). A keras Model or Layer
+            is used as it is (rank > 2 outputs are flattened). Its trainable
+            weights are trained by ``fit_episodes``. ``encoder=`` is a deprecated
+            alias.
+        input_shape: tuple or None. Shape of one raw input, for a spec string or
+            `LoadedBackbone` that does not declare it. Defaults to None.
+        **backbone_kwargs: Arguments of `load_backbone` for a spec string (e.g.
+            ``weights=None``).
 
     Attributes:
-        encoder: the backbone, as given (the feature model, named as in
+        encoder: the feature model: the backbone as given, or the encoder made
+            from a spec string or `LoadedBackbone` (named as in
             `DomainAdaptationModel.encoder`).
         prototypes_: np.ndarray ``(classes, dim)``, set by ``fit_support``.
         classes_: np.ndarray of the support set's labels, in prototype order.
+
+    Raises:
+        ValueError: For ``input_shape`` or backbone arguments with a keras
+            Model/Layer (it is used as it is), or a backbone of another type.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer.fewshot import ProtoNetClassifier
+
+    proto = ProtoNetClassifier(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    x = np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    proto.fit_support(x, [0, 0, 1, 1, 2, 2])
+    assert proto.prototypes_.shape == (3, 576)
+    ```
     """
 
     @renamed_arguments(encoder="backbone")
-    def __init__(self, backbone: Any) -> None:
-        self.encoder = backbone
+    def __init__(
+        self,
+        backbone: Any,
+        *,
+        input_shape: tuple | None = None,
+        **backbone_kwargs: Any,
+    ) -> None:
+        if isinstance(backbone, keras.layers.Layer):
+            if input_shape is not None or backbone_kwargs:
+                given = ["input_shape"] * (input_shape is not None)
+                raise ValueError(
+                    "Expected input_shape and backbone arguments only with a spec "
+                    "string or a LoadedBackbone: a keras Model/Layer is used as it "
+                    f"is. Received: backbone={backbone.name!r} with "
+                    f"{given + sorted(backbone_kwargs)}"
+                )
+            self.encoder = backbone
+        else:
+            self.encoder = make_encoder(
+                backbone, input_shape=input_shape, **backbone_kwargs
+            )
         self.prototypes_: np.ndarray | None = None
         self.classes_: np.ndarray | None = None
 

@@ -90,3 +90,59 @@ def test_reptile_moves_weights_and_adapts():
     assert np.mean(np.argmax(adapted(xq), -1) == yq) >= 0.8
     with pytest.raises(ValueError, match="n_way"):
         reptile(model, x, y, n_way=5)
+
+
+@pytest.fixture(scope="module")
+def vgg_preset(tmp_path_factory):
+    """A KerasHub preset directory (VGG backbone + 1/255 image converter)."""
+    import keras_hub
+
+    from keras_transfer.pretrain import make_vgg_backbone
+
+    keras.utils.set_random_seed(0)
+    preset = str(tmp_path_factory.mktemp("fewshot_preset"))
+    make_vgg_backbone((4, 8)).save_to_preset(preset)
+    keras_hub.layers.ImageConverter(scale=1.0 / 255.0).save_to_preset(preset)
+    return f"keras_hub:{preset}"
+
+
+def test_protonet_takes_a_keras_hub_spec_like_the_builders(vgg_preset):
+    from keras_transfer.backbones import load_backbone
+    from keras_transfer.builders import inputs_and_features
+
+    x = np.random.default_rng(0).uniform(0, 255, (12, 16, 16, 3)).astype("float32")
+    y = np.arange(12) % 3
+    proto = ProtoNetClassifier(vgg_preset, input_shape=(16, 16, 3))
+    # The builders' route: the preset's converter, the backbone, then avg pooling.
+    inputs, features = inputs_and_features(load_backbone(vgg_preset), (16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    expected = keras.Model(inputs, pooled).predict(x, verbose=0)
+    np.testing.assert_allclose(proto.embed(x), expected, rtol=1e-5, atol=1e-6)
+    unscaled = keras.Model(inputs, pooled).predict(x / 255.0, verbose=0)
+    assert not np.allclose(expected, unscaled)  # the converter runs (x / 255)
+
+    assert proto.fit_support(x, y).predict(x).shape == (12,)
+    before = [w.copy() for w in proto.encoder.get_weights()]
+    proto.fit_episodes(x, y, n_way=3, k_shot=2, n_query=2, episodes=2)
+    after = proto.encoder.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+    loaded = ProtoNetClassifier(load_backbone(vgg_preset), input_shape=(16, 16, 3))
+    np.testing.assert_allclose(loaded.embed(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_protonet_spec_string_takes_backbone_kwargs_and_refuses_them_for_models():
+    proto = ProtoNetClassifier(
+        "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+    )
+    assert proto.encoder.output_shape == (None, 576)
+    with pytest.raises(
+        ValueError, match=r"Received: backbone='sequential.*\['weights'\]"
+    ):
+        ProtoNetClassifier(_encoder(), weights=None)
+    with pytest.raises(ValueError, match=r"\['input_shape'\]"):
+        ProtoNetClassifier(_encoder(), input_shape=(8,))
+    with pytest.raises(ValueError, match="Received: backbone=3"):
+        ProtoNetClassifier(3)
+    with pytest.raises(ValueError, match="Unknown|scheme"):
+        ProtoNetClassifier("nope:thing")

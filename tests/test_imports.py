@@ -11,6 +11,7 @@ of its own layer (never in a cycle).
 1. foundation: the backend shim, deprecation aliases, version, the TensorFlow-free
    config schemas, run folders, progress and report writing, saving and training callbacks.
 2. blocks: what every model is built from: layers, heads, backbone loaders, the
+   encoder (backbone -> pooled features) of adaptation and few-shot models, the
    compile recipe, mixed precision, the trainable policy, cached features of frozen backbones,
    tf.data helpers, datasets, augmentation and strategy selection (builders build
    inside ``maybe_distribute``).
@@ -63,6 +64,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
                 "layers",
                 "heads",
                 "backbones",
+                "encoders",
                 "compiling",
                 "precision",
                 "freezing",
