@@ -162,3 +162,68 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """This environment for a child process: no cluster variables, quiet TF on CPU.
+
+    ``TF_CONFIG`` and ``KERASTUNER_*`` of the test run itself are dropped (a
+    process of a test cluster gets only its own, in ``extra``).
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "TF_CONFIG" and not k.startswith("KERASTUNER_")
+    }
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
+    return env
+
+
+def run_processes(
+    log_dir, commands: dict, timeout: float, *, cwd=None
+) -> dict[str, str]:
+    """Starts one process per name at once (a test cluster), waits for all of them.
+
+    Each process gets `process_env` plus its own variables and logs stdout and
+    stderr to ``log_dir/log_<name>.txt``. Whatever happens (a timeout, a failed
+    wait), no process outlives the call.
+
+    Args:
+        log_dir: path. Folder of the logs.
+        commands: dict. ``name -> (argv, extra environment variables)``.
+        timeout: float. Seconds to wait for each process.
+        cwd: path or None. Working directory of every process; None: this one's.
+
+    Returns:
+        ``name -> log text``.
+
+    Raises:
+        AssertionError: a process exited with a non-zero status (its log's tail).
+    """
+    import subprocess
+    from pathlib import Path
+
+    log_dir = Path(log_dir)
+    procs = {}
+    try:
+        for name, (argv, extra) in commands.items():
+            log = open(log_dir / f"log_{name}.txt", "w")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                env=process_env(**extra),
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            procs[name] = (proc, log)
+        codes = {name: p.wait(timeout=timeout) for name, (p, _) in procs.items()}
+    finally:
+        for proc, log in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            log.close()
+    logs = {name: (log_dir / f"log_{name}.txt").read_text() for name in commands}
+    for name, code in codes.items():
+        assert code == 0, f"{name} exited {code}:\n{logs[name][-4000:]}"
+    return logs

@@ -10,13 +10,11 @@ workers measured themselves.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_ports, run_processes
 
 from keras_transfer.tuning import distributed_search, make_tuner
 
@@ -24,49 +22,21 @@ SCRIPT = Path(__file__).with_name("_tuning_process.py")
 TIMEOUT = 240
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.large
 def test_one_chief_two_workers_share_one_search(tmp_path):
-    port = _free_port()
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "TF_CONFIG" and not k.startswith("KERASTUNER_")
-    }
-    procs = {}
-    try:
-        for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = dict(
-                base,
-                KERASTUNER_TUNER_ID=tuner_id,
-                KERASTUNER_ORACLE_IP="127.0.0.1",
-                KERASTUNER_ORACLE_PORT=str(port),
-                TF_CPP_MIN_LOG_LEVEL="3",
-                CUDA_VISIBLE_DEVICES="",
+    (port,) = free_ports(1)
+    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    run_processes(
+        tmp_path,
+        {
+            tuner_id: (
+                [sys.executable, SCRIPT, tmp_path],
+                {**oracle, "KERASTUNER_TUNER_ID": tuner_id},
             )
-            log = open(tmp_path / f"log_{tuner_id}.txt", "w")  # noqa: SIM115
-            proc = subprocess.Popen(
-                [sys.executable, str(SCRIPT), str(tmp_path)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            procs[tuner_id] = (proc, log)
-        codes = {name: p.wait(timeout=TIMEOUT) for name, (p, _) in procs.items()}
-    finally:
-        for p, log in procs.values():
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            log.close()
-    for name, code in codes.items():
-        log = (tmp_path / f"log_{name}.txt").read_text()
-        assert code == 0, f"{name} exited {code}:\n{log[-4000:]}"
+            for tuner_id in ("chief", "tuner0", "tuner1")
+        },
+        TIMEOUT,
+    )
 
     chief = json.loads((tmp_path / "chief.json").read_text())
     workers = [json.loads((tmp_path / f"tuner{i}.json").read_text()) for i in (0, 1)]
@@ -133,6 +103,6 @@ def test_half_set_environment_is_refused_by_make_tuner(
 def test_worker_without_a_chief_says_where_it_looked():
     from keras_transfer.tuning.distributed import SearchRole, wait_for_oracle
 
-    role = SearchRole("tuner0", "127.0.0.1", _free_port())  # nothing listens there
+    role = SearchRole("tuner0", "127.0.0.1", free_ports(1)[0])  # nothing listens there
     with pytest.raises(TimeoutError, match=r"127\.0\.0\.1:\d+ within 0\.5 s"):
         wait_for_oracle(role, timeout=0.5)

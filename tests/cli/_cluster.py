@@ -7,12 +7,12 @@ folder can be checked to be gone) and logs to ``log_<name>.txt``.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from helpers import free_ports  # noqa: F401  (re-exported for the CLI cluster tests)
+from helpers import free_ports, run_processes
+
+__all__ = ["CODE", "SIZE", "free_ports", "run_cli", "tiny_backbone"]
 
 CODE = "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
 SIZE = 16
@@ -40,6 +40,9 @@ def run_cli(
 ) -> dict[str, str]:
     """Starts one CLI process per name at once, waits for all; returns their logs.
 
+    `helpers.run_processes` with ``keras-transfer`` as the program, ``tmp_path``
+    as the working directory and a private ``TMPDIR`` per process.
+
     Args:
         tmp_path: the test's folder (working directory, logs, TMPDIRs).
         commands: name -> (CLI arguments, extra environment variables).
@@ -48,35 +51,12 @@ def run_cli(
     Raises:
         AssertionError: a process exited with a non-zero status (its log's tail).
     """
-    procs = {}
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "TF_CONFIG" and not k.startswith("KERASTUNER_")
-    }
-    try:
-        for name, (args, extra) in commands.items():
-            tmp = tmp_path / f"tmp_{name}"
-            tmp.mkdir(exist_ok=True)
-            env = dict(base, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-            env.update(TMPDIR=str(tmp), **extra)
-            log = open(tmp_path / f"log_{name}.txt", "w")  # noqa: SIM115
-            proc = subprocess.Popen(
-                [sys.executable, "-c", CODE, *args],
-                env=env,
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            procs[name] = (proc, log)
-        codes = {name: p.wait(timeout=timeout) for name, (p, _) in procs.items()}
-    finally:
-        for p, log in procs.values():
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            log.close()
-    logs = {name: (tmp_path / f"log_{name}.txt").read_text() for name in commands}
-    for name, code in codes.items():
-        assert code == 0, f"{name} exited {code}:\n{logs[name][-4000:]}"
-    return logs
+    processes = {}
+    for name, (args, extra) in commands.items():
+        tmp = tmp_path / f"tmp_{name}"
+        tmp.mkdir(exist_ok=True)
+        processes[name] = (
+            [sys.executable, "-c", CODE, *args],
+            {"TMPDIR": str(tmp), **extra},
+        )
+    return run_processes(tmp_path, processes, timeout, cwd=tmp_path)
