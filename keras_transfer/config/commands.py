@@ -156,7 +156,8 @@ class ExportConfig:
     format: str = option("tflite", "Output format.", choices=("tflite", "saved_model"))
     quantization: list = option(
         ["float32", "int8"],
-        "TFLite quantizations to write: float32, float16, dynamic, int8.",
+        "TFLite quantizations to write: float32, float16, dynamic, int8, int8-full, "
+        "int16x8.",
     )
     representative: DataConfig = section(DataConfig, source="", image_size=None)
     output: str = option("", "Output folder; empty means <model folder>/export/.")

@@ -22,7 +22,7 @@ __all__ = [
 
 #: TFLite/SavedModel quantization modes: the one list the CLI and `keras_transfer.export`
 #: share (this module imports no TensorFlow, so the CLI can read it cheaply).
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int8-full", "int16x8")
 
 BACKBONE_KWARGS_HELP = "Extra keyword arguments of the backbone loader."
 

@@ -31,14 +31,17 @@ from keras_transfer.export.report import UnsupportedOpError
 
 CONVERTER = "tf.lite.TFLiteConverter.from_saved_model"  # named in the manifest
 INT8 = ("int8", "int8-full")
+INT16X8 = "int16x8"
+#: Quantizations that calibrate on representative data.
+CALIBRATED = (*INT8, INT16X8)
 
 
 def normalize_quantization(quantization: str | None) -> str:
     q = "float32" if quantization in (None, "none", "float32") else quantization
     if q not in QUANTIZATIONS:
         raise ValueError(
-            "Expected quantization to be None, 'float16', 'dynamic', 'int8' or "
-            f"'int8-full'. Received: quantization={quantization!r}"
+            "Expected quantization to be None, 'float16', 'dynamic', 'int8', "
+            f"'int8-full' or 'int16x8'. Received: quantization={quantization!r}"
         )
     return q
 
@@ -59,16 +62,22 @@ def make_converter(
     for_debugger: bool = False,
 ) -> Any:
     """A configured ``TFLiteConverter``; ``for_debugger`` leaves the op set and the
-    I/O types to the quantization debugger (it needs a calibrate-only converter)."""
+    I/O types to the quantization debugger (it needs a calibrate-only converter).
+
+    ``"int16x8"`` is LiteRT's 16x8 mode: int8 weights, int16 activations
+    (``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``), float32 I/O,
+    with ``TFLITE_BUILTINS`` allowed so an op without a 16x8 kernel stays in float
+    instead of failing the conversion (`float_op_outputs` finds such ops).
+    """
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=["serving_default"]
     )
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization in ("float16", "dynamic", *INT8):
+    if quantization in ("float16", "dynamic", *CALIBRATED):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantization in INT8:
+    if quantization in CALIBRATED:
         samples = representative.astype("float32")
 
         def gen():
@@ -76,9 +85,13 @@ def make_converter(
                 yield [samples[i : i + 1]]
 
         converter.representative_dataset = gen
-        if not for_debugger:
+        if quantization == INT16X8:
+            opsset = tf.lite.OpsSet
+            int16 = opsset.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ops = [int16, opsset.TFLITE_BUILTINS]
+        elif not for_debugger:
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io and not for_debugger:
+        if int8_io and not for_debugger and quantization in INT8:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     if allow_select_tf_ops:
@@ -136,6 +149,29 @@ def tensor_specs(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def float_op_outputs(content: bytes) -> list[dict[str, Any]]:
+    """Ops of a quantized file that compute in float: ``[{"tensor", "op"}]``.
+
+    An op counts as float when one of its outputs is a float tensor, except the
+    ``DEQUANTIZE`` that turns the last integer tensor back into a float32 output (and
+    the ``QUANTIZE`` that starts the integer part, whose output is integer).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    found = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public op list
+        if op["op_name"] == "DEQUANTIZE":
+            continue
+        for index in op["outputs"]:
+            tensor = tensors.get(int(index))
+            if tensor is not None and np.dtype(tensor["dtype"]).kind == "f":
+                found.append({"tensor": tensor["name"], "op": op["op_name"]})
+                break
+    return found
 
 
 def io_specs(file: Path) -> dict[str, Any]:

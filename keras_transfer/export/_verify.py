@@ -196,7 +196,9 @@ def threshold_for(quantization: str, min_agreement: float | None) -> float:
                 f"min_agreement={min_agreement}"
             )
         return float(min_agreement)
-    return 0.99 if quantization in ("int8", "int8-full", "dynamic") else 0.999
+    return (
+        0.99 if quantization in ("int8", "int8-full", "int16x8", "dynamic") else 0.999
+    )
 
 
 def problems(report: ExportReport, max_abs_diff: float | None) -> list[str]:

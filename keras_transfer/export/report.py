@@ -15,7 +15,8 @@ class ExportReport:
         path: str. The export directory.
         format: str. ``"tflite"`` or ``"saved_model"``.
         quantization: str. ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``
-            (full int8, else selective) or ``"int8-full"`` (full int8 only).
+            (full int8, else 16x8, else selective), ``"int8-full"`` (full int8 only)
+            or ``"int16x8"`` (16x8 only).
         size_bytes: int. Size of the model file (``model.tflite``) or of the whole
             SavedModel directory.
         num_samples: int. How many inputs verification compared.
@@ -38,16 +39,22 @@ class ExportReport:
         manifest_path: str. Path of ``manifest.json``.
         stripped_layers: list of str. Training-only layers left out of the export.
         notes: list of str. Anything the user should know (e.g. random inputs used).
-        int8_mode: str or None. For int8: ``"full"`` (every op int8) or
+        int8_mode: str or None. For int8 and int16x8: ``"full"`` (every op int8),
+            ``"int16x8"`` (LiteRT's 16x8 mode: int8 weights, int16 activations) or
             ``"selective"`` (the ops in ``float_ops`` kept in float).
-        float_ops: list of dict. Ops kept in float by selective int8, largest error
-            first: ``tensor`` (op output name), ``op`` (TFLite op) and
-            ``rmse_over_scale`` (their error in int8 steps in the debug run).
+        float_ops: list of dict. Ops kept in float. Selective int8: the ops of
+            largest error first, ``tensor`` (op output name), ``op`` (TFLite op)
+            and ``rmse_over_scale`` (their error in int8 steps in the debug run).
+            int16x8: the ops LiteRT has no 16x8 kernel for (``tensor``, ``op``),
+            usually none.
         full_int8_agreement: float or None. Top-1 agreement the full int8 file had
             (it missed the threshold when ``int8_mode`` is ``"selective"``).
         full_int8_size_bytes: int or None. Size of the full int8 file.
         selective_tried: list of dict. Every selective candidate that was measured:
             ``float_ops`` (how many), ``top1_agreement``, ``size_bytes``, ``passed``.
+        modes_tried: list of dict. The rungs of the int8 ladder that were verified,
+            in order (``"full"``, ``"int16x8"``, ``"selective"``): ``mode``,
+            ``top1_agreement``, ``max_abs_diff``, ``size_bytes``, ``passed``.
         calibration_samples: int. Inputs that calibrated int8 (0 otherwise).
     """
 
@@ -75,12 +82,14 @@ class ExportReport:
     full_int8_agreement: float | None = None
     full_int8_size_bytes: int | None = None
     selective_tried: list[dict[str, Any]] = field(default_factory=list)
+    modes_tried: list[dict[str, Any]] = field(default_factory=list)
     calibration_samples: int = 0
 
     @property
     def size_cost_bytes(self) -> int | None:
-        """Bytes selective int8 adds to the full int8 file (None when not selective)."""
-        if self.int8_mode != "selective" or self.full_int8_size_bytes is None:
+        """Bytes the chosen file adds to the full int8 file that failed (selective or
+        int16x8 after full int8; None otherwise)."""
+        if self.int8_mode in (None, "full") or self.full_int8_size_bytes is None:
             return None
         return self.size_bytes - self.full_int8_size_bytes
 
@@ -96,6 +105,7 @@ class ExportReport:
             "full_int8_size_bytes": self.full_int8_size_bytes,
             "size_cost_bytes": self.size_cost_bytes,
             "selective_tried": self.selective_tried,
+            "modes_tried": self.modes_tried,
         }
 
     @property
@@ -165,6 +175,19 @@ class ExportReport:
                 f" {cost / 1024:+.1f} KiB ({100 * cost / full:+.1f}%) vs full int8, "
                 f"whose agreement was {fmt(self.full_int8_agreement, '.4f')}"
             )
+        elif self.int8_mode == "int16x8":
+            line = "  int16x8: int8 weights, int16 activations"
+            if self.float_ops:
+                ops = ", ".join(o["op"] for o in self.float_ops)
+                line += f"; {len(self.float_ops)} op(s) without a 16x8 kernel in float"
+                line += f" ({ops})"
+            if self.full_int8_agreement is not None:
+                cost = self.size_cost_bytes or 0
+                line += (
+                    f"; {cost / 1024:+.1f} KiB vs full int8, whose agreement was "
+                    f"{fmt(self.full_int8_agreement, '.4f')}"
+                )
+            lines.append(line)
         elif self.int8_mode == "full":
             lines.append("  full int8 (every op quantized)")
         if self.stripped_layers:

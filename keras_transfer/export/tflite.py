@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.export import _convert, _io, _pipeline, _selective, _verify
-from keras_transfer.export._convert import INT8
+from keras_transfer.export._convert import CALIBRATED, INT8, INT16X8
 from keras_transfer.export._serving import Served, write_saved_model
 from keras_transfer.export.report import ExportReport
 from keras_transfer.precision import float32_model
@@ -54,6 +54,58 @@ def _time_file(
     )
 
 
+def _tried(mode: str, report: ExportReport, content: bytes, passed: bool) -> dict:
+    """One rung of the int8 ladder as it goes into ``report.modes_tried``."""
+    return {
+        "mode": mode,
+        "top1_agreement": report.top1_agreement,
+        "max_abs_diff": report.max_abs_diff,
+        "size_bytes": len(content),
+        "passed": passed,
+    }
+
+
+def _int16x8(
+    report: ExportReport,
+    sm_dir: str,
+    check: Any,
+    rep_x: np.ndarray,
+    allow_select_tf_ops: bool,
+    int8_io: bool,
+) -> bytes | None:
+    """The ladder's second rung: LiteRT's 16x8 mode (int8 weights, int16
+    activations). Returns the passing file's bytes (``report`` filled with its
+    numbers), or None (``report`` keeps the full int8 numbers, a note says why)."""
+    if int8_io:
+        report.notes.append(
+            "int16x8 skipped: int8_io=True asks for int8 inputs and outputs, and 16x8 "
+            "files compute on int16 activations"
+        )
+        return None
+    full = dataclasses.replace(report, notes=list(report.notes))
+    try:
+        content = _convert.convert(sm_dir, INT16X8, rep_x, allow_select_tf_ops, False)
+        passed = check(content, report)
+    except (RuntimeError, ValueError) as err:  # conversion or a missing kernel
+        _restore(report, full)
+        report.notes.append(f"int16x8 failed: {str(err)[:300]}")
+        return None
+    tried = _tried(INT16X8, report, content, passed)
+    if not passed:
+        _restore(report, full)
+        report.modes_tried.append(tried)
+        return None
+    report.modes_tried.append(tried)
+    report.int8_mode = INT16X8
+    report.float_ops = _convert.float_op_outputs(content)
+    return content
+
+
+def _restore(report: ExportReport, saved: ExportReport) -> None:
+    for f in dataclasses.fields(report):
+        setattr(report, f.name, getattr(saved, f.name))
+
+
 def _selective_int8(
     report: ExportReport,
     sm_dir: str,
@@ -79,6 +131,17 @@ def _selective_int8(
 
     result = _selective.search(debugger, ranked, evaluate, int8_io)
     report.selective_tried = result.tried
+    if result.tried:
+        last = result.tried[-1] if result.best is None else None
+        report.modes_tried.append(
+            {
+                "mode": "selective",
+                "top1_agreement": (last or {}).get("top1_agreement"),
+                "max_abs_diff": None,
+                "size_bytes": (last or {}).get("size_bytes"),
+                "passed": result.best is not None,
+            }
+        )
     if result.best is None:
         report.notes.append(
             f"selective int8: no file passed with up to {max(len(ranked) - 1, 0)} "
@@ -86,6 +149,12 @@ def _selective_int8(
         )
         return None
     check(result.best.content, report)
+    if result.tried:
+        report.modes_tried[-1].update(
+            top1_agreement=report.top1_agreement,
+            max_abs_diff=report.max_abs_diff,
+            size_bytes=len(result.best.content),
+        )
     report.int8_mode = "selective"
     report.float_ops = [op.to_dict() for op in result.best.float_ops]
     return result.best.content
@@ -125,12 +194,16 @@ def export_tflite(
     verification passes: everything is written to a temporary sibling first and then
     moved into place.
 
-    With ``quantization="int8"``, full int8 is tried first; when it misses the
-    agreement threshold, TensorFlow's quantization debugger ranks the ops by their
-    int8 error on calibration inputs and the fewest top-ranked ops are kept in float
-    (selective int8) until the file passes. The report and the manifest
-    (``quantization_details``) name those ops and the size they cost.
-    ``"int8-full"`` refuses instead of keeping any op in float.
+    With ``quantization="int8"``, a ladder is verified, smallest file first, and the
+    first file that passes is kept: full int8; then LiteRT's 16x8 mode (int8
+    weights, so still ~3-4x smaller than float32, and int16 activations, which keep
+    far more precision); then selective int8, where TensorFlow's quantization
+    debugger ranks the ops by their int8 error on calibration inputs and the fewest
+    top-ranked ops are kept in float until the file passes. The report and the
+    manifest (``quantization_details``) name the mode (``int8_mode``), every rung
+    tried (``modes_tried``), the ops in float and the size cost against full int8.
+    ``"int8-full"`` refuses instead of going down the ladder; ``"int16x8"`` asks
+    for the 16x8 file only.
 
     Args:
         model: keras.Model, or an object with ``inference_model()`` (e.g. DANN).
@@ -138,8 +211,10 @@ def export_tflite(
         path: str. Export directory. Defaults to
             ``saved_models/<model.name>/tflite-<quantization>``.
         quantization: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights),
-            ``"int8"`` (full integer, else selective; needs ``representative_data``)
-            or ``"int8-full"`` (full integer or nothing). Defaults to None.
+            ``"int8"`` (full integer, else 16x8, else selective; needs
+            ``representative_data``), ``"int8-full"`` (full integer or nothing) or
+            ``"int16x8"`` (int8 weights, int16 activations, float32 inputs and
+            outputs; needs ``representative_data``). Defaults to None.
         representative_data: array, ``(x, y)`` tuple or ``tf.data.Dataset`` of model
             inputs used to calibrate int8 (``representative_samples`` of them drawn at
             random across the data); also used to verify when ``verify_data`` is
@@ -173,7 +248,7 @@ def export_tflite(
 
     Returns:
         ExportReport: path, size, agreement, max diff, latency per example, and for
-        int8 the mode (full or selective) with the ops kept in float.
+        int8 the mode (full, int16x8 or selective) with the ops kept in float.
 
     Raises:
         ValueError: int8 without representative data; data of the wrong shape; a
@@ -210,7 +285,7 @@ def export_tflite(
                            quantization="int8", representative_data=x_train,
                            verify_data=(x_val, y_val))
     print(report.summary())  # says which ops, if any, stayed in float
-    assert report.int8_mode in ("full", "selective") and report.verified
+    assert report.int8_mode in ("full", "int16x8", "selective") and report.verified
     ```
     """
     quantization = _convert.normalize_quantization(quantization)
@@ -241,14 +316,16 @@ def export_tflite(
             seed=seed,
         )
     rep_x = None if rep is None else rep[0]
-    if quantization in INT8:
-        report.int8_mode = "full"
+    if quantization in CALIBRATED:
+        report.int8_mode = "full" if quantization in INT8 else INT16X8
         report.calibration_samples = len(rep_x)
     with tempfile.TemporaryDirectory() as sm_dir:
         write_saved_model(served, sm_dir, extra_outputs=False)
         convert_as = "int8" if quantization in INT8 else quantization
         args = (rep_x, allow_select_tf_ops, int8_io)
         content = _convert.convert(sm_dir, convert_as, *args)
+        if quantization == INT16X8:
+            report.float_ops = _convert.float_op_outputs(content)
         if verify:
             vx, vy = job.verification_inputs(verify_data, seed + 1, fallback=rep)
             expected = _verify.keras_predict(served.keras_predict, vx)
@@ -259,12 +336,19 @@ def export_tflite(
                 return not _verify.problems(into, max_abs_diff)
 
             passed = check(content, report)
+            if quantization in CALIBRATED:
+                report.modes_tried.append(
+                    _tried(report.int8_mode, report, content, passed)
+                )
             if quantization in INT8:
                 report.full_int8_agreement = report.top1_agreement
                 report.full_int8_size_bytes = len(content)
             if not passed and quantization == "int8":
-                selective = _selective_int8(report, sm_dir, check, *args)
-                content = selective if selective is not None else content
+                # The ladder, smallest file first: full int8 -> 16x8 -> selective.
+                better = _int16x8(report, sm_dir, check, *args)
+                if better is None:
+                    better = _selective_int8(report, sm_dir, check, *args)
+                content = better if better is not None else content
 
     def write(tmp: Path) -> dict[str, Any]:
         file = tmp / MODEL_FILE
@@ -291,9 +375,9 @@ def _check_options(
     representative_samples: Any,
 ) -> None:
     """Refuses option combinations that cannot work, before any model work."""
-    if quantization in INT8 and representative_data is None:
+    if quantization in CALIBRATED and representative_data is None:
         raise ValueError(
-            "Full int8 quantization needs representative_data (100-500 model inputs "
+            f"quantization={quantization!r} needs representative_data (100-500 model inputs "
             "as an array or tf.data.Dataset) to calibrate activation ranges. Received: "
             "representative_data=None. Use quantization='dynamic' to quantize weights "
             "only without data."
@@ -317,9 +401,17 @@ def _refusal_hint(quantization: str) -> str | None:
             "quantization='int8' to keep the ops with the largest int8 error in "
             "float (selective int8), or 'dynamic' for int8 weights only."
         )
+    if quantization == INT16X8:
+        return (
+            "16x8 (int8 weights, int16 activations) was required "
+            "(quantization='int16x8'); use quantization='int8' to also try selective "
+            "int8 (the ops with the largest int8 error kept in float), or 'dynamic' "
+            "or 'float16'."
+        )
     if quantization == "int8":
         return (
-            "Neither full nor selective int8 reached it. Try quantization='dynamic' "
+            "Neither full int8, 16x8 nor selective int8 reached it. Try "
+            "quantization='dynamic' "
             "(int8 weights only) or 'float16', more representative_data like the "
             "inputs the model will see, or pass verify=False to export anyway."
         )

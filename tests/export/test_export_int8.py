@@ -32,6 +32,12 @@ def test_selective_int8_passes_where_full_int8_misses(digits_model, digits, tmp_
     )
     assert report.int8_mode == "selective"
     assert report.top1_agreement == 1.0 and report.max_abs_diff <= 0.01
+    # the whole ladder ran: 16x8's int8 weights alone miss max_abs_diff 0.01
+    assert [(m["mode"], m["passed"]) for m in report.modes_tried] == [
+        ("full", False),
+        ("int16x8", False),
+        ("selective", True),
+    ]
     assert report.full_int8_agreement is not None
     assert report.selective_tried and report.selective_tried[-1]["passed"]
     ops = report.float_ops
@@ -179,7 +185,11 @@ def test_adapt_run_calibrates_on_source_and_target(tmp_path, monkeypatch):
         output=str(tmp_path / "exp"),
     )
     (row,) = run_export(cfg)
-    assert "target" in row["data"] and row["int8_mode"] in ("full", "selective")
+    assert "target" in row["data"] and row["int8_mode"] in (
+        "full",
+        "int16x8",
+        "selective",
+    )
     rep_x, verify_x = seen["rep"][0], seen["verify"][0]
     brightness = rep_x.reshape(len(rep_x), -1).mean(-1)
     # source images are darker than 80 + 60, target ones brighter than 120
