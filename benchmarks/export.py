@@ -9,15 +9,18 @@ Four models, trained here from nothing (offline, weights=None):
 - ``mobilenet32`` / ``mobilenet96``: keras.applications MobileNetV3Small
   (weights=None) trained briefly on source digits at 32 and 96 px.
 
-Each is exported with `export_tflite` as float32, dynamic and int8 (full int8, else
-selective int8 with the ops of largest error kept in float). Verification (and the
-selective search) uses one half of the test split; every number below is then
+Each is exported with `export_tflite` as float32, dynamic, int16x8 (LiteRT's 16x8
+mode alone: int8 weights, int16 activations) and int8, the ladder that keeps the
+first file to pass verification, smallest first: full int8, then 16x8, then
+selective int8 with the ops of largest error kept in float. Verification (and the
+ladder's choice) uses one half of the test split; every number below is then
 measured again on the other half, which neither calibration nor selection saw:
 
 - size ratio float32 / this file,
 - top-1 agreement with Keras, Keras and TFLite accuracy and the drop in points,
 - single-example latency of LiteRT (1 thread) divided by Keras ``predict_on_batch``,
-- for int8: full or selective, which ops stayed in float and their size cost.
+- for int8: the mode (full, int16x8 or selective), every rung tried, which ops
+  stayed in float and the size cost against the full int8 file.
 
 Targets (issue 14): int8 agreement >= 0.99, >= 3x smaller than float32, accuracy drop
 <= 0.5 points, latency ratio <= 0.5.
@@ -51,7 +54,7 @@ from keras_transfer._backend import keras  # noqa: E402
 from keras_transfer.datasets import digits_domains  # noqa: E402
 from keras_transfer.export import export_tflite, load_tflite  # noqa: E402
 
-QUANTIZATIONS = ("float32", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "dynamic", "int16x8", "int8")
 MODELS = ("demo", "dann", "mobilenet32", "mobilenet96")
 TARGETS = {
     "min_agreement": 0.99,
@@ -214,6 +217,7 @@ def measure(case: dict, work: Path, name: str, repeats: int) -> dict:
                 size_cost_bytes=report.size_cost_bytes,
                 float_ops=[f"{o['op']} {o['tensor']}" for o in report.float_ops],
                 selective_tried=report.selective_tried,
+                modes_tried=report.modes_tried,
             )
     base = rows["float32"].get("size_bytes")
     for row in rows.values():
@@ -253,8 +257,10 @@ def print_table(name: str, result: dict) -> None:
             print(f"{fmt:8} REFUSED {r['error'][:100]}")
             continue
         mode = r.get("int8_mode", "")
-        if mode == "selective":
-            mode += f" ({len(r['float_ops'])} float ops, +{r['size_cost_bytes']} B)"
+        if mode in ("selective", "int16x8") and r["float_ops"]:
+            mode += f" ({len(r['float_ops'])} float ops)"
+        if r.get("size_cost_bytes") is not None:
+            mode += f" (+{r['size_cost_bytes']} B vs full int8)"
         print(
             f"{fmt:8} {r['size_bytes'] / 1024:8.1f} {r['size_ratio_vs_float32']:9.2f}"
             f" {r['agreement']:6.3f} {r['keras_accuracy']:6.3f}"

@@ -178,9 +178,8 @@ class ExportReport:
         elif self.int8_mode == "int16x8":
             line = "  int16x8: int8 weights, int16 activations"
             if self.float_ops:
-                ops = ", ".join(o["op"] for o in self.float_ops)
                 line += f"; {len(self.float_ops)} op(s) without a 16x8 kernel in float"
-                line += f" ({ops})"
+                line += f" ({_op_counts(self.float_ops)})"
             if self.full_int8_agreement is not None:
                 cost = self.size_cost_bytes or 0
                 line += (
@@ -197,6 +196,14 @@ class ExportReport:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _op_counts(ops: list[dict[str, Any]]) -> str:
+    """``"HARD_SWISH x18, MEAN"``: op types in first-seen order with their counts."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op["op"]] = counts.get(op["op"], 0) + 1
+    return ", ".join(f"{k} x{n}" if n > 1 else k for k, n in counts.items())
 
 
 class ExportVerificationError(RuntimeError):
