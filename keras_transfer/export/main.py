@@ -59,7 +59,9 @@ def export_main(
         model_path: str. A ``.keras`` model file (loaded with
             `keras_transfer.load_model`), or an already loaded ``keras.Model``.
         format: str. ``"tflite"`` or ``"saved_model"``. Defaults to ``"tflite"``.
-        quantization: str. For TFLite: None, ``"float16"``, ``"dynamic"``, ``"int8"``.
+        quantization: str. For TFLite: None, ``"float16"``, ``"dynamic"``, ``"int8"``
+            (full int8, else 16x8, else selective), ``"int8-full"`` or ``"int16x8"``
+            (see `export_tflite`).
         representative: str. A ``.npy``/``.npz`` file of model inputs (with labels
             in the ``.npz``, verification also reports accuracy), or the arrays
             themselves (``x`` or ``(x, y)``). Used to calibrate int8, and to verify

@@ -95,6 +95,21 @@ def test_export_calibrates_on_the_runs_data_at_the_models_size(run_dir, tmp_path
     assert not list(tmp_path.glob(".exp*"))  # no temporary sibling left
 
 
+def test_export_accepts_int16x8(run_dir, tmp_path, capsys):
+    out = tmp_path / "exp"
+    args = ["export", "--set", f"model_path={run_dir / 'model.keras'}"]
+    args += ["--set", "quantization=[int16x8]", "--set", f"output={out}"]
+    assert main(args) == 0
+    (row,) = json.loads((out / "summary.json").read_text())
+    assert row["quantization"] == "int16x8" and row["int8_mode"] == "int16x8"
+    assert row["agreement"] >= 0.99
+    manifest = json.loads((out / "tflite-int16x8" / "manifest.json").read_text())
+    assert manifest["quantization_details"]["int8_mode"] == "int16x8"
+    assert "int16x8" in (out / "report.html").read_text()
+    with pytest.raises(ConfigError, match="int16x8"):  # the accepted list names it
+        _export(run_dir, tmp_path / "b", ["int4"])
+
+
 def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
     import keras_transfer.export as export_pkg
 
