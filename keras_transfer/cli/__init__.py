@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-export", action="store_true", help="Skip TFLite export.")
+    demo.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="Skip the unsupervised adaptation step (no target label).",
+    )
     demo.add_argument("--quiet", action="store_true", help="No progress lines.")
     for kind, text in _CONFIG_COMMANDS.items():
         p = sub.add_parser(
@@ -265,6 +270,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         quick=args.quick,
         seed=args.seed,
         export=not args.no_export,
+        adapt=not args.no_adapt,
         verbose=0 if args.quiet else 1,
     )
     return 0
