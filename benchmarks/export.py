@@ -28,7 +28,7 @@ Targets (issue 14): int8 agreement >= 0.99, >= 3x smaller than float32, accuracy
 Results go to ``benchmarks/results/export.json`` (via `benchmarks/_common.py`).
 
 Usage:
-    python benchmarks/export.py                 # all rows (~8 minutes on 2 shared cores)
+    python benchmarks/export.py                 # all rows (~5 minutes on 2 shared cores)
     python benchmarks/export.py --quick         # smoke run (fewer epochs)
     python benchmarks/export.py --models demo   # some rows; others kept from the JSON
 """
