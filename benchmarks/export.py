@@ -11,16 +11,19 @@ Four models, trained here from nothing (offline, weights=None):
 
 Each is exported with `export_tflite` as float32, dynamic, int16x8 (LiteRT's 16x8
 mode alone: int8 weights, int16 activations) and int8, the ladder that keeps the
-first file to pass verification, smallest first: full int8, then 16x8, then
-selective int8 with the ops of largest error kept in float. Verification (and the
-ladder's choice) uses one half of the test split; every number below is then
-measured again on the other half, which neither calibration nor selection saw:
+first file to pass verification, small and fast first: full int8; selective int8
+(the ops of largest error kept in float) within ``selective_size_budget`` (default
++25% over the full int8 file); 16x8 (small, but LiteRT has no fast int16-activation
+kernels); selective int8 of any size. Verification (and the ladder's choice) uses
+one half of the test split; every number below is then measured again on the other
+half, which neither calibration nor selection saw:
 
 - size ratio float32 / this file,
 - top-1 agreement with Keras, Keras and TFLite accuracy and the drop in points,
 - single-example latency of LiteRT (1 thread) divided by Keras ``predict_on_batch``,
-- for int8: the mode (full, int16x8 or selective), every rung tried, which ops
-  stayed in float and the size cost against the full int8 file.
+- for int8: the mode (full, int16x8 or selective), every rung tried and why it
+  stopped (``modes_tried[].reason``), which ops stayed in float and the size cost
+  against the full int8 file.
 
 Targets (issue 14): int8 agreement >= 0.99, >= 3x smaller than float32, accuracy drop
 <= 0.5 points, latency ratio <= 0.5.
@@ -31,6 +34,7 @@ Usage:
     python benchmarks/export.py                 # all rows (~5 minutes on 2 shared cores)
     python benchmarks/export.py --quick         # smoke run (fewer epochs)
     python benchmarks/export.py --models demo   # some rows; others kept from the JSON
+    python benchmarks/export.py --selective-size-budget 0.5   # another budget
 """
 
 from __future__ import annotations
@@ -171,7 +175,9 @@ def build_dann(quick: bool) -> dict:
     }
 
 
-def measure(case: dict, work: Path, name: str, repeats: int) -> dict:
+def measure(
+    case: dict, work: Path, name: str, repeats: int, budget: float | None
+) -> dict:
     model = case["model"]
     x_hold, y_hold = case["held_out"]
     expected = np.asarray(model.predict(x_hold.astype("float32"), verbose=0))
@@ -189,6 +195,7 @@ def measure(case: dict, work: Path, name: str, repeats: int) -> dict:
                 verify_data=case["select"],
                 latency_repeats=repeats,
                 num_threads=1,
+                selective_size_budget=budget,
             )
         except Exception as err:  # noqa: BLE001 - a refusal is a result here
             rows[q] = {"error": f"{type(err).__name__}: {str(err)[:400]}"}
@@ -218,6 +225,7 @@ def measure(case: dict, work: Path, name: str, repeats: int) -> dict:
                 float_ops=[f"{o['op']} {o['tensor']}" for o in report.float_ops],
                 selective_tried=report.selective_tried,
                 modes_tried=report.modes_tried,
+                selective_size_budget=report.selective_size_budget,
             )
     base = rows["float32"].get("size_bytes")
     for row in rows.values():
@@ -267,6 +275,13 @@ def print_table(name: str, result: dict) -> None:
             f" {r['tflite_accuracy']:6.3f} {r['accuracy_drop_points']:7.2f}"
             f" {r['latency_ratio']:9.3f}  {mode}"
         )
+        if fmt == "int8" and r.get("modes_tried"):
+            for m in r["modes_tried"]:
+                budget = ""
+                if m["mode"] == "selective":
+                    b = m.get("size_budget_bytes")
+                    budget = " (no budget)" if b is None else f" (<= {b} B)"
+                print(f"{'':8}   ladder: {m['mode']}{budget}: {m.get('reason')}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -279,6 +294,13 @@ def main(argv: list[str] | None = None) -> dict:
         "results file",
     )
     parser.add_argument("--name", default="export", help="results/<name>.json")
+    parser.add_argument(
+        "--selective-size-budget",
+        type=float,
+        default=0.25,
+        help="export_tflite's selective_size_budget for the int8 ladder (fraction "
+        "over the full int8 file; negative: no budget)",
+    )
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(models) - set(MODELS))
@@ -289,6 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     if previous.exists() and set(models) != set(MODELS):
         rows = json.loads(previous.read_text()).get("rows", {})
     repeats = 10 if args.quick else 30
+    budget = args.selective_size_budget if args.selective_size_budget >= 0 else None
     work = Path(tempfile.mkdtemp(prefix="export-bench-"))
     start = time.perf_counter()
     try:
@@ -304,14 +327,22 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 case = build_mobilenet(int(name.removeprefix("mobilenet")), args.quick)
             train_s = time.perf_counter() - t0
-            rows[name] = measure(case, work, name, repeats)
+            rows[name] = measure(case, work, name, repeats, budget)
             rows[name]["train_s"] = train_s
             print_table(name, rows[name])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    command = "python benchmarks/export.py" + (" --quick" if args.quick else "")
+    if args.selective_size_budget != 0.25:
+        command += f" --selective-size-budget {args.selective_size_budget}"
     payload = {
-        "command": "python benchmarks/export.py" + (" --quick" if args.quick else ""),
-        "settings": {"quick": args.quick, "threads": 1, "latency_repeats": repeats},
+        "command": command,
+        "settings": {
+            "quick": args.quick,
+            "threads": 1,
+            "latency_repeats": repeats,
+            "selective_size_budget": budget,
+        },
         "targets": TARGETS,
         "seconds": time.perf_counter() - start,
         "rows": rows,

@@ -7,7 +7,9 @@ the float op (layer statistics). Ops are ranked by RMSE divided by the int8 scal
 their output (how many quantization steps the error spans, the ranking of TF's
 debugger guide), and the top-k are denylisted (kept in float) with k = 1, 2, 4, ...
 until the file reaches the threshold; a bisection between the last failing and the
-first passing k then finds the fewest ops.
+first passing k then finds the fewest ops. With a size budget (the ``"int8"`` ladder's
+first selective rung), a candidate larger than the budget ends the search instead
+of being verified.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class SelectiveResult:
     ranked: list[RankedOp]
     tried: list[dict[str, Any]] = field(default_factory=list)
     best: Candidate | None = None
+    stop_reason: str = ""
+    over_budget: bool = False
 
 
 @contextlib.contextmanager
@@ -147,58 +151,123 @@ def quantized_with_denylist(
         return debugger.get_nondebug_quantized_model()
 
 
-def search(
-    debugger: Any,
-    ranked: list[RankedOp],
-    evaluate: Callable[[bytes], tuple[bool, float | None]],
-    fully_quantize: bool,
-) -> SelectiveResult:
-    """Finds the fewest top-ranked ops to keep in float so that ``evaluate`` passes.
+class Search:
+    """Finds the fewest top-ranked ops to keep in float so that ``evaluate`` passes,
+    optionally within a size budget.
+
+    Candidates (converted files) and their verification are cached by the number
+    of float ops ``k``, so a later search without a budget reuses what a budgeted
+    one converted. A candidate over the budget is not verified.
 
     Args:
         debugger: QuantizationDebugger built from the int8 converter.
         ranked: ops ranked by error, largest first.
         evaluate: ``content -> (passed, top-1 agreement)``.
         fully_quantize: int8 inputs and outputs.
-
-    Returns:
-        SelectiveResult: ``best`` is the passing candidate with the fewest float ops,
-        or None when keeping all but one op in float still fails.
     """
-    result = SelectiveResult(ranked=ranked)
-    # The debug model needs at least one quantized op left: at most n - 1 in float.
-    limit = max(len(ranked) - 1, 0)
-    cache: dict[int, Candidate] = {}
 
-    def attempt(k: int) -> Candidate:
-        if k not in cache:
-            ops = ranked[:k]
-            content = quantized_with_denylist(
-                debugger, [o.tensor for o in ops], fully_quantize
+    def __init__(
+        self,
+        debugger: Any,
+        ranked: list[RankedOp],
+        evaluate: Callable[[bytes], tuple[bool, float | None]],
+        fully_quantize: bool,
+    ):
+        self.debugger = debugger
+        self.ranked = ranked
+        self.evaluate = evaluate
+        self.fully_quantize = fully_quantize
+        self.tried: list[dict[str, Any]] = []
+        self._contents: dict[int, bytes] = {}
+        self._verdicts: dict[int, bool] = {}
+
+    @property
+    def limit(self) -> int:
+        """The most ops in float: the debug model needs one quantized op left."""
+        return max(len(self.ranked) - 1, 0)
+
+    def _content(self, k: int) -> bytes:
+        if k not in self._contents:
+            ops = [o.tensor for o in self.ranked[:k]]
+            self._contents[k] = quantized_with_denylist(
+                self.debugger, ops, self.fully_quantize
             )
-            passed, agreement = evaluate(content)
-            cache[k] = Candidate(ops, content, passed)
-            result.tried.append(
+        return self._contents[k]
+
+    def _status(self, k: int, max_size_bytes: int | None) -> str:
+        """``"pass"``, ``"fail"`` (verification) or ``"over"`` (the budget)."""
+        content = self._content(k)
+        if max_size_bytes is not None and len(content) > max_size_bytes:
+            if not any(t["float_ops"] == k for t in self.tried):
+                self.tried.append(
+                    {
+                        "float_ops": k,
+                        "top1_agreement": None,
+                        "size_bytes": len(content),
+                        "passed": False,
+                        "over_budget": True,
+                    }
+                )
+            return "over"
+        if k not in self._verdicts:
+            passed, agreement = self.evaluate(content)
+            self._verdicts[k] = passed
+            self.tried[:] = [t for t in self.tried if t["float_ops"] != k]
+            self.tried.append(
                 {
                     "float_ops": k,
                     "top1_agreement": agreement,
                     "size_bytes": len(content),
                     "passed": passed,
+                    "over_budget": False,
                 }
             )
-        return cache[k]
+        return "pass" if self._verdicts[k] else "fail"
 
-    low, k = 0, 1
-    while k <= limit and not attempt(k).passed:
-        low, k = k, min(2 * k, limit) if k < limit else limit + 1
-    if k > limit:
+    def run(self, max_size_bytes: int | None = None) -> SelectiveResult:
+        """Searches k = 1, 2, 4, ... then bisects to the fewest passing ops.
+
+        Along k, files fail verification, then pass, then exceed the budget (more
+        ops in float: closer to float, and larger); the doubling stops at the
+        first k that does not fail and the bisection finds the first of them.
+
+        Args:
+            max_size_bytes: int or None. Candidates larger than this are refused
+                without verification. None: no budget.
+
+        Returns:
+            SelectiveResult: ``best`` is the passing candidate with the fewest float
+            ops (None when none passed); ``stop_reason`` says why the search ended.
+        """
+        result = SelectiveResult(ranked=self.ranked, tried=self.tried)
+        limit, n = self.limit, len(self.ranked)
+        low, k = 0, 1  # 0 = full int8, known to fail
+        while k <= limit and self._status(k, max_size_bytes) == "fail":
+            low, k = k, min(2 * k, limit) if k < limit else limit + 1
+        if k > limit:
+            result.stop_reason = (
+                f"no file passed with up to {limit} of {n} ops kept in float"
+            )
+            return result
+        high = k  # does not fail: passes or is over the budget
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self._status(mid, max_size_bytes) == "fail":
+                low = mid
+            else:
+                high = mid
+        if self._status(high, max_size_bytes) == "pass":
+            result.best = Candidate(
+                self.ranked[:high], self._content(high), passed=True
+            )
+            result.stop_reason = f"passed with {high} of {n} ops kept in float"
+            return result
+        result.over_budget = True
+        size = len(self._content(high))
+        result.stop_reason = (
+            f"over size budget after {low} float ops: {high} in float make "
+            f"{size} bytes > {max_size_bytes}"
+        )
+        if low:
+            result.stop_reason += f"; {low} failed verification"
         return result
-    high = k  # passes; low fails (0 = full int8, known to fail)
-    while high - low > 1:
-        mid = (low + high) // 2
-        if attempt(mid).passed:
-            high = mid
-        else:
-            low = mid
-    result.best = attempt(high)
-    return result

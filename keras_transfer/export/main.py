@@ -60,8 +60,9 @@ def export_main(
             `keras_transfer.load_model`), or an already loaded ``keras.Model``.
         format: str. ``"tflite"`` or ``"saved_model"``. Defaults to ``"tflite"``.
         quantization: str. For TFLite: None, ``"float16"``, ``"dynamic"``, ``"int8"``
-            (full int8, else 16x8, else selective), ``"int8-full"`` or ``"int16x8"``
-            (see `export_tflite`).
+            (the ladder: full, selective within a size budget, 16x8, selective),
+            ``"int8-full"`` or ``"int16x8"`` (see `export_tflite`; its
+            ``selective_size_budget`` passes through ``**kwargs``).
         representative: str. A ``.npy``/``.npz`` file of model inputs (with labels
             in the ``.npz``, verification also reports accuracy), or the arrays
             themselves (``x`` or ``(x, y)``). Used to calibrate int8, and to verify

@@ -15,7 +15,8 @@ class ExportReport:
         path: str. The export directory.
         format: str. ``"tflite"`` or ``"saved_model"``.
         quantization: str. ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``
-            (full int8, else 16x8, else selective), ``"int8-full"`` (full int8 only)
+            (the ladder: full int8, selective within a size budget, 16x8, selective of
+            any size), ``"int8-full"`` (full int8 only)
             or ``"int16x8"`` (16x8 only).
         size_bytes: int. Size of the model file (``model.tflite``) or of the whole
             SavedModel directory.
@@ -52,9 +53,15 @@ class ExportReport:
         full_int8_size_bytes: int or None. Size of the full int8 file.
         selective_tried: list of dict. Every selective candidate that was measured:
             ``float_ops`` (how many), ``top1_agreement``, ``size_bytes``, ``passed``.
-        modes_tried: list of dict. The rungs of the int8 ladder that were verified,
-            in order (``"full"``, ``"int16x8"``, ``"selective"``): ``mode``,
-            ``top1_agreement``, ``max_abs_diff``, ``size_bytes``, ``passed``.
+        modes_tried: list of dict. The rungs of the int8 ladder that were tried,
+            in order (``"full"``, ``"selective"`` within ``size_budget_bytes``,
+            ``"int16x8"``, ``"selective"`` with no budget): ``mode``,
+            ``top1_agreement``, ``max_abs_diff``, ``size_bytes``, ``passed`` and
+            ``reason`` (why the rung stopped, e.g. ``"over size budget after 4
+            float ops: ..."``); selective rungs add ``size_budget_bytes`` (None:
+            no budget) and ``float_ops`` (how many, when one passed).
+        selective_size_budget: float or None. For ``"int8"``: how much larger than
+            full int8 the budgeted selective rung could make the file (a fraction).
         calibration_samples: int. Inputs that calibrated int8 (0 otherwise).
     """
 
@@ -83,6 +90,7 @@ class ExportReport:
     full_int8_size_bytes: int | None = None
     selective_tried: list[dict[str, Any]] = field(default_factory=list)
     modes_tried: list[dict[str, Any]] = field(default_factory=list)
+    selective_size_budget: float | None = None
     calibration_samples: int = 0
 
     @property
@@ -106,6 +114,7 @@ class ExportReport:
             "size_cost_bytes": self.size_cost_bytes,
             "selective_tried": self.selective_tried,
             "modes_tried": self.modes_tried,
+            "selective_size_budget": self.selective_size_budget,
         }
 
     @property
@@ -189,6 +198,10 @@ class ExportReport:
             lines.append(line)
         elif self.int8_mode == "full":
             lines.append("  full int8 (every op quantized)")
+        if len(self.modes_tried) > 1:
+            lines.append(
+                "  int8 ladder: " + "; ".join(_rung(m) for m in self.modes_tried)
+            )
         if self.stripped_layers:
             lines.append(f"  training-only layers left out: {self.stripped_layers}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -196,6 +209,15 @@ class ExportReport:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _rung(mode: dict[str, Any]) -> str:
+    """``"selective <= 38.2 KiB: over size budget after ..."``: one rung, short."""
+    name = mode["mode"]
+    if name == "selective":
+        budget = mode.get("size_budget_bytes")
+        name += " (no budget)" if budget is None else f" <= {budget / 1024:.1f} KiB"
+    return f"{name}: {mode.get('reason', 'passed' if mode['passed'] else 'failed')}"
 
 
 def _op_counts(ops: list[dict[str, Any]]) -> str:

@@ -54,14 +54,22 @@ def _time_file(
     )
 
 
-def _tried(mode: str, report: ExportReport, content: bytes, passed: bool) -> dict:
+def _tried(
+    mode: str,
+    report: ExportReport,
+    content: bytes,
+    passed: bool,
+    max_abs_diff: float | None,
+) -> dict:
     """One rung of the int8 ladder as it goes into ``report.modes_tried``."""
+    found = _verify.problems(report, max_abs_diff)
     return {
         "mode": mode,
         "top1_agreement": report.top1_agreement,
         "max_abs_diff": report.max_abs_diff,
         "size_bytes": len(content),
         "passed": passed,
+        "reason": "passed" if passed else "failed verification: " + "; ".join(found),
     }
 
 
@@ -72,15 +80,18 @@ def _int16x8(
     rep_x: np.ndarray,
     allow_select_tf_ops: bool,
     int8_io: bool,
+    max_abs_diff: float | None,
 ) -> bytes | None:
-    """The ladder's second rung: LiteRT's 16x8 mode (int8 weights, int16
-    activations). Returns the passing file's bytes (``report`` filled with its
-    numbers), or None (``report`` keeps the full int8 numbers, a note says why)."""
+    """The ladder's 16x8 rung (int8 weights, int16 activations). Returns the
+    passing file's bytes (``report`` filled with its numbers), or None (``report``
+    keeps the full int8 numbers, ``modes_tried`` says why)."""
     if int8_io:
-        report.notes.append(
-            "int16x8 skipped: int8_io=True asks for int8 inputs and outputs, and 16x8 "
+        reason = (
+            "skipped: int8_io=True asks for int8 inputs and outputs, and 16x8 "
             "files compute on int16 activations"
         )
+        report.notes.append(f"int16x8 {reason}")
+        report.modes_tried.append(_skipped(INT16X8, reason))
         return None
     full = dataclasses.replace(report, notes=list(report.notes))
     try:
@@ -89,8 +100,9 @@ def _int16x8(
     except (RuntimeError, ValueError) as err:  # conversion or a missing kernel
         _restore(report, full)
         report.notes.append(f"int16x8 failed: {str(err)[:300]}")
+        report.modes_tried.append(_skipped(INT16X8, f"error: {str(err)[:200]}"))
         return None
-    tried = _tried(INT16X8, report, content, passed)
+    tried = _tried(INT16X8, report, content, passed, max_abs_diff)
     if not passed:
         _restore(report, full)
         report.modes_tried.append(tried)
@@ -101,24 +113,34 @@ def _int16x8(
     return content
 
 
+def _skipped(mode: str, reason: str, **extra: Any) -> dict:
+    """A rung of the ladder that produced no verified file."""
+    return {
+        "mode": mode,
+        **extra,
+        "top1_agreement": None,
+        "max_abs_diff": None,
+        "size_bytes": None,
+        "passed": False,
+        "reason": reason,
+    }
+
+
 def _restore(report: ExportReport, saved: ExportReport) -> None:
     for f in dataclasses.fields(report):
         setattr(report, f.name, getattr(saved, f.name))
 
 
-def _selective_int8(
+def _selective_search(
     report: ExportReport,
     sm_dir: str,
     check: Any,
     rep_x: np.ndarray,
     allow_select_tf_ops: bool,
     int8_io: bool,
-) -> bytes | None:
-    """Keeps the fewest high-error ops in float until ``check`` passes.
-
-    Returns the passing file's bytes (``report`` filled with its numbers), or None
-    when no candidate passed (``report`` keeps the full int8 numbers).
-    """
+) -> _selective.Search:
+    """The debugger-backed search of selective int8 (built once, used by both
+    selective rungs); candidates are verified against the full int8 report."""
     converter = _convert.make_converter(
         sm_dir, "int8", rep_x, allow_select_tf_ops, int8_io, for_debugger=True
     )
@@ -129,35 +151,84 @@ def _selective_int8(
         trial = dataclasses.replace(full, notes=[])
         return check(content, trial), trial.top1_agreement
 
-    result = _selective.search(debugger, ranked, evaluate, int8_io)
-    report.selective_tried = result.tried
-    if result.tried:
-        last = result.tried[-1] if result.best is None else None
-        report.modes_tried.append(
-            {
-                "mode": "selective",
-                "top1_agreement": (last or {}).get("top1_agreement"),
-                "max_abs_diff": None,
-                "size_bytes": (last or {}).get("size_bytes"),
-                "passed": result.best is not None,
-            }
-        )
+    return _selective.Search(debugger, ranked, evaluate, int8_io)
+
+
+def _selective_int8(
+    report: ExportReport,
+    search: _selective.Search,
+    check: Any,
+    max_size_bytes: int | None,
+    max_abs_diff: float | None,
+) -> tuple[bytes | None, _selective.SelectiveResult]:
+    """A selective rung: the fewest high-error ops in float until ``check`` passes,
+    within ``max_size_bytes`` when given.
+
+    Returns the passing file's bytes (``report`` filled with its numbers) or None
+    (``report`` keeps the full int8 numbers), and the search's result.
+    """
+    result = search.run(max_size_bytes)
+    report.selective_tried = [dict(t) for t in result.tried]
+    verified = [t for t in result.tried if not t.get("over_budget")]
+    last = verified[-1] if verified else {}
+    entry = {
+        "mode": "selective",
+        "size_budget_bytes": max_size_bytes,
+        "float_ops": None if result.best is None else len(result.best.float_ops),
+        "top1_agreement": last.get("top1_agreement"),
+        "max_abs_diff": None,
+        "size_bytes": last.get("size_bytes"),
+        "passed": result.best is not None,
+        "reason": result.stop_reason,
+    }
+    report.modes_tried.append(entry)
     if result.best is None:
-        report.notes.append(
-            f"selective int8: no file passed with up to {max(len(ranked) - 1, 0)} "
-            f"of {len(ranked)} ops kept in float"
-        )
-        return None
+        budget = "" if max_size_bytes is None else f" (budget {max_size_bytes} bytes)"
+        report.notes.append(f"selective int8{budget}: {result.stop_reason}")
+        return None, result
     check(result.best.content, report)
-    if result.tried:
-        report.modes_tried[-1].update(
-            top1_agreement=report.top1_agreement,
-            max_abs_diff=report.max_abs_diff,
-            size_bytes=len(result.best.content),
-        )
+    entry.update(
+        top1_agreement=report.top1_agreement,
+        max_abs_diff=report.max_abs_diff,
+        size_bytes=len(result.best.content),
+    )
     report.int8_mode = "selective"
     report.float_ops = [op.to_dict() for op in result.best.float_ops]
-    return result.best.content
+    return result.best.content, result
+
+
+def _int8_ladder(
+    report: ExportReport,
+    sm_dir: str,
+    check: Any,
+    args: tuple,
+    size_budget: float | None,
+    max_abs_diff: float | None,
+) -> bytes | None:
+    """The rungs after full int8 failed, first verified file wins: selective int8
+    within ``size_budget``, int16x8, selective int8 of any size."""
+    search = _selective_search(report, sm_dir, check, *args)
+    budget = None
+    if size_budget is not None:
+        budget = int(report.full_int8_size_bytes * (1 + size_budget))
+    content, result = _selective_int8(report, search, check, budget, max_abs_diff)
+    if content is not None:
+        return content
+    content = _int16x8(report, sm_dir, check, *args, max_abs_diff)
+    if content is not None:
+        return content
+    if not result.over_budget:  # a search without budget would do the same
+        report.modes_tried.append(
+            _skipped(
+                "selective",
+                "skipped: the budgeted search was not stopped by its budget",
+                size_budget_bytes=None,
+                float_ops=None,
+            )
+        )
+        return None
+    content, _ = _selective_int8(report, search, check, None, max_abs_diff)
+    return content
 
 
 def export_tflite(
@@ -176,6 +247,7 @@ def export_tflite(
     min_agreement: float | None = None,
     max_abs_diff: float | None = None,
     representative_samples: int = 300,
+    selective_size_budget: float | None = 0.25,
     input_shape: tuple | None = None,
     preprocessor: Any = None,
     latency_repeats: int = 30,
@@ -194,16 +266,24 @@ def export_tflite(
     verification passes: everything is written to a temporary sibling first and then
     moved into place.
 
-    With ``quantization="int8"``, a ladder is verified, smallest file first, and the
-    first file that passes is kept: full int8; then LiteRT's 16x8 mode (int8
-    weights, so still ~3-4x smaller than float32, and int16 activations, which keep
-    far more precision); then selective int8, where TensorFlow's quantization
-    debugger ranks the ops by their int8 error on calibration inputs and the fewest
-    top-ranked ops are kept in float until the file passes. The report and the
-    manifest (``quantization_details``) name the mode (``int8_mode``), every rung
-    tried (``modes_tried``), the ops in float and the size cost against full int8.
-    ``"int8-full"`` refuses instead of going down the ladder; ``"int16x8"`` asks
-    for the 16x8 file only.
+    With ``quantization="int8"``, a ladder is verified and the first file that
+    passes is kept, small and fast first:
+
+    1. full int8;
+    2. selective int8 within ``selective_size_budget``: TensorFlow's quantization
+       debugger ranks the ops by their int8 error on calibration inputs and the
+       fewest top-ranked ops are kept in float until the file passes, unless the
+       file would grow past the budget first (still int8 kernels, so int8 speed);
+    3. LiteRT's 16x8 mode (int8 weights, so about as small as full int8, and
+       int16 activations, which keep far more precision but have no fast LiteRT
+       kernels: several times slower than int8 on CPU);
+    4. selective int8 of any size (the last resort, up to nearly float32 size).
+
+    The report and the manifest (``quantization_details``) name the mode
+    (``int8_mode``), every rung tried and why it stopped (``modes_tried``, e.g.
+    ``"over size budget after 4 float ops: ..."``), the ops in float and the size
+    cost against full int8. ``"int8-full"`` refuses instead of going down the
+    ladder; ``"int16x8"`` asks for the 16x8 file only.
 
     Args:
         model: keras.Model, or an object with ``inference_model()`` (e.g. DANN).
@@ -211,7 +291,7 @@ def export_tflite(
         path: str. Export directory. Defaults to
             ``saved_models/<model.name>/tflite-<quantization>``.
         quantization: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights),
-            ``"int8"`` (full integer, else 16x8, else selective; needs
+            ``"int8"`` (the ladder: full, budgeted selective, 16x8, selective; needs
             ``representative_data``), ``"int8-full"`` (full integer or nothing) or
             ``"int16x8"`` (int8 weights, int16 activations, float32 inputs and
             outputs; needs ``representative_data``). Defaults to None.
@@ -237,6 +317,12 @@ def export_tflite(
             dynamic, 0.999 for float32/float16.
         max_abs_diff: float. Optional bound on the largest output difference.
         representative_samples: int. Calibration samples used at most. Defaults to 300.
+        selective_size_budget: float or None. For ``quantization="int8"``: how much
+            larger than the full int8 file the first selective rung may make the
+            file, as a fraction (0.25: at most 25% larger). Past it, 16x8 is tried
+            before selective int8 of any size. With full int8 about 4x smaller than
+            float32, 0.25 keeps a selective file about 3x smaller. None: no budget
+            (selective of any size before 16x8). Defaults to 0.25.
         input_shape: tuple. Input shape without batch axis, for subclassed models or
             with a ``preprocessor``. Defaults to the model's input shape.
         preprocessor: keras Layer or callable applied before the model (folded into
@@ -294,6 +380,7 @@ def export_tflite(
     model = float32_model(model)
     class_names = _pipeline.validate_class_names(class_names)
     _check_options(quantization, representative_data, int8_io, representative_samples)
+    _check_budget(selective_size_budget)
     job = _pipeline.begin(
         model,
         path,
@@ -319,6 +406,8 @@ def export_tflite(
     if quantization in CALIBRATED:
         report.int8_mode = "full" if quantization in INT8 else INT16X8
         report.calibration_samples = len(rep_x)
+    if quantization == "int8":
+        report.selective_size_budget = selective_size_budget
     with tempfile.TemporaryDirectory() as sm_dir:
         write_saved_model(served, sm_dir, extra_outputs=False)
         convert_as = "int8" if quantization in INT8 else quantization
@@ -338,16 +427,16 @@ def export_tflite(
             passed = check(content, report)
             if quantization in CALIBRATED:
                 report.modes_tried.append(
-                    _tried(report.int8_mode, report, content, passed)
+                    _tried(report.int8_mode, report, content, passed, max_abs_diff)
                 )
             if quantization in INT8:
                 report.full_int8_agreement = report.top1_agreement
                 report.full_int8_size_bytes = len(content)
             if not passed and quantization == "int8":
-                # The ladder, smallest file first: full int8 -> 16x8 -> selective.
-                better = _int16x8(report, sm_dir, check, *args)
-                if better is None:
-                    better = _selective_int8(report, sm_dir, check, *args)
+                # The ladder: selective within budget -> 16x8 -> selective.
+                better = _int8_ladder(
+                    report, sm_dir, check, args, selective_size_budget, max_abs_diff
+                )
                 content = better if better is not None else content
 
     def write(tmp: Path) -> dict[str, Any]:
@@ -394,6 +483,20 @@ def _check_options(
         )
 
 
+def _check_budget(selective_size_budget: Any) -> None:
+    ok = selective_size_budget is None or (
+        isinstance(selective_size_budget, (int, float))
+        and not isinstance(selective_size_budget, bool)
+        and selective_size_budget >= 0
+    )
+    if not ok:
+        raise ValueError(
+            "Expected selective_size_budget to be a number >= 0 (0.25: the "
+            "selective int8 file at most 25% larger than full int8) or None (no "
+            f"budget). Received: selective_size_budget={selective_size_budget!r}"
+        )
+
+
 def _refusal_hint(quantization: str) -> str | None:
     if quantization == "int8-full":
         return (
@@ -410,9 +513,10 @@ def _refusal_hint(quantization: str) -> str | None:
         )
     if quantization == "int8":
         return (
-            "Neither full int8, 16x8 nor selective int8 reached it. Try "
-            "quantization='dynamic' "
-            "(int8 weights only) or 'float16', more representative_data like the "
-            "inputs the model will see, or pass verify=False to export anyway."
+            "Neither full int8, selective int8 (within the size budget), 16x8 nor "
+            "selective int8 of any size reached it (report.modes_tried says why "
+            "each stopped). Try quantization='dynamic' (int8 weights only) or "
+            "'float16', more representative_data like the inputs the model will "
+            "see, or pass verify=False to export anyway."
         )
     return None

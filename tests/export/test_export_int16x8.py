@@ -1,5 +1,6 @@
-"""16x8 export (int8 weights, int16 activations): its own mode ``"int16x8"`` and the
-middle rung of the ``"int8"`` ladder (full int8 -> 16x8 -> selective)."""
+"""16x8 export (int8 weights, int16 activations): its own mode ``"int16x8"`` and a
+rung of the ``"int8"`` ladder (full int8 -> selective within a size budget -> 16x8 ->
+selective of any size)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from keras_transfer.export import (
 )
 
 # Strict enough that full int8 of the fixture model misses it (agreement 0.996,
-# max |diff| 0.031) and its 16x8 file does not (1.0, 0.018). test_export_int8.py's
-# stricter bound (0.01) sends the ladder on to selective int8.
+# max |diff| 0.031) and its 16x8 file does not (1.0, 0.018). Its top-ranked op for
+# selective int8 is the Dense layer (most of the weights): kept in float, the file
+# more than doubles, past the default size budget (+25%), so the ladder goes on to
+# 16x8. test_export_int8.py's stricter bound (0.01) sends it on to selective int8
+# of any size.
 STRICT = {"min_agreement": 1.0, "max_abs_diff": 0.025}
 
 
@@ -105,17 +109,58 @@ def test_int8_ladder_stops_at_int16x8(digits_model, digits, tmp_path):
     tried = report.modes_tried
     assert [(m["mode"], m["passed"]) for m in tried] == [
         ("full", False),
+        ("selective", False),
         ("int16x8", True),
     ]
     assert tried[0]["top1_agreement"] == report.full_int8_agreement
-    assert tried[1]["size_bytes"] == report.size_bytes
-    assert report.selective_tried == []  # selective never ran
+    assert tried[0]["reason"].startswith("failed verification: top-1 agreement")
+    # budgeted selective stopped at its first candidate, which was not verified
+    assert tried[1]["reason"].startswith("over size budget after 0 float ops")
+    (over,) = report.selective_tried
+    assert over["over_budget"] and over["top1_agreement"] is None
+    assert over["size_bytes"] > tried[1]["size_budget_bytes"]
+    assert tried[2]["size_bytes"] == report.size_bytes
     assert report.size_cost_bytes == report.size_bytes - report.full_int8_size_bytes
     assert "int16x8" in report.summary() and "vs full int8" in report.summary()
     details = json.loads((path / "manifest.json").read_text())["quantization_details"]
     assert details["int8_mode"] == "int16x8"
     assert details["size_cost_bytes"] == report.size_cost_bytes
-    assert [m["mode"] for m in details["modes_tried"]] == ["full", "int16x8"]
+    assert [m["mode"] for m in details["modes_tried"]] == [
+        "full",
+        "selective",
+        "int16x8",
+    ]
+    assert details["selective_size_budget"] == 0.25
+    assert "over size budget" in report.summary()
+
+
+def test_int8_ladder_keeps_budgeted_selective_over_int16x8(
+    digits_model, digits, tmp_path
+):
+    # The same model and thresholds as above, where 16x8 would pass too: with a
+    # budget its first selective candidate fits in, selective int8 (int8 kernels,
+    # int8 speed) is kept and 16x8 is never tried.
+    x_train, _, x_test, y_test = digits
+    report = export_tflite(
+        digits_model,
+        tmp_path / "int8",
+        quantization="int8",
+        representative_data=x_train,
+        verify_data=(x_test, y_test),
+        latency_repeats=3,
+        selective_size_budget=2.0,
+        **STRICT,
+    )
+    assert report.int8_mode == "selective" and report.float_ops
+    tried = report.modes_tried
+    assert [(m["mode"], m["passed"]) for m in tried] == [
+        ("full", False),
+        ("selective", True),
+    ]
+    assert tried[1]["size_budget_bytes"] == 3 * report.full_int8_size_bytes
+    assert report.size_bytes <= tried[1]["size_budget_bytes"]
+    assert tried[1]["reason"].startswith(f"passed with {len(report.float_ops)} of ")
+    assert report.selective_size_budget == 2.0
 
 
 def test_int8_ladder_goes_on_to_selective_when_16x8_fails(
@@ -142,8 +187,11 @@ def test_int8_ladder_goes_on_to_selective_when_16x8_fails(
     assert report.int8_mode == "selective" and report.float_ops
     assert [(m["mode"], m["passed"]) for m in report.modes_tried] == [
         ("full", False),
-        ("selective", True),
+        ("selective", False),  # over the size budget
+        ("int16x8", False),
+        ("selective", True),  # no budget: the last resort
     ]
+    assert "simulated" in report.modes_tried[2]["reason"]
     assert any("int16x8 failed" in n and "simulated" in n for n in report.notes)
     # the full int8 numbers were restored after the failed rung, not overwritten
     assert report.full_int8_agreement == report.modes_tried[0]["top1_agreement"]
@@ -151,6 +199,15 @@ def test_int8_ladder_goes_on_to_selective_when_16x8_fails(
 
 def test_int16x8_refusal_and_option_errors(digits_model, digits, tmp_path):
     x_train, _, x_test, y_test = digits
+    for bad in (-0.1, "25%", True):
+        with pytest.raises(ValueError, match="Expected selective_size_budget"):
+            export_tflite(
+                digits_model,
+                tmp_path / "bad",
+                quantization="int8",
+                representative_data=x_train,
+                selective_size_budget=bad,
+            )
     with pytest.raises(ValueError, match="int8_io=True needs"):
         export_tflite(
             digits_model,

@@ -32,12 +32,22 @@ def test_selective_int8_passes_where_full_int8_misses(digits_model, digits, tmp_
     )
     assert report.int8_mode == "selective"
     assert report.top1_agreement == 1.0 and report.max_abs_diff <= 0.01
-    # the whole ladder ran: 16x8's int8 weights alone miss max_abs_diff 0.01
-    assert [(m["mode"], m["passed"]) for m in report.modes_tried] == [
+    # the whole ladder ran: the fixture's top-ranked op (the Dense layer, most of
+    # the weights) alone breaks the size budget, and 16x8's int8 weights alone
+    # miss max_abs_diff 0.01
+    tried = report.modes_tried
+    assert [(m["mode"], m["passed"]) for m in tried] == [
         ("full", False),
+        ("selective", False),
         ("int16x8", False),
         ("selective", True),
     ]
+    assert tried[1]["size_budget_bytes"] == int(1.25 * report.full_int8_size_bytes)
+    assert tried[1]["reason"].startswith("over size budget after 0 float ops")
+    assert tried[2]["reason"].startswith("failed verification: max |diff|")
+    assert tried[3]["size_budget_bytes"] is None
+    assert tried[3]["float_ops"] == len(report.float_ops)
+    assert tried[3]["reason"].startswith(f"passed with {len(report.float_ops)} of")
     assert report.full_int8_agreement is not None
     assert report.selective_tried and report.selective_tried[-1]["passed"]
     ops = report.float_ops
