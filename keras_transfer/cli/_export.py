@@ -265,6 +265,8 @@ def _int8_columns(result: Any) -> dict:
         "float_ops": [f"{o['op']} {o['tensor']}" for o in result.float_ops],
         "full_int8_agreement": result.full_int8_agreement,
         "size_cost_kb": (result.size_cost_bytes or 0) / 1024,
+        # each rung of the int8 ladder tried and why it stopped
+        "int8_ladder": [f"{m['mode']}: {m.get('reason')}" for m in result.modes_tried],
     }
 
 
@@ -365,6 +367,7 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                 "int8_mode",
                 "float_ops",
                 "size_cost_kb",
+                "int8_ladder",
                 "path",
             ],
         )

@@ -102,6 +102,7 @@ def test_export_accepts_int16x8(run_dir, tmp_path, capsys):
     assert main(args) == 0
     (row,) = json.loads((out / "summary.json").read_text())
     assert row["quantization"] == "int16x8" and row["int8_mode"] == "int16x8"
+    assert row["int8_ladder"] == ["int16x8: passed"]
     assert row["agreement"] >= 0.99
     manifest = json.loads((out / "tflite-int16x8" / "manifest.json").read_text())
     assert manifest["quantization_details"]["int8_mode"] == "int16x8"
