@@ -23,7 +23,9 @@ HEAD, FINE = 2, 3
 INTERRUPT_AT = 3  # an epoch of the fine-tune stage (epochs 2, 3, 4)
 
 # Runs the CLI with one extra callback: when epoch INTERRUPT_AT begins (every
-# earlier epoch is backed up), it writes a marker file and waits for the signal.
+# earlier epoch is backed up), it writes a marker file and waits for the signal
+# (long enough for a parent slowed by a busy machine: with 60 s the run once
+# finished before the signal came, and exited 0).
 _DRIVER = textwrap.dedent(
     """
     import os, sys, time
@@ -38,7 +40,7 @@ _DRIVER = textwrap.dedent(
             if marker and epoch == at:
                 steps = int(self.model.optimizer.iterations)
                 open(marker, "w").write(str(steps))
-                time.sleep(60)
+                time.sleep(600)  # the SIGINT ends it; a starved parent may be slow
 
     def fine_tune(*args, callbacks=None, **kwargs):
         return original(*args, callbacks=[*(callbacks or []), Marker()], **kwargs)
