@@ -23,12 +23,13 @@ HEAD, FINE = 2, 3
 INTERRUPT_AT = 3  # an epoch of the fine-tune stage (epochs 2, 3, 4)
 
 # Runs the CLI with one extra callback: when epoch INTERRUPT_AT begins (every
-# earlier epoch is backed up), it writes a marker file and waits for the signal
-# (long enough for a parent slowed by a busy machine: with 60 s the run once
-# finished before the signal came, and exited 0).
+# earlier epoch is backed up), it writes a marker file and waits for the signal.
 _DRIVER = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
+    # A parent started in the background by a non-interactive shell passes SIGINT
+    # on as ignored, and Python then never raises KeyboardInterrupt: restore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import keras_transfer.finetune as ft
     from keras_transfer._backend import keras
 
@@ -40,7 +41,7 @@ _DRIVER = textwrap.dedent(
             if marker and epoch == at:
                 steps = int(self.model.optimizer.iterations)
                 open(marker, "w").write(str(steps))
-                time.sleep(600)  # the SIGINT ends it; a starved parent may be slow
+                time.sleep(600)  # the SIGINT ends it
 
     def fine_tune(*args, callbacks=None, **kwargs):
         return original(*args, callbacks=[*(callbacks or []), Marker()], **kwargs)
