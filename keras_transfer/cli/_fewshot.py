@@ -33,10 +33,17 @@ __all__ = ["build_encoder", "run_fewshot"]
 
 
 def build_encoder(cfg: FewShotCommandConfig, input_shape: tuple) -> Any:
-    """Raw inputs -> backbone preprocessor -> backbone -> pooled `(batch, dim)`."""
-    from keras_transfer._backend import keras
+    """Loads `cfg.backbone` and makes its encoder: raw inputs -> pooled `(batch, dim)`.
+
+    Loading (a `.keras` file or a spec, with the CLI's config-field errors) and the
+    image check are the CLI's; the encoder itself is `encoders.make_encoder`, the one
+    the library's `ProtoNetClassifier` uses (preprocessor -> backbone -> pooling).
+
+    Raises:
+        ConfigError: the backbone cannot be loaded or is not an image backbone.
+    """
     from keras_transfer.cli._train import load_backbone_from_config
-    from keras_transfer.heads import pool_features
+    from keras_transfer.encoders import make_encoder
 
     mcfg = ModelConfig(backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs))
     bb = load_backbone_from_config(mcfg, input_shape)
@@ -45,9 +52,7 @@ def build_encoder(cfg: FewShotCommandConfig, input_shape: tuple) -> Any:
             f"fewshot needs an image backbone. Received: backbone={cfg.backbone!r} "
             f"(modality {bb.modality!r})."
         )
-    inputs = keras.Input(tuple(input_shape))
-    x = bb.preprocessor(inputs) if bb.preprocessor is not None else inputs
-    return keras.Model(inputs, pool_features(bb.model(x)), name="encoder")
+    return make_encoder(bb, input_shape=tuple(input_shape))
 
 
 def _check(cfg: FewShotCommandConfig) -> list[str]:
