@@ -184,9 +184,7 @@ def run_processes(
 ) -> dict[str, str]:
     """Starts one process per name at once (a test cluster), waits for all of them.
 
-    Each process gets `process_env` plus its own variables and logs stdout and
-    stderr to ``log_dir/log_<name>.txt``. Whatever happens (a timeout, a failed
-    wait), no process outlives the call.
+    `launch_processes`, and every process must exit with status 0.
 
     Args:
         log_dir: path. Folder of the logs.
@@ -199,6 +197,35 @@ def run_processes(
 
     Raises:
         AssertionError: a process exited with a non-zero status (its log's tail).
+    """
+    results = launch_processes(log_dir, commands, timeout, cwd=cwd)
+    for name, (code, log) in results.items():
+        assert code == 0, f"{name} exited {code}:\n{log[-4000:]}"
+    return {name: log for name, (_, log) in results.items()}
+
+
+def launch_processes(
+    log_dir, commands: dict, timeout: float, *, cwd=None
+) -> dict[str, tuple[int, str]]:
+    """Starts one process per name at once, waits for all; exit statuses unchecked.
+
+    For tests that expect a process to fail (`run_processes` asserts they all
+    succeed). Each process gets `process_env` plus its own variables and logs
+    stdout and stderr to ``log_dir/log_<name>.txt``. Whatever happens (a timeout,
+    a failed wait), no process outlives the call.
+
+    Args:
+        log_dir: path. Folder of the logs.
+        commands: dict. ``name -> (argv, extra environment variables)``.
+        timeout: float. Seconds to wait for each process.
+        cwd: path or None. Working directory of every process; None: this one's.
+
+    Returns:
+        ``name -> (exit status, log text)``; a process killed by a signal has
+        the negative signal number as its status.
+
+    Raises:
+        subprocess.TimeoutExpired: a process ran longer than `timeout`.
     """
     import subprocess
     from pathlib import Path
@@ -223,7 +250,15 @@ def run_processes(
                 proc.kill()
             proc.wait()
             log.close()
-    logs = {name: (log_dir / f"log_{name}.txt").read_text() for name in commands}
-    for name, code in codes.items():
-        assert code == 0, f"{name} exited {code}:\n{logs[name][-4000:]}"
-    return logs
+    return {
+        name: (codes[name], (log_dir / f"log_{name}.txt").read_text())
+        for name in commands
+    }
+
+
+def tf_config(ports: list[int], index: int) -> str:
+    """``TF_CONFIG`` of worker `index` of a cluster of workers on 127.0.0.1 `ports`."""
+    import json
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})

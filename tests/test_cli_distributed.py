@@ -8,13 +8,11 @@ chief's run is complete.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 import yaml
-from helpers import free_ports
+from helpers import free_ports, run_processes, tf_config
 
 TIMEOUT = 300
 SIZE = 16
@@ -46,41 +44,13 @@ def test_cli_train_two_workers_only_the_chief_writes(tmp_path):
     code = (
         "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    procs = []
+    commands = {}
     for i in range(2):
-        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-        env.update(
-            TF_CPP_MIN_LOG_LEVEL="3",
-            CUDA_VISIBLE_DEVICES="",
-            TMPDIR=str(tmp_path / f"tmp{i}"),
-            TF_CONFIG=json.dumps(
-                {
-                    "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                    "task": {"type": "worker", "index": i},
-                }
-            ),
-        )
         (tmp_path / f"tmp{i}").mkdir()
-        log = open(tmp_path / f"log{i}.txt", "w")  # noqa: SIM115
         cmd = [sys.executable, "-c", code, "train", str(tmp_path / "train.yaml")]
-        procs.append(
-            (
-                subprocess.Popen(
-                    cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-                ),
-                log,
-            )
-        )
-    try:
-        codes = [p.wait(timeout=TIMEOUT) for p, _ in procs]
-    finally:
-        for p, log in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            log.close()
-    for i, c in enumerate(codes):
-        assert c == 0, (tmp_path / f"log{i}.txt").read_text()[-3000:]
+        env = {"TMPDIR": str(tmp_path / f"tmp{i}"), "TF_CONFIG": tf_config(ports, i)}
+        commands[str(i)] = (cmd, env)
+    run_processes(tmp_path, commands, TIMEOUT, cwd=tmp_path)
     run = tmp_path / "runs" / "multi"
     for name in ("config.yaml", "model.keras", "metrics.json", "classes.json"):
         assert (run / name).is_file(), name

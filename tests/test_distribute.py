@@ -8,16 +8,14 @@ Workers talk over 127.0.0.1 only, are bounded by timeouts and killed on failure.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_ports
+from helpers import free_ports, launch_processes, tf_config
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.distribute import (
@@ -34,47 +32,22 @@ WORKER = str(Path(__file__).with_name("dist_worker.py"))
 TIMEOUT = 150
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
-    return env
-
-
 def _run_workers(out: Path, args: list[str], n: int = 1, **env: str) -> list[dict]:
     """Runs n workers (n > 1: a MultiWorkerMirrored cluster on 127.0.0.1)."""
     ports = free_ports(n)
-    procs = []
+    commands = {}
     for i in range(n):
         extra = dict(env)
         if n > 1:
-            cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-            extra["TF_CONFIG"] = json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": i}}
-            )
+            extra["TF_CONFIG"] = tf_config(ports, i)
         cmd = [sys.executable, WORKER, "--out", str(out), "--index", str(i), *args]
-        log = open(out / f"log_{i}.txt", "w")  # noqa: SIM115
-        procs.append(
-            (
-                subprocess.Popen(
-                    cmd, env=_env(**extra), stdout=log, stderr=subprocess.STDOUT
-                ),
-                log,
-            )
-        )
-    codes = []
-    try:
-        for proc, _ in procs:
-            codes.append(proc.wait(timeout=TIMEOUT))
-    finally:
-        for proc, log in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
+        commands[str(i)] = (cmd, extra)
+    launched = launch_processes(out, commands, TIMEOUT)
     models = args[args.index("--model") + 1] if "--model" in args else "classifier"
     results = []
-    for i, code in enumerate(codes):
-        result = {"code": code, "log": (out / f"log_{i}.txt").read_text()[-3000:]}
+    for i in range(n):
+        code, log = launched[str(i)]
+        result = {"code": code, "log": log[-3000:]}
         for model in models.split(","):
             path = out / f"result_{i}_{model}.json"
             result[model] = json.loads(path.read_text()) if path.exists() else {}

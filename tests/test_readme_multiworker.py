@@ -16,7 +16,6 @@ batch named by ``KILL_AT``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_ports
+from helpers import free_ports, process_env, run_processes, tf_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TIMEOUT = 240
@@ -86,29 +85,27 @@ def _script(code: str) -> str:
     return PRELUDE + code + EPILOGUE
 
 
-def _start(workdir: Path, script: Path, tag: str, kill_at: dict) -> list:
+def _commands(workdir: Path, script: Path, tag: str, kill_at: dict) -> dict:
+    """``helpers.run_processes`` commands of a 2-worker cluster running `script`."""
     ports = free_ports(2)
-    procs = []
+    commands = {}
     for i in range(2):
-        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-        env.update(
-            TF_CPP_MIN_LOG_LEVEL="3",
-            CUDA_VISIBLE_DEVICES="",
-            OUT=str(workdir / f"{tag}_{i}"),
-            TF_CONFIG=json.dumps(
-                {
-                    "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                    "task": {"type": "worker", "index": i},
-                }
-            ),
-        )
+        env = {"OUT": str(workdir / f"{tag}_{i}"), "TF_CONFIG": tf_config(ports, i)}
         if i in kill_at:
             env["KILL_AT"] = json.dumps(kill_at[i])
-        log = open(workdir / f"{tag}_{i}.log", "w")  # noqa: SIM115
+        commands[f"{tag}_{i}"] = ([sys.executable, str(script)], env)
+    return commands
+
+
+def _start(workdir: Path, commands: dict) -> list:
+    """Starts `commands` without waiting (run 1 waits for worker 1 alone)."""
+    procs = []
+    for name, (argv, env) in commands.items():
+        log = open(workdir / f"log_{name}.txt", "w")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, str(script)],
+            argv,
             cwd=workdir,  # one working directory: one shared runs/backup
-            env=env,
+            env=process_env(**env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -116,8 +113,8 @@ def _start(workdir: Path, script: Path, tag: str, kill_at: dict) -> list:
     return procs
 
 
-def _log(workdir: Path, tag: str, i: int) -> str:
-    return (workdir / f"{tag}_{i}.log").read_text()[-3000:]
+def _log(workdir: Path, name: str) -> str:
+    return (workdir / f"log_{name}.txt").read_text()[-3000:]
 
 
 def _stop(procs) -> None:
@@ -136,28 +133,24 @@ def test_readme_multi_machine_example_survives_a_killed_worker(tmp_path):
 
     # Run 1: worker 1 dies after batch 0 of epoch 2 (of 2 steps); worker 0 is
     # stuck in a collective with a dead peer and is killed as a restart would.
-    procs = _start(tmp_path, script, "first", {1: [2, 0]})
+    procs = _start(tmp_path, _commands(tmp_path, script, "first", {1: [2, 0]}))
     try:
         assert procs[1][0].wait(timeout=TIMEOUT) == -signal.SIGKILL, _log(
-            tmp_path, "first", 1
+            tmp_path, "first_1"
         )
         time.sleep(1)
     finally:
         _stop(procs)
-    assert not (tmp_path / "first_0.json").exists(), _log(tmp_path, "first", 0)
+    assert not (tmp_path / "first_0.json").exists(), _log(tmp_path, "first_0")
     # The chief (worker 0) backed up epochs 0 and 1; nothing else is shared.
     meta = json.loads((backup / "training_metadata.json").read_text())
     assert meta["epoch"] == 2
     assert not list(backup.glob("workertemp_*/*.h5"))
 
     # Run 2: both restart with the same command and the same backup directory.
-    procs = _start(tmp_path, script, "second", {})
-    try:
-        codes = [proc.wait(timeout=TIMEOUT) for proc, _ in procs]
-    finally:
-        _stop(procs)
-    for i, code in enumerate(codes):
-        assert code == 0, _log(tmp_path, "second", i)
+    run_processes(
+        tmp_path, _commands(tmp_path, script, "second", {}), TIMEOUT, cwd=tmp_path
+    )
     results = [json.loads((tmp_path / f"second_{i}.json").read_text()) for i in (0, 1)]
     for r in results:
         assert r["multi_worker"]
