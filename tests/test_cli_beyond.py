@@ -182,6 +182,7 @@ def test_distill_writes_student_metrics_and_report(
         ("distillation.teacher=missing.keras", "distillation.teacher"),
         ("distillation.alpha=1.5", "distillation.alpha"),
         ("distillation.temperature=0", "distillation.temperature"),
+        ("distillation.student=missing_student.keras", "distillation.student="),
     ],
 )
 def test_distill_invalid_config_names_the_field(
@@ -244,6 +245,14 @@ def test_fewshot_invalid_config(
     assert main(args) == 2
     assert text in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_fewshot_missing_backbone_names_its_own_field(tmp_path, tiny_npz, capsys):
+    args = ["fewshot", *_common(tmp_path, tiny_npz, quiet=False)]
+    args += ["--set", "backbone=missing_encoder.keras"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "backbone='missing_encoder.keras'" in err and "model.backbone" not in err
 
 
 def test_help_lists_new_commands_and_templates(capsys):

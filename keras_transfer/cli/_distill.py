@@ -90,7 +90,9 @@ def _build_student(cfg: DistillConfig, input_shape: tuple, num_classes: int) -> 
     from keras_transfer.cli._train import load_backbone_from_config
 
     mcfg = ModelConfig(backbone=d.student, backbone_kwargs=dict(d.student_kwargs))
-    backbone = load_backbone_from_config(mcfg, input_shape)
+    backbone = load_backbone_from_config(
+        mcfg, input_shape, field="distillation.student"
+    )
     return build_classifier(
         backbone,
         num_classes,

@@ -46,7 +46,7 @@ def build_encoder(cfg: FewShotCommandConfig, input_shape: tuple) -> Any:
     from keras_transfer.encoders import make_encoder
 
     mcfg = ModelConfig(backbone=cfg.backbone, backbone_kwargs=dict(cfg.backbone_kwargs))
-    bb = load_backbone_from_config(mcfg, input_shape)
+    bb = load_backbone_from_config(mcfg, input_shape, field="backbone")
     if bb.modality != "image":
         raise ConfigError(
             f"fewshot needs an image backbone. Received: backbone={cfg.backbone!r} "

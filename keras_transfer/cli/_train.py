@@ -44,26 +44,32 @@ from keras_transfer.config import (
 from keras_transfer.runs import RunDir
 
 
-def load_backbone_from_config(mcfg: ModelConfig, input_shape: tuple) -> Any:
-    """Loads `model.backbone`: a `.keras` feature extractor file or a backbone spec."""
+def load_backbone_from_config(
+    mcfg: ModelConfig, input_shape: tuple, field: str = "model.backbone"
+) -> Any:
+    """Loads `model.backbone`: a `.keras` feature extractor file or a backbone spec.
+
+    ``field`` is the config field errors name (``backbone`` for `fewshot`,
+    ``distillation.student`` for `distill`).
+    """
     from keras_transfer.backbones import load_backbone
 
     spec = mcfg.backbone
     if spec.endswith(".keras"):
         if not os.path.isfile(spec):
             raise ConfigError(
-                f"Backbone file not found: model.backbone={spec!r}. Accepted: an "
+                f"Backbone file not found: {field}={spec!r}. Accepted: an "
                 "existing .keras file or a spec such as 'keras_applications:"
                 "MobileNetV3Small' (see `keras-transfer backbones`)."
             )
-        return load_backbone(load_model(spec, "model.backbone", compile=False))
+        return load_backbone(load_model(spec, field, compile=False))
     kwargs = dict(mcfg.backbone_kwargs)
     if spec.startswith(("keras_applications:", "tfhub:", "saved_model:")):
         kwargs.setdefault("input_shape", tuple(input_shape))
     try:
         return load_backbone(spec, **kwargs)
     except (ValueError, OSError) as err:
-        raise ConfigError(f"Could not load model.backbone={spec!r}: {err}") from err
+        raise ConfigError(f"Could not load {field}={spec!r}: {err}") from err
 
 
 def augmentation_options(section: Any) -> dict | None:
