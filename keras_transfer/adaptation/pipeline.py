@@ -26,6 +26,7 @@ from keras_transfer.adaptation.candidates import (
     AUTO_CANDIDATES,
     augment_source,
     resolve_methods,
+    source_augmentation_for,
     train_candidate,
 )
 from keras_transfer.adaptation.inputs import (
@@ -73,7 +74,7 @@ def adapt(
     warmup: Any = "auto",
     tolerance: float | None = 0.03,
     validation_split: float = 0.15,
-    source_augmentation: Any = None,
+    source_augmentation: Any = "auto",
     input_shape: Any = None,
     unfreeze_depth: Any = None,
     seed: int = 0,
@@ -128,12 +129,13 @@ def adapt(
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.
         validation_split: float. Share of the source held out. Defaults to 0.15.
-        source_augmentation: callable or None. Applied to every source training
-            batch of images (never to the target, the held-out split or the
-            test data), e.g. a `keras.Sequential` of random layers or
-            ``keras_transfer.pretrain.color_augment``-style function of
-            ``images`` only. Keeps the invariances a backbone was pretrained
-            with while its features are adapted. Defaults to None.
+        source_augmentation: "auto", callable or None. Applied to every source
+            training batch (never to the target, the held-out split or the test
+            data), e.g. a `keras.Sequential` of random layers. ``"auto"`` is random
+            translation (±10%) and rotation (±0.1 turn, keras.io's
+            `RandomRotation(0.1)`) for image inputs and nothing for other inputs
+            (`candidates.source_augmentation_for`); None turns it off. What ran is
+            in ``.selection["source_augmentation"]``. Defaults to "auto".
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
@@ -200,6 +202,13 @@ def adapt(
         )
     xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys, validation_split, seed)
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
+    augmentation = source_augmentation_for(source_augmentation, xs, seed)
+    augmentation_name = _augmentation_name(source_augmentation, augmentation)
+    if say and augmentation is not None and source_augmentation == "auto":
+        say(
+            f"source augmentation: {augmentation_name} "
+            "(source_augmentation=None turns it off)"
+        )
     keras.utils.set_random_seed(seed)
 
     from keras_transfer.distribute import maybe_distribute
@@ -215,7 +224,7 @@ def adapt(
         )
         pairs = augment_source(
             domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed),
-            source_augmentation,
+            augmentation,
         )
         fit_verbose = 2 if verbose >= 2 else 0
         extra_callbacks = list(callbacks or [])
@@ -281,7 +290,7 @@ def adapt(
             # a fresh pipeline per candidate: the same batches as a standalone run
             branch_pairs = augment_source(
                 domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed + 1),
-                source_augmentation,
+                augmentation,
             )
             model, history, controller = train_candidate(
                 name,
@@ -347,6 +356,7 @@ def adapt(
                 }
                 for n, r in results.items()
             },
+            "source_augmentation": augmentation_name,
             "warmup_epochs": warmup_epochs,
             "warmup_source_accuracy": warm_accuracy,
             "warmup_events": warm.events,
@@ -364,6 +374,17 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )
+
+
+def _augmentation_name(requested: Any, augmentation: Any) -> str | None:
+    """How ``.selection`` names the source augmentation that ran."""
+    if augmentation is None:
+        return None
+    if requested == "auto":
+        from keras_transfer.adaptation.candidates import AUTO_AUGMENTATION
+
+        return "auto: " + ", ".join(f"{k} {v}" for k, v in AUTO_AUGMENTATION.items())
+    return getattr(augmentation, "name", None) or type(augmentation).__name__
 
 
 __all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "choose"]

@@ -139,6 +139,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             selector=section.selector,
             warmup=section.warmup,
             bottleneck_units=section.bottleneck_units,
+            source_augmentation=section.source_augmentation,
             seed=cfg.source.seed,
             callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
             # Shared by every worker of a cluster; only the chief writes it.

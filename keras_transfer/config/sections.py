@@ -140,6 +140,12 @@ class AdaptationConfig:
     bottleneck_units: int | None = option(
         256, "Width of the normalised bottleneck (null: none)."
     )
+    source_augmentation: str | None = option(
+        "auto",
+        "Random jitter of the source training images: 'auto' (translation ±10% and "
+        "rotation ±0.1 turn for images, nothing for other inputs) or null (off).",
+        choices=("auto", None),
+    )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")
 
 

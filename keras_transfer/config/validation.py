@@ -52,6 +52,8 @@ def _check_value(path: str, tp: Any, value: Any, choices: tuple | None) -> Any:
                 return _check_value(path, option, value, choices)
             except ConfigError:
                 continue
+        if choices is not None:  # a value of the right type but not a choice
+            accepted = f"one of {list(choices)}"
         raise ConfigError(
             f"Invalid value for {path}: expected {accepted}. Received: {path}={value!r}"
         )

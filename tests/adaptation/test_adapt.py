@@ -168,8 +168,51 @@ def test_source_augmentation_reaches_the_source_batches_only():
     )
     # the held-out split is not augmented: the plain run learns, the erased does not
     assert plain.source_accuracy >= erased.source_accuracy + 0.3
-    with pytest.raises(ValueError, match="source_augmentation to be a callable"):
+    with pytest.raises(ValueError, match="source_augmentation to be 'auto', None"):
         kt.adapt(tiny_encoder(), (xs, ys), xt, source_augmentation="flip", verbose=0)
+
+
+def test_auto_source_augmentation_jitters_image_sources_only():
+    from keras_transfer.adaptation.candidates import (
+        augment_source,
+        source_augmentation_for,
+    )
+
+    rng = np.random.default_rng(0)
+    ys = np.arange(40) % 2
+    xs = np.zeros((40, 12, 12, 1), "float32")
+    xs[ys == 0, 2:10, 5:7] = 1.0  # a vertical bar
+    xs[ys == 1, 5:7, 2:10] = 1.0  # a horizontal bar
+    xt = xs + rng.uniform(0, 0.3, xs.shape).astype("float32")
+    aug = source_augmentation_for("auto", xs)
+    assert source_augmentation_for("auto", np.zeros((8, 4), "float32")) is None
+    assert source_augmentation_for("auto", np.zeros((8, 12, 12, 7))) is None
+    assert source_augmentation_for(None, xs) is None
+    # the source half of every batch moves, the target half does not
+    import tensorflow as tf
+
+    batch = {"source": xs[:8], "target": xt[:8]}
+    pairs = tf.data.Dataset.from_tensors((batch, ys[:8]))
+    jittered, _ = next(iter(augment_source(pairs, aug)))
+    assert not np.allclose(jittered["source"], xs[:8])
+    np.testing.assert_array_equal(jittered["target"], xt[:8])
+
+    def encoder():
+        return keras.Sequential(
+            [
+                keras.Input((12, 12, 1)),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.Flatten(),
+            ]
+        )
+
+    kwargs = {"method": "source_only", "epochs": 2, "verbose": 0}
+    auto = kt.adapt(encoder(), (xs, ys), xt, **kwargs)
+    off = kt.adapt(encoder(), (xs, ys), xt, source_augmentation=None, **kwargs)
+    assert (
+        auto.selection["source_augmentation"] == "auto: translation 0.1, rotation 0.1"
+    )
+    assert off.selection["source_augmentation"] is None
 
 
 def test_candidates_continue_with_the_warmup_optimizer_state():
