@@ -62,6 +62,13 @@ def _check(cfg: ExportConfig) -> list[str]:
             "SavedModel export is float32 only; set quantization: [float32] or "
             f"format: tflite. Received: quantization={cfg.quantization!r}"
         )
+    budget = cfg.selective_size_budget
+    if budget is not None and not budget >= 0:
+        raise ConfigError(
+            "Invalid value for selective_size_budget: expected a number >= 0 (0.25: "
+            f"+25% over the full int8 file) or null. Received: selective_size_budget="
+            f"{budget!r}"
+        )
     if cfg.representative.source:
         check_data_config(cfg.representative, "representative", model_size=True)
     return list(dict.fromkeys(quants))
@@ -327,6 +334,11 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                     verify_data=verify,
                     output=str(tmp / leaf),
                     class_names=data.class_names,
+                    **(
+                        {"selective_size_budget": cfg.selective_size_budget}
+                        if q == "int8"
+                        else {}
+                    ),
                 )
                 rows.append(
                     {

@@ -159,6 +159,11 @@ class ExportConfig:
         "TFLite quantizations to write: float32, float16, dynamic, int8, int8-full, "
         "int16x8.",
     )
+    selective_size_budget: float | None = option(
+        0.25,
+        "For int8: how much larger than the full int8 file a file with some ops kept "
+        "in float may be (0.25: +25%) before int16x8 is tried; null: no limit.",
+    )
     representative: DataConfig = section(DataConfig, source="", image_size=None)
     output: str = option("", "Output folder; empty means <model folder>/export/.")
     overwrite: bool = option(False, "Replace existing outputs.")

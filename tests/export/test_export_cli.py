@@ -77,7 +77,7 @@ def _export(run: Path, out: Path, quantization, **kw) -> list[dict]:
 
 def test_export_calibrates_on_the_runs_data_at_the_models_size(run_dir, tmp_path):
     out = tmp_path / "exp"
-    rows = _export(run_dir, out, ["float32", "int8"])
+    rows = _export(run_dir, out, ["float32", "int8"], selective_size_budget=0.5)
     assert [r["quantization"] for r in rows] == ["float32", "int8"]
     for row in rows:
         assert "config.yaml" in row["data"] and "data.source" in row["data"]
@@ -85,6 +85,10 @@ def test_export_calibrates_on_the_runs_data_at_the_models_size(run_dir, tmp_path
         assert row["agreement"] >= 0.99
     manifest = json.loads((out / "tflite-int8" / "manifest.json").read_text())
     assert manifest["class_names"] == CLASSES
+    assert manifest["quantization_details"]["selective_size_budget"] == 0.5
+    with pytest.raises(ConfigError, match="selective_size_budget: expected a number"):
+        _export(run_dir, tmp_path / "b", ["int8"], selective_size_budget=-1.0)
+    assert not (tmp_path / "b").exists()
     assert sorted(p.name for p in out.iterdir()) == [
         "export_summary.png",
         "report.html",
