@@ -47,7 +47,15 @@ BASELINES = ("source_only", "oracle")
 COMMAND = "python benchmarks/domain_adaptation.py"
 # keys of the config that change a row's numbers: --resume refuses a mismatch
 _EPS = 1e-6  # float noise must not flip a target at its exact bound
-RESULT_KEYS = ("epochs", "batch_size", "size", "limit", "data_seed", "recipe")
+RESULT_KEYS = (
+    "epochs",
+    "batch_size",
+    "size",
+    "limit",
+    "data_seed",
+    "recipe",
+    "source_augmentation",
+)
 
 
 def make_encoder(input_shape=(32, 32, 3)):
@@ -188,6 +196,11 @@ def _fallback_adapt(
     )
 
 
+def _augmentation_arg(args):
+    """``--source-augmentation`` as ``adapt``'s argument ("none" is None)."""
+    return None if args.source_augmentation == "none" else args.source_augmentation
+
+
 def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: repr(o)))
 
@@ -210,6 +223,8 @@ def run_one(data: dict, method: str, *, seed: int, args) -> dict:
         kwargs["epochs"] = args.epochs
     if args.batch_size is not None:
         kwargs["batch_size"] = args.batch_size
+    if args.source_augmentation is not None:
+        kwargs["source_augmentation"] = _augmentation_arg(args)
     timer = _epoch_timer()
     kwargs["callbacks"] = [timer]
     if "verbose" in inspect.signature(adapt).parameters:
@@ -289,6 +304,8 @@ def run_shared(
         kwargs["epochs"] = args.epochs
     if args.batch_size is not None:
         kwargs["batch_size"] = args.batch_size
+    if args.source_augmentation is not None:
+        kwargs["source_augmentation"] = _augmentation_arg(args)
     timer = _phase_timer()
     result = adapt(
         encoder,
@@ -633,6 +650,57 @@ def lopo_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_table(
+    base: dict, other: dict, other_path: str | Path, base_path: str | Path = RESULTS
+) -> str:
+    """Row by row: ``base`` (e.g. the default recipe) vs ``other`` (another setting
+    of the same benchmark, e.g. ``--source-augmentation auto``), every method and pair
+    in both. "gap closed" is measured against ``base``'s source-only and oracle, so
+    the two columns share one yardstick; "own gap" against ``other``'s."""
+    b, o = base.get("summary", {}), other.get("summary", {})
+    label = other.get("config", {}).get("source_augmentation") or "other"
+    lines = [
+        f"| pair | method | target acc, {_display(base_path)} | target acc, "
+        f"{label} | change (points) | gap closed, {label} | own gap closed, {label} "
+        "| held-out source, " + label + " |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pair in o:
+        if pair not in b:
+            continue
+        so, oracle = b[pair].get("source_only"), b[pair].get("oracle")
+        for method, row in o[pair].items():
+            ref = b[pair].get(method)
+            if ref is None:
+                continue
+            acc, old = row["target_accuracy_mean"], ref["target_accuracy_mean"]
+            gap = None
+            if (
+                so
+                and oracle
+                and oracle["target_accuracy_mean"] > so["target_accuracy_mean"] + 1e-9
+            ):
+                gap = (
+                    100.0
+                    * (acc - so["target_accuracy_mean"])
+                    / (oracle["target_accuracy_mean"] - so["target_accuracy_mean"])
+                )
+            lines.append(
+                f"| {pair} | {method} | {old:.3f} | {acc:.3f} | "
+                f"{100 * (acc - old):+.1f} | {_fmt(gap, '.0f', '%')} | "
+                f"{_fmt(row.get('gap_closed_percent'), '.0f', '%')} | "
+                f"{_fmt(row.get('source_accuracy_mean'), '.3f')} |"
+            )
+    lines.append("")
+    lines.append(
+        f"Files: `{_display(base_path)}` (recipe `{base.get('config', {}).get('recipe')}`"
+        f") and `{_display(other_path)}` (recipe "
+        f"`{other.get('config', {}).get('recipe')}`). Commands: `{base.get('command')}`"
+        f"; `{other.get('command')}`."
+    )
+    return "\n".join(lines)
+
+
 def check_targets(summary: dict) -> list[str]:
     """The issue's targets, one line each: met or missed, with the numbers."""
     lines = []
@@ -736,6 +804,18 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=int, default=32, help="image height and width")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the pairs")
     parser.add_argument("--limit", type=int, default=None, help="cap on every split")
+    parser.add_argument(
+        "--source-augmentation",
+        choices=("none", "auto"),
+        default=None,
+        help="adapt's source_augmentation for every row (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--compare",
+        default=None,
+        help="with --table: a second results file (e.g. --source-augmentation auto) "
+        "compared row by row with --output",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, small")
@@ -777,6 +857,10 @@ def main(argv=None) -> int:
                 f"`{COMMAND}` first or pass --output."
             )
         payload = json.loads(output.read_text())
+        if args.compare:
+            other = Path(args.compare)
+            print(compare_table(payload, json.loads(other.read_text()), other, output))
+            return 0
         print(markdown_table(payload, output))
         print()
         print(selector_table(payload))
@@ -802,6 +886,7 @@ def main(argv=None) -> int:
         "limit": args.limit,
         "data_seed": args.data_seed,
         "recipe": _recipe()[1],
+        "source_augmentation": args.source_augmentation,
         "image_encoder": "benchmarks/domain_adaptation.py make_encoder (small CNN)",
         "text_encoder": "frozen MiniLM-L6 mean-pooled features + Dense(128, relu)",
     }

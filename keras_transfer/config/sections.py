@@ -141,9 +141,10 @@ class AdaptationConfig:
         256, "Width of the normalised bottleneck (null: none)."
     )
     source_augmentation: str | None = option(
-        "auto",
-        "Random jitter of the source training images: 'auto' (translation ±10% and "
-        "rotation ±0.1 turn for images, nothing for other inputs) or null (off).",
+        None,
+        "Random jitter of the source training images: null (off) or 'auto' "
+        "(translation ±10% and rotation ±0.1 turn for images; helps when the target "
+        "may be tilted or shifted, see docs/domain_adaptation.md).",
         choices=("auto", None),
     )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")

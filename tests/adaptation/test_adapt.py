@@ -207,8 +207,8 @@ def test_auto_source_augmentation_jitters_image_sources_only():
         )
 
     kwargs = {"method": "source_only", "epochs": 2, "verbose": 0}
-    auto = kt.adapt(encoder(), (xs, ys), xt, **kwargs)
-    off = kt.adapt(encoder(), (xs, ys), xt, source_augmentation=None, **kwargs)
+    auto = kt.adapt(encoder(), (xs, ys), xt, source_augmentation="auto", **kwargs)
+    off = kt.adapt(encoder(), (xs, ys), xt, **kwargs)  # the default: none
     assert (
         auto.selection["source_augmentation"] == "auto: translation 0.1, rotation 0.1"
     )

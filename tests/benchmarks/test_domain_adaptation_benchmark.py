@@ -99,3 +99,30 @@ def test_agreement_table_is_the_rank_correlation_of_scores_with_accuracy(harness
     table = harness.agreement_table({"runs": runs})
     assert "| p | – | -1.00 | +1.00 | – |" in table
     assert "| mean over pairs | – | -1.00 | +1.00 | – |" in table
+
+
+def test_compare_table_measures_both_settings_on_the_base_yardstick(harness):
+    base = harness.summarize(
+        [
+            _row("p", "source_only", 0, 0.40),
+            _row("p", "oracle", 0, 0.80),
+            _row("p", "mcc", 0, 0.50),
+        ]
+    )
+    other = harness.summarize(
+        [
+            _row("p", "source_only", 0, 0.60),
+            _row("p", "oracle", 0, 0.90),
+            _row("p", "mcc", 0, 0.70, source=0.95),
+            _row("q", "mcc", 0, 0.70),  # a pair the base lacks: left out
+        ]
+    )
+    table = harness.compare_table(
+        {"summary": base, "config": {"recipe": "r1"}, "command": "c1"},
+        {"summary": other, "config": {"source_augmentation": "auto"}, "command": "c2"},
+        "other.json",
+    )
+    # mcc: 0.50 -> 0.70 is +20 points; (0.70 - 0.40) / (0.80 - 0.40) = 75% of the
+    # base gap; against its own source-only and oracle (0.70 - 0.60) / 0.30 = 33%
+    assert "| p | mcc | 0.500 | 0.700 | +20.0 | 75% | 33% | 0.950 |" in table
+    assert "| q |" not in table and "`c1`; `c2`" in table
