@@ -107,6 +107,7 @@ def test_compare_table_measures_both_settings_on_the_base_yardstick(harness):
             _row("p", "source_only", 0, 0.40),
             _row("p", "oracle", 0, 0.80),
             _row("p", "mcc", 0, 0.50),
+            _row("p", "auto[im]", 0, 0.50),
         ]
     )
     other = harness.summarize(
@@ -115,6 +116,7 @@ def test_compare_table_measures_both_settings_on_the_base_yardstick(harness):
             _row("p", "oracle", 0, 0.90),
             _row("p", "mcc", 0, 0.70, source=0.95),
             _row("q", "mcc", 0, 0.70),  # a pair the base lacks: left out
+            _row("p", "auto[im]", 0, 0.70),  # replays over other candidates: out
         ]
     )
     table = harness.compare_table(
@@ -125,4 +127,5 @@ def test_compare_table_measures_both_settings_on_the_base_yardstick(harness):
     # mcc: 0.50 -> 0.70 is +20 points; (0.70 - 0.40) / (0.80 - 0.40) = 75% of the
     # base gap; against its own source-only and oracle (0.70 - 0.60) / 0.30 = 33%
     assert "| p | mcc | 0.500 | 0.700 | +20.0 | 75% | 33% | 0.950 |" in table
-    assert "| q |" not in table and "`c1`; `c2`" in table
+    assert "| q |" not in table and "auto[im]" not in table
+    assert "`c1`; `c2`" in table
