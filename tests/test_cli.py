@@ -269,7 +269,12 @@ def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
         "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
         "target": {"image_size": SIZE, "limit": 48, "batch_size": 16},
         "model": {"backbone": tiny_backbone},
-        "adaptation": {"method": "dann", "epochs": 3, "warmup": 1},
+        "adaptation": {
+            "method": "dann",
+            "epochs": 3,
+            "warmup": 1,
+            "source_augmentation": "auto",
+        },
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
     run = tmp_path / "runs" / "adapt"
@@ -279,6 +284,8 @@ def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
     )
     assert len(metrics["history"]["source_val_accuracy"]) == 3
     assert metrics["method"] == "dann" and metrics["selection"]["warmup_epochs"] == 1
+    jitter = metrics["selection"]["source_augmentation"]  # the config reached adapt
+    assert jitter == "auto: translation 0.1, rotation 0.1"
     page = (run / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5
     for png in ("features_pca.png", "adaptation_curves.png", "confusion_matrix.png"):
