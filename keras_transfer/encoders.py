@@ -15,6 +15,7 @@ from typing import Any
 
 from keras_transfer._backend import keras
 from keras_transfer.backbones import LoadedBackbone, load_backbone
+from keras_transfer.distribute.strategy import into_scope
 from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import pool_features
 
@@ -87,6 +88,7 @@ def make_encoder(
             "Expected backbone to be a keras Model/Layer, a LoadedBackbone or a "
             f"backbone spec string. Received: backbone={backbone!r}"
         )
+    backbone = into_scope(backbone)  # built outside a strategy in use: copied into it
     if unfreeze_depth is not None:
         # The shared policy; nothing to recompile: the encoder model is built below.
         set_trainable(

@@ -119,8 +119,8 @@ def test_maybe_distribute_scopes():
 
 def test_build_classifier_with_a_strategy_name_fits():
     builders = pytest.importorskip("keras_transfer.builders")
-    # A backbone passed as a model must be created in the scope too (a spec string
-    # is loaded inside it by the builder).
+    # A backbone built in the scope is used as it is (one built outside is copied
+    # in: the next test).
     with maybe_distribute("mirrored"):
         inputs = keras.Input((8, 8, 3))
         backbone = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
@@ -131,6 +131,60 @@ def test_build_classifier_with_a_strategy_name_fits():
     x = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
     history = model.fit(x, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_model_built_outside_the_strategy_is_copied_into_it():
+    import keras_transfer as kt
+    from keras_transfer.distribute import into_scope
+
+    def conv_model():
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.Conv2D(4, 3, name="frozen")(x)
+        return keras.Model(inputs, keras.layers.Flatten()(x), name="outside")
+
+    backbone = conv_model()
+    backbone.get_layer("frozen").trainable = False
+    assert into_scope(backbone) is backbone  # no strategy: nothing to do
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with mirrored.scope():
+        copy = into_scope(backbone)
+        assert into_scope(copy) is copy  # already the strategy's
+    assert copy is not backbone and not copy.get_layer("frozen").trainable
+    for a, b in zip(copy.get_weights(), backbone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Training it there used to fail inside TensorFlow ("colocate_vars_with must
+    # only be passed a variable created in this tf.distribute.Strategy.scope()").
+    x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+    y = np.arange(16) % 2
+    model = kt.build_classifier(
+        conv_model(), 2, unfreeze_depth="all", strategy=mirrored
+    )
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    result = kt.adapt(
+        conv_model(),
+        (x, y),
+        x + 0.1,
+        method="dann",
+        epochs=2,
+        strategy=mirrored,
+        verbose=0,
+    )
+    assert result.model.output_shape == (None, 2)
+
+    class Plain(keras.Model):  # subclassed, no get_config: cannot be copied
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    plain = Plain()
+    plain(np.zeros((1, 3), "float32"))
+    with mirrored.scope():
+        with pytest.raises(ValueError, match="inside .*maybe_distribute"):
+            into_scope(plain)
 
 
 def test_batch_size_helpers():

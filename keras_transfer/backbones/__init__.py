@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from keras_transfer._backend import keras
@@ -21,6 +22,7 @@ from keras_transfer.backbones.registry import (
     resolve,
 )
 from keras_transfer.backbones.tfhub import HubLayer, load_saved_model, load_tfhub
+from keras_transfer.distribute.strategy import into_scope
 
 __all__ = [
     "ApplicationPreprocessing",
@@ -153,8 +155,10 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
     ```
     """
     if isinstance(spec, LoadedBackbone):
-        return spec
+        model = into_scope(spec.model)
+        return spec if model is spec.model else dataclasses.replace(spec, model=model)
     if isinstance(spec, keras.layers.Layer):
+        spec = into_scope(spec)
         if kwargs:
             raise ValueError(
                 "Keyword arguments are only used with a spec string; a keras model "

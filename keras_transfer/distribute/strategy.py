@@ -29,6 +29,7 @@ __all__ = [
     "backup_callback",
     "get_strategy",
     "global_batch_size",
+    "into_scope",
     "maybe_distribute",
     "num_replicas",
     "num_workers_from_tf_config",
@@ -247,6 +248,78 @@ def maybe_distribute(
         return
     with strategy.scope():
         yield strategy
+
+
+def _created_in(strategy: tf.distribute.Strategy, variable: Any) -> bool:
+    tf_variable = getattr(variable, "value", variable)  # a Keras 3 Variable wraps one
+    try:
+        return strategy.extended.variable_created_in_scope(tf_variable)
+    except (TypeError, ValueError, AttributeError):
+        return True  # not a tf.Variable: nothing the strategy will colocate
+
+
+def into_scope(model: Any) -> Any:
+    """Returns ``model``, or a copy whose variables belong to the strategy in scope.
+
+    A model built before ``with strategy.scope():`` keeps variables the strategy did
+    not create; training its weights there fails deep in TensorFlow
+    (``colocate_vars_with must only be passed a variable created in this
+    tf.distribute.Strategy.scope()``, when the optimizer makes its slots). Called in
+    a strategy's scope, this copies such a model with `keras.models.clone_model`
+    (layer configs, so trainable flags too) and its weights, and logs it. Outside any
+    strategy, or when every variable already belongs to it, ``model`` is returned as
+    it is. The builders and `adapt` call it on a backbone given as a `keras.Model`, so
+    with ``strategy=`` the returned model holds a trained copy: the object passed in
+    is not updated.
+
+    Args:
+        model: Any. A `keras.Model` (anything else is returned as it is).
+
+    Returns:
+        ``model`` or its copy.
+
+    Raises:
+        ValueError: the model needs a copy and `clone_model` cannot make one (a
+            subclassed model without ``get_config``); the message says to build it
+            inside ``maybe_distribute(strategy)``.
+
+    Examples:
+    ```python
+    from keras_transfer._backend import keras, tf
+    from keras_transfer.distribute import into_scope
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert into_scope(model) is model  # no strategy in scope
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        copy = into_scope(model)
+    assert copy is not model
+    assert all(
+        (a == b).all() for a, b in zip(copy.get_weights(), model.get_weights())
+    )
+    ```
+    """
+    if not isinstance(model, keras.Model) or not tf.distribute.has_strategy():
+        return model
+    strategy = tf.distribute.get_strategy()
+    if all(_created_in(strategy, v) for v in model.weights):
+        return model
+    try:
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    except Exception as err:  # clone_model raises several types for subclasses
+        raise ValueError(
+            "Expected a model whose variables were created inside the strategy's "
+            "scope, or one keras.models.clone_model can copy into it. Received: "
+            f"{type(model).__name__} {model.name!r}, built outside the scope and not "
+            f"copyable ({type(err).__name__}: {err}). Build it inside "
+            "`with keras_transfer.distribute.maybe_distribute(strategy):`, or pass a "
+            "backbone spec string."
+        ) from err
+    logger.info(
+        "Copied %r into the %s scope (it was built outside it).",
+        model.name,
+        type(strategy).__name__,
+    )
+    return copy
 
 
 def num_replicas(strategy: tf.distribute.Strategy | str | None = None) -> int:
