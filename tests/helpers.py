@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -227,33 +228,56 @@ def launch_processes(
     Raises:
         subprocess.TimeoutExpired: a process ran longer than `timeout`.
     """
+    from pathlib import Path
+
+    with started_processes(log_dir, commands, cwd=cwd) as procs:
+        codes = {name: p.wait(timeout=timeout) for name, p in procs.items()}
+    return {
+        name: (codes[name], (Path(log_dir) / f"log_{name}.txt").read_text())
+        for name in commands
+    }
+
+
+@contextlib.contextmanager
+def started_processes(log_dir, commands: dict, *, cwd=None):
+    """Starts one process per name at once and yields ``name -> Popen``.
+
+    The caller waits for (or kills) whichever it needs, e.g. one worker of a
+    cluster; on leaving the block every process still running is killed and
+    reaped, and the logs (``log_dir/log_<name>.txt``) are closed. The launcher
+    behind `launch_processes` and `run_processes`.
+
+    Args:
+        log_dir: path. Folder of the logs.
+        commands: dict. ``name -> (argv, extra environment variables)``.
+        cwd: path or None. Working directory of every process; None: this one's.
+
+    Yields:
+        ``name -> subprocess.Popen``.
+    """
     import subprocess
     from pathlib import Path
 
-    log_dir = Path(log_dir)
-    procs = {}
+    procs, logs = {}, []
     try:
         for name, (argv, extra) in commands.items():
-            log = open(log_dir / f"log_{name}.txt", "w")  # noqa: SIM115
-            proc = subprocess.Popen(
+            log = open(Path(log_dir) / f"log_{name}.txt", "w")  # noqa: SIM115
+            logs.append(log)
+            procs[name] = subprocess.Popen(
                 [str(a) for a in argv],
                 env=process_env(**extra),
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            procs[name] = (proc, log)
-        codes = {name: p.wait(timeout=timeout) for name, (p, _) in procs.items()}
+        yield procs
     finally:
-        for proc, log in procs.values():
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        for log in logs:
             log.close()
-    return {
-        name: (codes[name], (log_dir / f"log_{name}.txt").read_text())
-        for name in commands
-    }
 
 
 def tf_config(ports: list[int], index: int) -> str:

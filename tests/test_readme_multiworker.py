@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_ports, process_env, run_processes, tf_config
+from helpers import free_ports, run_processes, started_processes, tf_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TIMEOUT = 240
@@ -97,32 +96,8 @@ def _commands(workdir: Path, script: Path, tag: str, kill_at: dict) -> dict:
     return commands
 
 
-def _start(workdir: Path, commands: dict) -> list:
-    """Starts `commands` without waiting (run 1 waits for worker 1 alone)."""
-    procs = []
-    for name, (argv, env) in commands.items():
-        log = open(workdir / f"log_{name}.txt", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,  # one working directory: one shared runs/backup
-            env=process_env(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append((proc, log))
-    return procs
-
-
 def _log(workdir: Path, name: str) -> str:
     return (workdir / f"log_{name}.txt").read_text()[-3000:]
-
-
-def _stop(procs) -> None:
-    for proc, log in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        log.close()
 
 
 @pytest.mark.large
@@ -133,14 +108,12 @@ def test_readme_multi_machine_example_survives_a_killed_worker(tmp_path):
 
     # Run 1: worker 1 dies after batch 0 of epoch 2 (of 2 steps); worker 0 is
     # stuck in a collective with a dead peer and is killed as a restart would.
-    procs = _start(tmp_path, _commands(tmp_path, script, "first", {1: [2, 0]}))
-    try:
-        assert procs[1][0].wait(timeout=TIMEOUT) == -signal.SIGKILL, _log(
+    first = _commands(tmp_path, script, "first", {1: [2, 0]})
+    with started_processes(tmp_path, first, cwd=tmp_path) as procs:  # one runs/
+        assert procs["first_1"].wait(timeout=TIMEOUT) == -signal.SIGKILL, _log(
             tmp_path, "first_1"
         )
-        time.sleep(1)
-    finally:
-        _stop(procs)
+        time.sleep(1)  # leaving the block kills worker 0
     assert not (tmp_path / "first_0.json").exists(), _log(tmp_path, "first_0")
     # The chief (worker 0) backed up epochs 0 and 1; nothing else is shared.
     meta = json.loads((backup / "training_metadata.json").read_text())
