@@ -3,6 +3,7 @@ MMD, MCC, entropy/BNM, self-training and AdaBN on one training step, plus schedu
 importance weighting, unsupervised model selection and evaluation."""
 
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
+from keras_transfer.adaptation.candidates import source_augmentation_for
 from keras_transfer.adaptation.combined import CombinedAlignment
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.evaluation import (
@@ -75,6 +76,7 @@ __all__ = [
     "make_bottleneck",
     "selection_scores",
     "soft_neighborhood_density",
+    "source_augmentation_for",
     "split_source",
     "DANN",
     "DANNLearningRateSchedule",

@@ -57,7 +57,7 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
     Examples:
     ```python
     import numpy as np
-    from keras_transfer.adaptation.candidates import source_augmentation_for
+    from keras_transfer.adaptation import source_augmentation_for
     images = np.zeros((4, 28, 28, 1), "float32")
     assert source_augmentation_for("auto", images) is not None
     assert source_augmentation_for("auto", np.zeros((4, 16), "float32")) is None

@@ -134,11 +134,12 @@ def adapt(
             data), e.g. a `keras.Sequential` of random layers. ``"auto"`` is random
             translation (±10%) and rotation (±0.1 turn, keras.io's
             `RandomRotation(0.1)`) for image inputs and nothing for other inputs
-            (`candidates.source_augmentation_for`): it lifted every method on the
-            rotated and the synthetic-to-real pairs and lowered them on the
-            MNIST-M-style pair (`benchmarks/results/domain_adaptation_jitter.json`),
-            so it is not the default. What ran is in
-            ``.selection["source_augmentation"]``. Defaults to None.
+            (`keras_transfer.adaptation.source_augmentation_for`). It lifted every
+            method on the rotated and the synthetic-to-real pairs and lowered most
+            on the MNIST-M-style and SVHN-like pairs
+            (`benchmarks/results/domain_adaptation_jitter.json`), so it is not the
+            default. What ran is in ``.selection["source_augmentation"]``.
+            Defaults to None.
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
