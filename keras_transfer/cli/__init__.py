@@ -91,6 +91,7 @@ def _fields_epilog(kind: str) -> str:
     import textwrap
 
     from keras_transfer.config import TEMPLATES
+    from keras_transfer.config._fields import choices_text
 
     lines = [f"Example:\n  {_EXAMPLES[kind]}", "", "Config fields (--set PATH=VALUE):"]
 
@@ -102,7 +103,7 @@ def _fields_epilog(kind: str) -> str:
                 continue
             text = f.metadata.get("help", "")
             if "choices" in f.metadata:
-                text += f" One of: {', '.join(map(str, f.metadata['choices']))}."
+                text += f" One of: {choices_text(f.metadata['choices'])}."
             text += f" Default: {json.dumps(value)}."
             head = f"  {prefix}{f.name}"
             body = textwrap.wrap(text, 86 - 34)

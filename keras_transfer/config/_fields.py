@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-__all__ = ["option", "section"]
+__all__ = ["choices_text", "option", "section"]
 
 
 def option(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -52,3 +52,18 @@ def section(cls: type, **overrides: Any) -> Any:
         A `dataclasses.Field`.
     """
     return field(default_factory=lambda: cls(**overrides))
+
+
+def choices_text(choices: tuple) -> str:
+    """The accepted values as a YAML file spells them (``null``, ``true``, ``false``).
+
+    Examples:
+    ```python
+    from keras_transfer.config._fields import choices_text
+    assert choices_text(("auto", True, None)) == "auto, true, null"
+    ```
+    """
+    spelled = {None: "null", True: "true", False: "false"}
+    return ", ".join(
+        spelled[c] if c is None or isinstance(c, bool) else str(c) for c in choices
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from keras_transfer.config._fields import choices_text
 from keras_transfer.config.commands import TEMPLATES
 from keras_transfer.config.validation import ConfigError, from_dict, looks_like_float
 
@@ -125,7 +126,7 @@ def _template_lines(obj: Any, lines: list, indent: str) -> None:
             continue
         help_text = f.metadata.get("help", "")
         if "choices" in f.metadata:
-            help_text += f" One of: {', '.join(map(str, f.metadata['choices']))}."
+            help_text += f" One of: {choices_text(f.metadata['choices'])}."
         dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000)
         dumped = dumped.strip()[1:-1]  # drop the braces of the flow mapping
         for line in textwrap.wrap(help_text, 86 - len(indent)):
