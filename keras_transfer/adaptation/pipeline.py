@@ -23,6 +23,7 @@ from keras_transfer._backend import keras
 from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
 from keras_transfer.adaptation.candidates import (
+    AUTO_AUGMENTATION,
     AUTO_CANDIDATES,
     augment_source,
     resolve_methods,
@@ -385,8 +386,6 @@ def _augmentation_name(requested: Any, augmentation: Any) -> str | None:
     if augmentation is None:
         return None
     if requested == "auto":
-        from keras_transfer.adaptation.candidates import AUTO_AUGMENTATION
-
         return "auto: " + ", ".join(f"{k} {v}" for k, v in AUTO_AUGMENTATION.items())
     return getattr(augmentation, "name", None) or type(augmentation).__name__
 
