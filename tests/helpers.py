@@ -280,6 +280,92 @@ def started_processes(log_dir, commands: dict, *, cwd=None):
             log.close()
 
 
+# `keras-transfer` without the console script (``python -c CLI_MAIN args...``).
+CLI_MAIN = (
+    "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+# The CLI with one extra `fine_tune` callback: when epoch ``$KT_AT`` begins (every
+# earlier epoch is backed up), it writes the optimizer's step count to ``$KT_MARKER``
+# and waits for the SIGINT that `interrupt_cli` sends.
+CLI_WITH_MARKER = """
+import os, signal, sys, time
+# A parent started in the background by a non-interactive shell passes SIGINT
+# on as ignored, and Python then never raises KeyboardInterrupt: restore it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import keras_transfer.finetune as ft
+from keras_transfer._backend import keras
+
+marker, at = os.environ.get("KT_MARKER"), int(os.environ.get("KT_AT", "-1"))
+original = ft.fine_tune
+
+
+class Marker(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if marker and epoch == at:
+            steps = int(self.model.optimizer.iterations)
+            open(marker, "w").write(str(steps))
+            time.sleep(600)  # the SIGINT ends it
+
+
+def fine_tune(*args, callbacks=None, **kwargs):
+    return original(*args, callbacks=[*(callbacks or []), Marker()], **kwargs)
+
+
+ft.fine_tune = fine_tune
+from keras_transfer.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def interrupt_cli(
+    log_dir, args: list, *, at: int, cwd=None, start_timeout: float = 300
+) -> tuple[int, str, int]:
+    """Runs ``keras-transfer *args`` in its own process and Ctrl-C's it at epoch `at`.
+
+    The process is the CLI with a marker callback (`CLI_WITH_MARKER`) in every
+    `fine_tune` stage; when epoch `at` of a stage begins, the helper sends SIGINT,
+    as a user pressing Ctrl-C would, and waits for the process to exit.
+
+    Args:
+        log_dir: path. Folder of the log (``log_interrupted.txt``) and the marker.
+        args: list. The CLI's arguments.
+        at: int. The epoch (of the ``fit`` call) at which to interrupt.
+        cwd: path or None. Working directory; None: this one's.
+        start_timeout: float. Seconds to wait for the marker.
+
+    Returns:
+        ``(exit status, log text (stdout and stderr), optimizer steps at the
+        marker)``.
+
+    Raises:
+        AssertionError: the process ended or timed out before reaching epoch `at`.
+    """
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    marker = Path(log_dir) / "marker"
+    log_path = Path(log_dir) / "log_interrupted.txt"
+    command = {
+        "interrupted": (
+            [sys.executable, "-c", CLI_WITH_MARKER, *args],
+            {"KT_MARKER": str(marker), "KT_AT": str(at)},
+        )
+    }
+    with started_processes(log_dir, command, cwd=cwd) as procs:
+        proc = procs["interrupted"]
+        deadline = time.time() + start_timeout
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), log_path.read_text()[-4000:]
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    return code, log_path.read_text(), int(marker.read_text())
+
+
 def tf_config(ports: list[int], index: int) -> str:
     """``TF_CONFIG`` of worker `index` of a cluster of workers on 127.0.0.1 `ports`."""
     import json

@@ -8,50 +8,16 @@ run with every epoch in `metrics.json` and the fine-tune stage's optimizer state
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 
 import pytest
 import yaml
+from helpers import CLI_MAIN, interrupt_cli, process_env
 
 SIZE = 16
 HEAD, FINE = 2, 3
 INTERRUPT_AT = 3  # an epoch of the fine-tune stage (epochs 2, 3, 4)
-
-# Runs the CLI with one extra callback: when epoch INTERRUPT_AT begins (every
-# earlier epoch is backed up), it writes a marker file and waits for the signal.
-_DRIVER = textwrap.dedent(
-    """
-    import os, signal, sys, time
-    # A parent started in the background by a non-interactive shell passes SIGINT
-    # on as ignored, and Python then never raises KeyboardInterrupt: restore it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    import keras_transfer.finetune as ft
-    from keras_transfer._backend import keras
-
-    marker, at = os.environ.get("KT_MARKER"), int(os.environ.get("KT_AT", "-1"))
-    original = ft.fine_tune
-
-    class Marker(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if marker and epoch == at:
-                steps = int(self.model.optimizer.iterations)
-                open(marker, "w").write(str(steps))
-                time.sleep(600)  # the SIGINT ends it
-
-    def fine_tune(*args, callbacks=None, **kwargs):
-        return original(*args, callbacks=[*(callbacks or []), Marker()], **kwargs)
-
-    ft.fine_tune = fine_tune
-    from keras_transfer.cli import main
-
-    sys.exit(main(sys.argv[1:]))
-    """
-)
 
 
 def _config(tmp_path) -> str:
@@ -80,41 +46,30 @@ def _config(tmp_path) -> str:
     return str(path)
 
 
-def _start(args: list, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, *args],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.large
 def test_sigint_then_resume_keeps_every_epoch_and_optimizer_state(tmp_path):
     cfg = _config(tmp_path)
-    marker = tmp_path / "marker"
     args = ["train", cfg, "--quiet"]
-    proc = _start(args, {"KT_MARKER": str(marker), "KT_AT": str(INTERRUPT_AT)})
-    deadline = time.time() + 240
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert marker.exists(), proc.communicate(timeout=5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if "interrupted" in line]
+    code, log, marker_steps = interrupt_cli(tmp_path, args, at=INTERRUPT_AT)
+    assert code == 130, log
+    assert "Traceback" not in log, log
+    lines = [line for line in log.splitlines() if "interrupted" in line]
     assert lines == [
         f"keras-transfer train: interrupted; resume with: "
         f"keras-transfer train {cfg} --quiet --resume"
-    ], err
+    ], log
     run = tmp_path / "runs" / "r"
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and "error" not in info
 
-    proc = _start([*args, "--resume"], {})
-    out, err = proc.communicate(timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_MAIN, *args, "--resume"],
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    err = proc.stderr
     assert proc.returncode == 0, err
     assert "Skipping variable loading" not in err, err
     assert "shuffle=True" not in err, err
@@ -126,7 +81,7 @@ def test_sigint_then_resume_keeps_every_epoch_and_optimizer_state(tmp_path):
         assert all(v is not None for v in history[key])
     # The fine-tune stage's Adam continued from its backup: its step count covers
     # all FINE epochs, not only those run after the resume.
-    steps_per_epoch = int(marker.read_text()) // (INTERRUPT_AT - HEAD)
+    steps_per_epoch = marker_steps // (INTERRUPT_AT - HEAD)
     model = _load(run / "model.keras")
     assert int(model.optimizer.iterations) == FINE * steps_per_epoch
     assert len(model.optimizer.variables) > 2  # the moments were saved and restored

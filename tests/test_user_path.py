@@ -12,23 +12,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli_resume import _DRIVER  # the CLI with a marker at a chosen epoch
+from helpers import CLI_MAIN, interrupt_cli
 
-_MAIN = "import sys; from keras_transfer.cli import main; sys.exit(main(sys.argv[1:]))"
 CLASSES = ["horizontal", "vertical", "diagonal", "checker"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("keras-transfer")
-    command = [exe] if exe else [sys.executable, "-c", _MAIN]
+    command = [exe] if exe else [sys.executable, "-c", CLI_MAIN]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
         [*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
@@ -95,23 +92,8 @@ def test_pretrain_train_evaluate_export_predict(tmp_path):
         "--set", "training.fine_tune_learning_rate=0.001",
     ]  # fmt: skip
     # Ctrl-C in the fine-tune stage (epoch 8 of 10), then --resume in a new process.
-    marker = tmp_path / "marker"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, *train_args],
-        cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KT_MARKER": str(marker),
-             "KT_AT": "7"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert marker.exists(), proc.communicate(timeout=5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    code, log, _ = interrupt_cli(tmp_path, train_args, at=7, cwd=tmp_path)
+    assert code == 130 and "Traceback" not in log, log
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
     assert run["status"] == "interrupted"
     _cli(*train_args, "--resume", cwd=tmp_path)
