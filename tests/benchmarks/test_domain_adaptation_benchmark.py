@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "domain_adaptation.py"
@@ -129,3 +130,25 @@ def test_compare_table_measures_both_settings_on_the_base_yardstick(harness):
     assert "| p | mcc | 0.500 | 0.700 | +20.0 | 75% | 33% | 0.950 |" in table
     assert "| q |" not in table and "auto[im]" not in table
     assert "`c1`; `c2`" in table
+
+
+def test_heldout_pairs_expand_and_build(harness):
+    args = harness.parse_args(["--pairs", "digits_rotnoise", "heldout", "--table"])
+    assert args.pairs == ["digits_rotnoise", *harness.HELDOUT_PAIRS]
+    assert len(harness.HELDOUT_PAIRS) == 4
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--pairs", "heldout_nothing"])
+    data = harness.load_pair("heldout_offcentre", size=16, seed=0, limit=None)
+    assert data["modality"] == "image" and data["num_classes"] == 10
+    assert data["xs"].shape[1:] == data["xt"].shape[1:] == (16, 16, 3)
+    assert set(data["yt_test"]) == set(range(10))
+
+    def ink_spread(x):  # mean distance of the ink's centre from the image centre
+        g = x.astype("float32").mean(-1)
+        yy, xx = np.mgrid[0 : g.shape[1], 0 : g.shape[2]]
+        w = g.sum((1, 2))
+        cy, cx = (g * yy).sum((1, 2)) / w, (g * xx).sum((1, 2)) / w
+        return float(np.mean(np.hypot(cy - 7.5, cx - 7.5)))
+
+    # the geometric pair moves the digits off centre; the source keeps them there
+    assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
