@@ -14,6 +14,9 @@ Runs end to end on data bundled with scikit-learn and scikit-image (no downloads
    source and the unlabelled target images) and compare with the same network and
    recipe trained on the source alone;
 6. export the fine-tuned model to a verified TFLite int8 file.
+
+(Over 400 lines on purpose: the demo is read top to bottom as one worked example of
+the public API; each step is a public function the CLI and tests call.)
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ its class names, so a bad config fails before any run directory or model exists.
 whose decoded size passes `STREAM_BYTES`: those come back as
 `keras_transfer.data.folders.ImageFiles`, array-likes that `from_arrays` streams from
 disk (parallel decode, prefetch) and that decode only what is indexed.
+
+(Just over 400 lines on purpose: checking a source before a run and reading it during
+one share the same kinds, errors and size rules; apart they would drift.)
 """
 
 from __future__ import annotations

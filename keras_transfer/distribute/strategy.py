@@ -6,6 +6,10 @@ pass ``strategy=`` (a name or a ``tf.distribute.Strategy``) to the builders and
 itself is TensorFlow's (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``,
 ``TPUStrategy``); this module only picks one, enters its scope and works around a
 known Keras bug (see :mod:`keras_transfer.distribute.keras_fix`).
+
+(Over 400 lines on purpose: choosing a strategy, entering its scope, moving a model
+into it and sizing batches per replica all read the same cluster facts -- TF_CONFIG,
+visible devices, replicas in sync -- and are documented as one user story.)
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Conversion itself (and why this route) is in ``_convert``; selective int8's search in
 ``_selective``; the shared start, verification inputs and verified write in
 ``_pipeline``.
+
+(Over 400 lines on purpose: `export_tflite` and the int8 ladder it runs -- full, then
+selective, then int16x8, each recorded in one report -- are one decision path; the
+pieces that stand alone already live in the modules above.)
 """
 
 from __future__ import annotations
