@@ -366,7 +366,9 @@ def run_shared(
         auto_sets[f"auto_all[{sel}]"] = (methods, sel)
     for label, (cands, sel) in auto_sets.items():
         cands = [c for c in cands if c in methods] or methods
-        chosen = choose(selection, cands, sel)
+        chosen = choose(
+            selection, cands, sel, probabilities=result.target_probabilities
+        )
         cost = sum(r["seconds"] for r in rows if r["method"] in cands) - (
             len(cands) - 1
         ) * float(np.sum(warm_times))
@@ -553,6 +555,8 @@ def agreement_table(results: dict) -> str:
     per_pair: dict = {}
     for (pair, _), runs in rows.items():
         for sel in SELECTORS:
+            if not all(sel in r["scores"] for r in runs):
+                continue  # a file from before the selector existed
             rho = spearman(
                 [r["target_accuracy"] for r in runs],
                 [r["scores"][sel] for r in runs],
@@ -584,10 +588,13 @@ def agreement_table(results: dict) -> str:
 
 
 def _auto_configs(methods: list[str]) -> list[tuple[tuple[str, ...], str]]:
-    """Every candidate list of 2 or 3 methods, and all of them, with every selector."""
+    """Every candidate list of 2 or 3 methods, and all of them, with every per-model
+    selector (``ensv``'s stored score belongs to the run's whole pool, not to a
+    subset, so it cannot be replayed here; its own rows are ``auto[ensv]`` and
+    ``auto_all[ensv]``)."""
     from itertools import combinations
 
-    from keras_transfer.adaptation import SELECTORS
+    from keras_transfer.adaptation.scores import MODEL_SELECTORS as SELECTORS
 
     sets = [c for k in (2, 3) for c in combinations(sorted(methods), k)]
     sets.append(tuple(sorted(methods)))

@@ -42,6 +42,7 @@ from keras_transfer.adaptation.schedules import (
 )
 from keras_transfer.adaptation.scores import (
     SELECTORS,
+    ensemble_agreement,
     selection_scores,
     soft_neighborhood_density,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "adapt",
     "adapt_batchnorm",
     "choose",
+    "ensemble_agreement",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

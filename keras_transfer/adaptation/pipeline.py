@@ -8,16 +8,22 @@ a compiled inference model. The recipe is the same for every method and every pa
    stops improving (`AdaptationController`);
 3. branch each candidate method from the warm-up weights and train it for the
    remaining epochs with a ramped λ and the collapse guard;
-4. score every candidate without target labels (`selection_scores`) and keep the best
-   (``method="auto"``), or the one asked for.
+4. score every candidate without target labels (`selection_scores`, and
+   `ensemble_agreement` over the pool) and keep the best (``method="auto"``), or the
+   one asked for.
 
 The encoder feeds a normalised bottleneck (``Dense → BN → ReLU``) and a linear head;
 alignment acts on the bottleneck. The default optimizer is Adam.
+
+(Over 400 lines on purpose: `adapt` is one public function whose docstring is the
+recipe's reference; each step it runs lives in a sibling module.)
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer._deprecation import renamed_arguments
@@ -50,7 +56,7 @@ from keras_transfer.adaptation.result import (
     restore,
     snapshot,
 )
-from keras_transfer.adaptation.scores import selection_scores
+from keras_transfer.adaptation.scores import ensemble_agreement, selection_scores
 from keras_transfer.data.pairs import domain_pairs
 
 
@@ -123,7 +129,10 @@ def adapt(
         candidates: sequence of str or None. Methods tried by "auto". Defaults to
             `AUTO_CANDIDATES`.
         selector: str. Unsupervised score ranking "auto"'s candidates, one of
-            `keras_transfer.adaptation.scores.SELECTORS`. Defaults to "dev".
+            `keras_transfer.adaptation.scores.SELECTORS`; ``"ensv"`` compares each
+            candidate with the mean prediction of all of them, so it needs several
+            candidates (e.g. ``candidates=("source_only", "dann", "mcc", ...)``).
+            Defaults to "dev".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
@@ -319,12 +328,14 @@ def adapt(
             )
             inference = model.inference_model()
             src_acc = accuracy(inference, xs_val, ys_val)
+            probabilities = np.asarray(inference.predict(xt, batch_size=256, verbose=0))
             scores = selection_scores(
                 inference,
                 model.feature_model(),
                 (xs_val, ys_val),
                 xt,
                 seed=seed,
+                target_probabilities=probabilities,
             )
             results[name] = {
                 "model": model,
@@ -333,12 +344,18 @@ def adapt(
                 "weights": snapshot(layers) if method == "auto" else None,
                 "source_accuracy": src_acc,
                 "scores": scores,
+                "probabilities": probabilities,
                 "events": [] if controller is None else controller.events,
             }
             if say:
                 shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
                 say(f"{name}: held-out source accuracy {src_acc:.3f}; {shown}")
 
+        agreement = ensemble_agreement(
+            {n: r["probabilities"] for n, r in results.items()}
+        )
+        for n, r in results.items():
+            r["scores"]["ensv"] = agreement[n]
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
@@ -376,6 +393,7 @@ def adapt(
             selection=selection,
             source_accuracy=best["source_accuracy"],
             training_model=best["model"],
+            target_probabilities={n: r["probabilities"] for n, r in results.items()},
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )

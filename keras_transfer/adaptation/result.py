@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.model import compile_for_evaluation
+from keras_transfer.adaptation.scores import SELECTORS, ensemble_agreement
 
 #: The unsupervised score "auto" ranks candidates by (higher is better).
 DEFAULT_SELECTOR = "dev"
@@ -95,6 +96,9 @@ class AdaptResult:
             warm-up length and the collapse-guard events.
         source_accuracy: float. Accuracy on the held-out source split.
         training_model: `DomainAdaptationModel`. The model that was trained.
+        target_probabilities: dict. Each candidate's class probabilities on the
+            target inputs given to `adapt` (what the selectors scored); pass it to
+            `choose` to re-run the ``"ensv"`` selector on a subset of candidates.
     """
 
     model: Any
@@ -103,6 +107,7 @@ class AdaptResult:
     selection: dict
     source_accuracy: float
     training_model: Any = None
+    target_probabilities: dict = field(default_factory=dict, repr=False)
     _candidates: dict = field(default_factory=dict, repr=False)
     _layers: list = field(default_factory=list, repr=False)
 
@@ -140,7 +145,11 @@ def _choose(results: dict, selector: str) -> str:
 
 
 def choose(
-    selection: dict, candidates: Any = None, selector: str = DEFAULT_SELECTOR
+    selection: dict,
+    candidates: Any = None,
+    selector: str = DEFAULT_SELECTOR,
+    *,
+    probabilities: dict | None = None,
 ) -> str:
     """Re-runs "auto"'s choice on a finished run's ``selection``.
 
@@ -154,15 +163,17 @@ def choose(
         candidates: sequence of str or None. A subset of the run's candidates.
             Defaults to all of them.
         selector: str. One of `keras_transfer.adaptation.scores.SELECTORS`.
+        probabilities: dict or None. `AdaptResult.target_probabilities`. Needed
+            for ``"ensv"`` on a subset of the candidates, whose ensemble is not the
+            run's: the agreement is recomputed over the subset.
 
     Returns:
         str. The chosen candidate.
 
     Raises:
-        ValueError: An unknown selector or candidate.
+        ValueError: An unknown selector or candidate, or ``"ensv"`` on a subset
+            without ``probabilities``.
     """
-    from keras_transfer.adaptation.scores import SELECTORS
-
     if selector not in SELECTORS:
         raise ValueError(
             f"Expected selector in {SELECTORS}. Received: selector={selector!r}"
@@ -174,4 +185,13 @@ def choose(
         raise ValueError(
             f"Expected candidates from the run's {sorted(ran)}. Received: {missing}"
         )
-    return _choose({n: ran[n] for n in names}, selector)
+    pool = {n: ran[n] for n in names}
+    if selector == "ensv" and set(names) != set(ran):
+        if probabilities is None or not set(names) <= set(probabilities):
+            raise ValueError(
+                "The 'ensv' selector on a subset of the candidates needs their "
+                "target predictions: pass probabilities=result.target_probabilities."
+            )
+        agreement = ensemble_agreement({n: probabilities[n] for n in names})
+        pool = {n: {**r, "scores": {"ensv": agreement[n]}} for n, r in pool.items()}
+    return _choose(pool, selector)

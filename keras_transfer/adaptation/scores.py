@@ -6,7 +6,11 @@ Every score is oriented so that HIGHER IS BETTER:
 - ``entropy``: minus the mean entropy of the target predictions;
 - ``im``: information maximisation, ``H(mean p) - mean H(p)``;
 - ``dev``: minus the Deep Embedded Validation risk (You et al. 2019), which uses
-  held-out labelled SOURCE data importance-weighted towards the target.
+  held-out labelled SOURCE data importance-weighted towards the target;
+- ``ensv``: EnsV (Hu et al. 2024), the share of target examples on which a
+  candidate's predicted class equals that of the mean prediction of ALL the run's
+  candidates (`ensemble_agreement`). Unlike the others it depends on the pool: it is
+  computed once every candidate has trained.
 
 `adapt(method="auto")` ranks its candidates by one of them (`SELECTORS`); the
 benchmark records all of them so the agreement of each with the truth can be checked.
@@ -14,13 +18,62 @@ benchmark records all of them so the agreement of each with the truth can be che
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from keras_transfer.adaptation.selection import dev_risk
 
-SELECTORS = ("snd", "entropy", "im", "dev")
+SELECTORS = ("snd", "entropy", "im", "dev", "ensv")
+#: Selectors computed per model (`selection_scores`); the rest need the whole pool.
+MODEL_SELECTORS = ("snd", "entropy", "im", "dev")
+
+
+def ensemble_agreement(probabilities: Mapping[str, Any]) -> dict[str, float]:
+    """EnsV: how often each model's predicted class is the ensemble's.
+
+    The ensemble is the mean of the models' class probabilities on the same target
+    examples; a model's score is the share of examples whose argmax equals the
+    ensemble's (higher is better). With one model the score is 1.
+
+    Args:
+        probabilities: mapping ``name -> array (n, classes)``. Each model's class
+            probabilities on the same unlabelled target examples.
+
+    Returns:
+        dict mapping each name to its agreement in ``[0, 1]``.
+
+    Raises:
+        ValueError: No models, or arrays of different shapes.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer.adaptation.scores import ensemble_agreement
+    a = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    b = np.array([[0.6, 0.4], [0.7, 0.3], [0.4, 0.6]])
+    c = np.array([[0.2, 0.8], [0.1, 0.9], [0.9, 0.1]])  # the odd one out
+    scores = ensemble_agreement({"a": a, "b": b, "c": c})
+    assert scores["a"] == scores["b"] == 1.0 and scores["c"] == 0.0
+    ```
+
+    References:
+        Hu, Luo, Liang and Foo 2024, "Towards Reliable Model Selection for
+        Unsupervised Domain Adaptation: An Empirical Study and A Certified
+        Baseline", NeurIPS Datasets and Benchmarks.
+    """
+    if not probabilities:
+        raise ValueError("Expected at least one model's probabilities. Received: {}")
+    arrays = {n: np.asarray(p, dtype="float64") for n, p in probabilities.items()}
+    shapes = {n: a.shape for n, a in arrays.items()}
+    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
+        raise ValueError(
+            "Expected arrays (n, classes) of one shape for every model. "
+            f"Received shapes: {shapes}"
+        )
+    votes = np.mean(list(arrays.values()), axis=0).argmax(-1)
+    return {n: float(np.mean(a.argmax(-1) == votes)) for n, a in arrays.items()}
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -75,8 +128,9 @@ def selection_scores(
     *,
     batch_size: int = 256,
     seed: int = 0,
+    target_probabilities: Any = None,
 ) -> dict[str, float]:
-    """All `SELECTORS` for one model (higher is better for each).
+    """The per-model `SELECTORS` (`MODEL_SELECTORS`; higher is better for each).
 
     Args:
         model: keras Model. Inputs → class probabilities.
@@ -85,13 +139,17 @@ def selection_scores(
         target_x: array. Unlabelled target inputs.
         batch_size: int. Prediction batch size. Defaults to 256.
         seed: int. Seed of subsampling and DEV's folds. Defaults to 0.
+        target_probabilities: array or None. ``model``'s predictions on
+            ``target_x`` when already computed; None predicts them.
 
     Returns:
         dict mapping each selector name to its score.
     """
     xs, ys = source_validation
     ys = np.asarray(ys).reshape(-1).astype(int)
-    pt = np.asarray(model.predict(target_x, batch_size=batch_size, verbose=0))
+    if target_probabilities is None:
+        target_probabilities = model.predict(target_x, batch_size=batch_size, verbose=0)
+    pt = np.asarray(target_probabilities)
     ps = np.asarray(model.predict(xs, batch_size=batch_size, verbose=0))
     losses = -np.log(np.clip(ps[np.arange(len(ys)), ys], 1e-7, 1.0))
     fs = feature_model.predict(xs, batch_size=batch_size, verbose=0)

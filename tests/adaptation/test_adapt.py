@@ -76,6 +76,55 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
     assert -ent == pytest.approx(cands[best]["scores"]["entropy"], abs=1e-4)
 
 
+def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subsets():
+    (xs, ys), (xt, _) = two_domains()
+    names = ["source_only", "entropy", "mcc"]
+    result = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        method="auto",
+        candidates=names,
+        selector="ensv",
+        epochs=4,
+        verbose=0,
+    )
+    probs = result.target_probabilities
+    assert set(probs) == set(names) and all(
+        p.shape == (len(xt), 3) for p in probs.values()
+    )
+    # the winner's stored predictions are the returned model's
+    np.testing.assert_allclose(
+        probs[result.method], result.model.predict(xt, verbose=0), atol=1e-5
+    )
+    votes = np.mean([probs[n] for n in names], axis=0).argmax(-1)
+    cands = result.selection["candidates"]
+    for n in names:
+        want = np.mean(probs[n].argmax(-1) == votes)
+        assert cands[n]["scores"]["ensv"] == pytest.approx(want)
+    eligible = [n for n in names if cands[n]["eligible"]] or names
+    assert result.method == max(eligible, key=lambda n: cands[n]["scores"]["ensv"])
+    # a subset has its own ensemble: recomputed from the predictions, or refused
+    sub = ["source_only", "mcc"]
+    with pytest.raises(ValueError, match="probabilities=result.target_probabilities"):
+        kt.adaptation.choose(result.selection, sub, "ensv")
+    got = kt.adaptation.choose(result.selection, sub, "ensv", probabilities=probs)
+    agree = kt.adaptation.ensemble_agreement({n: probs[n] for n in sub})
+    pool = [n for n in sub if cands[n]["eligible"]] or sub
+    assert got == max(pool, key=agree.get)
+
+
+def test_ensemble_agreement_refuses_mismatched_predictions():
+    from keras_transfer.adaptation import ensemble_agreement
+
+    one = np.full((4, 2), 0.5)
+    assert ensemble_agreement({"a": one}) == {"a": 1.0}
+    with pytest.raises(ValueError, match="one shape"):
+        ensemble_agreement({"a": one, "b": np.full((3, 2), 0.5)})
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble_agreement({})
+
+
 @pytest.mark.parametrize(
     "method", ["source_only", "adabn", "self_training", "bnm", "dann+mcc"]
 )
