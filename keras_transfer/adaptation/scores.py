@@ -53,7 +53,7 @@ def ensemble_agreement(probabilities: Mapping[str, Any]) -> dict[str, float]:
     from keras_transfer.adaptation.scores import ensemble_agreement
     a = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
     b = np.array([[0.6, 0.4], [0.7, 0.3], [0.4, 0.6]])
-    c = np.array([[0.2, 0.8], [0.1, 0.9], [0.9, 0.1]])  # the odd one out
+    c = np.array([[0.2, 0.8], [0.1, 0.9], [0.6, 0.4]])  # the odd one out
     scores = ensemble_agreement({"a": a, "b": b, "c": c})
     assert scores["a"] == scores["b"] == 1.0 and scores["c"] == 0.0
     ```
