@@ -131,8 +131,9 @@ class AdaptationConfig:
     )
     selector: str = option(
         "dev",
-        "Unsupervised score ranking auto's candidates.",
-        choices=("snd", "entropy", "im", "dev"),
+        "Unsupervised score ranking auto's candidates ('ensv' needs several "
+        "candidates: it compares each with their mean prediction).",
+        choices=("snd", "entropy", "im", "dev", "ensv"),
     )
     warmup: int | str = option(
         "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."

@@ -409,3 +409,12 @@ def test_adapt_resumes_from_its_backup(tmp_path):
     assert len(resumed.history.epoch) == 6
     assert resumed.selection["warmup_epochs"] == 2
     assert not backup.exists()  # removed once the run completed
+
+
+def test_the_cli_accepts_every_selector_the_library_has():
+    import dataclasses
+
+    from keras_transfer.config.sections import AdaptationConfig
+
+    field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
+    assert tuple(field.metadata["choices"]) == kt.adaptation.SELECTORS
