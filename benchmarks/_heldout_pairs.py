@@ -38,11 +38,16 @@ GEOMETRIC = ("heldout_offcentre", "heldout_slant")
 APPEARANCE = ("heldout_negative", "heldout_duotone")
 
 
-def _source_view(x, pool, rng):
-    # the registered digits pairs' source view (keras_transfer.datasets.shifts)
-    return to_uint8_rgb(
-        affine(x, rng, angle=(-8, 8), scale=(0.9, 1.1), shift=1.5, signed_angle=False)
+def _mild(x, rng):
+    """The registered digits pairs' source jitter (``datasets.shifts._source_view``):
+    the source of every pair here, and the geometry of the appearance targets."""
+    return affine(
+        x, rng, angle=(-8, 8), scale=(0.9, 1.1), shift=1.5, signed_angle=False
     )
+
+
+def _source_view(x, pool, rng):
+    return to_uint8_rgb(_mild(x, rng))
 
 
 def _offcentre(x, pool, rng):
@@ -74,7 +79,7 @@ def _slant(x, pool, rng):
 def _negative(x, pool, rng):
     from scipy.ndimage import gaussian_filter
 
-    x = affine(x, rng, angle=(-8, 8), scale=(0.9, 1.1), shift=1.5, signed_angle=False)
+    x = _mild(x, rng)
     out = np.empty_like(x)
     for i in range(len(x)):
         contrast = rng.uniform(0.35, 0.7)
@@ -85,7 +90,7 @@ def _negative(x, pool, rng):
 
 
 def _duotone(x, pool, rng):
-    x = affine(x, rng, angle=(-8, 8), scale=(0.9, 1.1), shift=1.5, signed_angle=False)
+    x = _mild(x, rng)
     n, h, w = x.shape
     yy, xx = np.mgrid[0:h, 0:w].astype("float32")
     out = np.empty((n, h, w, 3), "float32")

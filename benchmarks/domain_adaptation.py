@@ -594,11 +594,11 @@ def _auto_configs(methods: list[str]) -> list[tuple[tuple[str, ...], str]]:
     ``auto_all[ensv]``)."""
     from itertools import combinations
 
-    from keras_transfer.adaptation.scores import MODEL_SELECTORS as SELECTORS
+    from keras_transfer.adaptation.scores import MODEL_SELECTORS
 
     sets = [c for k in (2, 3) for c in combinations(sorted(methods), k)]
     sets.append(tuple(sorted(methods)))
-    return [(c, sel) for c in sets for sel in SELECTORS]
+    return [(c, sel) for c in sets for sel in MODEL_SELECTORS]
 
 
 def lopo_table(results: dict) -> str:
