@@ -47,19 +47,13 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
             f"Received keys: {sorted(features)}"
         )
     rank = len(features.shape)
-    if rank == 4:
-        cls = (
-            keras.layers.GlobalAveragePooling2D
-            if pooling == "avg"
-            else keras.layers.GlobalMaxPooling2D
-        )
-        return cls(name="pool")(features)
-    if rank == 3:
-        cls = (
-            keras.layers.GlobalAveragePooling1D
-            if pooling == "avg"
-            else keras.layers.GlobalMaxPooling1D
-        )
+    if rank in (3, 4):  # sequences pool over time, feature maps over space
+        cls = {
+            ("avg", 3): keras.layers.GlobalAveragePooling1D,
+            ("max", 3): keras.layers.GlobalMaxPooling1D,
+            ("avg", 4): keras.layers.GlobalAveragePooling2D,
+            ("max", 4): keras.layers.GlobalMaxPooling2D,
+        }[pooling, rank]
         return cls(name="pool")(features)
     if rank == 2:
         return features

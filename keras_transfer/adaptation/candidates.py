@@ -38,21 +38,41 @@ _NO_TRAINING = ("source_only", "adabn")
 AUTO_AUGMENTATION = {"translation": 0.1, "rotation": 0.1}
 
 
+# French et al. 2018 flip and scale the intensity of digits for their hardest pairs;
+# a hue shift is the colour analogue. For shifts of polarity, contrast and colour.
+APPEARANCE_AUGMENTATION = {
+    "invert": 0.5,
+    "contrast": 0.5,
+    "brightness": 0.2,
+    "hue": 0.5,
+}
+#: The names ``source_augmentation`` accepts besides None and a callable.
+SOURCE_AUGMENTATIONS = ("auto", "appearance", "auto+appearance")
+
+
 def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
     """Resolves ``adapt``'s ``source_augmentation`` for source inputs ``xs``.
 
     Args:
-        augmentation: ``"auto"``, None or a callable. ``"auto"`` is random
-            translation (±10% of the height and width) and rotation (±0.1 turn, the
-            keras.io fine-tuning guide's `RandomRotation(0.1)`) when ``xs`` is a batch
-            of images (rank 4 with 1 to 4 channels, at least 8 pixels on a side), and
-            None for any other input (features, token ids). None turns it off; a
-            callable is used as it is.
+        augmentation: a name in `SOURCE_AUGMENTATIONS`, None or a callable.
+            ``"auto"`` is random translation (±10% of the height and width) and
+            rotation (±0.1 turn, the keras.io fine-tuning guide's
+            `RandomRotation(0.1)`). ``"appearance"`` is random polarity inversion
+            (half the images), contrast (±50%), brightness (±20% of the range) and
+            hue (±half the circle), in the value range of ``xs`` ([0, 1] or
+            [0, 255], read from the data). ``"auto+appearance"`` is both. Each
+            applies when ``xs`` is a batch of images (rank 4 with 1 to 4 channels,
+            at least 8 pixels on a side), and is None for any other input (features,
+            token ids). None turns it off; a callable is used as it is.
         xs: array. The source inputs.
         seed: int. Seed of the random layers.
 
     Returns:
         A callable on a batch of source inputs, or None.
+
+    Raises:
+        ValueError: an unknown name, or ``"appearance"`` on images whose values
+            are in neither [0, 1] nor [0, 255].
 
     Examples:
     ```python
@@ -60,31 +80,66 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
     from keras_transfer.adaptation import source_augmentation_for
     images = np.zeros((4, 28, 28, 1), "float32")
     assert source_augmentation_for("auto", images) is not None
+    assert source_augmentation_for("appearance", images) is not None
     assert source_augmentation_for("auto", np.zeros((4, 16), "float32")) is None
     assert source_augmentation_for(None, images) is None
     ```
     """
     if augmentation is None or callable(augmentation):
         return augmentation
-    if augmentation != "auto":
+    if augmentation not in SOURCE_AUGMENTATIONS:
         raise ValueError(
-            "Expected source_augmentation to be 'auto', None or a callable on a "
-            f"batch of source inputs. Received: source_augmentation={augmentation!r}"
+            f"Expected source_augmentation to be one of {SOURCE_AUGMENTATIONS}, None "
+            "or a callable on a batch of source inputs. Received: "
+            f"source_augmentation={augmentation!r}"
         )
     shape = getattr(xs, "shape", ())
     if len(shape) != 4 or not 1 <= shape[-1] <= 4 or min(shape[1:3]) < 8:
         return None
-    return keras.Sequential(
-        [
-            keras.layers.RandomTranslation(
-                AUTO_AUGMENTATION["translation"],
-                AUTO_AUGMENTATION["translation"],
-                seed=seed,
-            ),
+    layers = []
+    if augmentation in ("auto", "auto+appearance"):
+        shift = AUTO_AUGMENTATION["translation"]
+        layers += [
+            keras.layers.RandomTranslation(shift, shift, seed=seed),
             keras.layers.RandomRotation(AUTO_AUGMENTATION["rotation"], seed=seed),
-        ],
-        name="auto_source_augmentation",
+        ]
+    if augmentation in ("appearance", "auto+appearance"):
+        layers += _appearance_layers(_value_range(xs), shape[-1], seed)
+    name = augmentation.replace("+", "_")
+    return keras.Sequential(layers, name=f"{name}_source_augmentation")
+
+
+def _value_range(xs: Any) -> tuple[float, float]:
+    """[0, 1] or [0, 255], read from (a sample of) the source images."""
+    import numpy as np
+
+    sample = np.asarray(xs[:512], "float32")
+    low, high = float(sample.min()), float(sample.max())
+    if low >= 0.0 and high <= 1.0:
+        return (0.0, 1.0)
+    if low >= 0.0 and high <= 255.0:
+        return (0.0, 255.0)
+    raise ValueError(
+        "Expected source images with values in [0, 1] or [0, 255] for "
+        f"source_augmentation='appearance'. Received values in [{low:g}, {high:g}]; "
+        "pass a callable that knows your images' range instead."
     )
+
+
+def _appearance_layers(value_range: tuple, channels: int, seed: int) -> list:
+    a = APPEARANCE_AUGMENTATION
+    layers = [
+        keras.layers.RandomInvert(a["invert"], value_range=value_range, seed=seed),
+        keras.layers.RandomContrast(a["contrast"], value_range=value_range, seed=seed),
+        keras.layers.RandomBrightness(
+            a["brightness"], value_range=value_range, seed=seed
+        ),
+    ]
+    if channels == 3:  # hue needs RGB
+        layers.append(
+            keras.layers.RandomHue(a["hue"], value_range=value_range, seed=seed)
+        )
+    return layers
 
 
 def augment_source(pairs: Any, augmentation: Any) -> Any:
@@ -203,8 +258,10 @@ def train_candidate(
 
 
 __all__ = [
+    "APPEARANCE_AUGMENTATION",
     "AUTO_CANDIDATES",
     "METHOD_DEFAULTS",
+    "SOURCE_AUGMENTATIONS",
     "augment_source",
     "source_augmentation_for",
     "resolve_methods",

@@ -29,8 +29,10 @@ from keras_transfer._backend import keras
 from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
 from keras_transfer.adaptation.candidates import (
+    APPEARANCE_AUGMENTATION,
     AUTO_AUGMENTATION,
     AUTO_CANDIDATES,
+    SOURCE_AUGMENTATIONS,
     augment_source,
     resolve_methods,
     source_augmentation_for,
@@ -139,16 +141,18 @@ def adapt(
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.
         validation_split: float. Share of the source held out. Defaults to 0.15.
-        source_augmentation: None, "auto" or a callable. Applied to every source
-            training batch (never to the target, the held-out split or the test
-            data), e.g. a `keras.Sequential` of random layers. ``"auto"`` is random
-            translation (±10%) and rotation (±0.1 turn, keras.io's
-            `RandomRotation(0.1)`) for image inputs and nothing for other inputs
-            (`keras_transfer.adaptation.source_augmentation_for`). It lifted every
-            method on the rotated and the synthetic-to-real pairs and lowered most
-            on the MNIST-M-style and SVHN-like pairs
-            (`benchmarks/results/domain_adaptation_jitter.json`), so it is not the
-            default. What ran is in ``.selection["source_augmentation"]``.
+        source_augmentation: None, ``"auto"``, ``"appearance"``,
+            ``"auto+appearance"`` or a callable. Applied to every source training
+            batch (never to the target, the held-out split or the test data), e.g.
+            a `keras.Sequential` of random layers. ``"auto"`` is random translation
+            (±10%) and rotation (±0.1 turn, keras.io's `RandomRotation(0.1)`);
+            ``"appearance"`` random polarity inversion, contrast, brightness and hue;
+            each for image inputs only (`keras_transfer.adaptation.
+            source_augmentation_for`). ``"auto"`` lifted every method on the rotated
+            and the synthetic-to-real pairs and lowered most on the MNIST-M-style
+            and SVHN-like pairs (`benchmarks/results/domain_adaptation_jitter.json`),
+            so none is the default; docs/domain_adaptation.md has the numbers of
+            each. What ran is in ``.selection["source_augmentation"]``.
             Defaults to None.
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
@@ -218,7 +222,7 @@ def adapt(
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
     augmentation = source_augmentation_for(source_augmentation, xs, seed)
     augmentation_name = _augmentation_name(source_augmentation, augmentation)
-    if say and augmentation is not None and source_augmentation == "auto":
+    if say and augmentation is not None and source_augmentation in SOURCE_AUGMENTATIONS:
         say(
             f"source augmentation: {augmentation_name} "
             "(source_augmentation=None turns it off)"
@@ -403,8 +407,13 @@ def _augmentation_name(requested: Any, augmentation: Any) -> str | None:
     """How ``.selection`` names the source augmentation that ran."""
     if augmentation is None:
         return None
-    if requested == "auto":
-        return "auto: " + ", ".join(f"{k} {v}" for k, v in AUTO_AUGMENTATION.items())
+    if requested in SOURCE_AUGMENTATIONS:
+        settings = {}
+        if requested != "appearance":
+            settings.update(AUTO_AUGMENTATION)
+        if requested != "auto":
+            settings.update(APPEARANCE_AUGMENTATION)
+        return f"{requested}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
     return getattr(augmentation, "name", None) or type(augmentation).__name__
 
 

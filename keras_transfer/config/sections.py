@@ -143,10 +143,12 @@ class AdaptationConfig:
     )
     source_augmentation: str | None = option(
         None,
-        "Random jitter of the source training images: null (off) or 'auto' "
-        "(translation ±10% and rotation ±0.1 turn for images; helps when the target "
-        "may be tilted or shifted, see docs/domain_adaptation.md).",
-        choices=("auto", None),
+        "Random changes of the source training images: null (off), 'auto' "
+        "(translation ±10% and rotation ±0.1 turn; for targets that may be tilted or "
+        "shifted), 'appearance' (polarity inversion, contrast, brightness, hue; for "
+        "targets of other colours or contrast) or 'auto+appearance' (both). See "
+        "docs/domain_adaptation.md.",
+        choices=("auto", "appearance", "auto+appearance", None),
     )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")
 

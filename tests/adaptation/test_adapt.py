@@ -217,7 +217,7 @@ def test_source_augmentation_reaches_the_source_batches_only():
     )
     # the held-out split is not augmented: the plain run learns, the erased does not
     assert plain.source_accuracy >= erased.source_accuracy + 0.3
-    with pytest.raises(ValueError, match="source_augmentation to be 'auto', None"):
+    with pytest.raises(ValueError, match="source_augmentation to be one of"):
         kt.adapt(tiny_encoder(), (xs, ys), xt, source_augmentation="flip", verbose=0)
 
 
@@ -262,6 +262,53 @@ def test_auto_source_augmentation_jitters_image_sources_only():
         auto.selection["source_augmentation"] == "auto: translation 0.1, rotation 0.1"
     )
     assert off.selection["source_augmentation"] is None
+
+
+def test_appearance_augmentation_changes_intensity_in_the_images_range():
+    from keras_transfer.adaptation.candidates import source_augmentation_for
+
+    rng = np.random.default_rng(0)
+    for high in (1.0, 255.0):
+        xs = (rng.uniform(0.2, 0.4, (64, 12, 12, 3)) * high).astype("float32")
+        aug = source_augmentation_for("appearance", xs, seed=1)
+        out = np.asarray(aug(xs, training=True))
+        assert out.shape == xs.shape
+        assert 0.0 <= out.min() and out.max() <= high + 1e-3  # stays in its range
+        # polarity flips: dark images become light ones, in about half the batch
+        inverted = (out.mean(axis=(1, 2, 3)) > 0.5 * high).mean()
+        assert 0.2 < inverted < 0.8
+    # pixels do not move (no geometric part): a lone bright spot stays the
+    # brightest pixel, or the darkest where the image was inverted
+    spot = np.full((8, 12, 12, 1), 50.0, "float32")
+    spot[:, 3, 7] = 250.0
+    out = np.asarray(source_augmentation_for("appearance", spot)(spot, training=True))
+    flat = out.reshape(8, -1)
+    extreme = np.where(
+        flat.mean(1, keepdims=True) > 127,
+        flat.argmin(1)[:, None],
+        flat.argmax(1)[:, None],
+    )
+    assert (extreme[:, 0] == 3 * 12 + 7).all()
+    both = source_augmentation_for("auto+appearance", spot)
+    names = [type(layer).__name__ for layer in both.layers]
+    assert names[:2] == ["RandomTranslation", "RandomRotation"]
+    assert "RandomInvert" in names and "RandomHue" not in names  # one channel
+    assert source_augmentation_for("appearance", np.zeros((8, 16), "float32")) is None
+    with pytest.raises(ValueError, match=r"values in \[0, 1\] or \[0, 255\]"):
+        source_augmentation_for("appearance", spot - 100.0)
+    # adapt records what ran
+    encoder = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten()])
+    spots = np.concatenate([spot, spot[:, ::-1]])
+    result = kt.adapt(
+        encoder,
+        (spots, np.arange(16) // 8),
+        spots[:, :, ::-1],
+        method="source_only",
+        epochs=1,
+        verbose=0,
+        source_augmentation="appearance",
+    )
+    assert result.selection["source_augmentation"].startswith("appearance: invert 0.5")
 
 
 def test_candidates_continue_with_the_warmup_optimizer_state():
@@ -418,3 +465,14 @@ def test_the_cli_accepts_every_selector_the_library_has():
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
     assert tuple(field.metadata["choices"]) == kt.adaptation.SELECTORS
+
+
+def test_the_cli_accepts_every_source_augmentation_the_library_has():
+    import dataclasses
+
+    from keras_transfer.adaptation.candidates import SOURCE_AUGMENTATIONS
+    from keras_transfer.config.sections import AdaptationConfig
+
+    fields = {f.name: f for f in dataclasses.fields(AdaptationConfig)}
+    choices = fields["source_augmentation"].metadata["choices"]
+    assert tuple(choices) == (*SOURCE_AUGMENTATIONS, None)
