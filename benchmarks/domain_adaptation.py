@@ -822,7 +822,7 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="cap on every split")
     parser.add_argument(
         "--source-augmentation",
-        choices=("none", "auto", "appearance", "auto+appearance"),
+        choices=("none", "default", "auto", "appearance", "auto+appearance"),
         default=None,
         help="adapt's source_augmentation for every row (default: the recipe's)",
     )

@@ -3,7 +3,13 @@ MMD, MCC, entropy/BNM, self-training and AdaBN on one training step, plus schedu
 importance weighting, unsupervised model selection and evaluation."""
 
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm, has_batchnorm
-from keras_transfer.adaptation.candidates import source_augmentation_for
+from keras_transfer.adaptation.candidates import (
+    APPEARANCE_AUGMENTATION,
+    AUTO_AUGMENTATION,
+    DEFAULT_SOURCE_AUGMENTATION,
+    SOURCE_AUGMENTATIONS,
+    source_augmentation_for,
+)
 from keras_transfer.adaptation.combined import CombinedAlignment
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.evaluation import (
@@ -61,7 +67,11 @@ from keras_transfer.adaptation.weighting import importance_weights
 
 __all__ = [
     "CombinedAlignment",
+    "APPEARANCE_AUGMENTATION",
+    "AUTO_AUGMENTATION",
     "AUTO_CANDIDATES",
+    "DEFAULT_SOURCE_AUGMENTATION",
+    "SOURCE_AUGMENTATIONS",
     "AdaptResult",
     "AdaptationController",
     "BatchNuclearNorm",

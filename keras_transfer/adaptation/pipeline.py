@@ -32,6 +32,7 @@ from keras_transfer.adaptation.candidates import (
     APPEARANCE_AUGMENTATION,
     AUTO_AUGMENTATION,
     AUTO_CANDIDATES,
+    DEFAULT_SOURCE_AUGMENTATION,
     SOURCE_AUGMENTATIONS,
     augment_source,
     resolve_methods,
@@ -83,7 +84,7 @@ def adapt(
     warmup: Any = "auto",
     tolerance: float | None = 0.03,
     validation_split: float = 0.15,
-    source_augmentation: Any = None,
+    source_augmentation: Any = "default",
     input_shape: Any = None,
     unfreeze_depth: Any = None,
     seed: int = 0,
@@ -141,18 +142,19 @@ def adapt(
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.
         validation_split: float. Share of the source held out. Defaults to 0.15.
-        source_augmentation: None, ``"auto"``, ``"appearance"``,
-            ``"auto+appearance"`` or a callable. Applied to every source training
-            batch (never to the target, the held-out split or the test data), e.g.
-            a `keras.Sequential` of random layers. ``"auto"`` is random translation
-            (±10%) and rotation (±0.1 turn, keras.io's `RandomRotation(0.1)`);
-            ``"appearance"`` random polarity inversion, contrast, brightness and hue;
-            each for image inputs only (`keras_transfer.adaptation.
-            source_augmentation_for`). ``"auto"`` lifted every method on the rotated
-            and the synthetic-to-real pairs and lowered most on the MNIST-M-style
-            and SVHN-like pairs (`benchmarks/results/domain_adaptation_jitter.json`),
-            so none is the default; docs/domain_adaptation.md has the numbers of
-            each. What ran is in ``.selection["source_augmentation"]``.
+        source_augmentation: ``"default"``, ``"appearance"``, ``"auto"``,
+            ``"auto+appearance"``, None or a callable. Applied to every source
+            training batch (never to the target, the held-out split or the test
+            data). ``"appearance"`` is random polarity inversion, contrast,
+            brightness and hue; ``"auto"`` random translation (±10%) and rotation
+            (±0.1 turn, keras.io's `RandomRotation(0.1)`); both for image inputs
+            only (`keras_transfer.adaptation.source_augmentation_for`).
+            ``"default"`` is ``"appearance"`` for images with values in [0, 1] or
+            [0, 255] and nothing otherwise: it lifted most methods on 7 of the 8
+            image pairs of `benchmarks/results/domain_adaptation_appearance.json`
+            and lowered them on the slanted pair. None turns it off; a callable
+            (e.g. a `keras.Sequential` of random layers) is used as it is. What ran
+            is in ``.selection["source_augmentation"]``. Defaults to "default".
             Defaults to None.
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
@@ -408,12 +410,14 @@ def _augmentation_name(requested: Any, augmentation: Any) -> str | None:
     if augmentation is None:
         return None
     if requested in SOURCE_AUGMENTATIONS:
+        ran = DEFAULT_SOURCE_AUGMENTATION if requested == "default" else requested
         settings = {}
-        if requested != "appearance":
+        if ran != "appearance":
             settings.update(AUTO_AUGMENTATION)
-        if requested != "auto":
+        if ran != "auto":
             settings.update(APPEARANCE_AUGMENTATION)
-        return f"{requested}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+        label = f"default ({ran})" if requested == "default" else ran
+        return f"{label}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
     return getattr(augmentation, "name", None) or type(augmentation).__name__
 
 

@@ -142,13 +142,14 @@ class AdaptationConfig:
         256, "Width of the normalised bottleneck (null: none)."
     )
     source_augmentation: str | None = option(
-        None,
-        "Random changes of the source training images: null (off), 'auto' "
-        "(translation ±10% and rotation ±0.1 turn; for targets that may be tilted or "
-        "shifted), 'appearance' (polarity inversion, contrast, brightness, hue; for "
-        "targets of other colours or contrast) or 'auto+appearance' (both). See "
-        "docs/domain_adaptation.md.",
-        choices=("auto", "appearance", "auto+appearance", None),
+        "default",
+        "Random changes of the source training images: 'default' (the recipe's: "
+        "'appearance' for images with values in [0, 1] or [0, 255], nothing "
+        "otherwise), 'appearance' (polarity inversion, contrast, brightness, hue; "
+        "for targets of other colours or contrast), 'auto' (translation ±10% and "
+        "rotation ±0.1 turn; for targets that may be tilted or shifted), "
+        "'auto+appearance' (both) or null (off). See docs/domain_adaptation.md.",
+        choices=("default", "auto", "appearance", "auto+appearance", None),
     )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")
 

@@ -257,11 +257,22 @@ def test_auto_source_augmentation_jitters_image_sources_only():
 
     kwargs = {"method": "source_only", "epochs": 2, "verbose": 0}
     auto = kt.adapt(encoder(), (xs, ys), xt, source_augmentation="auto", **kwargs)
-    off = kt.adapt(encoder(), (xs, ys), xt, **kwargs)  # the default: none
+    off = kt.adapt(encoder(), (xs, ys), xt, source_augmentation=None, **kwargs)
+    default = kt.adapt(encoder(), (xs, ys), xt, **kwargs)
     assert (
         auto.selection["source_augmentation"] == "auto: translation 0.1, rotation 0.1"
     )
     assert off.selection["source_augmentation"] is None
+    # the default is the appearance jitter for images in [0, 1] or [0, 255] ...
+    assert default.selection["source_augmentation"].startswith(
+        "default (appearance): invert 0.5"
+    )
+    # ... and nothing for features, or images in another range (no error)
+    (fs, fy), (ft, _) = two_domains(n=60)
+    features = kt.adapt(tiny_encoder(), (fs, fy), ft, **kwargs)
+    assert features.selection["source_augmentation"] is None
+    centred = kt.adapt(encoder(), (xs - 0.5, ys), xt - 0.5, **kwargs)
+    assert centred.selection["source_augmentation"] is None
 
 
 def test_appearance_augmentation_changes_intensity_in_the_images_range():
