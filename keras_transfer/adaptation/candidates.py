@@ -173,7 +173,11 @@ def augment_source(pairs: Any, augmentation: Any) -> Any:
         x["source"] = tf.cast(out, x["target"].dtype)
         return (x, *rest)
 
-    return pairs.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    # One call at a time: the random layers draw from one seeded state, so parallel
+    # calls would hand out the draws in a different order on every run (the same
+    # seed gave target accuracies 0.71 and 0.81 in the demo). Prefetch keeps the
+    # augmentation off the training step's path.
+    return pairs.map(apply).prefetch(tf.data.AUTOTUNE)
 
 
 def resolve_methods(method: Any, candidates: Any) -> list[str]:
