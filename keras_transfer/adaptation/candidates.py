@@ -101,9 +101,9 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
             "or a callable on a batch of source inputs. Received: "
             f"source_augmentation={augmentation!r}"
         )
-    shape = getattr(xs, "shape", ())
-    if len(shape) != 4 or not 1 <= shape[-1] <= 4 or min(shape[1:3]) < 8:
+    if not is_image_batch(xs):
         return None
+    shape = xs.shape
     if augmentation == "default":
         try:
             _value_range(xs)
@@ -121,6 +121,12 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
         layers += _appearance_layers(_value_range(xs), shape[-1], seed)
     name = augmentation.replace("+", "_")
     return keras.Sequential(layers, name=f"{name}_source_augmentation")
+
+
+def is_image_batch(xs: Any) -> bool:
+    """Whether the source jitter applies: rank 4, 1 to 4 channels, >= 8 px a side."""
+    shape = getattr(xs, "shape", ())
+    return len(shape) == 4 and 1 <= shape[-1] <= 4 and min(shape[1:3]) >= 8
 
 
 def _value_range(xs: Any) -> tuple[float, float]:
@@ -277,11 +283,13 @@ def train_candidate(
 
 __all__ = [
     "APPEARANCE_AUGMENTATION",
+    "AUTO_AUGMENTATION",
     "AUTO_CANDIDATES",
     "DEFAULT_SOURCE_AUGMENTATION",
     "METHOD_DEFAULTS",
     "SOURCE_AUGMENTATIONS",
     "augment_source",
+    "is_image_batch",
     "source_augmentation_for",
     "resolve_methods",
     "train_candidate",

@@ -35,6 +35,7 @@ from keras_transfer.adaptation.candidates import (
     DEFAULT_SOURCE_AUGMENTATION,
     SOURCE_AUGMENTATIONS,
     augment_source,
+    is_image_batch,
     resolve_methods,
     source_augmentation_for,
     train_candidate,
@@ -228,6 +229,12 @@ def adapt(
         say(
             f"source augmentation: {augmentation_name} "
             "(source_augmentation=None turns it off)"
+        )
+    elif say and source_augmentation == "default" and is_image_batch(xs):
+        say(
+            "source augmentation: none (the default appearance jitter needs image "
+            f"values in [0, 1] or [0, 255]; these span [{float(np.min(xs)):g}, "
+            f"{float(np.max(xs)):g}]; pass a callable to jitter them)"
         )
     keras.utils.set_random_seed(seed)
 

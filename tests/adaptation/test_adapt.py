@@ -221,7 +221,7 @@ def test_source_augmentation_reaches_the_source_batches_only():
         kt.adapt(tiny_encoder(), (xs, ys), xt, source_augmentation="flip", verbose=0)
 
 
-def test_auto_source_augmentation_jitters_image_sources_only():
+def test_auto_source_augmentation_jitters_image_sources_only(capsys):
     from keras_transfer.adaptation.candidates import (
         augment_source,
         source_augmentation_for,
@@ -271,8 +271,11 @@ def test_auto_source_augmentation_jitters_image_sources_only():
     (fs, fy), (ft, _) = two_domains(n=60)
     features = kt.adapt(tiny_encoder(), (fs, fy), ft, **kwargs)
     assert features.selection["source_augmentation"] is None
-    centred = kt.adapt(encoder(), (xs - 0.5, ys), xt - 0.5, **kwargs)
+    centred = kt.adapt(encoder(), (xs - 0.5, ys), xt - 0.5, **{**kwargs, "verbose": 1})
     assert centred.selection["source_augmentation"] is None
+    assert "source augmentation: none (the default appearance jitter needs" in (
+        capsys.readouterr().out
+    )
 
 
 def test_appearance_augmentation_changes_intensity_in_the_images_range():
