@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.batchnorm import adapt_batchnorm
 from keras_transfer.adaptation.combined import (
@@ -61,9 +63,9 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
         augmentation: a name in `SOURCE_AUGMENTATIONS`, None or a callable.
             ``"default"`` is `DEFAULT_SOURCE_AUGMENTATION` (``"appearance"``) for
             images whose values are in [0, 1] or [0, 255], and None for any other
-            input (no error). ``"auto"`` is random translation (±10% of the height and width) and
-            rotation (±0.1 turn, the keras.io fine-tuning guide's
-            `RandomRotation(0.1)`). ``"appearance"`` is random polarity inversion
+            input (no error). ``"auto"`` is random translation (±10% of the
+            height and width) and rotation (±0.1 turn, the keras.io fine-tuning
+            guide's `RandomRotation(0.1)`). ``"appearance"`` is random polarity inversion
             (half the images), contrast (±50%), brightness (±20% of the range) and
             hue (±half the circle), in the value range of ``xs`` ([0, 1] or
             [0, 255], read from the data). ``"auto+appearance"`` is both. Each
@@ -103,13 +105,14 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
         )
     if not is_image_batch(xs):
         return None
-    shape = xs.shape
     if augmentation == "default":
         try:
-            _value_range(xs)
+            value_range = _value_range(xs)
         except ValueError:  # an explicit "appearance" says so; the default skips
             return None
         augmentation = DEFAULT_SOURCE_AUGMENTATION
+    elif "appearance" in augmentation:
+        value_range = _value_range(xs)
     layers = []
     if augmentation in ("auto", "auto+appearance"):
         shift = AUTO_AUGMENTATION["translation"]
@@ -118,7 +121,7 @@ def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:
             keras.layers.RandomRotation(AUTO_AUGMENTATION["rotation"], seed=seed),
         ]
     if augmentation in ("appearance", "auto+appearance"):
-        layers += _appearance_layers(_value_range(xs), shape[-1], seed)
+        layers += _appearance_layers(value_range, xs.shape[-1], seed)
     name = augmentation.replace("+", "_")
     return keras.Sequential(layers, name=f"{name}_source_augmentation")
 
@@ -131,8 +134,6 @@ def is_image_batch(xs: Any) -> bool:
 
 def _value_range(xs: Any) -> tuple[float, float]:
     """[0, 1] or [0, 255], read from (a sample of) the source images."""
-    import numpy as np
-
     sample = np.asarray(xs[:512], "float32")
     low, high = float(sample.min()), float(sample.max())
     if low >= 0.0 and high <= 1.0:

@@ -156,7 +156,6 @@ def adapt(
             and lowered them on the slanted pair. None turns it off; a callable
             (e.g. a `keras.Sequential` of random layers) is used as it is. What ran
             is in ``.selection["source_augmentation"]``. Defaults to "default".
-            Defaults to None.
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
