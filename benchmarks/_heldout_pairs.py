@@ -13,6 +13,13 @@ target shift:
 - appearance: ``heldout_negative`` (dark digits on a light, blurred, low-contrast
   background) and ``heldout_duotone`` (coloured digit on a smoothly coloured
   background with a second-colour stripe pattern).
+
+A second group, ``FRESH_PAIRS``, was written in stop 23, after the stop-22 choices
+(the appearance jitter as the default) and before any run on them, to judge the
+choice of `auto`'s default on pairs no decision had seen: ``fresh_lowres`` (digits
+shrunk to 7-11 px and blown back up, with noise), ``fresh_thick`` (bold strokes and
+an occluding bar), ``fresh_edges`` (outline only: the gradient magnitude of the
+digit) and ``fresh_zoom`` (enlarged digits cut by the frame, rotated up to 25°).
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ _SALTS = {
     "heldout_slant": 12,
     "heldout_negative": 13,
     "heldout_duotone": 14,
+    "fresh_lowres": 21,
+    "fresh_thick": 22,
+    "fresh_edges": 23,
+    "fresh_zoom": 24,
 }
 GEOMETRIC = ("heldout_offcentre", "heldout_slant")
 APPEARANCE = ("heldout_negative", "heldout_duotone")
@@ -106,11 +117,64 @@ def _duotone(x, pool, rng):
     return to_uint8_rgb(np.clip(out, 0.0, 1.0))
 
 
+def _lowres(x, pool, rng):
+    from skimage.transform import resize
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    out = np.empty_like(x)
+    for i in range(n):
+        side = int(rng.integers(7, 12))
+        small = resize(x[i], (side, side), order=1, anti_aliasing=True)
+        out[i] = resize(small, (h, w), order=1)
+    out = out + rng.normal(0.0, 0.08, size=out.shape).astype("float32")
+    return to_uint8_rgb(np.clip(out, 0.0, 1.0))
+
+
+def _thick(x, pool, rng):
+    from scipy.ndimage import grey_dilation
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    out = np.empty_like(x)
+    for i in range(n):
+        img = grey_dilation(x[i], size=(3, 3))
+        bar = int(rng.integers(h // 8, h // 5))
+        at = int(rng.integers(0, h - bar))
+        if rng.random() < 0.5:
+            img[at : at + bar, :] = 0.0
+        else:
+            img[:, at : at + bar] = 0.0
+        out[i] = img
+    return to_uint8_rgb(out)
+
+
+def _edges(x, pool, rng):
+    from scipy.ndimage import sobel
+
+    x = _mild(x, rng)
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        magnitude = np.hypot(sobel(x[i], axis=0), sobel(x[i], axis=1))
+        out[i] = magnitude / max(float(magnitude.max()), 1e-6)
+    return to_uint8_rgb(out)
+
+
+def _zoom(x, pool, rng):
+    return to_uint8_rgb(
+        affine(x, rng, angle=(-25, 25), scale=(1.3, 1.6), shift=2.0, signed_angle=False)
+    )
+
+
 _VIEWS = {
     "heldout_offcentre": _offcentre,
     "heldout_slant": _slant,
     "heldout_negative": _negative,
     "heldout_duotone": _duotone,
+    "fresh_lowres": _lowres,
+    "fresh_thick": _thick,
+    "fresh_edges": _edges,
+    "fresh_zoom": _zoom,
 }
 
 
@@ -131,4 +195,5 @@ def heldout_pair(name: str, size: int = 32, seed: int = 0):
     )
 
 
-HELDOUT_PAIRS = tuple(_VIEWS)
+HELDOUT_PAIRS = tuple(name for name in _VIEWS if name.startswith("heldout_"))
+FRESH_PAIRS = tuple(name for name in _VIEWS if name.startswith("fresh_"))

@@ -152,3 +152,22 @@ def test_heldout_pairs_expand_and_build(harness):
 
     # the geometric pair moves the digits off centre; the source keeps them there
     assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
+
+
+def test_fresh_pairs_expand_and_differ_from_their_source(harness):
+    args = harness.parse_args(["--pairs", "fresh", "heldout_slant", "--table"])
+    assert args.pairs == [*harness.FRESH_PAIRS, "heldout_slant"]
+    assert len(harness.FRESH_PAIRS) == 4
+    assert not set(harness.FRESH_PAIRS) & set(harness.HELDOUT_PAIRS)
+    for name in harness.FRESH_PAIRS:
+        data = harness.load_pair(name, size=16, seed=0, limit=None)
+        assert data["xt"].shape[1:] == (16, 16, 3) and data["xt"].dtype == "uint8"
+        assert set(data["yt_test"]) == set(range(10))
+
+        def gap(a, b):  # mean absolute difference of the two splits' mean images
+            mean = [data[k].astype("float32").mean(0) for k in (a, b)]
+            return float(np.abs(mean[0] - mean[1]).mean())
+
+        # each target view moves the images further from the source than a second
+        # sample of the source is (2.3-3.5 at 16 px; the targets 8.3-37)
+        assert gap("xt", "xs") > 2 * gap("xs_test", "xs"), name
