@@ -164,7 +164,7 @@ def test_fresh_pairs_expand_and_differ_from_their_source(harness):
         assert data["xt"].shape[1:] == (16, 16, 3) and data["xt"].dtype == "uint8"
         assert set(data["yt_test"]) == set(range(10))
 
-        def gap(a, b):  # mean absolute difference of the two splits' mean images
+        def gap(a, b, data=data):  # mean absolute difference of the mean images
             mean = [data[k].astype("float32").mean(0) for k in (a, b)]
             return float(np.abs(mean[0] - mean[1]).mean())
 
