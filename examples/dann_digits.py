@@ -4,8 +4,9 @@
 Source: scikit-learn digits (labelled). Target: the same digits blended with natural
 image patches, MNIST-M style (labels never used for training). One call,
 `keras_transfer.adapt`, warms the encoder up on the source, then trains each
-candidate method (MCC, CDAN) from that warm-up and keeps the one with the lowest
-Deep Embedded Validation risk, computed without target labels (`method="auto"`). A source-only
+candidate method (source-only, BNM, CDAN, DANN, MCC) from that warm-up and keeps the one
+that agrees most with their mean prediction on the target (EnsV), computed without
+target labels (`method="auto"`). A source-only
 model trained with the same recipe is the baseline; the feature plot shows source vs
 target features for both. Run as a script with `--quick` for a smoke test.
 """
@@ -61,7 +62,10 @@ for method in ("source_only", "auto"):
     )
 print("auto's candidates and their unsupervised scores:")
 for name, cand in results["auto"].selection["candidates"].items():
-    print(f"  {name:>12}: DEV score (minus the risk) {cand['scores']['dev']:.4f}")
+    scores = cand["scores"]
+    print(
+        f"  {name:>12}: EnsV {scores['ensv']:.3f}, DEV (minus the risk) {scores['dev']:.4f}"
+    )
 
 # %% Source vs target features (PCA) for each model
 from keras_transfer.reports import plot_feature_projection

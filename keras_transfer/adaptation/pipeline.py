@@ -135,8 +135,7 @@ def adapt(
         selector: str. Unsupervised score ranking "auto"'s candidates, one of
             `keras_transfer.adaptation.scores.SELECTORS`; ``"ensv"`` compares each
             candidate with the mean prediction of all of them, so it needs several
-            candidates (e.g. ``candidates=("source_only", "dann", "mcc", ...)``).
-            Defaults to "dev".
+            candidates (the default five). Defaults to "ensv".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).

@@ -11,8 +11,9 @@ from keras_transfer._backend import keras
 from keras_transfer.adaptation.model import compile_for_evaluation
 from keras_transfer.adaptation.scores import SELECTORS, ensemble_agreement
 
-#: The unsupervised score "auto" ranks candidates by (higher is better).
-DEFAULT_SELECTOR = "dev"
+#: The unsupervised score "auto" ranks candidates by (higher is better): EnsV's
+#: agreement with the candidates' mean prediction (Hu et al. 2024).
+DEFAULT_SELECTOR = "ensv"
 
 
 def merge_histories(histories: list, model: Any) -> Any:

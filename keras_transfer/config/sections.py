@@ -130,7 +130,7 @@ class AdaptationConfig:
         None, "Methods tried by method=auto (null: the library's default list)."
     )
     selector: str = option(
-        "dev",
+        "ensv",
         "Unsupervised score ranking auto's candidates ('ensv' needs several "
         "candidates: it compares each with their mean prediction).",
         choices=("snd", "entropy", "im", "dev", "ensv"),

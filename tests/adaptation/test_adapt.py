@@ -76,6 +76,27 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
     assert -ent == pytest.approx(cands[best]["scores"]["entropy"], abs=1e-4)
 
 
+def test_default_auto_ranks_the_five_default_candidates_by_ensv():
+    (xs, ys), (xt, _) = two_domains(n=120)
+    result = kt.adapt(tiny_encoder(), (xs, ys), xt, epochs=3, verbose=0)
+    assert kt.adaptation.AUTO_CANDIDATES == (
+        "source_only",
+        "bnm",
+        "cdan",
+        "dann",
+        "mcc",
+    )
+    selection = result.selection
+    assert selection["requested"] == "auto" and selection["selector"] == "ensv"
+    cands = selection["candidates"]
+    assert list(cands) == list(kt.adaptation.AUTO_CANDIDATES)
+    eligible = [n for n in cands if cands[n]["eligible"]] or list(cands)
+    assert result.method == max(eligible, key=lambda n: cands[n]["scores"]["ensv"])
+    # the old default is one argument away and picks by DEV among its two
+    old = kt.adaptation.choose(selection, ["mcc", "cdan"], "dev")
+    assert old in ("mcc", "cdan")
+
+
 def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subsets():
     (xs, ys), (xt, _) = two_domains()
     names = ["source_only", "entropy", "mcc"]
@@ -477,8 +498,11 @@ def test_the_cli_accepts_every_selector_the_library_has():
 
     from keras_transfer.config.sections import AdaptationConfig
 
+    from keras_transfer.adaptation.result import DEFAULT_SELECTOR
+
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
     assert tuple(field.metadata["choices"]) == kt.adaptation.SELECTORS
+    assert field.default == DEFAULT_SELECTOR  # the CLI's default is the library's
 
 
 def test_the_cli_accepts_every_source_augmentation_the_library_has():
