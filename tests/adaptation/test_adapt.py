@@ -496,9 +496,8 @@ def test_adapt_resumes_from_its_backup(tmp_path):
 def test_the_cli_accepts_every_selector_the_library_has():
     import dataclasses
 
-    from keras_transfer.config.sections import AdaptationConfig
-
     from keras_transfer.adaptation.result import DEFAULT_SELECTOR
+    from keras_transfer.config.sections import AdaptationConfig
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
     assert tuple(field.metadata["choices"]) == kt.adaptation.SELECTORS
