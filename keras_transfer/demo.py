@@ -52,8 +52,9 @@ DEMO_FILTERS = (32, 64, 128)
 # (pretrain epochs, head epochs, fine-tune epochs) per mode. Scratch trains for
 # head + fine-tune epochs. Chosen over seeds 0, 1, 2 (see docs/cli.md, demo).
 SETTINGS = {"quick": (30, 10, 10), "full": (30, 20, 30)}
-# (epochs, method) of the unsupervised adaptation step per mode ("auto" trains MCC
-# and CDAN from one warm-up and keeps one by an unsupervised score). Both use adapt's
+# (epochs, method) of the unsupervised adaptation step per mode ("auto" trains
+# source-only, BNM, CDAN, DANN and MCC from one warm-up and keeps the one EnsV ranks
+# first, an unsupervised score; quick trains MCC alone). Both use adapt's
 # default 20 epochs: with the default appearance jitter, 12 epochs of MCC lost 3.8
 # points to source-only on seed 0 (docs/cli.md, the demo).
 ADAPT_SETTINGS = {"quick": (20, "mcc"), "full": (20, "auto")}
