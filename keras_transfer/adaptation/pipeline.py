@@ -48,6 +48,7 @@ from keras_transfer.adaptation.inputs import (
 )
 from keras_transfer.adaptation.methods import JointForward
 from keras_transfer.adaptation.model import DomainAdaptationModel
+from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.result import (
     DEFAULT_SELECTOR,
@@ -339,7 +340,7 @@ def adapt(
             )
             inference = model.inference_model()
             src_acc = accuracy(inference, xs_val, ys_val)
-            probabilities = np.asarray(inference.predict(xt, batch_size=256, verbose=0))
+            probabilities = np.asarray(predict_eagerly(inference, xt))
             scores = selection_scores(
                 inference,
                 model.feature_model(),

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.schedules import _schedulable_layers, dann_lambda
 
 
 def _source_accuracy(model: Any, x: Any, y: np.ndarray, batch_size: int) -> float:
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    probs = predict_eagerly(model, x, batch_size)
     return float(np.mean(np.argmax(probs, axis=-1) == y))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.model import compile_for_evaluation
+from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.scores import SELECTORS, ensemble_agreement
 
 #: The unsupervised score "auto" ranks candidates by (higher is better): EnsV's
@@ -33,7 +34,7 @@ def merge_histories(histories: list, model: Any) -> Any:
 
 
 def accuracy(model: Any, x: Any, y: np.ndarray) -> float:
-    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+    return float(np.mean(predict_eagerly(model, x).argmax(-1) == y))
 
 
 def snapshot(layers: list) -> list:

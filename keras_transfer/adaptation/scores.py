@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.selection import dev_risk
 
 SELECTORS = ("snd", "entropy", "im", "dev", "ensv")
@@ -148,12 +149,12 @@ def selection_scores(
     xs, ys = source_validation
     ys = np.asarray(ys).reshape(-1).astype(int)
     if target_probabilities is None:
-        target_probabilities = model.predict(target_x, batch_size=batch_size, verbose=0)
+        target_probabilities = predict_eagerly(model, target_x, batch_size)
     pt = np.asarray(target_probabilities)
-    ps = np.asarray(model.predict(xs, batch_size=batch_size, verbose=0))
+    ps = np.asarray(predict_eagerly(model, xs, batch_size))
     losses = -np.log(np.clip(ps[np.arange(len(ys)), ys], 1e-7, 1.0))
-    fs = feature_model.predict(xs, batch_size=batch_size, verbose=0)
-    ft = feature_model.predict(target_x, batch_size=batch_size, verbose=0)
+    fs = predict_eagerly(feature_model, xs, batch_size)
+    ft = predict_eagerly(feature_model, target_x, batch_size)
     try:
         dev = -dev_risk(fs, losses, ft, seed=seed, folds=min(5, len(ys) // 2 or 1))
     except ValueError:

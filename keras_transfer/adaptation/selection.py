@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.weighting import importance_weights
 
 
@@ -107,12 +108,12 @@ def deep_embedded_validation(
         float. Lower is better.
     """
     x, y = source_validation
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    probs = np.asarray(predict_eagerly(model, x, batch_size))
     y = np.asarray(y).reshape(-1).astype(int)
     losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))
     features = _feature_model(model, feature_model)
-    fs = features.predict(x, batch_size=batch_size, verbose=0)
-    ft = features.predict(target_x, batch_size=batch_size, verbose=0)
+    fs = predict_eagerly(features, x, batch_size)
+    ft = predict_eagerly(features, target_x, batch_size)
     return dev_risk(fs, losses, ft, seed=seed)
 
 

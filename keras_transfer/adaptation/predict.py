@@ -1,0 +1,63 @@
+"""Predictions inside `adapt` without tracing a graph per model.
+
+`adapt` builds a new model for every candidate (and a feature model and an inference
+model for each) and predicts with each a few times on inputs of different lengths.
+`model.predict` traces a `tf.function` for every new model and every new last-batch
+shape; with five candidates that is dozens of traces, and TensorFlow prints its
+"triggered tf.function retracing" warning in the middle of a user's run. Calling the
+model eagerly on fixed-size slices runs the same layers (inference mode) with no
+tracing at all; on batches of 256 the per-op overhead of eager execution is small
+next to the work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_transfer._backend import keras
+
+
+def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
+    """``model(x, training=False)`` in slices of ``batch_size``, as NumPy.
+
+    Args:
+        model: keras Model (or any callable layer taking ``training``).
+        x: array, or a dict / tuple of arrays with the same first dimension.
+            A `tf.data.Dataset` is passed to ``model.predict`` unchanged.
+        batch_size: int. Examples per call. Defaults to 256.
+
+    Returns:
+        The outputs concatenated along the first axis: an array, or the model's
+        output structure of arrays.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.adaptation.predict import predict_eagerly
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    x = np.ones((5, 3), "float32")
+    got = predict_eagerly(model, x, batch_size=2)
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-6)
+    ```
+    """
+    if isinstance(x, tf.data.Dataset):
+        return model.predict(x, verbose=0)
+    if int(batch_size) < 1:
+        raise ValueError(f"Expected batch_size >= 1. Received: {batch_size}")
+    n = len(tf.nest.flatten(x)[0])
+    if n == 0:
+        return model.predict(x, verbose=0)
+    parts = []
+    step = int(batch_size)
+    for start in range(0, n, step):
+        batch = tf.nest.map_structure(lambda a, i=start: a[i : i + step], x)
+        out = model(batch, training=False)
+        parts.append(tf.nest.map_structure(keras.ops.convert_to_numpy, out))
+    return tf.nest.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)
+
+
+__all__ = ["predict_eagerly"]
