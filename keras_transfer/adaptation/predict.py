@@ -26,7 +26,8 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
     Args:
         model: keras Model (or any callable layer taking ``training``).
         x: array, or a dict / tuple of arrays with the same first dimension.
-            A `tf.data.Dataset` is passed to ``model.predict`` unchanged.
+            A `tf.data.Dataset` is passed to ``model.predict`` unchanged, and so
+            is everything under a strategy with more than one replica.
         batch_size: int. Examples per call. Defaults to 256.
 
     Returns:
@@ -46,6 +47,12 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
     """
     if isinstance(x, tf.data.Dataset):
         return model.predict(x, verbose=0)
+    if _distributed(model):
+        # Keras shards the prediction over the replicas (workers) and gathers the
+        # result, so every worker gets the same numbers and makes the same choices
+        # (held-out accuracy, the collapse guard, auto's pick); an eager call on
+        # each worker can differ in the last bits and break that lockstep.
+        return model.predict(x, batch_size=batch_size, verbose=0)
     if int(batch_size) < 1:
         raise ValueError(f"Expected batch_size >= 1. Received: {batch_size}")
     n = len(tf.nest.flatten(x)[0])
@@ -58,6 +65,13 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
         out = model(batch, training=False)
         parts.append(tf.nest.map_structure(keras.ops.convert_to_numpy, out))
     return tf.nest.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)
+
+
+def _distributed(model: Any) -> bool:
+    """True under a strategy with several replicas (GPUs, or workers)."""
+    strategies = [tf.distribute.get_strategy()]
+    strategies.append(getattr(model, "distribute_strategy", strategies[0]))
+    return any(s.num_replicas_in_sync > 1 for s in strategies)
 
 
 __all__ = ["predict_eagerly"]

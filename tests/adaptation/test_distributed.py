@@ -49,6 +49,9 @@ def test_dann_under_mirrored_strategy_matches_single_device():
 def test_adapt_trains_under_mirrored_strategy():
     out = _run_fresh("_distributed_adapt.py")
     assert out["mirrored"]["replicas"] == 2 and out["default"]["replicas"] == 1
+    # one device: adapt predicts eagerly (no graph); two replicas: through Keras
+    assert out["default"]["predict_graphs"] == 0
+    assert out["mirrored"]["predict_graphs"] > 0
     for run in out.values():
         assert run["epochs"] == 8 and run["finite"]
         assert run["source_accuracy"] > 0.6  # 3 separable classes: it learnt
