@@ -376,7 +376,7 @@ def adapt(
         if best["weights"] is not None:
             restore(layers, best["weights"])
         if say and method == "auto":
-            say(f"auto chose {chosen!r} by {selector}")
+            say(_choice_line(results, chosen, selector))
         selection = {
             "requested": method,
             "chosen": chosen,
@@ -409,6 +409,17 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )
+
+
+def _choice_line(results: dict, chosen: str, selector: str) -> str:
+    """What ``verbose`` prints for auto's choice: every candidate's score, and the
+    ones the collapse guard's floor left out."""
+    shown = ", ".join(
+        f"{n} {r['scores'][selector]:.4f}"
+        + ("" if r["eligible"] else " (source accuracy below the floor)")
+        for n, r in results.items()
+    )
+    return f"auto chose {chosen!r} by {selector} (higher is better): {shown}"
 
 
 def _augmentation_name(requested: Any, augmentation: Any) -> str | None:

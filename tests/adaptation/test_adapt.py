@@ -53,7 +53,7 @@ def test_adapt_returns_a_compiled_inference_model_and_merged_history():
     assert result.source_accuracy == pytest.approx(got)
 
 
-def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
+def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score(capsys):
     (xs, ys), (xt, _) = two_domains()
     result = kt.adapt(
         tiny_encoder(),
@@ -63,13 +63,19 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score():
         candidates=["source_only", "entropy"],
         selector="entropy",
         epochs=4,
-        verbose=0,
+        verbose=1,
     )
     cands = result.selection["candidates"]
     assert set(cands) == {"source_only", "entropy"}
     eligible = [n for n, c in cands.items() if c["source_accuracy"] >= 0]
     best = max(eligible, key=lambda n: cands[n]["scores"]["entropy"])
     assert result.method == best == result.selection["chosen"]
+    # verbose says what it chose, by which score, and every candidate's score
+    scores = {n: c["scores"]["entropy"] for n, c in cands.items()}
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "auto chose" in ln)
+    assert f"auto chose {best!r} by entropy (higher is better): " in line
+    for name, score in scores.items():
+        assert f"{name} {score:.4f}" in line
     # the returned model holds the winner's weights: its score reproduces
     probs = result.model.predict(xt, verbose=0)
     ent = -np.mean(np.sum(probs * np.log(np.clip(probs, 1e-12, 1)), -1))
