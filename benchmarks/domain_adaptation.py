@@ -210,15 +210,24 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: repr(o)))
 
 
+def _seeded_encoder(data: dict, seed: int):
+    """The pair's encoder, its initial weights drawn from ``seed`` (``adapt`` seeds
+    only what it builds itself: an encoder built unseeded started from whatever
+    state the process was in, so a run's first seed was not reproducible)."""
+    from keras_transfer._backend import keras
+
+    keras.utils.set_random_seed(seed)
+    if data["modality"] == "text":
+        return make_text_encoder(data["xs"].shape[-1])
+    return make_encoder(data["xs"].shape[1:])
+
+
 def run_one(data: dict, method: str, *, seed: int, args) -> dict:
     """Trains one (method, seed) on one pair; returns its row (no pair name)."""
     from keras_transfer.adaptation import per_domain_accuracy
 
     adapt, _ = _recipe()
-    if data["modality"] == "text":
-        encoder = make_text_encoder(data["xs"].shape[-1])
-    else:
-        encoder = make_encoder(data["xs"].shape[1:])
+    encoder = _seeded_encoder(data, seed)
     if method == "oracle":  # labelled target, the same recipe, no adaptation
         source, fit_method = (data["xt"], data["yt"]), "source_only"
     else:
@@ -300,10 +309,7 @@ def run_shared(
     )
     from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
 
-    if data["modality"] == "text":
-        encoder = make_text_encoder(data["xs"].shape[-1])
-    else:
-        encoder = make_encoder(data["xs"].shape[1:])
+    encoder = _seeded_encoder(data, seed)
     kwargs = {"num_classes": data["num_classes"], "seed": seed, "verbose": 0}
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs

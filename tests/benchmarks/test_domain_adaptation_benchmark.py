@@ -171,3 +171,17 @@ def test_fresh_pairs_expand_and_differ_from_their_source(harness):
         # each target view moves the images further from the source than a second
         # sample of the source is (2.3-3.5 at 16 px; the targets 8.3-37)
         assert gap("xt", "xs") > 2 * gap("xs_test", "xs"), name
+
+
+def test_the_encoder_starts_from_its_seed_whatever_ran_before(harness):
+    from keras_transfer._backend import keras
+
+    data = {"modality": "image", "xs": np.zeros((2, 16, 16, 3), "uint8")}
+    first = harness._seeded_encoder(data, 3).get_weights()
+    keras.random.normal((4,))  # moves the global random state
+    keras.layers.Dense(2).build((None, 3))
+    again = harness._seeded_encoder(data, 3).get_weights()
+    other = harness._seeded_encoder(data, 4).get_weights()
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
