@@ -23,6 +23,7 @@ from keras_transfer.adaptation.methods import (
     DomainAdversarial,
     get_alignment_method,
 )
+from keras_transfer.adaptation.predict import predict_eagerly
 
 ops = keras.ops
 _TRAIN_KEYS = (
@@ -321,7 +322,7 @@ class DomainAdaptationModel(keras.Model):
 
     def features(self, x, batch_size: int = 256):
         """Features of ``x`` (after the bottleneck, if any) as a NumPy array."""
-        return self.feature_model().predict(x, batch_size=batch_size, verbose=0)
+        return predict_eagerly(self.feature_model(), x, batch_size)
 
     def feature_model(self) -> keras.Model:
         """A functional model: inputs → the features the heads and alignment see."""

@@ -97,6 +97,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
     from keras_transfer import reports
     from keras_transfer._backend import keras
     from keras_transfer.adaptation import adapt, make_encoder
+    from keras_transfer.adaptation.predict import predict_eagerly
     from keras_transfer.distribute import maybe_distribute
 
     src, tgt = load_labelled(cfg.source), load_labelled(cfg.target)
@@ -120,8 +121,8 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
     try:
         run.write_json("classes.json", names)
         before = (
-            encoder.predict(_sample(src.x_val), verbose=0),
-            encoder.predict(_sample(tgt.x_val), verbose=0),
+            predict_eagerly(encoder, _sample(src.x_val)),
+            predict_eagerly(encoder, _sample(tgt.x_val)),
         )
         section = cfg.adaptation
         result = adapt(
@@ -175,7 +176,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             "Losses and held-out source accuracy per epoch",
         )
         source_acc = float(
-            np.mean(inference.predict(src.x_val, verbose=0).argmax(-1) == src.y_val)
+            np.mean(predict_eagerly(inference, src.x_val).argmax(-1) == src.y_val)
         )
         run.write_json("selection.json", result.selection)
         report.add_text(f"Source hold-out accuracy: {source_acc:.4f}.")
