@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from keras_transfer._backend import keras
+from keras_transfer._backend import keras, tf
 
 
 def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
@@ -45,6 +44,8 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-6)
     ```
     """
+    if int(batch_size) < 1:
+        raise ValueError(f"Expected batch_size >= 1. Received: {batch_size}")
     if isinstance(x, tf.data.Dataset):
         return model.predict(x, verbose=0)
     if _distributed(model):
@@ -53,8 +54,6 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
         # (held-out accuracy, the collapse guard, auto's pick); an eager call on
         # each worker can differ in the last bits and break that lockstep.
         return model.predict(x, batch_size=batch_size, verbose=0)
-    if int(batch_size) < 1:
-        raise ValueError(f"Expected batch_size >= 1. Received: {batch_size}")
     n = len(tf.nest.flatten(x)[0])
     if n == 0:
         return model.predict(x, verbose=0)
