@@ -20,6 +20,13 @@ choice of `auto`'s default on pairs no decision had seen: ``fresh_lowres`` (digi
 shrunk to 7-11 px and blown back up, with noise), ``fresh_thick`` (bold strokes and
 an occluding bar), ``fresh_edges`` (outline only: the gradient magnitude of the
 digit) and ``fresh_zoom`` (enlarged digits cut by the frame, rotated up to 25°).
+
+A third group, ``UNSEEN_PAIRS``, was written in stop 24 before any run on them, to
+check the low-agreement warning of `adapt` (``selection["low_agreement"]``) on pairs
+its threshold was not read from: ``unseen_stipple`` (strokes broken into dots),
+``unseen_mirror`` (left-right mirrored digits: a shift no source jitter covers),
+``unseen_clutter`` (random line segments drawn over the digit) and
+``unseen_texture`` (a noise-textured digit on a noise-textured grey background).
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ _SALTS = {
     "fresh_thick": 22,
     "fresh_edges": 23,
     "fresh_zoom": 24,
+    "unseen_stipple": 31,
+    "unseen_mirror": 32,
+    "unseen_clutter": 33,
+    "unseen_texture": 34,
 }
 GEOMETRIC = ("heldout_offcentre", "heldout_slant")
 APPEARANCE = ("heldout_negative", "heldout_duotone")
@@ -166,6 +177,38 @@ def _zoom(x, pool, rng):
     )
 
 
+def _stipple(x, pool, rng):
+    x = _mild(x, rng)
+    keep = rng.random(x.shape) < 0.45
+    return to_uint8_rgb(np.where(keep, x, 0.0).astype("float32"))
+
+
+def _mirror(x, pool, rng):
+    return to_uint8_rgb(_mild(x, rng)[:, :, ::-1])
+
+
+def _clutter(x, pool, rng):
+    from skimage.draw import line_aa
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    out = x.copy()
+    for i in range(n):
+        for _ in range(int(rng.integers(2, 5))):
+            r0, r1 = rng.integers(0, h, 2)
+            c0, c1 = rng.integers(0, w, 2)
+            rr, cc, val = line_aa(int(r0), int(c0), int(r1), int(c1))
+            out[i, rr, cc] = np.maximum(out[i, rr, cc], val * rng.uniform(0.5, 1.0))
+    return to_uint8_rgb(out)
+
+
+def _texture(x, pool, rng):
+    x = _mild(x, rng)
+    fg = rng.uniform(0.55, 1.0, x.shape) * rng.uniform(0.7, 1.0, (len(x), 1, 1))
+    bg = rng.uniform(0.2, 0.5, x.shape)
+    return to_uint8_rgb((bg * (1.0 - x) + fg * x).astype("float32"))
+
+
 _VIEWS = {
     "heldout_offcentre": _offcentre,
     "heldout_slant": _slant,
@@ -175,6 +218,10 @@ _VIEWS = {
     "fresh_thick": _thick,
     "fresh_edges": _edges,
     "fresh_zoom": _zoom,
+    "unseen_stipple": _stipple,
+    "unseen_mirror": _mirror,
+    "unseen_clutter": _clutter,
+    "unseen_texture": _texture,
 }
 
 
@@ -197,3 +244,4 @@ def heldout_pair(name: str, size: int = 32, seed: int = 0):
 
 HELDOUT_PAIRS = tuple(name for name in _VIEWS if name.startswith("heldout_"))
 FRESH_PAIRS = tuple(name for name in _VIEWS if name.startswith("fresh_"))
+UNSEEN_PAIRS = tuple(name for name in _VIEWS if name.startswith("unseen_"))

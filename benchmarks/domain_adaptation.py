@@ -40,7 +40,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import write_results  # noqa: E402
-from _heldout_pairs import FRESH_PAIRS, HELDOUT_PAIRS, heldout_pair  # noqa: E402
+from _heldout_pairs import (  # noqa: E402
+    FRESH_PAIRS,
+    HELDOUT_PAIRS,
+    UNSEEN_PAIRS,
+    heldout_pair,
+)
 
 NAME = "domain_adaptation"
 RESULTS = Path(__file__).parent / "results" / f"{NAME}.json"
@@ -97,7 +102,7 @@ def load_pair(name: str, *, size: int, seed: int, limit: int | None) -> dict:
     """
     from keras_transfer.datasets import domain_pair, domain_pair_info
 
-    if name in (*HELDOUT_PAIRS, *FRESH_PAIRS):  # _heldout_pairs.py: not registered
+    if name in (*HELDOUT_PAIRS, *FRESH_PAIRS, *UNSEEN_PAIRS):  # not registered
         info = SimpleNamespace(modality="image", num_classes=10)
         source, target = heldout_pair(name, size=size, seed=seed)
     else:
@@ -810,8 +815,8 @@ def parse_args(argv=None):
         "--pairs",
         nargs="+",
         default=None,
-        help="default: every registered pair; 'heldout' or 'fresh' (or a name from "
-        "benchmarks/_heldout_pairs.py) runs the pairs no recipe choice was made on",
+        help="default: every registered pair; 'heldout', 'fresh' or 'unseen' (or a name "
+        "from benchmarks/_heldout_pairs.py) runs the pairs no recipe choice was made on",
     )
     parser.add_argument(
         "--methods",
@@ -854,11 +859,16 @@ def parse_args(argv=None):
         args.epochs = args.epochs or 1
         args.limit = args.limit or 300
     pairs = args.pairs or list_domain_pairs()
-    for group, members in (("heldout", HELDOUT_PAIRS), ("fresh", FRESH_PAIRS)):
+    groups = (
+        ("heldout", HELDOUT_PAIRS),
+        ("fresh", FRESH_PAIRS),
+        ("unseen", UNSEEN_PAIRS),
+    )
+    for group, members in groups:
         if group in pairs:
             at = pairs.index(group)
             pairs = [*pairs[:at], *members, *pairs[at + 1 :]]
-    known = [*list_domain_pairs(), *HELDOUT_PAIRS, *FRESH_PAIRS]
+    known = [*list_domain_pairs(), *HELDOUT_PAIRS, *FRESH_PAIRS, *UNSEEN_PAIRS]
     unknown = sorted(set(pairs) - set(known))
     if unknown:
         parser.error(f"Expected --pairs from {known}. Received: {unknown}")

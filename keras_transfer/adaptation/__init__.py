@@ -36,6 +36,7 @@ from keras_transfer.adaptation.model import (
 )
 from keras_transfer.adaptation.pipeline import (
     AUTO_CANDIDATES,
+    LOW_AGREEMENT,
     AdaptResult,
     adapt,
     choose,
@@ -70,6 +71,7 @@ __all__ = [
     "APPEARANCE_AUGMENTATION",
     "AUTO_AUGMENTATION",
     "AUTO_CANDIDATES",
+    "LOW_AGREEMENT",
     "DEFAULT_SOURCE_AUGMENTATION",
     "SOURCE_AUGMENTATIONS",
     "AdaptResult",

@@ -21,6 +21,7 @@ recipe's reference; each step it runs lives in a sibling module.)
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,11 @@ from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.result import (
     DEFAULT_SELECTOR,
+    LOW_AGREEMENT,
     AdaptResult,
     _choose,
     accuracy,
+    agreement_check,
     choose,
     merge_histories,
     optimizer_state,
@@ -175,7 +178,11 @@ def adapt(
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
-        An `AdaptResult`.
+        An `AdaptResult`. With three or more candidates, ``.selection["agreement"]``
+        is the share of target examples on which the chosen model predicts the
+        candidates' mean class; below `LOW_AGREEMENT` (0.9) `adapt` warns
+        (``UserWarning``) that its target accuracy is likely low, and
+        ``.selection["low_agreement"]`` is True.
 
     Raises:
         ValueError: A labelled target, an unlabelled source, mismatched shapes, fewer
@@ -377,6 +384,9 @@ def adapt(
             restore(layers, best["weights"])
         if say and method == "auto":
             say(_choice_line(results, chosen, selector))
+        check = agreement_check(agreement, chosen)
+        if check["message"]:
+            warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=2)
         selection = {
             "requested": method,
             "chosen": chosen,
@@ -395,6 +405,9 @@ def adapt(
             "warmup_source_accuracy": warm_accuracy,
             "warmup_events": warm.events,
             "guard_events": best["events"],
+            "agreement": check["agreement"],
+            "low_agreement": check["low_agreement"],
+            "agreement_warning": check["message"],
         }
         history = merge_histories([warm_history, best["history"]], best["inference"])
         store.clear()
@@ -438,4 +451,4 @@ def _augmentation_name(requested: Any, augmentation: Any) -> str | None:
     return getattr(augmentation, "name", None) or type(augmentation).__name__
 
 
-__all__ = ["AUTO_CANDIDATES", "AdaptResult", "adapt", "choose"]
+__all__ = ["AUTO_CANDIDATES", "LOW_AGREEMENT", "AdaptResult", "adapt", "choose"]

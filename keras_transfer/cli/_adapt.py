@@ -164,6 +164,8 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             f"{cfg.source.source} -> {cfg.target.source}. Target labels are used only "
             "for this evaluation."
         )
+        if result.selection.get("agreement_warning"):
+            report.add_text(f"Warning: {result.selection['agreement_warning']}")
         report.add_heading("Source vs target features")
         pca = reports.plot_feature_projection(before, after, out / "features_pca.png")
         report.add_figure(pca, "2-D PCA of encoder features before / after")

@@ -67,6 +67,9 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score(capsy
     )
     cands = result.selection["candidates"]
     assert set(cands) == {"source_only", "entropy"}
+    # two candidates nearly always agree: no agreement check, no warning
+    assert result.selection["agreement"] is None
+    assert result.selection["low_agreement"] is None
     eligible = [n for n, c in cands.items() if c["source_accuracy"] >= 0]
     best = max(eligible, key=lambda n: cands[n]["scores"]["entropy"])
     assert result.method == best == result.selection["chosen"]
@@ -109,24 +112,37 @@ def test_default_auto_ranks_the_five_default_candidates_by_ensv(monkeypatch):
     assert list(cands) == list(kt.adaptation.AUTO_CANDIDATES)
     eligible = [n for n in cands if cands[n]["eligible"]] or list(cands)
     assert result.method == max(eligible, key=lambda n: cands[n]["scores"]["ensv"])
+    agreement = cands[result.method]["scores"]["ensv"]
+    assert selection["agreement"] == pytest.approx(agreement)
+    assert selection["low_agreement"] is (agreement < kt.adaptation.LOW_AGREEMENT)
     # the old default is one argument away and picks by DEV among its two
     old = kt.adaptation.choose(selection, ["mcc", "cdan"], "dev")
     assert old in ("mcc", "cdan")
 
 
-def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subsets():
+def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subsets(
+    monkeypatch,
+):
     (xs, ys), (xt, _) = two_domains()
     names = ["source_only", "entropy", "mcc"]
-    result = kt.adapt(
-        tiny_encoder(),
-        (xs, ys),
-        xt,
-        method="auto",
-        candidates=names,
-        selector="ensv",
-        epochs=4,
-        verbose=0,
-    )
+    # every agreement is below a threshold above 1: the warning path must fire
+    monkeypatch.setattr(kt.adaptation.result, "LOW_AGREEMENT", 1.01)
+    with pytest.warns(UserWarning, match="check the model on a few labelled target"):
+        result = kt.adapt(
+            tiny_encoder(),
+            (xs, ys),
+            xt,
+            method="auto",
+            candidates=names,
+            selector="ensv",
+            epochs=4,
+            verbose=0,
+        )
+    selection = result.selection
+    chosen_agreement = selection["candidates"][result.method]["scores"]["ensv"]
+    assert selection["agreement"] == pytest.approx(chosen_agreement)
+    assert selection["low_agreement"] is True
+    assert f"{chosen_agreement:.0%} of the target" in selection["agreement_warning"]
     probs = result.target_probabilities
     assert set(probs) == set(names) and all(
         p.shape == (len(xt), 3) for p in probs.values()

@@ -154,12 +154,15 @@ def test_heldout_pairs_expand_and_build(harness):
     assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
 
 
-def test_fresh_pairs_expand_and_differ_from_their_source(harness):
-    args = harness.parse_args(["--pairs", "fresh", "heldout_slant", "--table"])
-    assert args.pairs == [*harness.FRESH_PAIRS, "heldout_slant"]
-    assert len(harness.FRESH_PAIRS) == 4
-    assert not set(harness.FRESH_PAIRS) & set(harness.HELDOUT_PAIRS)
-    for name in harness.FRESH_PAIRS:
+@pytest.mark.parametrize("group", ["fresh", "unseen"])
+def test_fresh_and_unseen_pairs_expand_and_differ_from_their_source(harness, group):
+    members = {"fresh": harness.FRESH_PAIRS, "unseen": harness.UNSEEN_PAIRS}[group]
+    args = harness.parse_args(["--pairs", group, "heldout_slant", "--table"])
+    assert args.pairs == [*members, "heldout_slant"]
+    assert len(members) == 4
+    others = {*harness.HELDOUT_PAIRS, *harness.FRESH_PAIRS, *harness.UNSEEN_PAIRS}
+    assert not set(members) & (others - set(members))
+    for name in members:
         data = harness.load_pair(name, size=16, seed=0, limit=None)
         assert data["xt"].shape[1:] == (16, 16, 3) and data["xt"].dtype == "uint8"
         assert set(data["yt_test"]) == set(range(10))
