@@ -212,7 +212,8 @@ def adapt_to_target(
     Returns:
         A tuple ``(numbers, adapted model)``; ``numbers`` has ``source_only``,
         ``adapted`` (target test accuracies), ``method`` (the method trained, e.g.
-        what "auto" chose), ``source_accuracy`` (held-out source) and ``epochs``.
+        what "auto" chose), ``source_accuracy`` (held-out source), ``epochs`` and
+        ``agreement`` ("auto"'s label-free check, None for one method).
     """
     from keras_transfer.adaptation import adapt
 
@@ -243,6 +244,7 @@ def adapt_to_target(
         "method": adapted.method,
         "source_accuracy": adapted.source_accuracy,
         "epochs": epochs,
+        "agreement": adapted.selection.get("agreement"),
     }
     return numbers, adapted.model
 
@@ -382,6 +384,14 @@ def run_demo(
             "    gain from unlabelled images    : "
             f"{adaptation['adapted'] - adaptation['source_only']:+.3f}"
         )
+        if adaptation["agreement"] is not None:
+            from keras_transfer.adaptation import LOW_AGREEMENT
+
+            say(
+                "    label-free check: the candidates agree with it on "
+                f"{adaptation['agreement']:.0%} of the target images (adapt warns "
+                f"below {LOW_AGREEMENT:.0%})"
+            )
         say(f"  adapted model saved to {adaptation['model_path']}")
     report = None
     if export:

@@ -45,6 +45,7 @@ def test_demo_quick_shows_transfer(tmp_path):
     adaptation = result.adaptation
     assert adaptation["adapted"] >= adaptation["source_only"] + ADAPT_MARGIN, adaptation
     assert adaptation["source_accuracy"] > 0.9, adaptation
+    assert adaptation["agreement"] is None  # one method (MCC): no pool to agree
     reloaded = keras.saving.load_model(adaptation["model_path"])
     assert reloaded.output_shape == (None, 10)
     bb = load_backbone(f"keras_hub:{result.preset_dir}")
