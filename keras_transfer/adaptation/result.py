@@ -19,10 +19,12 @@ DEFAULT_SELECTOR = "ensv"
 #: `adapt` warns (and sets ``selection["low_agreement"]``) when the chosen candidate
 #: predicts the pool's mean class on fewer than this share of the target examples.
 #: Read off the committed benchmark files before stop 24: every (pair, seed) run
-#: below it scored at most 0.78 target accuracy, most near chance; every run above
-#: it at least 0.77 (docs/domain_adaptation.md, "When auto's candidates disagree").
+#: below it scored at most 0.78 target accuracy, most near chance; every run at or
+#: above it at least 0.82 (docs/domain_adaptation.md, "When auto's candidates
+#: disagree"; `benchmarks/agreement.py`).
 LOW_AGREEMENT = 0.9
-#: Fewest candidates whose agreement says something (two always nearly agree).
+#: Fewest candidates whose agreement says something (the mean of two is mostly
+#: the more confident one's prediction).
 MIN_AGREEMENT_POOL = 3
 
 
