@@ -307,6 +307,14 @@ def test_adapt_rejects_unknown_method(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_adapt_rejects_choose_without_auto(tmp_path, capsys):
+    args = ["adapt", "--set", "adaptation.method=mcc", "--set"]
+    args += ["adaptation.source_augmentation=choose", "--set", f"runs_dir={tmp_path}"]
+    assert main(args) == 2
+    assert "needs adaptation.method: auto" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):
     cfg = {
         "runs_dir": str(tmp_path / "runs"),

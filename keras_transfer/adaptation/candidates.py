@@ -57,6 +57,10 @@ SOURCE_AUGMENTATIONS = ("default", "auto", "appearance", "auto+appearance")
 #: lifted most methods on 7 of the 8 image pairs of
 #: benchmarks/results/domain_adaptation_appearance.json (docs/domain_adaptation.md).
 DEFAULT_SOURCE_AUGMENTATION = "appearance"
+#: What ``source_augmentation="choose"`` compares (the first wins ties): `adapt`
+#: runs "auto" once with each and keeps the run whose choice agrees most with its
+#: pool (rule J; benchmarks/results/agreement.json, docs/domain_adaptation.md).
+CHOOSABLE_AUGMENTATIONS = ("default", "auto+appearance")
 
 
 def source_augmentation_for(augmentation: Any, xs: Any, seed: int = 0) -> Any:

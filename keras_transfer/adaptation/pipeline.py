@@ -21,6 +21,7 @@ recipe's reference; each step it runs lives in a sibling module.)
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -33,6 +34,7 @@ from keras_transfer.adaptation.candidates import (
     APPEARANCE_AUGMENTATION,
     AUTO_AUGMENTATION,
     AUTO_CANDIDATES,
+    CHOOSABLE_AUGMENTATIONS,
     DEFAULT_SOURCE_AUGMENTATION,
     SOURCE_AUGMENTATIONS,
     augment_source,
@@ -158,7 +160,12 @@ def adapt(
             image pairs of `benchmarks/results/domain_adaptation_appearance.json`
             and lowered them on the slanted pair. None turns it off; a callable
             (e.g. a `keras.Sequential` of random layers) is used as it is. What ran
-            is in ``.selection["source_augmentation"]``. Defaults to "default".
+            is in ``.selection["source_augmentation"]``. ``"choose"`` (with
+            ``method="auto"``) runs `adapt` with ``"default"`` and with
+            ``"auto+appearance"`` from the same initial weights and keeps the run
+            whose chosen candidate agrees more with its pool (twice the cost; both
+            agreements in ``.selection["source_augmentation_choice"]``; measured in
+            `benchmarks/results/agreement.json`). Defaults to "default".
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
@@ -207,6 +214,9 @@ def adapt(
         Ganin et al. 2016 (DANN); Jin et al. 2020 (MCC); Sohn et al. 2020 (FixMatch);
         Li et al. 2016 (AdaBN); Saito et al. 2021 (SND).
     """
+    if isinstance(source_augmentation, str) and source_augmentation == "choose":
+        arguments = dict(locals())
+        return _adapt_choosing_augmentation(arguments)
     from keras_transfer.adaptation.scores import SELECTORS
 
     if selector not in SELECTORS:
@@ -385,8 +395,8 @@ def adapt(
         if say and method == "auto":
             say(_choice_line(results, chosen, selector))
         check = agreement_check(agreement, chosen)
-        if check["message"]:
-            warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=2)
+        if check["message"]:  # stacklevel 3: the user's line, past the decorator
+            warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=3)
         selection = {
             "requested": method,
             "chosen": chosen,
@@ -422,6 +432,55 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )
+
+
+def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
+    """``source_augmentation="choose"``: `adapt` once per setting of
+    `CHOOSABLE_AUGMENTATIONS`, from the same initial weights, keeping the run whose
+    chosen candidate agrees most with its pool (rule J, docs/domain_adaptation.md)."""
+    if arguments["method"] != "auto":
+        raise ValueError(
+            'source_augmentation="choose" compares the agreement of auto\'s '
+            'candidates, so it needs method="auto". Received: '
+            f"method={arguments['method']!r}"
+        )
+    backbone = arguments["backbone"]
+    initial = backbone.get_weights() if hasattr(backbone, "get_weights") else None
+    say = print if arguments["verbose"] else None
+    runs, weights = {}, {}
+    for setting in CHOOSABLE_AUGMENTATIONS:
+        if initial is not None:  # adapt trains a model or layer in place
+            backbone.set_weights(initial)
+        call = dict(arguments, source_augmentation=setting)
+        if arguments["backup_dir"]:
+            call["backup_dir"] = os.path.join(
+                arguments["backup_dir"], setting.replace("+", "_")
+            )
+        if say:
+            say(f"[adapt] choose: running auto with source_augmentation={setting!r}")
+        runs[setting] = adapt(**call)
+        weights[setting] = runs[setting].training_model.get_weights()
+        if runs[setting].selection["agreement"] is None:
+            break  # no pool (fewer than three candidates): nothing to compare
+    agreement = {s: r.selection["agreement"] for s, r in runs.items()}
+    if None in agreement.values() or len(runs) == 1:
+        chosen = CHOOSABLE_AUGMENTATIONS[0]
+    else:  # ties keep the default
+        chosen = max(CHOOSABLE_AUGMENTATIONS, key=lambda s: agreement[s])
+    result = runs[chosen]
+    # the backbone's layers are shared by both runs: put the kept run's weights back
+    result.training_model.set_weights(weights[chosen])
+    result.selection["source_augmentation_choice"] = {
+        "chosen": chosen,
+        "agreement": agreement,
+        "rule": "the setting whose chosen candidate agrees most with its pool",
+    }
+    if say:
+        shown = ", ".join(
+            f"{s} {'-' if a is None else f'{a:.3f}'}" for s, a in agreement.items()
+        )
+        say(f"[adapt] choose: kept source_augmentation={chosen!r} ({shown})")
+    return result
 
 
 def _choice_line(results: dict, chosen: str, selector: str) -> str:

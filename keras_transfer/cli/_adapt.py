@@ -51,6 +51,13 @@ def _check(cfg: AdaptConfig) -> list[str]:
         raise ConfigError(
             f"Expected adaptation.epochs >= 1. Received: {cfg.adaptation.epochs}"
         )
+    section = cfg.adaptation
+    if section.source_augmentation == "choose" and section.method != "auto":
+        raise ConfigError(
+            "adaptation.source_augmentation: choose compares the agreement of auto's "
+            "candidates, so it needs adaptation.method: auto. Received: "
+            f"adaptation.method={cfg.adaptation.method!r}"
+        )
     return names
 
 

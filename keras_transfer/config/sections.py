@@ -148,8 +148,10 @@ class AdaptationConfig:
         "otherwise), 'appearance' (polarity inversion, contrast, brightness, hue; "
         "for targets of other colours or contrast), 'auto' (translation ±10% and "
         "rotation ±0.1 turn; for targets that may be tilted or shifted), "
-        "'auto+appearance' (both) or null (off). See docs/domain_adaptation.md.",
-        choices=("default", "auto", "appearance", "auto+appearance", None),
+        "'auto+appearance' (both), 'choose' (method auto only: run auto with "
+        "'default' and with 'auto+appearance', keep the run whose candidates agree "
+        "more; twice the cost) or null (off). See docs/domain_adaptation.md.",
+        choices=("default", "auto", "appearance", "auto+appearance", "choose", None),
     )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")
 

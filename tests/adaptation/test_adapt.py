@@ -332,6 +332,48 @@ def test_auto_source_augmentation_jitters_image_sources_only(capsys):
     )
 
 
+def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys):
+    rng = np.random.default_rng(0)
+    ys = np.arange(60) % 3
+    xs = np.zeros((60, 12, 12, 1), "float32")
+    for c in range(3):  # a bar per class, at three heights
+        xs[ys == c, 2 + 3 * c : 4 + 3 * c, 2:10] = 1.0
+    xt = np.clip(xs + rng.uniform(0, 0.4, xs.shape), 0, 1).astype("float32")
+    encoder = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+        ]
+    )
+    result = kt.adapt(
+        encoder,
+        (xs, ys),
+        xt,
+        candidates=["source_only", "bnm", "mcc"],
+        source_augmentation="choose",
+        epochs=3,
+        verbose=1,
+    )
+    choice = result.selection["source_augmentation_choice"]
+    agreement = choice["agreement"]
+    assert set(agreement) == {"default", "auto+appearance"}
+    want = max(("default", "auto+appearance"), key=lambda s: agreement[s])
+    assert choice["chosen"] == want
+    assert result.selection["agreement"] == agreement[want]
+    label = result.selection["source_augmentation"]
+    assert label.startswith("default (appearance)" if want == "default" else "auto+")
+    # both runs trained the one encoder in place; the kept run's weights are back
+    np.testing.assert_allclose(
+        result.model.predict(xt, verbose=0),
+        result.target_probabilities[result.method],
+        atol=1e-5,
+    )
+    assert f"choose: kept source_augmentation={want!r}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match='needs method="auto"'):
+        kt.adapt(encoder, (xs, ys), xt, method="mcc", source_augmentation="choose")
+
+
 def test_appearance_augmentation_changes_intensity_in_the_images_range():
     from keras_transfer.adaptation.candidates import source_augmentation_for
 
@@ -545,7 +587,7 @@ def test_the_cli_accepts_every_source_augmentation_the_library_has():
 
     fields = {f.name: f for f in dataclasses.fields(AdaptationConfig)}
     choices = fields["source_augmentation"].metadata["choices"]
-    assert tuple(choices) == (*SOURCE_AUGMENTATIONS, None)
+    assert tuple(choices) == (*SOURCE_AUGMENTATIONS, "choose", None)
 
 
 def test_source_augmentation_draws_the_same_batches_on_every_run():
