@@ -64,6 +64,13 @@ def test_adapt_then_export_then_predict_in_separate_processes(tmp_path):
     assert selection["selector"] == "ensv" and len(selection["candidates"]) == 5
     # adapt predicts eagerly: five candidates no longer make TensorFlow warn
     assert "triggered tf.function retracing" not in log
+    # the label-free agreement check: recorded, and said where the user looks
+    agreement = selection["agreement"]
+    assert agreement == selection["candidates"][selection["chosen"]]["scores"]["ensv"]
+    assert selection["low_agreement"] is (agreement < 0.9)
+    page = (run / "report" / "report.html").read_text()
+    said = "candidates agree with the chosen model"
+    assert (said in log) is (said in page) is selection["low_agreement"]
     _cli(
         "export",
         "--set",
