@@ -165,7 +165,9 @@ def adapt(
             ``"auto+appearance"`` from the same initial weights and keeps the run
             whose chosen candidate agrees more with its pool (twice the cost; both
             agreements in ``.selection["source_augmentation_choice"]``; measured in
-            `benchmarks/results/agreement.json`). Defaults to "default".
+            `benchmarks/results/agreement.json`); on inputs no jitter applies to it
+            runs once. Resuming it redoes a finished first run (its backup is
+            removed when it completes). Defaults to "default".
         input_shape: tuple or None. Needed when the encoder has no input.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy.
         seed: int. Seeds weights, split and shuffling. Defaults to 0.
@@ -460,10 +462,13 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             say(f"[adapt] choose: running auto with source_augmentation={setting!r}")
         runs[setting] = adapt(**call)
         weights[setting] = runs[setting].training_model.get_weights()
-        if runs[setting].selection["agreement"] is None:
-            break  # no pool (fewer than three candidates): nothing to compare
+        first = runs[setting].selection
+        if first["agreement"] is None or first["source_augmentation"] is None:
+            # no pool (fewer than three candidates), or inputs no jitter applies to
+            # (features, token ids, images in another range): nothing to compare
+            break
     agreement = {s: r.selection["agreement"] for s, r in runs.items()}
-    if None in agreement.values() or len(runs) == 1:
+    if len(runs) == 1:
         chosen = CHOOSABLE_AUGMENTATIONS[0]
     else:  # ties keep the default
         chosen = max(CHOOSABLE_AUGMENTATIONS, key=lambda s: agreement[s])

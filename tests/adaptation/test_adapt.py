@@ -372,6 +372,20 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys):
     assert f"choose: kept source_augmentation={want!r}" in capsys.readouterr().out
     with pytest.raises(ValueError, match='needs method="auto"'):
         kt.adapt(encoder, (xs, ys), xt, method="mcc", source_augmentation="choose")
+    # features: no jitter applies, so one run, and nothing to compare
+    (fs, fy), (ft, _) = two_domains(n=60)
+    once = kt.adapt(
+        tiny_encoder(),
+        (fs, fy),
+        ft,
+        candidates=["source_only", "bnm", "mcc"],
+        source_augmentation="choose",
+        epochs=2,
+        verbose=0,
+    )
+    assert list(once.selection["source_augmentation_choice"]["agreement"]) == [
+        "default"
+    ]
 
 
 def test_appearance_augmentation_changes_intensity_in_the_images_range():
