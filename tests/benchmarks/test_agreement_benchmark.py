@@ -1,20 +1,13 @@
 """benchmarks/agreement.py: auto's choice per run, the bins, the claims and rule J."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "agreement.py"
-
 
 @pytest.fixture(scope="module")
-def agreement():
-    spec = importlib.util.spec_from_file_location("agreement_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def agreement(load_benchmark):
+    return load_benchmark("agreement")
 
 
 def _run(pair, seed, method, target, ensv=None, trained=None):

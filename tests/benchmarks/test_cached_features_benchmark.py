@@ -1,23 +1,11 @@
 """`benchmarks/cached_features.py --quick`: both rows, KerasHub preset included."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cached_features.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("cached_features_bench", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.large
-def test_quick_run_compares_both_backbones_cached_and_uncached():
-    result = _module().main(["--quick", "--no-write"])
+def test_quick_run_compares_both_backbones_cached_and_uncached(load_benchmark):
+    result = load_benchmark("cached_features").main(["--quick", "--no-write"])
     rows = {row["spec"]: row for row in result["backbones"]}
     assert set(rows) == {
         "keras_applications:MobileNetV3Small",

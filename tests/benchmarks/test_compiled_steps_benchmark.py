@@ -1,19 +1,13 @@
 """`benchmarks/compiled_steps.py --quick` runs end to end (small CNN, 2 steps)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compiled_steps.py"
-
 
 @pytest.mark.large
-def test_quick_run_writes_every_variant(tmp_path):
-    spec = importlib.util.spec_from_file_location("compiled_steps", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_run_writes_every_variant(tmp_path, load_benchmark):
+    module = load_benchmark("compiled_steps")
     out = tmp_path / "cs.json"
     assert module.main(["--quick", "--output", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -1,19 +1,13 @@
 """`benchmarks/data_throughput.py` runs end to end on tens of images."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "data_throughput.py"
-
 
 @pytest.mark.large
-def test_smoke_run_writes_every_row(tmp_path):
-    spec = importlib.util.spec_from_file_location("data_throughput", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_smoke_run_writes_every_row(tmp_path, load_benchmark):
+    module = load_benchmark("data_throughput")
     out = tmp_path / "dt.json"
     argv = ["--images", "20", "--size", "32", "--before", "5", "--repeats", "1"]
     argv += ["--steps", "2", "--fit-steps", "2", "--output", str(out)]

@@ -1,21 +1,14 @@
 """The multi-pair domain adaptation harness runs end to end (quick) and resumes."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "domain_adaptation.py"
-
 
 @pytest.fixture(scope="module")
-def harness():
-    spec = importlib.util.spec_from_file_location("da_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def harness(load_benchmark):
+    return load_benchmark("domain_adaptation")
 
 
 def _row(pair, method, seed, target, source=0.9, per_epoch=1.0):
