@@ -460,7 +460,9 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             )
         if say:
             say(f"[adapt] choose: running auto with source_augmentation={setting!r}")
-        runs[setting] = adapt(**call)
+        with warnings.catch_warnings():  # only the kept run's check is the user's
+            warnings.filterwarnings("ignore", message=_AGREEMENT_WARNING)
+            runs[setting] = adapt(**call)
         weights[setting] = runs[setting].training_model.get_weights()
         first = runs[setting].selection
         if first["agreement"] is None or first["source_augmentation"] is None:
@@ -485,7 +487,15 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             f"{s} {'-' if a is None else f'{a:.3f}'}" for s, a in agreement.items()
         )
         say(f"[adapt] choose: kept source_augmentation={chosen!r} ({shown})")
+    if result.selection["agreement_warning"]:  # stacklevel 4: the user's line
+        warnings.warn(
+            f"adapt: {result.selection['agreement_warning']}", UserWarning, stacklevel=4
+        )
     return result
+
+
+#: How the warnings of `agreement_check` start (``warnings.filterwarnings``).
+_AGREEMENT_WARNING = "adapt: the .* candidates agree"
 
 
 def _choice_line(results: dict, chosen: str, selector: str) -> str:

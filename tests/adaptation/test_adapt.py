@@ -1,6 +1,7 @@
 """`keras_transfer.adapt`: the recipe, its bad-input errors, resume, and the CLI path."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -332,7 +333,7 @@ def test_auto_source_augmentation_jitters_image_sources_only(capsys):
     )
 
 
-def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys):
+def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch):
     rng = np.random.default_rng(0)
     ys = np.arange(60) % 3
     xs = np.zeros((60, 12, 12, 1), "float32")
@@ -346,15 +347,24 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys):
             keras.layers.Flatten(),
         ]
     )
-    result = kt.adapt(
-        encoder,
-        (xs, ys),
-        xt,
-        candidates=["source_only", "bnm", "mcc"],
-        source_augmentation="choose",
-        epochs=3,
-        verbose=1,
-    )
+    # every agreement is "low": the kept run warns once, the discarded one not at all
+    monkeypatch.setattr(kt.adaptation.result, "LOW_AGREEMENT", 1.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = kt.adapt(
+            encoder,
+            (xs, ys),
+            xt,
+            candidates=["source_only", "bnm", "mcc"],
+            source_augmentation="choose",
+            epochs=3,
+            verbose=1,
+        )
+    said = [w for w in caught if "candidates agree" in str(w.message)]
+    assert [str(w.message) for w in said] == [
+        f"adapt: {result.selection['agreement_warning']}"
+    ]
+    assert said[0].filename == __file__  # it points at the user's call
     choice = result.selection["source_augmentation_choice"]
     agreement = choice["agreement"]
     assert set(agreement) == {"default", "auto+appearance"}
