@@ -69,6 +69,9 @@ from keras_transfer.adaptation.result import (
 from keras_transfer.adaptation.scores import ensemble_agreement, selection_scores
 from keras_transfer.data.pairs import domain_pairs
 
+#: How the warnings of `agreement_check` start (``warnings.filterwarnings``).
+_AGREEMENT_WARNING = "adapt: the .* candidates agree"
+
 
 @renamed_arguments(encoder="backbone", lambda_="lambda_max")
 def adapt(
@@ -464,8 +467,8 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             warnings.filterwarnings("ignore", message=_AGREEMENT_WARNING)
             runs[setting] = adapt(**call)
         weights[setting] = runs[setting].training_model.get_weights()
-        first = runs[setting].selection
-        if first["agreement"] is None or first["source_augmentation"] is None:
+        ran = runs[setting].selection
+        if ran["agreement"] is None or ran["source_augmentation"] is None:
             # no pool (fewer than three candidates), or inputs no jitter applies to
             # (features, token ids, images in another range): nothing to compare
             break
@@ -492,10 +495,6 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             f"adapt: {result.selection['agreement_warning']}", UserWarning, stacklevel=4
         )
     return result
-
-
-#: How the warnings of `agreement_check` start (``warnings.filterwarnings``).
-_AGREEMENT_WARNING = "adapt: the .* candidates agree"
 
 
 def _choice_line(results: dict, chosen: str, selector: str) -> str:
