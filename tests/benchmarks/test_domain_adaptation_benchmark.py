@@ -1,9 +1,12 @@
 """The multi-pair domain adaptation harness runs end to end (quick) and resumes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +184,52 @@ def test_the_encoder_starts_from_its_seed_whatever_ran_before(harness):
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((BENCHMARKS_DIR / "results").glob("domain_adaptation*.json")),
+    ids=lambda p: p.name,
+)
+def test_every_committed_results_file_prints_its_tables(harness, path, capsys):
+    # The docs tell readers to rebuild each table with `--table --output <file>`;
+    # files written before source_only became one of auto's candidates must still
+    # print (this crashed with a KeyError on nine of them until stop 25).
+    assert harness.main(["--table", "--output", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| pair | method |" in printed and path.name in printed
+
+
+def test_leave_one_pair_out_reads_source_only_and_the_stored_default_run(harness):
+    from keras_transfer.adaptation import AUTO_CANDIDATES
+    from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
+    from keras_transfer.adaptation.scores import MODEL_SELECTORS
+
+    runs = []
+    for pair, accs in {
+        "a": (0.5, 0.6, 0.7),
+        "b": (0.6, 0.5, 0.4),
+        "c": (0.3, 0.9, 0.5),
+    }.items():
+        for method, acc in zip(("source_only", "bnm", "mcc"), accs):
+            row = _row(pair, method, 0, acc)
+            # every selector right (ensv scores the pool, as a stored run does)
+            row["scores"] = dict.fromkeys((*MODEL_SELECTORS, "ensv"), acc)
+            runs.append(row)
+        auto = _row(pair, "auto", 0, 0.55)
+        auto.update(
+            candidates=list(AUTO_CANDIDATES),
+            selector=DEFAULT_SELECTOR,
+            eligible={m: True for m in AUTO_CANDIDATES},
+        )
+        runs.append(auto)
+    table = harness.lopo_table({"runs": runs})
+    # best single on "b" is source_only (0.6): auto's stored 0.55 is 5.0 behind
+    assert "| b |" in table and table.splitlines()[3].endswith("| 5.0 |")
+    for run in runs:
+        if run["method"] == "auto":
+            run["candidates"] = ["bnm", "mcc"]  # a file run with other defaults
+    assert all(
+        line.endswith("| – |")
+        for line in harness.lopo_table({"runs": runs}).splitlines()[2:]
+    )
