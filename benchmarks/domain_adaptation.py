@@ -61,6 +61,7 @@ RESULT_KEYS = (
     "data_seed",
     "recipe",
     "source_augmentation",
+    "variants",
 )
 
 
@@ -857,6 +858,15 @@ def parse_args(argv=None):
         help="with --table: a second results file (e.g. --source-augmentation auto) "
         "compared row by row with --output",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        metavar="NAME=METHOD:KEY=VALUE[;KEY=VALUE]",
+        help="another setting of a method, run as one more candidate from the same "
+        "warm-up, e.g. dann_256=dann:hidden_units=256,256 (then --methods dann "
+        "dann_256 runs both side by side)",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, small")
@@ -887,7 +897,71 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"Expected --pairs from {known}. Received: {unknown}")
     args.pairs = pairs
+    try:
+        args.variants = dict(parse_variant(v) for v in args.variant or ())
+    except ValueError as err:
+        parser.error(str(err))
     return args
+
+
+def _value(text: str):
+    """``"256,256"`` -> (256, 256); ``"0.5"`` -> 0.5; ``"x"`` -> "x"."""
+    parts = []
+    for item in text.split(","):
+        for kind in (int, float):
+            try:
+                parts.append(kind(item))
+                break
+            except ValueError:
+                continue
+        else:
+            parts.append(item)
+    return tuple(parts) if "," in text else parts[0]
+
+
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """``"dann_256=dann:hidden_units=256,256"`` -> ("dann_256", {"method": "dann",
+    "kwargs": {"hidden_units": (256, 256)}}); the method's other defaults stay."""
+    name, sep, rest = spec.partition("=")
+    base, sep2, options = rest.partition(":")
+    if not sep or not name or not base or "+" in name:
+        raise ValueError(
+            "Expected --variant NAME=METHOD:KEY=VALUE[;KEY=VALUE], e.g. "
+            f"dann_256=dann:hidden_units=256,256. Received: {spec!r}"
+        )
+    kwargs = {}
+    for option in filter(None, options.split(";")):
+        key, eq, value = option.partition("=")
+        if not eq or not key:
+            raise ValueError(
+                f"Expected KEY=VALUE after the method in --variant. Received: {option!r}"
+            )
+        kwargs[key] = _value(value)
+    return name.lower(), {"method": base.lower(), "kwargs": kwargs}
+
+
+def register_variants(variants: dict) -> None:
+    """Registers each variant in this process as a method name `adapt` accepts:
+    the base method's class, its `METHOD_DEFAULTS` updated by the variant's."""
+    from keras_transfer.adaptation import list_alignment_methods
+    from keras_transfer.adaptation.candidates import METHOD_DEFAULTS
+    from keras_transfer.adaptation.methods import (
+        get_alignment_method,
+        register_alignment_method,
+    )
+
+    for name, spec in variants.items():
+        known = list_alignment_methods()
+        if spec["method"] not in known:
+            raise SystemExit(
+                "Expected a --variant of a registered alignment method "
+                f"{sorted(known)}. Received: {spec['method']!r}"
+            )
+        register_alignment_method(name, type(get_alignment_method(spec["method"])))
+        METHOD_DEFAULTS[name] = {
+            **METHOD_DEFAULTS.get(spec["method"], {}),
+            **spec["kwargs"],
+        }
 
 
 def default_methods() -> list[str]:
@@ -923,6 +997,7 @@ def main(argv=None) -> int:
     from keras_transfer._backend import tf
 
     tf.get_logger().setLevel("ERROR")
+    register_variants(args.variants)
     methods = args.methods or default_methods()
     order = ["source_only", *[m for m in methods if m not in BASELINES], "oracle"]
     config = {
@@ -936,6 +1011,7 @@ def main(argv=None) -> int:
         "data_seed": args.data_seed,
         "recipe": _recipe()[1],
         "source_augmentation": args.source_augmentation,
+        "variants": json.loads(json.dumps(args.variants)) or None,  # as stored
         "image_encoder": "benchmarks/domain_adaptation.py make_encoder (small CNN)",
         "text_encoder": "frozen MiniLM-L6 mean-pooled features + Dense(128, relu)",
     }
