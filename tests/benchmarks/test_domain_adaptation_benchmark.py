@@ -223,3 +223,28 @@ def test_leave_one_pair_out_reads_source_only_and_the_stored_auto_run(harness):
     # a config tuned on a and c (where bnm/mcc win) still holds source_only to pick
     assert lines[3].startswith("| b |") and lines[3].endswith("| 5.0 |")
     assert lines[-1] == "This file's auto: source_only, bnm, mcc by ensv."
+
+
+def test_variant_specs_parse_register_and_refuse_bad_input(harness):
+    from keras_transfer.adaptation import methods
+    from keras_transfer.adaptation.candidates import METHOD_DEFAULTS
+    from keras_transfer.adaptation.methods import get_alignment_method
+
+    name, spec = harness.parse_variant("Dann_W=dann:hidden_units=256,256;dropout=0.25")
+    assert name == "dann_w"
+    assert spec == {
+        "method": "dann",
+        "kwargs": {"hidden_units": (256, 256), "dropout": 0.25},
+    }
+    try:
+        harness.register_variants({name: spec})
+        built = get_alignment_method(name, **METHOD_DEFAULTS[name])
+        assert built.hidden_units == (256, 256) and built.dropout == 0.25
+    finally:  # registered names are process-wide: leave none for later tests
+        METHOD_DEFAULTS.pop(name, None)
+        methods._METHODS.pop(name, None)
+    for bad in ("dann_w", "=dann:x=1", "w=dann:hidden_units", "a+b=dann:x=1"):
+        with pytest.raises(ValueError, match="--variant|KEY=VALUE"):
+            harness.parse_variant(bad)
+    with pytest.raises(SystemExit, match="registered alignment method"):
+        harness.register_variants({"w": {"method": "nope", "kwargs": {}}})
