@@ -16,7 +16,7 @@ def test_variants_use_adapts_method_defaults(bench):
     built = {name: make() for name, make in bench.variants().items()}
     assert built["source_only"] is None
     assert built["dann"].hidden_units == tuple(METHOD_DEFAULTS["dann"]["hidden_units"])
-    assert built["dann_1024"].hidden_units == (1024, 1024)
+    assert built["dann_256"].hidden_units == (256, 256)
 
 
 def test_a_short_run_writes_rows_and_prints_the_target_line(bench, tmp_path, capsys):
