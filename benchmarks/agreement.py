@@ -14,7 +14,9 @@ it reads `benchmarks/domain_adaptation.py` results files and prints, for every
    under 0.70 target accuracy, and runs below it at least 20 points lower on average;
 3. with ``--jitter-pairs A B``: rule J, which keeps, per (pair, seed), whichever of two
    runs (results file A and B, e.g. two source jitters) has the higher agreement,
-   against always A and always B (mean target accuracy over the pairs in both).
+   against always A and always B (mean target accuracy over the pairs in both), and
+   beside it J′, which switches from A to B only where B's agreement is also at or
+   above ``--threshold``.
 
     python benchmarks/agreement.py --read benchmarks/results/domain_adaptation_*.json
     python benchmarks/agreement.py --read OLD.json ... --check NEW.json ...
@@ -111,14 +113,19 @@ def claims(bins: dict) -> dict:
     return {"no_confident_run_below_0.70": floor, "flagged_20_points_lower": gap}
 
 
-def rule_j(a: dict, b: dict) -> dict:
-    """Per (pair, seed): keep the run with the higher agreement; means over pairs."""
+def rule_j(a: dict, b: dict, floor: float | None = None) -> dict:
+    """Per (pair, seed): keep the run with the higher agreement; means over pairs.
+
+    With ``floor``, also J′: switch from ``a`` (the default setting) to ``b`` only
+    when ``b``'s agreement is at or above ``floor`` and above ``a``'s.
+    """
     pairs = sorted({p for p, _ in a} & {p for p, _ in b})
-    rows, means = [], {"a": [], "b": [], "rule_j": [], "best_fixed_per_pair": []}
+    keys = ("a", "b", "rule_j", *(("rule_j_floor",) if floor is not None else ()))
+    rows, means = [], {k: [] for k in (*keys, "best_fixed_per_pair")}
     for pair in pairs:
         seeds = sorted({s for p, s in a if p == pair} & {s for p, s in b if p == pair})
-        acc = {"a": [], "b": [], "rule_j": []}
-        picked = []
+        acc = {k: [] for k in keys}
+        picked, picked_floor = [], []
         for seed in seeds:
             ra, rb = a[(pair, seed)], b[(pair, seed)]
             pick = "a" if ra["agreement"] >= rb["agreement"] else "b"
@@ -126,14 +133,20 @@ def rule_j(a: dict, b: dict) -> dict:
             acc["a"].append(ra["accuracy"])
             acc["b"].append(rb["accuracy"])
             acc["rule_j"].append((ra if pick == "a" else rb)["accuracy"])
+            if floor is not None:
+                switch = pick == "b" and rb["agreement"] >= floor
+                picked_floor.append("b" if switch else "a")
+                acc["rule_j_floor"].append((rb if switch else ra)["accuracy"])
         row = {k: float(np.mean(v)) for k, v in acc.items()}
         row.update(pair=pair, seeds=len(seeds), picked="".join(picked))
+        if floor is not None:
+            row["picked_floor"] = "".join(picked_floor)
         rows.append(row)
-        for key in ("a", "b", "rule_j"):
+        for key in keys:
             means[key].append(row[key])
         means["best_fixed_per_pair"].append(max(row["a"], row["b"]))
     summary = {k: float(np.mean(v)) for k, v in means.items() if v}
-    return {"pairs": rows, "mean_over_pairs": summary}
+    return {"pairs": rows, "mean_over_pairs": summary, "floor": floor}
 
 
 def main(argv=None) -> dict:
@@ -177,20 +190,25 @@ def main(argv=None) -> dict:
         for i in range(0, len(files), 2):
             a.update(chosen_runs(files[i]))
             b.update(chosen_runs(files[i + 1]))
-        out["rule_j"] = rule_j(a, b)
+        out["rule_j"] = rule_j(a, b, floor=args.threshold)
         out["rule_j"]["files"] = files
-        print("\nrule J (per pair and seed, keep the run with the higher agreement)")
-        print("| pair | A | B | rule J | picked |")
-        print("|---|---|---|---|---|")
+        print(
+            "\nrule J (per pair and seed, keep the run with the higher agreement); "
+            f"J′ (switch to B only at agreement ≥ {args.threshold})"
+        )
+        print("| pair | A | B | rule J | picked | J′ | picked |")
+        print("|---|---|---|---|---|---|---|")
         for row in out["rule_j"]["pairs"]:
             print(
                 f"| {row['pair']} | {row['a']:.3f} | {row['b']:.3f} | "
-                f"{row['rule_j']:.3f} | {row['picked']} |"
+                f"{row['rule_j']:.3f} | {row['picked']} | "
+                f"{row['rule_j_floor']:.3f} | {row['picked_floor']} |"
             )
         m = out["rule_j"]["mean_over_pairs"]
         print(
             f"| mean over pairs | {m['a']:.3f} | {m['b']:.3f} | {m['rule_j']:.3f} | "
-            f"best fixed per pair {m['best_fixed_per_pair']:.3f} |"
+            f"best fixed per pair {m['best_fixed_per_pair']:.3f} | "
+            f"{m['rule_j_floor']:.3f} | |"
         )
     if args.output:
         Path(args.output).write_text(json.dumps(out, indent=2) + "\n")

@@ -94,6 +94,11 @@ def test_rule_j_keeps_the_run_with_the_higher_agreement(agreement, tmp_path):
     assert row["pair"] == "p" and row["picked"] == "ab"
     assert row["rule_j"] == pytest.approx((0.90 + 0.85) / 2)
     assert row["a"] == pytest.approx(0.55) and row["b"] == pytest.approx(0.825)
+    # J′ switches to b only where b's agreement also clears the threshold (0.92)
+    assert row["picked_floor"] == "ab"
+    strict = agreement.main(["--jitter-pairs", a, b, "--threshold", "0.99"])
+    assert strict["rule_j"]["pairs"][0]["picked_floor"] == "aa"
+    assert strict["rule_j"]["pairs"][0]["rule_j_floor"] == pytest.approx(0.55)
     saved = json.loads((tmp_path / "o").read_text())
     assert saved["rule_j"]["mean_over_pairs"]["rule_j"] == pytest.approx(0.875)
     with pytest.raises(SystemExit):
