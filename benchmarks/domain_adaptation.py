@@ -923,7 +923,7 @@ def parse_variant(spec: str) -> tuple[str, dict]:
     """``"dann_256=dann:hidden_units=256,256"`` -> ("dann_256", {"method": "dann",
     "kwargs": {"hidden_units": (256, 256)}}); the method's other defaults stay."""
     name, sep, rest = spec.partition("=")
-    base, sep2, options = rest.partition(":")
+    base, _, options = rest.partition(":")
     if not sep or not name or not base or "+" in name:
         raise ValueError(
             "Expected --variant NAME=METHOD:KEY=VALUE[;KEY=VALUE], e.g. "
@@ -956,6 +956,11 @@ def register_variants(variants: dict) -> None:
             raise SystemExit(
                 "Expected a --variant of a registered alignment method "
                 f"{sorted(known)}. Received: {spec['method']!r}"
+            )
+        if name in (*known, *BASELINES, "auto", "adabn"):
+            raise SystemExit(
+                "Expected a --variant name that is not already a method (it would "
+                f"replace that method in this run). Received: {name!r}"
             )
         register_alignment_method(name, type(get_alignment_method(spec["method"])))
         METHOD_DEFAULTS[name] = {

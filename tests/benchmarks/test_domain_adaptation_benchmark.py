@@ -248,3 +248,5 @@ def test_variant_specs_parse_register_and_refuse_bad_input(harness):
             harness.parse_variant(bad)
     with pytest.raises(SystemExit, match="registered alignment method"):
         harness.register_variants({"w": {"method": "nope", "kwargs": {}}})
+    with pytest.raises(SystemExit, match="not already a method"):
+        harness.register_variants({"mcc": {"method": "dann", "kwargs": {}}})
