@@ -10,16 +10,16 @@ import time
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def write_results(name: str, payload: dict) -> str:
-    """Writes `benchmarks/results/<name>.json` atomically and returns its path."""
-    os.makedirs(RESULTS_DIR, exist_ok=True)
+def write_results(name: str, payload: dict, path: str | None = None) -> str:
+    """Writes `benchmarks/results/<name>.json` (or ``path``) atomically; its path."""
+    path = path or os.path.join(RESULTS_DIR, f"{name}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     payload = {
         "benchmark": name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         **payload,
     }
-    path = os.path.join(RESULTS_DIR, f"{name}.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=2, default=float)

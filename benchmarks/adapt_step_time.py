@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import write_results  # noqa: E402
+from _common import RESULTS_DIR, write_results  # noqa: E402
 
 NAME = "adapt_step_time"
 #: What the issue asks of DANN's epoch time (issue 11's targets).
@@ -156,19 +156,20 @@ def main(argv=None) -> int:
     command = " ".join(
         ["python benchmarks/adapt_step_time.py", *(argv or sys.argv[1:])]
     )
-    default_path = os.path.join(os.path.dirname(__file__), "results", f"{NAME}.json")
     if args.table:
-        path = args.output or default_path
-        payload = json.loads(open(path).read())
+        path = args.output or os.path.join(RESULTS_DIR, f"{NAME}.json")
+        with open(path) as f:
+            payload = json.load(f)
         print(table(payload["rows"], path, payload["command"]))
         return 0
     if args.quick:
         args.steps, args.rounds = 5, 2
-    names = args.variants or list(variants())
-    unknown = sorted(set(names) - set(variants()))
+    known = list(variants())
+    names = args.variants or known
+    unknown = sorted(set(names) - set(known))
     if unknown or "source_only" not in names:
         parser.error(
-            f"Expected --variants from {list(variants())}, source_only among them. "
+            f"Expected --variants from {known}, source_only among them. "
             f"Received: {names}"
         )
     from keras_transfer._backend import tf
@@ -186,14 +187,8 @@ def main(argv=None) -> int:
         "command": command,
         "rows": rows,
     }
-    if args.output:
-        path = args.output
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2, default=float)
-        os.replace(tmp, path)
-    else:
-        path = os.path.relpath(write_results(NAME, payload))
+    path = write_results(NAME, payload, args.output)
+    path = args.output or os.path.relpath(path)  # as the user wrote it
     print(table(rows, path, command))
     return 0
 
