@@ -160,7 +160,8 @@ def main(argv=None) -> int:
         path = args.output or os.path.join(RESULTS_DIR, f"{NAME}.json")
         with open(path) as f:
             payload = json.load(f)
-        print(table(payload["rows"], path, payload["command"]))
+        shown = args.output or os.path.relpath(path)
+        print(table(payload["rows"], shown, payload["command"]))
         return 0
     if args.quick:
         args.steps, args.rounds = 5, 2
