@@ -27,6 +27,13 @@ its threshold was not read from: ``unseen_stipple`` (strokes broken into dots),
 ``unseen_mirror`` (left-right mirrored digits: a shift no source jitter covers),
 ``unseen_clutter`` (random line segments drawn over the digit) and
 ``unseen_texture`` (a noise-textured digit on a noise-textured grey background).
+
+A fourth group, ``NOVEL_PAIRS``, was written in stop 26 before any run on them, to
+judge returning the candidates' ensemble instead of one candidate (no recipe or
+selector decision has seen them): ``novel_blur`` (heavily blurred digits with
+noise), ``novel_squeeze`` (digits squeezed to half their width or height),
+``novel_ghost`` (a faint copy of another digit from the pool behind the digit) and
+``novel_grid`` (a coloured digit over a coloured grid of lines).
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ _SALTS = {
     "unseen_mirror": 32,
     "unseen_clutter": 33,
     "unseen_texture": 34,
+    "novel_blur": 41,
+    "novel_squeeze": 42,
+    "novel_ghost": 43,
+    "novel_grid": 44,
 }
 GEOMETRIC = ("heldout_offcentre", "heldout_slant")
 APPEARANCE = ("heldout_negative", "heldout_duotone")
@@ -209,6 +220,61 @@ def _texture(x, pool, rng):
     return to_uint8_rgb((bg * (1.0 - x) + fg * x).astype("float32"))
 
 
+def _blur(x, pool, rng):
+    from scipy.ndimage import gaussian_filter
+
+    x = _mild(x, rng)
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        img = gaussian_filter(x[i], rng.uniform(1.2, 2.0))
+        out[i] = img / max(float(img.max()), 1e-6)
+    out = out + rng.normal(0.0, 0.06, size=out.shape).astype("float32")
+    return to_uint8_rgb(np.clip(out, 0.0, 1.0))
+
+
+def _squeeze(x, pool, rng):
+    from skimage.transform import AffineTransform, warp
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    out = np.empty_like(x)
+    center = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    for i in range(n):
+        factor = rng.uniform(0.45, 0.65)
+        scale = (factor, 1.0) if rng.random() < 0.5 else (1.0, factor)
+        m = (
+            AffineTransform(translation=-center).params.T
+            @ AffineTransform(scale=scale).params.T
+            @ AffineTransform(translation=center).params.T
+        ).T
+        out[i] = warp(x[i], AffineTransform(matrix=m).inverse, order=1, cval=0.0)
+    return to_uint8_rgb(out)
+
+
+def _ghost(x, pool, rng):
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    others = _mild(pool[rng.integers(0, len(pool), n)], rng)
+    dy, dx = rng.integers(-3, 4, 2)
+    others = np.roll(others, (int(dy), int(dx)), axis=(1, 2))
+    weight = rng.uniform(0.35, 0.55, (n, 1, 1)).astype("float32")
+    return to_uint8_rgb(np.maximum(x, weight * others))
+
+
+def _grid(x, pool, rng):
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.empty((n, h, w, 3), "float32")
+    for i in range(n):
+        period = int(rng.integers(4, 8))
+        lines = ((yy % period == 0) | (xx % period == 0)).astype("float32")
+        bg, line, fg = (rng.uniform(0.0, 1.0, 3).astype("float32") for _ in range(3))
+        back = bg * (1 - lines[..., None]) + line * lines[..., None]
+        out[i] = back * (1 - x[i][..., None]) + fg * x[i][..., None]
+    return to_uint8_rgb(np.clip(out, 0.0, 1.0))
+
+
 _VIEWS = {
     "heldout_offcentre": _offcentre,
     "heldout_slant": _slant,
@@ -222,6 +288,10 @@ _VIEWS = {
     "unseen_mirror": _mirror,
     "unseen_clutter": _clutter,
     "unseen_texture": _texture,
+    "novel_blur": _blur,
+    "novel_squeeze": _squeeze,
+    "novel_ghost": _ghost,
+    "novel_grid": _grid,
 }
 
 
@@ -245,3 +315,4 @@ def heldout_pair(name: str, size: int = 32, seed: int = 0):
 HELDOUT_PAIRS = tuple(name for name in _VIEWS if name.startswith("heldout_"))
 FRESH_PAIRS = tuple(name for name in _VIEWS if name.startswith("fresh_"))
 UNSEEN_PAIRS = tuple(name for name in _VIEWS if name.startswith("unseen_"))
+NOVEL_PAIRS = tuple(name for name in _VIEWS if name.startswith("novel_"))

@@ -150,13 +150,24 @@ def test_heldout_pairs_expand_and_build(harness):
     assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
 
 
-@pytest.mark.parametrize("group", ["fresh", "unseen"])
-def test_fresh_and_unseen_pairs_expand_and_differ_from_their_source(harness, group):
-    members = {"fresh": harness.FRESH_PAIRS, "unseen": harness.UNSEEN_PAIRS}[group]
+@pytest.mark.parametrize("group", ["fresh", "unseen", "novel"])
+def test_fresh_unseen_and_novel_pairs_expand_and_differ_from_their_source(
+    harness, group
+):
+    members = {
+        "fresh": harness.FRESH_PAIRS,
+        "unseen": harness.UNSEEN_PAIRS,
+        "novel": harness.NOVEL_PAIRS,
+    }[group]
     args = harness.parse_args(["--pairs", group, "heldout_slant", "--table"])
     assert args.pairs == [*members, "heldout_slant"]
     assert len(members) == 4
-    others = {*harness.HELDOUT_PAIRS, *harness.FRESH_PAIRS, *harness.UNSEEN_PAIRS}
+    others = {
+        *harness.HELDOUT_PAIRS,
+        *harness.FRESH_PAIRS,
+        *harness.UNSEEN_PAIRS,
+        *harness.NOVEL_PAIRS,
+    }
     assert not set(members) & (others - set(members))
     for name in members:
         data = harness.load_pair(name, size=16, seed=0, limit=None)
