@@ -12,6 +12,7 @@ from keras_transfer.adaptation.candidates import (
 )
 from keras_transfer.adaptation.combined import CombinedAlignment
 from keras_transfer.adaptation.encoders import make_encoder
+from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.evaluation import (
     domain_classification_reports,
     per_domain_accuracy,
@@ -85,6 +86,8 @@ __all__ = [
     "adapt_batchnorm",
     "choose",
     "ensemble_agreement",
+    "ENSEMBLE",
+    "ensemble_model",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

@@ -21,6 +21,7 @@ recipe's reference; each step it runs lives in a sibling module.)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from typing import Any
@@ -43,6 +44,7 @@ from keras_transfer.adaptation.candidates import (
     source_augmentation_for,
     train_candidate,
 )
+from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.inputs import (
     check_inputs,
     labelled_arrays,
@@ -144,7 +146,13 @@ def adapt(
         selector: str. Unsupervised score ranking "auto"'s candidates, one of
             `keras_transfer.adaptation.scores.SELECTORS`; ``"ensv"`` compares each
             candidate with the mean prediction of all of them, so it needs several
-            candidates (the default five). Defaults to "ensv".
+            candidates (the default five). ``"ensemble"`` (opt-in) returns that
+            mean itself, over the candidates whose held-out source accuracy held,
+            as one model (`ensemble_model`): ``.method`` is ``"ensemble"``,
+            ``selection["members"]`` names them and ``selection["ensv_choice"]``
+            the candidate EnsV would have returned (``training_model`` and the
+            history are its). It costs no extra training, but one forward pass per
+            member at inference and export. Defaults to "ensv".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
@@ -224,9 +232,10 @@ def adapt(
         return _adapt_choosing_augmentation(arguments)
     from keras_transfer.adaptation.scores import SELECTORS
 
-    if selector not in SELECTORS:
+    if selector not in (*SELECTORS, ENSEMBLE):
         raise ValueError(
-            f"Expected selector in {SELECTORS}. Received: selector={selector!r}"
+            f"Expected selector in {(*SELECTORS, ENSEMBLE)}. "
+            f"Received: selector={selector!r}"
         )
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(
@@ -393,12 +402,13 @@ def adapt(
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
-        chosen = _choose(results, selector) if method == "auto" else names[0]
+        ranking = DEFAULT_SELECTOR if selector == ENSEMBLE else selector
+        chosen = _choose(results, ranking) if method == "auto" else names[0]
         best = results[chosen]
         if best["weights"] is not None:
             restore(layers, best["weights"])
         if say and method == "auto":
-            say(_choice_line(results, chosen, selector))
+            say(_choice_line(results, chosen, ranking))
         check = agreement_check(agreement, chosen)
         if check["message"]:  # stacklevel 3: the user's line, past the decorator
             warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=3)
@@ -426,7 +436,7 @@ def adapt(
         }
         history = merge_histories([warm_history, best["history"]], best["inference"])
         store.clear()
-        return AdaptResult(
+        result = AdaptResult(
             model=best["inference"],
             history=history,
             method=chosen,
@@ -437,6 +447,9 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
         )
+        if method == "auto" and selector == ENSEMBLE:
+            result = _as_ensemble(result, results, (xs_val, ys_val), say)
+        return result
 
 
 def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
@@ -495,6 +508,41 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             f"adapt: {result.selection['agreement_warning']}", UserWarning, stacklevel=4
         )
     return result
+
+
+def _as_ensemble(
+    result: AdaptResult, results: dict, source_validation: tuple, say: Any
+) -> AdaptResult:
+    """``selector="ensemble"``: the mean of the eligible candidates' probabilities.
+
+    The members are the candidates whose held-out source accuracy stayed above the
+    collapse guard's floor (all of them if none did). ``training_model`` and the
+    history stay those of EnsV's choice, recorded as ``selection["ensv_choice"]``.
+    """
+    members = [n for n, r in results.items() if r["eligible"]] or list(results)
+    model = ensemble_model({n: result.candidate_model(n) for n in members})
+    src_acc = accuracy(model, *source_validation)
+    if say:
+        say(
+            f"auto returns the ensemble of {', '.join(members)}: held-out source "
+            f"accuracy {src_acc:.3f}"
+        )
+    selection = {
+        **result.selection,
+        "chosen": ENSEMBLE,
+        "selector": ENSEMBLE,
+        "members": members,
+        "ensv_choice": result.method,
+        "ensemble_source_accuracy": src_acc,
+    }
+    result.history.set_model(model)
+    return dataclasses.replace(
+        result,
+        model=model,
+        method=ENSEMBLE,
+        selection=selection,
+        source_accuracy=src_acc,
+    )
 
 
 def _choice_line(results: dict, chosen: str, selector: str) -> str:

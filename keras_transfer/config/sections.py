@@ -132,8 +132,10 @@ class AdaptationConfig:
     selector: str = option(
         "ensv",
         "Unsupervised score ranking auto's candidates ('ensv' needs several "
-        "candidates: it compares each with their mean prediction).",
-        choices=("snd", "entropy", "im", "dev", "ensv"),
+        "candidates: it compares each with their mean prediction), or 'ensemble': "
+        "keep that mean itself, one model averaging the candidates whose source "
+        "accuracy held (one forward pass per member).",
+        choices=("snd", "entropy", "im", "dev", "ensv", "ensemble"),
     )
     warmup: int | str = option(
         "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."

@@ -169,6 +169,64 @@ def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subse
     assert got == max(pool, key=agree.get)
 
 
+def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
+    tmp_path, capsys
+):
+    (xs, ys), (xt, yt) = two_domains()
+    names = ["source_only", "entropy", "mcc"]
+    result = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        method="auto",
+        candidates=names,
+        selector="ensemble",
+        epochs=4,
+    )
+    assert "auto returns the ensemble of" in capsys.readouterr().out
+    selection = result.selection
+    assert result.method == selection["chosen"] == "ensemble"
+    cands = selection["candidates"]
+    members = [n for n in names if cands[n]["eligible"]] or names
+    assert selection["members"] == members
+    # EnsV's pick is recorded, and the training model is its
+    ensv = max(members, key=lambda n: cands[n]["scores"]["ensv"])
+    assert selection["ensv_choice"] == ensv
+    # the output is the mean of the members' own probabilities, member by member
+    mean = np.mean(
+        [result.candidate_model(n).predict(xt, verbose=0) for n in members], axis=0
+    )
+    got = result.model.predict(xt, verbose=0)
+    np.testing.assert_allclose(got, mean, atol=1e-5)
+    np.testing.assert_allclose(
+        mean, np.mean([result.target_probabilities[n] for n in members], 0), atol=1e-5
+    )
+    _, _, xv, yv = split_source(xs, ys, 0.15, 0)
+    held = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
+    assert result.source_accuracy == pytest.approx(held)
+    assert selection["ensemble_source_accuracy"] == pytest.approx(held)
+    loss, acc = result.model.evaluate(xt, yt, verbose=0)  # compiled with accuracy
+    assert np.isfinite(loss) and acc == pytest.approx(
+        np.mean(got.argmax(-1) == yt), abs=1e-6
+    )
+    # one .keras file; reloaded, it predicts the same
+    path = tmp_path / "ensemble.keras"
+    result.model.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(xt, verbose=0), got, atol=1e-6)
+
+
+def test_ensemble_model_refuses_empty_or_mismatched_members():
+    from keras_transfer.adaptation import ensemble_model
+
+    with pytest.raises(ValueError, match="at least one member"):
+        ensemble_model({})
+    a = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    b = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
+    with pytest.raises(ValueError, match="same input and output shapes"):
+        ensemble_model({"a": a, "b": b})
+
+
 def test_ensemble_agreement_refuses_mismatched_predictions():
     from keras_transfer.adaptation import ensemble_agreement
 
@@ -599,7 +657,8 @@ def test_the_cli_accepts_every_selector_the_library_has():
     from keras_transfer.config.sections import AdaptationConfig
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
-    assert tuple(field.metadata["choices"]) == kt.adaptation.SELECTORS
+    want = (*kt.adaptation.SELECTORS, kt.adaptation.ENSEMBLE)
+    assert tuple(field.metadata["choices"]) == want
     assert field.default == DEFAULT_SELECTOR  # the CLI's default is the library's
 
 

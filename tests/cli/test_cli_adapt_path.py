@@ -1,8 +1,9 @@
 """`adapt` -> `export` -> `predict`, each command in its own process.
 
 The model `keras-transfer adapt` writes (default method "auto": five candidates,
-EnsV) is exported to TFLite and read back by `predict`, as a user runs them one
-after another; `predict` on the `.keras` file and on the export agree.
+EnsV; and with `adaptation.selector=ensemble`, their ensemble as one model) is
+exported to TFLite and read back by `predict`, as a user runs them one after
+another; `predict` on the `.keras` file and on the export agree.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _cli(*args: str, cwd: Path) -> str:
 
 
 @pytest.mark.large
-def test_adapt_then_export_then_predict_in_separate_processes(tmp_path):
+@pytest.mark.parametrize("selector", ["ensv", "ensemble"])
+def test_adapt_then_export_then_predict_in_separate_processes(tmp_path, selector):
     backbone = tiny_backbone(tmp_path / "tiny.keras")
     log = _cli(
         "adapt",
@@ -57,16 +59,23 @@ def test_adapt_then_export_then_predict_in_separate_processes(tmp_path):
         "adaptation.epochs=3",
         "--set",
         "adaptation.warmup=1",
+        "--set",
+        f"adaptation.selector={selector}",
         cwd=tmp_path,
     )
     run = tmp_path / "runs" / "da"
     selection = json.loads((run / "selection.json").read_text())
-    assert selection["selector"] == "ensv" and len(selection["candidates"]) == 5
+    assert selection["selector"] == selector and len(selection["candidates"]) == 5
+    picked = selection["chosen"]
+    if selector == "ensemble":
+        assert picked == "ensemble" and selection["members"]
+        assert set(selection["members"]) <= set(selection["candidates"])
+        picked = selection["ensv_choice"]  # the agreement check reads EnsV's pick
     # adapt predicts eagerly: five candidates no longer make TensorFlow warn
     assert "triggered tf.function retracing" not in log
     # the label-free agreement check: recorded, and said where the user looks
     agreement = selection["agreement"]
-    assert agreement == selection["candidates"][selection["chosen"]]["scores"]["ensv"]
+    assert agreement == selection["candidates"][picked]["scores"]["ensv"]
     assert selection["low_agreement"] is (agreement < 0.9)
     page = (run / "report" / "report.html").read_text()
     said = "candidates agree with the chosen model"
