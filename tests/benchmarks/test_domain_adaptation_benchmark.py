@@ -150,14 +150,15 @@ def test_heldout_pairs_expand_and_build(harness):
     assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
 
 
-@pytest.mark.parametrize("group", ["fresh", "unseen", "novel"])
-def test_fresh_unseen_and_novel_pairs_expand_and_differ_from_their_source(
+@pytest.mark.parametrize("group", ["fresh", "unseen", "novel", "blind"])
+def test_fresh_unseen_novel_and_blind_pairs_expand_and_differ_from_their_source(
     harness, group
 ):
     members = {
         "fresh": harness.FRESH_PAIRS,
         "unseen": harness.UNSEEN_PAIRS,
         "novel": harness.NOVEL_PAIRS,
+        "blind": harness.BLIND_PAIRS,
     }[group]
     args = harness.parse_args(["--pairs", group, "heldout_slant", "--table"])
     assert args.pairs == [*members, "heldout_slant"]
@@ -167,6 +168,7 @@ def test_fresh_unseen_and_novel_pairs_expand_and_differ_from_their_source(
         *harness.FRESH_PAIRS,
         *harness.UNSEEN_PAIRS,
         *harness.NOVEL_PAIRS,
+        *harness.BLIND_PAIRS,
     }
     assert not set(members) & (others - set(members))
     for name in members:
