@@ -456,22 +456,24 @@ def _ensemble_row(data, models, selection, methods, seed, rows) -> dict:
 
 
 def _distilled_row(data, result, models, methods, seed, rows, kwargs) -> dict:
-    """``distilled``: what ``adapt(..., selector="distilled")`` returns, replayed on
-    this run: `auto`'s (EnsV's) choice trained further with the library's
-    `distill_ensemble` on the source training split (the one `adapt` split off) and
-    the ensemble row's mean probabilities on the target training inputs, with
-    `adapt`'s epochs, batch size and learning rate rule; EnsV's choice itself when
-    the student's held-out source accuracy falls below the collapse guard's floor."""
+    """``distilled`` (stop 27's rule, `benchmarks/_distill.py`): `auto`'s (EnsV's)
+    choice trained further with `distill_ensemble` on the source training split (the
+    one `adapt` split off) and the ensemble row's mean probabilities on the target
+    training inputs, with `adapt`'s epochs, batch size and learning rate rule; EnsV's
+    choice itself when the student's held-out source accuracy falls below the
+    collapse guard's floor. Its claims failed, so it is a benchmark row, not an
+    `adapt` selector (docs/domain_adaptation.md)."""
+    from _distill import (
+        DISTILL_LEARNING_RATE_FACTOR,
+        distill_ensemble,
+        distill_epochs,
+    )
+
     from keras_transfer.adaptation import (
         AUTO_CANDIDATES,
         adapt,
-        distill_ensemble,
         per_domain_accuracy,
         split_source,
-    )
-    from keras_transfer.adaptation.distill import (
-        DISTILL_LEARNING_RATE_FACTOR,
-        distill_epochs,
     )
     from keras_transfer.adaptation.result import accuracy
 

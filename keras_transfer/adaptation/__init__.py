@@ -11,7 +11,6 @@ from keras_transfer.adaptation.candidates import (
     source_augmentation_for,
 )
 from keras_transfer.adaptation.combined import CombinedAlignment
-from keras_transfer.adaptation.distill import DISTILLED, distill_ensemble
 from keras_transfer.adaptation.encoders import make_encoder
 from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.evaluation import (
@@ -89,8 +88,6 @@ __all__ = [
     "ensemble_agreement",
     "ENSEMBLE",
     "ensemble_model",
-    "DISTILLED",
-    "distill_ensemble",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

@@ -44,12 +44,6 @@ from keras_transfer.adaptation.candidates import (
     source_augmentation_for,
     train_candidate,
 )
-from keras_transfer.adaptation.distill import (
-    DISTILL_LEARNING_RATE_FACTOR,
-    DISTILLED,
-    distill_ensemble,
-    distill_epochs,
-)
 from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.inputs import (
     check_inputs,
@@ -238,9 +232,9 @@ def adapt(
         return _adapt_choosing_augmentation(arguments)
     from keras_transfer.adaptation.scores import SELECTORS
 
-    if selector not in (*SELECTORS, ENSEMBLE, DISTILLED):
+    if selector not in (*SELECTORS, ENSEMBLE):
         raise ValueError(
-            f"Expected selector in {(*SELECTORS, ENSEMBLE, DISTILLED)}. "
+            f"Expected selector in {(*SELECTORS, ENSEMBLE)}. "
             f"Received: selector={selector!r}"
         )
     if not isinstance(epochs, int) or epochs < 1:
@@ -408,7 +402,7 @@ def adapt(
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
-        ranking = DEFAULT_SELECTOR if selector in (ENSEMBLE, DISTILLED) else selector
+        ranking = DEFAULT_SELECTOR if selector == ENSEMBLE else selector
         chosen = _choose(results, ranking) if method == "auto" else names[0]
         best = results[chosen]
         if best["weights"] is not None:
@@ -455,21 +449,6 @@ def adapt(
         )
         if method == "auto" and selector == ENSEMBLE:
             result = _as_ensemble(result, results, (xs_val, ys_val), say)
-        if method == "auto" and selector == DISTILLED:
-            result = _as_distilled(
-                result,
-                results,
-                (xs_tr, ys_tr),
-                (xs_val, ys_val),
-                xt,
-                floor=floor,
-                epochs=distill_epochs(epochs),
-                batch_size=batch_size,
-                learning_rate=learning_rate * DISTILL_LEARNING_RATE_FACTOR,
-                seed=seed,
-                say=say,
-                fit_verbose=fit_verbose,
-            )
         store.clear()
         return result
 
@@ -562,74 +541,6 @@ def _as_ensemble(
         result,
         model=model,
         method=ENSEMBLE,
-        selection=selection,
-        source_accuracy=src_acc,
-    )
-
-
-def _as_distilled(
-    result: AdaptResult,
-    results: dict,
-    source_train: tuple,
-    source_validation: tuple,
-    xt: Any,
-    *,
-    floor: float | None,
-    say: Any,
-    fit_verbose: int,
-    **kwargs: Any,
-) -> AdaptResult:
-    """``selector="distilled"``: EnsV's choice trained further on the ensemble's soft
-    target predictions (`distill_ensemble`), so that one model carries the ensemble.
-
-    The teacher is the mean of the eligible candidates' target probabilities (the
-    ensemble of ``selector="ensemble"``). If the student's held-out source accuracy
-    falls below the collapse guard's floor, EnsV's choice is returned instead and
-    ``selection["distill_fallback"]`` says so.
-    """
-    members = [n for n, r in results.items() if r["eligible"]] or list(results)
-    teacher = np.mean([results[n]["probabilities"] for n in members], axis=0)
-    if say:
-        say(
-            f"distilling the ensemble of {', '.join(members)} into {result.method!r} "
-            f"({kwargs['epochs']} epochs on the source and the ensemble's target "
-            "predictions)"
-        )
-    student = distill_ensemble(
-        result.candidate_model(result.method),
-        source_train,
-        xt,
-        teacher,
-        verbose=fit_verbose,
-        **kwargs,
-    )
-    src_acc = accuracy(student, *source_validation)
-    fallback = floor is not None and src_acc < floor
-    if say:
-        say(
-            f"distilled model: held-out source accuracy {src_acc:.3f}"
-            + (
-                f", below the floor {floor:.3f}: returning {result.method!r} instead"
-                if fallback
-                else ""
-            )
-        )
-    selection = {
-        **result.selection,
-        "members": members,
-        "ensv_choice": result.method,
-        "distilled_source_accuracy": src_acc,
-        "distill_epochs": kwargs["epochs"],
-        "distill_fallback": fallback,
-    }
-    if fallback:
-        return dataclasses.replace(result, selection=selection)
-    selection.update(chosen=DISTILLED, selector=DISTILLED)
-    result.history.set_model(student)
-    return dataclasses.replace(
-        result,
-        model=student,
-        method=DISTILLED,
         selection=selection,
         source_accuracy=src_acc,
     )

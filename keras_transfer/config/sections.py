@@ -134,10 +134,8 @@ class AdaptationConfig:
         "Unsupervised score ranking auto's candidates ('ensv' needs several "
         "candidates: it compares each with their mean prediction), or 'ensemble': "
         "keep that mean itself, one model averaging the candidates whose source "
-        "accuracy held (one forward pass per member), or 'distilled': EnsV's "
-        "choice trained a quarter of the epochs more on that mean's target "
-        "predictions (one model).",
-        choices=("snd", "entropy", "im", "dev", "ensv", "ensemble", "distilled"),
+        "accuracy held (one forward pass per member).",
+        choices=("snd", "entropy", "im", "dev", "ensv", "ensemble"),
     )
     warmup: int | str = option(
         "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."

@@ -224,114 +224,6 @@ def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
     np.testing.assert_allclose(reloaded.predict(xt, verbose=0), got, atol=1e-6)
 
 
-def test_distilled_selector_teaches_the_ensemble_to_one_model(tmp_path, capsys):
-    (xs, ys), (xt, yt) = two_domains()
-    names = ["source_only", "entropy", "mcc"]
-    result = kt.adapt(
-        tiny_encoder(),
-        (xs, ys),
-        xt,
-        method="auto",
-        candidates=names,
-        selector="distilled",
-        epochs=4,
-        tolerance=None,  # no floor: the student is always returned
-    )
-    out = capsys.readouterr().out
-    assert "distilling the ensemble of" in out and "distilled model:" in out
-    selection = result.selection
-    assert result.method == selection["chosen"] == "distilled"
-    assert selection["distill_epochs"] == 1 and selection["distill_fallback"] is False
-    assert selection["members"] == names
-    ensv = max(names, key=lambda n: selection["candidates"][n]["scores"]["ensv"])
-    assert selection["ensv_choice"] == ensv
-    # one model with the candidates' architecture, trained away from EnsV's pick
-    start = result.candidate_model(ensv)
-    assert len(result.model.weights) == len(start.weights)
-    got = result.model.predict(xt, verbose=0)
-    assert not np.allclose(got, start.predict(xt, verbose=0), atol=1e-4)
-    _, _, xv, yv = split_source(xs, ys, 0.15, 0)
-    held = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
-    assert result.source_accuracy == pytest.approx(held)
-    assert selection["distilled_source_accuracy"] == pytest.approx(held)
-    loss, acc = result.model.evaluate(xt, yt, verbose=0)  # compiled with accuracy
-    assert np.isfinite(loss) and acc == pytest.approx(np.mean(got.argmax(-1) == yt))
-    path = tmp_path / "distilled.keras"
-    result.model.save(path)
-    reloaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(reloaded.predict(xt, verbose=0), got, atol=1e-6)
-
-
-def test_distilled_selector_falls_back_when_the_student_loses_the_source():
-    from keras_transfer.adaptation.pipeline import _as_distilled
-    from keras_transfer.adaptation.result import AdaptResult
-
-    (xs, ys), (xt, _) = two_domains(n=60)
-    model = keras.Sequential(
-        [
-            keras.Input(xs.shape[1:]),
-            keras.layers.Flatten(),
-            keras.layers.Dense(3, activation="softmax"),
-        ]
-    )
-    history = keras.callbacks.History()
-    result = AdaptResult(model, history, "mcc", {"chosen": "mcc"}, 0.9)
-    probs = np.full((len(xt), 3), 1 / 3, "float32")
-    results = {"mcc": {"eligible": True, "probabilities": probs}}
-    kwargs = dict(epochs=1, batch_size=16, learning_rate=1e-4, seed=0)
-    # an unreachable floor: the student is refused and EnsV's choice kept
-    kept = _as_distilled(
-        result,
-        results,
-        (xs, ys),
-        (xs, ys),
-        xt,
-        floor=1.01,
-        say=None,
-        fit_verbose=0,
-        **kwargs,
-    )
-    assert kept.model is model and kept.method == "mcc"
-    assert kept.selection["distill_fallback"] is True
-    assert kept.selection["chosen"] == "mcc"
-
-
-def test_distill_ensemble_moves_the_student_to_the_teacher_on_the_target():
-    from keras_transfer.adaptation import distill_ensemble
-
-    rng = np.random.default_rng(0)
-    xs, xt = rng.normal(size=(64, 4)), rng.normal(size=(48, 4)) + 2.0
-    ys = (xs[:, 0] > 0).astype("int64")
-    teacher = np.tile([[0.1, 0.9]], (48, 1)).astype("float32")  # target: class 1
-    keras.utils.set_random_seed(0)
-    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
-
-    def kl(model):
-        p = model.predict(xt, verbose=0)
-        return float(np.mean(np.sum(teacher * np.log(teacher / p), -1)))
-
-    before = kl(student)
-    out = distill_ensemble(
-        student, (xs, ys), xt, teacher, epochs=20, learning_rate=1e-2, batch_size=16
-    )
-    assert out is student
-    assert kl(student) < 0.25 * before
-    # the source labels still count: it separates the source classes
-    assert np.mean(student.predict(xs, verbose=0).argmax(-1) == ys) > 0.8
-    assert student.evaluate(xs, ys, verbose=0)[1] > 0.8  # compiled with accuracy
-
-
-def test_distill_ensemble_refuses_bad_teachers():
-    from keras_transfer.adaptation import distill_ensemble
-
-    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
-    xs, ys, xt = np.zeros((6, 4)), np.arange(6) % 3, np.zeros((5, 4))
-    with pytest.raises(ValueError, match=r"shape \(len\(target\), num_classes\)"):
-        distill_ensemble(student, (xs, ys), xt, np.full((5, 2), 0.5))
-    with pytest.raises(ValueError, match="epochs"):
-        distill_ensemble(student, (xs, ys), xt, np.full((5, 3), 1 / 3), epochs=0)
-
-
 def test_ensemble_model_refuses_empty_or_mismatched_members():
     from keras_transfer.adaptation import ensemble_model
 
@@ -773,7 +665,7 @@ def test_the_cli_accepts_every_selector_the_library_has():
     from keras_transfer.config.sections import AdaptationConfig
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
-    want = (*kt.adaptation.SELECTORS, kt.adaptation.ENSEMBLE, kt.adaptation.DISTILLED)
+    want = (*kt.adaptation.SELECTORS, kt.adaptation.ENSEMBLE)
     assert tuple(field.metadata["choices"]) == want
     assert field.default == DEFAULT_SELECTOR  # the CLI's default is the library's
 
