@@ -34,6 +34,13 @@ selector decision has seen them): ``novel_blur`` (heavily blurred digits with
 noise), ``novel_squeeze`` (digits squeezed to half their width or height),
 ``novel_ghost`` (a faint copy of another digit from the pool behind the digit) and
 ``novel_grid`` (a coloured digit over a coloured grid of lines).
+
+A fifth group, ``BLIND_PAIRS``, was written in stop 27 before any run on them, to
+judge distilling that ensemble into one model (no recipe, selector or ensemble
+decision has seen them): ``blind_wave`` (strokes bent by a sinusoidal warp),
+``blind_perspective`` (a random keystone/perspective tilt), ``blind_gradient``
+(a low-contrast digit under a strong linear illumination gradient) and
+``blind_saltpepper`` (impulse noise on a fifth of the pixels).
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ _SALTS = {
     "novel_squeeze": 42,
     "novel_ghost": 43,
     "novel_grid": 44,
+    "blind_wave": 51,
+    "blind_perspective": 52,
+    "blind_gradient": 53,
+    "blind_saltpepper": 54,
 }
 GEOMETRIC = ("heldout_offcentre", "heldout_slant")
 APPEARANCE = ("heldout_negative", "heldout_duotone")
@@ -275,6 +286,72 @@ def _grid(x, pool, rng):
     return to_uint8_rgb(np.clip(out, 0.0, 1.0))
 
 
+def _wave(x, pool, rng):
+    from scipy.ndimage import map_coordinates
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype("float32")
+    out = np.empty_like(x)
+    for i in range(n):
+        amp = rng.uniform(0.05, 0.09) * h  # 1.6-2.9 px at 32 px
+        period = rng.uniform(0.6, 1.0) * h
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        dx = amp * np.sin(2 * np.pi * yy / period + phase[0])
+        dy = amp * np.sin(2 * np.pi * xx / period + phase[1])
+        out[i] = map_coordinates(x[i], [yy + dy, xx + dx], order=1, cval=0.0)
+    return to_uint8_rgb(out)
+
+
+def _perspective(x, pool, rng):
+    from skimage.transform import ProjectiveTransform, warp
+
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], "float64")
+    out = np.empty_like(x)
+    for i in range(n):
+        moved = corners.copy()
+        side = int(rng.integers(4))  # squeeze one side of the square
+        amount = rng.uniform(0.2, 0.35) * w
+        a, b = side, (side + 1) % 4
+        middle = (corners[a] + corners[b]) / 2.0
+        for c in (a, b):
+            moved[c] = corners[c] + (middle - corners[c]) * (2 * amount / w)
+        moved += rng.uniform(-1.5, 1.5, moved.shape)
+        if hasattr(ProjectiveTransform, "from_estimate"):  # scikit-image >= 0.26
+            transform = ProjectiveTransform.from_estimate(corners, moved)
+        else:
+            transform = ProjectiveTransform()
+            transform.estimate(corners, moved)
+        out[i] = warp(x[i], transform.inverse, order=1, cval=0.0)
+    return to_uint8_rgb(out)
+
+
+def _gradient(x, pool, rng):
+    x = _mild(x, rng)
+    n, h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype("float32")
+    out = np.empty_like(x)
+    for i in range(n):
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = np.cos(angle) * (xx / (w - 1) - 0.5) + np.sin(angle) * (
+            yy / (h - 1) - 0.5
+        )
+        light = 0.5 + rng.uniform(0.6, 0.9) * ramp
+        contrast = rng.uniform(0.25, 0.45)
+        out[i] = light * (1.0 - contrast) + contrast * x[i]
+    out = out + rng.normal(0.0, 0.03, size=out.shape).astype("float32")
+    return to_uint8_rgb(np.clip(out, 0.0, 1.0))
+
+
+def _saltpepper(x, pool, rng):
+    x = _mild(x, rng)
+    hit = rng.random(x.shape) < 0.2
+    salt = rng.random(x.shape) < 0.5
+    return to_uint8_rgb(np.where(hit, salt.astype("float32"), x).astype("float32"))
+
+
 _VIEWS = {
     "heldout_offcentre": _offcentre,
     "heldout_slant": _slant,
@@ -292,6 +369,10 @@ _VIEWS = {
     "novel_squeeze": _squeeze,
     "novel_ghost": _ghost,
     "novel_grid": _grid,
+    "blind_wave": _wave,
+    "blind_perspective": _perspective,
+    "blind_gradient": _gradient,
+    "blind_saltpepper": _saltpepper,
 }
 
 
@@ -316,3 +397,4 @@ HELDOUT_PAIRS = tuple(name for name in _VIEWS if name.startswith("heldout_"))
 FRESH_PAIRS = tuple(name for name in _VIEWS if name.startswith("fresh_"))
 UNSEEN_PAIRS = tuple(name for name in _VIEWS if name.startswith("unseen_"))
 NOVEL_PAIRS = tuple(name for name in _VIEWS if name.startswith("novel_"))
+BLIND_PAIRS = tuple(name for name in _VIEWS if name.startswith("blind_"))

@@ -435,7 +435,6 @@ def adapt(
             "agreement_warning": check["message"],
         }
         history = merge_histories([warm_history, best["history"]], best["inference"])
-        store.clear()
         result = AdaptResult(
             model=best["inference"],
             history=history,
@@ -446,9 +445,11 @@ def adapt(
             target_probabilities={n: r["probabilities"] for n, r in results.items()},
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
+            _inference=best["inference"],
         )
         if method == "auto" and selector == ENSEMBLE:
             result = _as_ensemble(result, results, (xs_val, ys_val), say)
+        store.clear()
         return result
 
 

@@ -166,6 +166,8 @@ class AdaptResult:
     target_probabilities: dict = field(default_factory=dict, repr=False)
     _candidates: dict = field(default_factory=dict, repr=False)
     _layers: list = field(default_factory=list, repr=False)
+    # the candidates' inference model (``model`` may be an ensemble or a student)
+    _inference: Any = field(default=None, repr=False)
 
     def candidate_model(self, name: str) -> Any:
         """A compiled inference model holding candidate ``name``'s final weights.
@@ -187,8 +189,9 @@ class AdaptResult:
         current = snapshot(self._layers)
         try:
             restore(self._layers, self._candidates[name])
-            clone = keras.models.clone_model(self.model)
-            clone.set_weights(self.model.get_weights())
+            inference = self.model if self._inference is None else self._inference
+            clone = keras.models.clone_model(inference)
+            clone.set_weights(inference.get_weights())
         finally:
             restore(self._layers, current)
         return compile_for_evaluation(clone)

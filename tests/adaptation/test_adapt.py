@@ -201,6 +201,14 @@ def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
     np.testing.assert_allclose(
         mean, np.mean([result.target_probabilities[n] for n in members], 0), atol=1e-5
     )
+    # candidate_model still rebuilds each candidate, not the ensemble that replaced
+    # result.model
+    for n in members:
+        np.testing.assert_allclose(
+            result.candidate_model(n).predict(xt, verbose=0),
+            result.target_probabilities[n],
+            atol=1e-5,
+        )
     _, _, xv, yv = split_source(xs, ys, 0.15, 0)
     held = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
     assert result.source_accuracy == pytest.approx(held)

@@ -150,14 +150,15 @@ def test_heldout_pairs_expand_and_build(harness):
     assert ink_spread(data["xt"]) > 1.5 * ink_spread(data["xs"])
 
 
-@pytest.mark.parametrize("group", ["fresh", "unseen", "novel"])
-def test_fresh_unseen_and_novel_pairs_expand_and_differ_from_their_source(
+@pytest.mark.parametrize("group", ["fresh", "unseen", "novel", "blind"])
+def test_fresh_unseen_novel_and_blind_pairs_expand_and_differ_from_their_source(
     harness, group
 ):
     members = {
         "fresh": harness.FRESH_PAIRS,
         "unseen": harness.UNSEEN_PAIRS,
         "novel": harness.NOVEL_PAIRS,
+        "blind": harness.BLIND_PAIRS,
     }[group]
     args = harness.parse_args(["--pairs", group, "heldout_slant", "--table"])
     assert args.pairs == [*members, "heldout_slant"]
@@ -167,6 +168,7 @@ def test_fresh_unseen_and_novel_pairs_expand_and_differ_from_their_source(
         *harness.FRESH_PAIRS,
         *harness.UNSEEN_PAIRS,
         *harness.NOVEL_PAIRS,
+        *harness.BLIND_PAIRS,
     }
     assert not set(members) & (others - set(members))
     for name in members:
@@ -261,3 +263,43 @@ def test_variant_specs_parse_register_and_refuse_bad_input(harness):
         harness.register_variants({"w": {"method": "nope", "kwargs": {}}})
     with pytest.raises(SystemExit, match="not already a method"):
         harness.register_variants({"mcc": {"method": "dann", "kwargs": {}}})
+
+
+def test_distill_ensemble_moves_the_student_to_the_teacher_on_the_target(harness):
+    from _distill import distill_ensemble  # benchmarks/ is on sys.path (harness)
+
+    from keras_transfer._backend import keras
+
+    rng = np.random.default_rng(0)
+    xs, xt = rng.normal(size=(64, 4)), rng.normal(size=(48, 4)) + 2.0
+    ys = (xs[:, 0] > 0).astype("int64")
+    teacher = np.tile([[0.1, 0.9]], (48, 1)).astype("float32")  # target: class 1
+    keras.utils.set_random_seed(0)
+    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
+
+    def kl(model):
+        p = model.predict(xt, verbose=0)
+        return float(np.mean(np.sum(teacher * np.log(teacher / p), -1)))
+
+    before = kl(student)
+    out = distill_ensemble(
+        student, (xs, ys), xt, teacher, epochs=20, learning_rate=1e-2, batch_size=16
+    )
+    assert out is student
+    assert kl(student) < 0.25 * before
+    # the source labels still count: it separates the source classes
+    assert np.mean(student.predict(xs, verbose=0).argmax(-1) == ys) > 0.8
+    assert student.evaluate(xs, ys, verbose=0)[1] > 0.8  # compiled with accuracy
+
+
+def test_distill_ensemble_refuses_bad_teachers(harness):
+    from _distill import distill_ensemble  # benchmarks/ is on sys.path (harness)
+
+    from keras_transfer._backend import keras
+
+    student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    xs, ys, xt = np.zeros((6, 4)), np.arange(6) % 3, np.zeros((5, 4))
+    with pytest.raises(ValueError, match=r"shape \(len\(target\), num_classes\)"):
+        distill_ensemble(student, (xs, ys), xt, np.full((5, 2), 0.5))
+    with pytest.raises(ValueError, match="epochs"):
+        distill_ensemble(student, (xs, ys), xt, np.full((5, 3), 1 / 3), epochs=0)
