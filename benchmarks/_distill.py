@@ -27,14 +27,6 @@ def distill_epochs(epochs: int) -> int:
     return max(1, round(epochs / 4))
 
 
-def _concat(a: Any, b: Any) -> Any:
-    if isinstance(a, dict):
-        return {
-            key: np.concatenate([np.asarray(a[key]), np.asarray(b[key])]) for key in a
-        }
-    return np.concatenate([np.asarray(a), np.asarray(b)])
-
-
 def distill_ensemble(
     student: Any,
     source: tuple,
@@ -58,7 +50,7 @@ def distill_ensemble(
         student: keras Model mapping inputs to class probabilities (softmax), e.g.
             ``result.candidate_model(name)`` of an `adapt` run.
         source: tuple ``(x, y)`` of labelled source arrays (integer labels).
-        target: array (or dict of arrays) of unlabelled target inputs.
+        target: array of unlabelled target inputs.
         teacher_probabilities: array ``(len(target), num_classes)``, e.g. the mean
             of `adapt`'s candidates' ``target_probabilities``.
         epochs: int. Passes over the union. Defaults to 5.
@@ -73,7 +65,6 @@ def distill_ensemble(
     Raises:
         ValueError: teacher probabilities whose shape does not match the target and
             the student's output, or ``epochs`` below 1.
-
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(
@@ -82,14 +73,14 @@ def distill_ensemble(
     xs, ys = source
     teacher = np.asarray(teacher_probabilities, "float32")
     k = int(student.outputs[0].shape[-1])
-    n_target = len(next(iter(target.values())) if isinstance(target, dict) else target)
-    if teacher.shape != (n_target, k):
+    if teacher.shape != (len(target), k):
         raise ValueError(
             "Expected teacher_probabilities of shape (len(target), num_classes) = "
-            f"{(n_target, k)}. Received: shape {teacher.shape}"
+            f"{(len(target), k)}. Received: shape {teacher.shape}"
         )
     labels = keras.utils.to_categorical(np.asarray(ys).reshape(-1), k).astype("float32")
-    x, y = _concat(xs, target), np.concatenate([labels, teacher])
+    x = np.concatenate([np.asarray(xs), np.asarray(target)])
+    y = np.concatenate([labels, teacher])
     keras.utils.set_random_seed(seed)
     student.compile(
         optimizer=keras.optimizers.Adam(learning_rate),

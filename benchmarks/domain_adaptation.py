@@ -421,17 +421,25 @@ def run_shared(
     return rows
 
 
+def _ensemble_members(selection: dict, methods: list) -> tuple[list, list]:
+    """`auto`'s default candidates among ``methods`` (all of them if none is), and
+    those whose held-out source accuracy held (all members if none did)."""
+    from keras_transfer.adaptation import AUTO_CANDIDATES
+
+    members = [c for c in AUTO_CANDIDATES if c in methods] or list(methods)
+    eligible = [c for c in members if selection["candidates"][c]["eligible"]] or members
+    return members, eligible
+
+
 def _ensemble_row(data, models, selection, methods, seed, rows) -> dict:
     """``ensemble``: the mean of the class probabilities of `auto`'s default
     candidates whose held-out source accuracy held (all of them if none did): the
     ensemble that the EnsV selector scores each candidate against, returned itself
     instead of the candidate closest to it. Costs no training; its inference costs
     one forward pass per member."""
-    from keras_transfer.adaptation import AUTO_CANDIDATES
     from keras_transfer.adaptation.predict import predict_eagerly
 
-    members = [c for c in AUTO_CANDIDATES if c in methods] or list(methods)
-    eligible = [c for c in members if selection["candidates"][c]["eligible"]] or members
+    members, eligible = _ensemble_members(selection, methods)
     accuracy = {}
     for domain, x, y in (
         ("source", data["xs_test"], data["ys_test"]),
@@ -469,19 +477,13 @@ def _distilled_row(data, result, models, methods, seed, rows, kwargs) -> dict:
         distill_epochs,
     )
 
-    from keras_transfer.adaptation import (
-        AUTO_CANDIDATES,
-        adapt,
-        per_domain_accuracy,
-        split_source,
-    )
+    from keras_transfer.adaptation import adapt, per_domain_accuracy, split_source
     from keras_transfer.adaptation.result import accuracy
 
     defaults = {k: p.default for k, p in inspect.signature(adapt).parameters.items()}
     setting = {**defaults, **kwargs}
     selection = result.selection
-    members = [c for c in AUTO_CANDIDATES if c in methods] or list(methods)
-    eligible = [c for c in members if selection["candidates"][c]["eligible"]] or members
+    _, eligible = _ensemble_members(selection, methods)
     auto = next(r for r in rows if r["method"] == "auto")
     teacher = np.mean([result.target_probabilities[c] for c in eligible], axis=0)
     ys = np.asarray(data["ys"]).reshape(-1).astype("int64")

@@ -193,9 +193,8 @@ def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
     ensv = max(members, key=lambda n: cands[n]["scores"]["ensv"])
     assert selection["ensv_choice"] == ensv
     # the output is the mean of the members' own probabilities, member by member
-    mean = np.mean(
-        [result.candidate_model(n).predict(xt, verbose=0) for n in members], axis=0
-    )
+    each = {n: result.candidate_model(n).predict(xt, verbose=0) for n in members}
+    mean = np.mean(list(each.values()), axis=0)
     got = result.model.predict(xt, verbose=0)
     np.testing.assert_allclose(got, mean, atol=1e-5)
     np.testing.assert_allclose(
@@ -204,11 +203,7 @@ def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
     # candidate_model still rebuilds each candidate, not the ensemble that replaced
     # result.model
     for n in members:
-        np.testing.assert_allclose(
-            result.candidate_model(n).predict(xt, verbose=0),
-            result.target_probabilities[n],
-            atol=1e-5,
-        )
+        np.testing.assert_allclose(each[n], result.target_probabilities[n], atol=1e-5)
     _, _, xv, yv = split_source(xs, ys, 0.15, 0)
     held = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
     assert result.source_accuracy == pytest.approx(held)
