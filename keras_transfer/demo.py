@@ -21,9 +21,10 @@ the public API; each step is a public function the CLI and tests call.)
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,21 @@ class DemoResult:
     extra: dict = field(default_factory=dict)
     adaptation: dict | None = None
 
+    def to_json(self) -> dict:
+        """The numbers as JSON-ready values (the export as its manifest summary)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        report = self.export
+        data["export"] = (
+            None
+            if report is None
+            else {
+                "path": str(report.path),
+                "quantization": report.quantization,
+                "top1_agreement": report.top1_agreement,
+            }
+        )
+        return data
+
 
 # The demo backbone: a KerasHub VGGBackbone with these filters (~93k parameters).
 DEMO_FILTERS = (32, 64, 128)
@@ -58,6 +74,11 @@ SETTINGS = {"quick": (30, 10, 10), "full": (30, 20, 30)}
 # default 20 epochs: with the default appearance jitter, 12 epochs of MCC lost 3.8
 # points to source-only on seed 0 (docs/cli.md, the demo).
 ADAPT_SETTINGS = {"quick": (20, "mcc"), "full": (20, "auto")}
+# What run_demo keeps next to the preset so that a later run in the same folder with
+# the same pretraining settings reuses it instead of pretraining again.
+SOURCE_CLASSIFIER = "source_classifier.keras"
+PRETRAIN_STAMP = "pretrain.json"
+RESULT_FILE = "demo.json"
 
 
 def make_backbone(image_size: int | None = None) -> Any:
@@ -118,6 +139,81 @@ def pretrain_source_preset(
         verbose=verbose,
     )
     return result if return_result else result.val_accuracy
+
+
+def _pretrain_settings(epochs: int, seed: int, image_size: int) -> dict:
+    from keras_transfer.version import __version__
+
+    return {
+        "epochs": epochs,
+        "seed": seed,
+        "image_size": image_size,
+        "filters": list(DEMO_FILTERS),
+        "keras_transfer": __version__,
+    }
+
+
+def reusable_pretraining(output_dir: str, settings: dict) -> dict | None:
+    """The stamp of a finished pretraining in `output_dir` made with `settings`.
+
+    Returns None when `output_dir` holds no complete pretraining (preset, source
+    classifier and stamp, the stamp written last) or one made with other settings.
+    """
+    stamp = os.path.join(output_dir, PRETRAIN_STAMP)
+    needed = (os.path.join(output_dir, "digits_vgg_preset"), stamp)
+    if not all(os.path.exists(p) for p in needed):
+        return None
+    if not os.path.isfile(os.path.join(output_dir, SOURCE_CLASSIFIER)):
+        return None
+    try:
+        with open(stamp) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return info if info.get("settings") == settings else None
+
+
+def _source_preset(
+    output_dir: str, *, epochs: int, seed: int, reuse: bool, say: Any
+) -> tuple[float, keras.Model, str]:
+    """(source val accuracy, source classifier, "trained" | "reused")."""
+    preset_dir = os.path.join(output_dir, "digits_vgg_preset")
+    settings = _pretrain_settings(epochs, seed, 32)
+    stamp = reusable_pretraining(output_dir, settings) if reuse else None
+    if stamp is not None:
+        say(
+            f"      reusing the preset pretrained earlier with the same settings "
+            f"({os.path.join(output_dir, PRETRAIN_STAMP)}; --fresh pretrains again)"
+        )
+        classifier = keras.saving.load_model(
+            os.path.join(output_dir, SOURCE_CLASSIFIER)
+        )
+        return float(stamp["val_accuracy"]), classifier, "reused"
+    stamp_path = os.path.join(output_dir, PRETRAIN_STAMP)
+    if os.path.exists(stamp_path):
+        os.remove(stamp_path)  # the preset is about to change: never a stale stamp
+    run = pretrain_source_preset(
+        preset_dir, epochs=epochs, seed=seed, return_result=True
+    )
+    _atomic_save(run.model, os.path.join(output_dir, SOURCE_CLASSIFIER))
+    _atomic_json(
+        stamp_path, {"settings": settings, "val_accuracy": float(run.val_accuracy)}
+    )
+    return float(run.val_accuracy), run.model, "trained"
+
+
+def _atomic_save(model: keras.Model, path: str) -> None:
+    tmp = f"{path[: -len('.keras')]}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(path: str, data: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        # numpy scalars (accuracies, agreement) as plain numbers
+        json.dump(data, f, indent=2, default=lambda o: o.item())
+    os.replace(tmp, path)
 
 
 def train_target(
@@ -257,6 +353,7 @@ def run_demo(
     seed: int = 0,
     export: bool = True,
     adapt: bool = True,
+    reuse_preset: bool = True,
     verbose: int = 1,
 ) -> DemoResult:
     """Runs the demo end to end and prints transfer vs scratch accuracy.
@@ -271,12 +368,19 @@ def run_demo(
         export: bool. Finish with a verified TFLite int8 export. Defaults to True.
         adapt: bool. Run the unsupervised adaptation step (`adapt_to_target`;
             the adapted model is saved as ``demo_adapted.keras``). Defaults to True.
+        reuse_preset: bool. When `output_dir` already holds the preset (and source
+            classifier) of an earlier run with the same pretraining settings (epochs,
+            seed, filters, keras-transfer version; `pretrain.json`), use it instead of
+            pretraining again; the rest of the run is unchanged (every later step
+            reseeds). False pretrains again. Defaults to True.
         verbose: int. 0 silent, 1 progress lines. Defaults to 1.
 
     Returns:
         A `DemoResult` (`extra["source_only_accuracy"]`: the source classifier on
-        the target test split, before any target label is used; `adaptation`:
-        the numbers of `adapt_to_target`, None when ``adapt=False``).
+        the target test split, before any target label is used;
+        `extra["pretrain"]`: "trained" or "reused"; `adaptation`: the numbers of
+        `adapt_to_target`, None when ``adapt=False``). The same numbers are
+        written to ``<output_dir>/demo.json``.
 
     Examples:
     ```python
@@ -300,19 +404,16 @@ def run_demo(
         f"{next(step)} Pretraining a KerasHub VGGBackbone on source digits ({pre_epochs} "
         "epochs, colour augmentation; the same code as `keras-transfer pretrain`)"
     )
-    pretrained_run = pretrain_source_preset(
-        preset_dir, epochs=pre_epochs, seed=seed, return_result=True
+    source_acc, source_classifier, pretrain_status = _source_preset(
+        output_dir, epochs=pre_epochs, seed=seed, reuse=reuse_preset, say=say
     )
-    source_acc = pretrained_run.val_accuracy
     say(f"      source test accuracy {source_acc:.3f}; preset saved to {preset_dir}")
 
     source, target = digits_domains(seed=seed)
     idx = few_shot_indices(target.y_train, shots, seed)
     x, y = target.x_train[idx].astype("float32"), target.y_train[idx]
     x_test = target.x_test.astype("float32")
-    source_only = float(
-        pretrained_run.model.evaluate(x_test, target.y_test, verbose=0)[1]
-    )
+    source_only = float(source_classifier.evaluate(x_test, target.y_test, verbose=0)[1])
     say(f"      on the target domain, before any target label: {source_only:.3f}")
     say(f"{next(step)} Loading it back: load_backbone('keras_hub:{preset_dir}')")
     say(
@@ -331,7 +432,7 @@ def run_demo(
         fine_tune_epochs=ft_epochs,
         seed=seed,
         transfer=True,
-        head_weights=pretrained_run.model.layers[-1].get_weights(),
+        head_weights=source_classifier.layers[-1].get_weights(),
     )
     say(
         "      training the same network from scratch on the same examples "
@@ -350,7 +451,7 @@ def run_demo(
         transfer=False,
     )
     model_path = os.path.join(output_dir, "demo_classifier.keras")
-    model.save(model_path)
+    _atomic_save(model, model_path)
     say("")
     say(
         f"  target test accuracy ({len(target.y_test)} images), {shots} labelled "
@@ -374,7 +475,7 @@ def run_demo(
             source, target, epochs=epochs, method=method, seed=seed
         )
         adaptation["model_path"] = os.path.join(output_dir, "demo_adapted.keras")
-        adapted.save(adaptation["model_path"])
+        _atomic_save(adapted, adaptation["model_path"])
         say(f"    source only (same network)     : {adaptation['source_only']:.3f}")
         say(
             f"    adapted ({adaptation['method']}), no target label : "
@@ -396,7 +497,7 @@ def run_demo(
     report = None
     if export:
         report = _export(model, x, x_test, output_dir, say, next(step))
-    return DemoResult(
+    result = DemoResult(
         shots=shots if shots is not None else -1,
         transfer_accuracy=transfer_acc,
         scratch_accuracy=scratch_acc,
@@ -405,9 +506,11 @@ def run_demo(
         model_path=model_path,
         seconds=time.perf_counter() - start,
         export=report,
-        extra={"source_only_accuracy": source_only},
+        extra={"source_only_accuracy": source_only, "pretrain": pretrain_status},
         adaptation=adaptation,
     )
+    _atomic_json(os.path.join(output_dir, RESULT_FILE), result.to_json())
+    return result
 
 
 def _export(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -350,27 +349,3 @@ def test_export_per_quantization(trained_run, tmp_path, capsys):
     assert "export tflite 2/2" in capsys.readouterr().err
     cfg["quantization"] = ["int4"]
     assert main(["export", _write(tmp_path / "x.yaml", cfg)]) == 2
-
-
-@pytest.mark.large
-def test_demo_quick(tmp_path):
-    out = tmp_path / "demo"
-    assert (
-        main(
-            [
-                "demo",
-                "--quick",
-                "--no-export",
-                "--no-adapt",
-                "--quiet",
-                "--output",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    # The flags reach run_demo: the classifier is saved, no adapted model, no export
-    # (tests/test_demo.py runs the adaptation step and the export).
-    assert (out / "demo_classifier.keras").is_file()
-    assert not (out / "demo_adapted.keras").exists()
-    assert not [p for p in os.listdir(out) if p.startswith("demo_int8")]

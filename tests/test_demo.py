@@ -1,12 +1,24 @@
-"""The demo job: transfer beats training from scratch by a clear margin, end to end."""
+"""The demo job: transfer beats training from scratch by a clear margin, end to end.
 
+Both large tests run `keras-transfer demo` (the CLI's `main`) in one output folder,
+as a user who tries `--quick` and then the full demo would: the second run reuses
+the preset the first pretrained with the same settings (`pretrain.json`).
+"""
+
+import json
 import os
 
 import pytest
 
 from keras_transfer import load_backbone
 from keras_transfer._backend import keras
-from keras_transfer.demo import few_shot_indices, run_demo
+from keras_transfer.cli import main
+from keras_transfer.demo import (
+    PRETRAIN_STAMP,
+    RESULT_FILE,
+    few_shot_indices,
+    reusable_pretraining,
+)
 
 # Quick mode, seeds 0, 1, 2 (benchmarks/results/demo.json): transfer 0.619 / 0.652 / 0.556
 # vs scratch 0.126 / 0.196 / 0.122 (smallest gain 0.434).
@@ -26,32 +38,46 @@ def test_few_shot_indices_balanced():
     assert len(few_shot_indices(y, None, seed=0)) == 15
 
 
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo") / "out"
+
+
+def _demo(out, *flags: str) -> dict:
+    assert main(["demo", "--quiet", "--output", str(out), *flags]) == 0
+    return json.loads((out / RESULT_FILE).read_text())
+
+
 @pytest.mark.large
-def test_demo_quick_shows_transfer(tmp_path):
-    out = str(tmp_path / "demo")
-    result = run_demo(output_dir=out, quick=True, verbose=0)
-    assert os.path.exists(result.model_path)
+def test_demo_quick_shows_transfer(demo_dir):
+    out = demo_dir
+    stamped = (out / PRETRAIN_STAMP).exists()
+    result = _demo(out, "--quick")
+    assert result["extra"]["pretrain"] == ("reused" if stamped else "trained")
+    assert os.path.exists(result["model_path"])
     # The verified TFLite export the demo ends with (int8, or dynamic if refused).
-    assert result.export is not None
+    assert result["export"]["quantization"] in ("int8", "dynamic"), result["export"]
+    assert result["export"]["top1_agreement"] >= 0.99, result["export"]
     assert any(p in os.listdir(out) for p in ("demo_int8", "demo_dynamic"))
     # Measured over seeds 0, 1, 2 (docs/cli.md, "The demo"): fine-tuned from the
     # preset beats the same network from scratch by MARGIN or more, and beats
     # the source model used with no target label.
-    assert result.transfer_accuracy >= result.scratch_accuracy + MARGIN, result
-    assert result.transfer_accuracy > result.extra["source_only_accuracy"], result
-    assert result.source_accuracy > 0.8
+    transfer, scratch = result["transfer_accuracy"], result["scratch_accuracy"]
+    assert transfer >= scratch + MARGIN, result
+    assert transfer > result["extra"]["source_only_accuracy"], result
+    assert result["source_accuracy"] > 0.8
     # The unsupervised step: unlabelled target images lift the same network and
     # recipe trained on the source alone, and the adapted model is saved.
-    adaptation = result.adaptation
+    adaptation = result["adaptation"]
     assert adaptation["adapted"] >= adaptation["source_only"] + ADAPT_MARGIN, adaptation
     assert adaptation["source_accuracy"] > 0.9, adaptation
     assert adaptation["agreement"] is None  # one method (MCC): no pool to agree
     reloaded = keras.saving.load_model(adaptation["model_path"])
     assert reloaded.output_shape == (None, 10)
-    bb = load_backbone(f"keras_hub:{result.preset_dir}")
+    bb = load_backbone(f"keras_hub:{result['preset_dir']}")
     assert bb.modality == "image" and bb.preprocessor is not None
     assert bb.pretrained
-    assert not [p for p in os.listdir(out) if p.startswith(".preset-")]
+    assert not [p for p in os.listdir(out) if p.startswith(".preset-") or ".tmp" in p]
 
 
 # Full mode, seeds 0, 1, 2 (benchmarks/results/demo.json): transfer 0.600 / 0.626 / 0.619
@@ -60,11 +86,38 @@ FULL_MARGIN = 0.15
 
 
 @pytest.mark.large
-def test_demo_full_shows_transfer(tmp_path):
-    # adapt=False: the adaptation step is the quick test's (full mode's numbers are in
-    # benchmarks/results/demo.json); this test is about the few-shot gain.
-    result = run_demo(
-        output_dir=str(tmp_path / "demo"), export=False, adapt=False, verbose=0
-    )
-    assert result.transfer_accuracy >= result.scratch_accuracy + FULL_MARGIN, result
-    assert result.transfer_accuracy > result.extra["source_only_accuracy"], result
+def test_demo_full_shows_transfer(demo_dir):
+    # --no-adapt: the adaptation step is the quick test's (full mode's numbers are in
+    # benchmarks/results/demo.json); this test is about the few-shot gain. Quick and
+    # full pretrain with the same settings, so after the quick test this run reuses
+    # its preset; alone, it pretrains.
+    out = demo_dir
+    stamped = (out / PRETRAIN_STAMP).exists()
+    adapted = out / "demo_adapted.keras"
+    before = adapted.stat().st_mtime_ns if adapted.exists() else None
+    result = _demo(out, "--no-export", "--no-adapt")
+    assert result["extra"]["pretrain"] == ("reused" if stamped else "trained")
+    transfer, scratch = result["transfer_accuracy"], result["scratch_accuracy"]
+    assert transfer >= scratch + FULL_MARGIN, result
+    assert transfer > result["extra"]["source_only_accuracy"], result
+    # The flags reach run_demo: no adaptation, no export; the adapted model of an
+    # earlier run (the quick test's) is left as it was.
+    assert result["adaptation"] is None and result["export"] is None
+    assert (adapted.stat().st_mtime_ns if adapted.exists() else None) == before
+
+
+def test_pretraining_is_reused_only_with_the_same_settings(tmp_path):
+    settings = {"epochs": 30, "seed": 0}
+    assert reusable_pretraining(str(tmp_path), settings) is None  # empty folder
+    (tmp_path / "digits_vgg_preset").mkdir()
+    (tmp_path / "source_classifier.keras").write_bytes(b"x")
+    stamp = tmp_path / PRETRAIN_STAMP
+    assert reusable_pretraining(str(tmp_path), settings) is None  # no stamp yet
+    stamp.write_text(json.dumps({"settings": settings, "val_accuracy": 0.9}))
+    assert reusable_pretraining(str(tmp_path), settings)["val_accuracy"] == 0.9
+    assert reusable_pretraining(str(tmp_path), {**settings, "seed": 1}) is None
+    (tmp_path / "source_classifier.keras").unlink()
+    assert reusable_pretraining(str(tmp_path), settings) is None  # incomplete
+    (tmp_path / "source_classifier.keras").write_bytes(b"x")
+    stamp.write_text("{half-writ")
+    assert reusable_pretraining(str(tmp_path), settings) is None  # unreadable

@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Skip the unsupervised adaptation step (no target label).",
     )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="Pretrain again even when --output holds the preset of an earlier run "
+        "with the same settings (reused by default).",
+    )
     demo.add_argument("--quiet", action="store_true", help="No progress lines.")
     for kind, text in _CONFIG_COMMANDS.items():
         p = sub.add_parser(
@@ -272,6 +278,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         export=not args.no_export,
         adapt=not args.no_adapt,
+        reuse_preset=not args.fresh,
         verbose=0 if args.quiet else 1,
     )
     return 0
