@@ -1,4 +1,4 @@
-"""Every notebook runs with nbclient; a script runs with --quick as a user starts it.
+"""Every notebook runs with nbclient; a script runs with --quick as a user starts it."""
 
 from __future__ import annotations
 
