@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.saving import save_model_atomically, write_json_atomically
 
 
 @dataclass
@@ -76,6 +77,7 @@ SETTINGS = {"quick": (30, 10, 10), "full": (30, 20, 30)}
 ADAPT_SETTINGS = {"quick": (20, "mcc"), "full": (20, "auto")}
 # What run_demo keeps next to the preset so that a later run in the same folder with
 # the same pretraining settings reuses it instead of pretraining again.
+PRESET_DIR = "digits_vgg_preset"
 SOURCE_CLASSIFIER = "source_classifier.keras"
 PRETRAIN_STAMP = "pretrain.json"
 RESULT_FILE = "demo.json"
@@ -159,14 +161,11 @@ def reusable_pretraining(output_dir: str, settings: dict) -> dict | None:
     Returns None when `output_dir` holds no complete pretraining (preset, source
     classifier and stamp, the stamp written last) or one made with other settings.
     """
-    stamp = os.path.join(output_dir, PRETRAIN_STAMP)
-    needed = (os.path.join(output_dir, "digits_vgg_preset"), stamp)
-    if not all(os.path.exists(p) for p in needed):
-        return None
-    if not os.path.isfile(os.path.join(output_dir, SOURCE_CLASSIFIER)):
+    parts = (PRESET_DIR, SOURCE_CLASSIFIER)
+    if not all(os.path.exists(os.path.join(output_dir, p)) for p in parts):
         return None
     try:
-        with open(stamp) as f:
+        with open(os.path.join(output_dir, PRETRAIN_STAMP)) as f:
             info = json.load(f)
     except (OSError, ValueError):
         return None
@@ -177,7 +176,7 @@ def _source_preset(
     output_dir: str, *, epochs: int, seed: int, reuse: bool, say: Any
 ) -> tuple[float, keras.Model, str]:
     """(source val accuracy, source classifier, "trained" | "reused")."""
-    preset_dir = os.path.join(output_dir, "digits_vgg_preset")
+    preset_dir = os.path.join(output_dir, PRESET_DIR)
     settings = _pretrain_settings(epochs, seed, 32)
     stamp = reusable_pretraining(output_dir, settings) if reuse else None
     if stamp is not None:
@@ -195,25 +194,11 @@ def _source_preset(
     run = pretrain_source_preset(
         preset_dir, epochs=epochs, seed=seed, return_result=True
     )
-    _atomic_save(run.model, os.path.join(output_dir, SOURCE_CLASSIFIER))
-    _atomic_json(
+    save_model_atomically(run.model, os.path.join(output_dir, SOURCE_CLASSIFIER))
+    write_json_atomically(
         stamp_path, {"settings": settings, "val_accuracy": float(run.val_accuracy)}
     )
     return float(run.val_accuracy), run.model, "trained"
-
-
-def _atomic_save(model: keras.Model, path: str) -> None:
-    tmp = f"{path[: -len('.keras')]}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_json(path: str, data: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        # numpy scalars (accuracies, agreement) as plain numbers
-        json.dump(data, f, indent=2, default=lambda o: o.item())
-    os.replace(tmp, path)
 
 
 def train_target(
@@ -397,7 +382,7 @@ def run_demo(
     say = print if verbose else (lambda *a, **k: None)
     pre_epochs, head_epochs, ft_epochs = SETTINGS["quick" if quick else "full"]
     os.makedirs(output_dir, exist_ok=True)
-    preset_dir = os.path.join(output_dir, "digits_vgg_preset")
+    preset_dir = os.path.join(output_dir, PRESET_DIR)
     steps = 3 + int(adapt) + int(export)
     step = iter(f"[{i}/{steps}]" for i in range(1, steps + 1))
     say(
@@ -451,7 +436,7 @@ def run_demo(
         transfer=False,
     )
     model_path = os.path.join(output_dir, "demo_classifier.keras")
-    _atomic_save(model, model_path)
+    save_model_atomically(model, model_path)
     say("")
     say(
         f"  target test accuracy ({len(target.y_test)} images), {shots} labelled "
@@ -475,7 +460,7 @@ def run_demo(
             source, target, epochs=epochs, method=method, seed=seed
         )
         adaptation["model_path"] = os.path.join(output_dir, "demo_adapted.keras")
-        _atomic_save(adapted, adaptation["model_path"])
+        save_model_atomically(adapted, adaptation["model_path"])
         say(f"    source only (same network)     : {adaptation['source_only']:.3f}")
         say(
             f"    adapted ({adaptation['method']}), no target label : "
@@ -509,7 +494,7 @@ def run_demo(
         extra={"source_only_accuracy": source_only, "pretrain": pretrain_status},
         adaptation=adaptation,
     )
-    _atomic_json(os.path.join(output_dir, RESULT_FILE), result.to_json())
+    write_json_atomically(os.path.join(output_dir, RESULT_FILE), result.to_json())
     return result
 
 

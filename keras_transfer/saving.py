@@ -5,7 +5,8 @@ and a `keras_transfer` class is in that registry only once the module defining i
 been imported. `load_model` imports every such module first (one explicit list, kept
 complete by a test), then calls `keras.saving.load_model`, and turns the usual
 mistakes (a missing file, a corrupt file, an export folder) into messages that say
-what to pass instead.
+what to pass instead. `save_model_atomically` and `write_json_atomically` write a
+file whole or not at all (a temporary file, then one rename).
 
 Examples:
 ```python
@@ -17,12 +18,19 @@ import keras_transfer as kt
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REGISTERING_MODULES", "load_model", "register_all"]
+__all__ = [
+    "REGISTERING_MODULES",
+    "load_model",
+    "register_all",
+    "save_model_atomically",
+    "write_json_atomically",
+]
 
 # Every module of keras_transfer that registers a class with
 # `keras.saving.register_keras_serializable`. tests/test_saving.py walks the package
@@ -41,6 +49,31 @@ REGISTERING_MODULES: tuple[str, ...] = (
     "keras_transfer.text.encoder",
     "keras_transfer.text.export",
 )
+
+
+def save_model_atomically(model: Any, path: str | os.PathLike) -> None:
+    """Saves `model` to the `.keras` file `path` whole or not at all.
+
+    Keras writes to a temporary `.keras` file next to `path`, which then replaces
+    `path` in one step: an interrupted save leaves the previous file as it was.
+    """
+    path = os.fspath(path)
+    stem, ext = os.path.splitext(path)
+    tmp = f"{stem}.tmp{ext}"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
+    """Writes `data` as JSON to `path` (parents created) whole or not at all.
+
+    Values JSON does not know (numpy scalars) are written as floats.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
 
 
 def register_all() -> None:

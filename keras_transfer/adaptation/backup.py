@@ -31,13 +31,7 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer.distribute import cluster
 from keras_transfer.distribute.backup import ResumableBackup, build_optimizer
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, default=float))
-    os.replace(tmp, path)
+from keras_transfer.saving import write_json_atomically
 
 
 class _PhaseRecorder(keras.callbacks.Callback):
@@ -64,7 +58,7 @@ class _PhaseRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        _write_json(
+        write_json_atomically(
             self.write_path,
             {"controller": self.controller.state(), "history": self.history},
         )
@@ -118,7 +112,7 @@ class AdaptBackup:
             "epochs": len(history.epoch),
             "controller": controller.state(),
         }
-        _write_json(self.write_dir / "state.json", self.state)
+        write_json_atomically(self.write_dir / "state.json", self.state)
         cluster.remove_write_dir(self.dir, self.write_dir)
 
     def load_phase(self, phase: str, model: Any, controller: Any):
