@@ -122,6 +122,7 @@ def fine_tune(
     strategy: Any = None,
     cache_features: bool | str = "auto",
     cache_dir: str | None = None,
+    jit_compile: bool | str | None = None,
     verbose: Any = "auto",
 ) -> keras.callbacks.History:
     """Fine-tunes a builder-made model in two phases and returns one merged history.
@@ -178,6 +179,11 @@ def fine_tune(
             `features.MEMORY_LIMIT` (a `tf.data` cache file, removed at the end).
             None: such features are not cached with "auto", and go to the
             system's temporary folder with True. Defaults to None.
+        jit_compile: bool, `"auto"` or None. XLA for every phase's steps (each
+            phase recompiles with it, and the model keeps it in its
+            `compile_recipe`); None keeps the model's own setting (the builder's
+            `jit_compile=`). On a CPU XLA measured slower for every model tried
+            (docs/performance.md). Defaults to None.
         verbose: Passed to `fit`.
 
     Returns:
@@ -210,6 +216,11 @@ def fine_tune(
             )
     depth = check_unfreeze_depth(unfreeze_depth)
     cache_features = check_cache_features(cache_features)
+    if jit_compile not in (None, True, False, "auto"):
+        raise ValueError(
+            "Expected jit_compile to be True, False, 'auto' or None (keep the "
+            f"model's). Received: jit_compile={jit_compile!r}"
+        )
     backbone = find_backbone(model)
     if backbone is None:
         raise ValueError(
@@ -265,6 +276,7 @@ def fine_tune(
             backup_dir,
             backbone_learning_rate,
             train_batchnorm,
+            jit_compile,
             verbose,
         )
     finally:
@@ -296,6 +308,7 @@ def _run_stages(
     backup_dir: Any,
     backbone_learning_rate: Any,
     train_batchnorm: bool,
+    jit_compile: Any,
     verbose: Any,
 ) -> None:
     epoch = 0
@@ -307,6 +320,7 @@ def _run_stages(
             model,
             learning_rate=lr,
             backbone_learning_rate=backbone_learning_rate if index else None,
+            jit_compile=jit_compile,
         )
         stage_callbacks = list(callbacks or [])
         marker = weights = epoch_log = None

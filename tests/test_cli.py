@@ -120,6 +120,11 @@ def test_config_template_and_check(tmp_path, capsys):
         ({"model": {"num_classes": 3}}, "model.num_classes=3 does not match"),
         ({"model": {"head": "cnn"}}, "model.head: expected one of"),
         ({"data": {"image_size": 4}}, "data.image_size: expected an int >= 8"),
+        ({"training": {"jit_compile": "xla"}}, "training.jit_compile: expected one"),
+        (
+            {"training": {"mixed_precision": "float16"}},
+            "training.mixed_precision: expected one of [None, 'mixed_float16'",
+        ),
     ],
 )
 def test_bad_train_configs_fail_without_run_dir(tmp_path, capsys, change, message):
@@ -244,6 +249,25 @@ def test_train_on_image_folder_and_npz(tmp_path, tiny_backbone, image_folder):
     assert sum(v["support"] for v in metrics["evaluation"]["per_class"].values()) == 5
 
 
+def test_train_with_xla_and_mixed_bfloat16(tmp_path, tiny_backbone, capsys):
+    from keras_transfer import load_model
+    from keras_transfer.backbones import find_backbone
+
+    cfg = _train_cfg(tmp_path, tiny_backbone)
+    cfg["training"].update(jit_compile=True, mixed_precision="mixed_bfloat16")
+    assert main(["train", _write(tmp_path / "c.yaml", cfg), "--quiet"]) == 0
+    model = load_model(tmp_path / "runs" / "r" / "model.keras")
+    assert find_backbone(model).layers[-1].compute_dtype == "bfloat16"
+    assert model.jit_compile is True
+    x = np.zeros((2, SIZE, SIZE, 3), "float32")
+    assert model.predict(x, verbose=0).dtype == np.float32  # the head stays float32
+    evaluate = ["evaluate", "--set", f"model_path={tmp_path}/runs/r/model.keras"]
+    evaluate += ["--set", f"data.image_size={SIZE}", "--set", "data.limit=20"]
+    assert main([*evaluate, "--set", f"output={tmp_path}/ev"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert sum(v["support"] for v in metrics["per_class"].values()) == 20
+
+
 def test_backbones_lists_schemes(capsys):
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
@@ -303,6 +327,13 @@ def test_adapt_rejects_unknown_method(tmp_path, capsys):
     ]
     assert main(args) == 2
     assert "adaptation.method: expected one of" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_adapt_rejects_a_bad_jit_compile(tmp_path, capsys):
+    args = ["adapt", "--set", "adaptation.jit_compile=xla"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    assert "adaptation.jit_compile: expected one of" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

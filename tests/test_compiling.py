@@ -154,3 +154,33 @@ def test_fine_tune_keeps_jit_compile_and_precision_across_phases():
     assert model.jit_compile is True  # recompiled for phase 2 from the recipe
     assert find_backbone(model).layers[-1].compute_dtype == "bfloat16"
     assert model.predict(x, verbose=0).dtype == np.float32
+
+
+def test_fine_tune_jit_compile_overrides_the_models_setting():
+    from keras_transfer import fine_tune
+
+    x, y = _data(16)
+    model = _model(jit_compile=False)
+    with pytest.raises(ValueError, match=r"Received: jit_compile='xla'"):
+        fine_tune(model, (x, y), jit_compile="xla", verbose=0)
+    assert model.jit_compile is False  # refused before any phase
+    fine_tune(
+        model,
+        (x, y),
+        head_epochs=1,
+        fine_tune_epochs=0,
+        cache_features=False,
+        jit_compile=True,
+        verbose=0,
+    )
+    assert model.jit_compile is True and model.compile_recipe["jit_compile"] is True
+    # None (the default) keeps what the model has now through its recompiles
+    fine_tune(
+        model,
+        (x, y),
+        head_epochs=1,
+        fine_tune_epochs=0,
+        cache_features=False,
+        verbose=0,
+    )
+    assert model.jit_compile is True

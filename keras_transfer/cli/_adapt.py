@@ -153,6 +153,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             # Shared by every worker of a cluster; only the chief writes it.
             backup_dir=str(Path(cfg.runs_dir) / cfg.name / "checkpoints" / "adapt"),
             strategy=strategy,
+            jit_compile=section.jit_compile,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

@@ -93,6 +93,8 @@ def build_model(
     lr: float,
     augmentation: dict | None = None,
     strategy: Any = None,
+    jit_compile: bool | str = "auto",
+    mixed_precision: str | None = None,
 ):
     """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
     from keras_transfer.builders import build_classifier
@@ -112,6 +114,8 @@ def build_model(
         input_shape=tuple(input_shape),
         learning_rate=lr,
         strategy=strategy,
+        jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
     )
 
 
@@ -330,6 +334,8 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
         cfg.training.learning_rate,
         augmentation,
         strategy,
+        jit_compile=cfg.training.jit_compile,
+        mixed_precision=cfg.training.mixed_precision,
     )
     if cfg.training.cache_features is True:
         _check_cacheable(model, augmentation)

@@ -101,6 +101,18 @@ class TrainingConfig:
         "head), true (or fail saying why not), false.",
         choices=("auto", True, False),
     )
+    jit_compile: bool | str = option(
+        "auto",
+        "XLA-compiled training steps: 'auto' (Keras' choice: on a GPU, off on a "
+        "CPU, where it measured slower), true or false. See docs/performance.md.",
+        choices=("auto", True, False),
+    )
+    mixed_precision: str | None = option(
+        None,
+        "Backbone compute dtype: null (float32), 'mixed_float16' (GPU; adds loss "
+        "scaling) or 'mixed_bfloat16'. The head, loss and outputs stay float32.",
+        choices=(None, "mixed_float16", "mixed_bfloat16"),
+    )
 
 
 @dataclass
@@ -156,6 +168,12 @@ class AdaptationConfig:
         choices=("default", "auto", "appearance", "auto+appearance", "choose", None),
     )
     options: dict = option({}, "Extra keyword arguments of the adaptation method.")
+    jit_compile: bool | str = option(
+        "auto",
+        "XLA-compiled training steps: 'auto' (Keras' choice: on a GPU, off on a "
+        "CPU), true or false.",
+        choices=("auto", True, False),
+    )
 
 
 @dataclass
