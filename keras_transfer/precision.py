@@ -9,6 +9,7 @@ formats without mixed-precision kernels (TFLite). Measured in
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from keras_transfer._backend import keras
@@ -32,7 +33,10 @@ def set_precision(model: keras.Model, mixed_precision: str) -> keras.Model:
     policy (variables stay float32, computations run in bfloat16 or float16);
     preprocessing, augmentation and the head keep float32, so the outputs, the loss
     and exports are float32. The policy is part of each layer's config: a saved
-    and reloaded model keeps it. Call before compiling (`compile_model` does).
+    and reloaded model keeps it, unless the backbone's class leaves it out of its
+    config (keras-hub's `VGGBackbone`; see `config_keeps_policy`): then a
+    `UserWarning` says that a reloaded copy computes in float32. Call before
+    compiling (`compile_model` does).
 
     Args:
         model: keras.Model. A builder-made model (with a nested backbone).
@@ -67,7 +71,32 @@ def set_precision(model: keras.Model, mixed_precision: str) -> keras.Model:
         )
     for layer in backbone._flatten_layers(include_self=True, recursive=True):
         layer.dtype_policy = mixed_precision
+    if mixed_precision != "float32" and not config_keeps_policy(backbone):
+        warnings.warn(
+            f"{type(backbone).__name__}.get_config() does not record its dtype "
+            f"policy, so this model computes its backbone in {mixed_precision} here "
+            "but a copy saved to .keras reloads it in float32 (same weights, "
+            "float32 speed). Keras-hub's VGGBackbone and MobileNetV5Backbone are "
+            "such classes (keras-hub 0.32).",
+            UserWarning,
+            stacklevel=2,
+        )
     return model
+
+
+def config_keeps_policy(layer: Any) -> bool:
+    """Whether a `.keras` copy of `layer` keeps the dtype policies set on it.
+
+    True when its config records them: its own ``"dtype"`` (Keras layers, keras-hub
+    backbones that chain to `Backbone.get_config`) or its sublayers' configs (a
+    functional or Sequential model). False for classes whose `get_config` returns
+    only constructor arguments (keras-hub's `VGGBackbone`): they rebuild in float32.
+    """
+    try:
+        config = layer.get_config()
+    except NotImplementedError:
+        return False
+    return "dtype" in config or "layers" in config
 
 
 def float32_model(model: Any) -> Any:

@@ -184,3 +184,32 @@ def test_fine_tune_jit_compile_overrides_the_models_setting():
         verbose=0,
     )
     assert model.jit_compile is True
+
+
+def test_mixed_precision_warns_when_the_backbone_cannot_save_it(tmp_path, recwarn):
+    import keras_hub
+
+    from keras_transfer import load_model
+    from keras_transfer.precision import config_keeps_policy
+
+    vgg = keras_hub.models.VGGBackbone(
+        stackwise_num_repeats=[1],
+        stackwise_num_filters=[4],
+        image_shape=(SIZE, SIZE, 3),
+    )
+    assert not config_keeps_policy(vgg)  # VGGBackbone.get_config: arguments only
+    with pytest.warns(
+        UserWarning, match="VGGBackbone.get_config.*reloads it in float32"
+    ):
+        model = build_classifier(
+            vgg, 2, input_shape=(SIZE, SIZE, 3), mixed_precision="mixed_bfloat16"
+        )
+    assert find_backbone(model).layers[-1].compute_dtype == "bfloat16"
+    model.save(tmp_path / "m.keras")
+    # what the warning says: the reloaded copy computes in float32
+    assert find_backbone(load_model(tmp_path / "m.keras")).layers[-1].compute_dtype == (
+        "float32"
+    )
+    recwarn.clear()
+    _model(mixed_precision="mixed_bfloat16")  # a Sequential backbone keeps it
+    assert not [w for w in recwarn if "dtype policy" in str(w.message)]
