@@ -36,6 +36,12 @@ __all__ = ["default_student", "run_distill"]
 def default_student(input_shape: tuple, num_classes: int) -> Any:
     """A small CNN classifier on raw [0, 255] images (the `distill` default student).
 
+    Three 3x3 convolutions (16, 32, 32 filters), each followed by 2x2 max pooling,
+    then a softmax layer on the flattened map: ~19k parameters at 32 px. (Until
+    stop 29 it was two strided convolutions and global average pooling, 5k
+    parameters, which stayed at chance on the built-in digits with the default 10
+    epochs: 0.10 and 0.15 where this one reaches 0.93 and 0.92, teacher 0.948.)
+
     Args:
         input_shape: tuple. `(height, width, channels)`.
         num_classes: int. Number of classes (softmax outputs).
@@ -45,17 +51,15 @@ def default_student(input_shape: tuple, num_classes: int) -> Any:
     """
     from keras_transfer._backend import keras
 
-    return keras.Sequential(
-        [
-            keras.Input(tuple(input_shape)),
-            keras.layers.Rescaling(1 / 255.0),
-            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ],
-        name="student",
-    )
+    layers = keras.layers
+    stack = [keras.Input(tuple(input_shape)), layers.Rescaling(1 / 255.0)]
+    for filters in (16, 32, 32):
+        stack += [
+            layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+        ]
+    stack += [layers.Flatten(), layers.Dense(num_classes, activation="softmax")]
+    return keras.Sequential(stack, name="student")
 
 
 def _check(cfg: DistillConfig) -> list[str]:
@@ -186,6 +190,16 @@ def run_distill(
             "validation_examples": len(data.y_val),
         }
         report = reports.Report(f"keras-transfer distill: {cfg.name}", run.report_dir)
+        from keras_transfer.callbacks import check_against_majority
+
+        if check_against_majority(
+            metrics["student_accuracy"],
+            data.y_val,
+            context=f"(the student of {cfg.name})",
+        ):
+            report.add_text(
+                "Warning: the student is no better than predicting the majority class."
+            )
         report.add_text(
             f"Teacher {d.teacher} -> student {d.student or 'built-in small CNN'}; "
             f"data {cfg.data.source}; T={d.temperature}, alpha={d.alpha}."
