@@ -358,9 +358,48 @@ def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):
     assert len(metrics["trials"]) == 2
     assert {"learning_rate", "unfreeze_depth"} <= set(metrics["best"])
     assert (run / "model.keras").is_file() and (run / "report" / "trials.png").is_file()
+    assert "retrained" not in metrics  # retrain_epochs defaults to 0
     bad = ["tune", "--set", "tuning.unfreeze_depths=[0, all]", "--name", "bad"]
     assert main([*bad, "--set", f"runs_dir={tmp_path}/runs"]) == 2
     assert not (run.parent / "bad").exists()
+    bad = ["tune", "--set", "tuning.retrain_epochs=-1", "--name", "bad"]
+    assert main([*bad, "--set", f"runs_dir={tmp_path}/runs"]) == 2
+    assert not (run.parent / "bad").exists()
+
+
+def test_tune_retrains_the_best_for_retrain_epochs(tmp_path, tiny_backbone):
+    from keras_transfer import load_model
+
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"image_size": SIZE, "limit": 48, "batch_size": 16},
+        "model": {"backbone": tiny_backbone},
+        "tuning": {
+            "max_trials": 1,
+            "epochs": 1,
+            "learning_rates": [1e-2],
+            "unfreeze_depths": [0],
+            "retrain_epochs": 3,
+        },
+    }
+    assert main(["tune", _write(tmp_path / "t.yaml", cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "tune"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["retrained"]["epochs"] == 3
+    assert len(metrics["retrained"]["history"]["loss"]) == 3
+    assert "val_loss" not in metrics["retrained"]["history"]  # validation held out
+    from keras_transfer._backend import keras
+
+    model = load_model(run / "model.keras")
+    # the saved model is the retrained one, not the trial's (1 epoch): same
+    # architecture, other weights
+    trial = keras.models.clone_model(model)
+    trial.load_weights(next((run / "tuner").glob("trial_*/checkpoint.weights.h5")))
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(model.get_weights(), trial.get_weights(), strict=True)
+    )
+    assert "afresh for 3 epochs" in (run / "report" / "report.html").read_text()
 
 
 def test_export_per_quantization(trained_run, tmp_path, capsys):

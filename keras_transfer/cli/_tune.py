@@ -51,6 +51,11 @@ def _check(cfg: TuneConfig) -> list[str]:
             "Expected tuning.max_trials >= 1 and tuning.epochs >= 1. Received: "
             f"max_trials={t.max_trials}, epochs={t.epochs}"
         )
+    if t.retrain_epochs < 0:
+        raise ConfigError(
+            "Expected tuning.retrain_epochs >= 0 (0: keep the best trial's model). "
+            f"Received: tuning.retrain_epochs={t.retrain_epochs}"
+        )
     return names
 
 
@@ -199,6 +204,24 @@ def _search(cfg: TuneConfig, tuner: Any, data: Any, callbacks: list) -> None:
     )
 
 
+def _retrain(cfg: TuneConfig, tuner: Any, data: Any) -> tuple[Any, dict]:
+    """The best hyperparameters trained afresh on the training split only, so the
+    validation split still measures the saved model. Every process of a TF_CONFIG
+    cluster runs it (the fit is collective); KerasTuner's chief alone runs it in a
+    distributed search, whose workers have left."""
+    from keras_transfer.data import from_arrays
+    from keras_transfer.tuning import retrain_best
+
+    train = from_arrays(
+        data.x_train, data.y_train, batch_size=cfg.data.batch_size, seed=cfg.data.seed
+    )
+    model, _ = retrain_best(
+        tuner, train, None, epochs=cfg.tuning.retrain_epochs, verbose=0
+    )
+    history = {k: [float(v) for v in vals] for k, vals in model.history.history.items()}
+    return model, {"epochs": cfg.tuning.retrain_epochs, "history": history}
+
+
 def _tune_worker(cfg: TuneConfig, names: list[str], role: Any, strategy: Any) -> RunDir:
     """A worker of a distributed search: runs the trials the chief's oracle hands it.
 
@@ -266,7 +289,11 @@ def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Run
         tuner = _tuner(cfg, hypermodel, run.path, strategy)
         _search(cfg, tuner, data, [keras.callbacks.TensorBoard(str(run.logs_dir))])
         rows = search_summary(tuner)
-        best = _best_model(tuner, chief, Path(cfg.runs_dir) / cfg.name, strategy)
+        retrained = None
+        if t.retrain_epochs:
+            best, retrained = _retrain(cfg, tuner, data)
+        else:
+            best = _best_model(tuner, chief, Path(cfg.runs_dir) / cfg.name, strategy)
         best.save(run.model_path)
         trials = [
             {
@@ -282,14 +309,21 @@ def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Run
         report.add_text(
             f"{t.tuner} search, {len(rows)} finished trials, objective {t.objective}."
         )
+        if retrained is not None:
+            report.add_text(
+                f"The saved model: the best hyperparameters trained afresh for "
+                f"{t.retrain_epochs} epochs on the training split (the evaluation "
+                "below is on the validation split it did not train on)."
+            )
         fig = reports.plot_trials(trials, out / "trials.png", objective=t.objective)
         report.add_figure(fig, "Score of each trial vs its hyperparameters")
         report.add_table(rows)
         metrics = classification_section(report, best, data.x_val, data.y_val, names)
         report.save()
-        run.finish(
-            {"trials": rows, "best": rows[0] if rows else None, "best_eval": metrics}
-        )
+        summary = {"trials": rows, "best": rows[0] if rows else None}
+        if retrained is not None:
+            summary["retrained"] = retrained
+        run.finish({**summary, "best_eval": metrics})
     except BaseException as err:
         run.fail(err)
         raise

@@ -188,6 +188,12 @@ class TuningConfig:
     learning_rates: list = option([1e-3, 1e-4], "Learning rates to try.")
     unfreeze_depths: list = option([0, 2], "Unfreeze depths to try (ints or 'all').")
     objective: str = option("val_accuracy", "Metric to maximize.")
+    retrain_epochs: int = option(
+        0,
+        "After the search, train the best hyperparameters afresh for this many "
+        "epochs on the training split (`tuning.retrain_best`) and save that model; "
+        "0 keeps the best trial's model (trained for `epochs`).",
+    )
 
 
 @dataclass
