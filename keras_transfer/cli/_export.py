@@ -69,6 +69,12 @@ def _check(cfg: ExportConfig) -> list[str]:
             f"+25% over the full int8 file) or null. Received: selective_size_budget="
             f"{budget!r}"
         )
+    agreement = cfg.min_agreement
+    if agreement is not None and not 0.0 <= agreement <= 1.0:
+        raise ConfigError(
+            "Invalid value for min_agreement: expected a number in [0, 1] or null "
+            f"(the defaults). Received: min_agreement={agreement!r}"
+        )
     if cfg.representative.source:
         check_data_config(cfg.representative, "representative", model_size=True)
     return list(dict.fromkeys(quants))
@@ -334,6 +340,7 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                     verify_data=verify,
                     output=str(tmp / leaf),
                     class_names=data.class_names,
+                    min_agreement=cfg.min_agreement,
                     **(
                         {"selective_size_budget": cfg.selective_size_budget}
                         if q == "int8"

@@ -164,6 +164,12 @@ class ExportConfig:
         "For int8: how much larger than the full int8 file a file with some ops kept "
         "in float may be (0.25: +25%) before int16x8 is tried; null: no limit.",
     )
+    min_agreement: float | None = option(
+        None,
+        "Top-1 agreement with the Keras model each file must reach on the "
+        "verification inputs, in [0, 1]; null: 0.99 for int8, int16x8 and dynamic, "
+        "0.999 for float32 and float16.",
+    )
     representative: DataConfig = section(DataConfig, source="", image_size=None)
     output: str = option("", "Output folder; empty means <model folder>/export/.")
     overwrite: bool = option(False, "Replace existing outputs.")

@@ -169,6 +169,10 @@ def compare(
     report.mean_abs_diff = float(diff.mean())
     ref, got = top1(expected), top1(actual)
     report.top1_agreement = float(np.mean(ref == got))
+    differ = ref != got
+    report.disagreement_margin = (
+        float(top_margin(expected[differ]).max()) if differ.any() else None
+    )
     if labels is not None:
         labels = np.asarray(labels).reshape(len(labels), -1)
         if labels.shape[1] > 1:  # one-hot labels
@@ -177,6 +181,20 @@ def compare(
         report.keras_accuracy = float(np.mean(ref == labels))
         report.export_accuracy = float(np.mean(got == labels))
     report.verified = True
+
+
+def top_margin(probs: np.ndarray) -> np.ndarray:
+    """Per input, how far the top class is ahead of the runner-up (probabilities;
+    ``|2p - 1|`` for one-unit outputs)."""
+    probs = np.asarray(probs, "float32").reshape(len(probs), -1)
+    if probs.shape[1] == 1:
+        return np.abs(2.0 * probs[:, 0] - 1.0)
+    top2 = np.sort(probs, axis=-1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+#: Disagreements whose Keras margin is at most this are called near-ties.
+NEAR_TIE = 0.05
 
 
 def keras_predict(
@@ -205,10 +223,19 @@ def problems(report: ExportReport, max_abs_diff: float | None) -> list[str]:
     """What keeps ``report`` from passing (empty when it passes)."""
     found = []
     if report.top1_agreement is not None and report.top1_agreement < report.threshold:
-        found.append(
+        line = (
             f"top-1 agreement {report.top1_agreement:.4f} < threshold "
             f"{report.threshold} on {report.num_samples} inputs"
         )
+        margin = report.disagreement_margin
+        if margin is not None and margin <= NEAR_TIE:
+            line += (
+                f" (every input that disagrees is a near-tie of the Keras model: its "
+                f"top class leads the runner-up by at most {margin:.3g} there; a "
+                "model this unsure flips on small numerical changes, so check its "
+                "accuracy, or accept it knowingly with a lower min_agreement)"
+            )
+        found.append(line)
     if (
         max_abs_diff is not None
         and report.max_abs_diff is not None

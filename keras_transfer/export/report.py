@@ -32,6 +32,10 @@ class ExportReport:
         keras_accuracy: float or None. Accuracy of the Keras model on the verification
             labels, when labels were given.
         export_accuracy: float or None. Accuracy of the exported model on those labels.
+        disagreement_margin: float or None. Among the inputs whose top-1 class
+            differs, the largest margin of the Keras model's top class over its
+            runner-up (probabilities; None when every input agrees). Small values
+            mean the disagreements are near-ties of a low-confidence model.
         threshold: float. The agreement the export had to reach.
         verified: bool. Whether verification ran (``False`` with ``verify=False``).
         verify_source: str. Where the verification inputs came from:
@@ -77,6 +81,7 @@ class ExportReport:
     keras_latency_ms: float | None = None
     keras_accuracy: float | None = None
     export_accuracy: float | None = None
+    disagreement_margin: float | None = None
     threshold: float = 0.999
     verified: bool = False
     verify_source: str = "none"
@@ -145,6 +150,7 @@ class ExportReport:
             "keras_latency_ms",
             "keras_accuracy",
             "export_accuracy",
+            "disagreement_margin",
             "interpreter",
         )
         return {k: getattr(self, k) for k in keys}

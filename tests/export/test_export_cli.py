@@ -172,6 +172,16 @@ def test_export_size_and_data_errors(run_dir, tmp_path):
     assert not list(tmp_path.rglob("representative.npz"))
 
 
+def test_min_agreement_reaches_every_file_and_is_checked(run_dir, tmp_path):
+    out = tmp_path / "exp"
+    _export(run_dir, out, ["float16"], min_agreement=0.5)
+    manifest = json.loads((out / "tflite-float16" / "manifest.json").read_text())
+    assert manifest["verification"]["threshold"] == 0.5  # not float16's 0.999
+    with pytest.raises(ConfigError, match=r"min_agreement: expected a number in \[0"):
+        _export(run_dir, tmp_path / "b", ["float32"], min_agreement=1.5)
+    assert not (tmp_path / "b").exists()
+
+
 def test_sample_draws_across_the_data():
     x = np.arange(100)
     y = np.repeat(np.arange(10), 10)  # sorted by class: the first 20 are 2 classes

@@ -222,3 +222,27 @@ def test_unsupported_op_is_named(tmp_path):
     manifest = json.loads((tmp_path / "det" / "manifest.json").read_text())
     assert manifest["select_tf_ops"] is True
     assert manifest["inputs"][0]["shape"] == [-1, 6]
+
+
+def test_verification_says_when_every_disagreement_is_a_near_tie():
+    from keras_transfer.export._verify import compare, problems
+    from keras_transfer.export.report import ExportReport
+
+    keras_out = np.array([[0.51, 0.49], [0.9, 0.1], [0.2, 0.8]] * 10, "float32")
+    unsure = keras_out.copy()
+    unsure[0] = [0.49, 0.51]  # flips where Keras leads by 0.02
+    report = ExportReport(path="p", format="tflite", quantization="dynamic")
+    report.threshold = 0.99
+    compare(report, keras_out, unsure, None)
+    assert report.top1_agreement == pytest.approx(29 / 30)
+    assert report.disagreement_margin == pytest.approx(0.02, abs=1e-6)
+    (message,) = problems(report, None)
+    assert "near-tie of the Keras model" in message and "0.02" in message
+    confident = keras_out.copy()
+    confident[1] = [0.1, 0.9]  # flips where Keras leads by 0.8: a real error
+    compare(report, keras_out, confident, None)
+    assert report.disagreement_margin == pytest.approx(0.8, abs=1e-6)
+    (message,) = problems(report, None)
+    assert "near-tie" not in message
+    compare(report, keras_out, keras_out, None)
+    assert report.disagreement_margin is None and not problems(report, None)
