@@ -124,6 +124,11 @@ def predict_classes(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarr
     `ImageFiles`, is decoded batch by batch)."""
     from keras_transfer.data import folders, from_arrays
 
+    if isinstance(model, _Predictor):  # an export: its runtime on NumPy batches
+        if isinstance(x, folders.ImageFiles):
+            batches = from_arrays(x, batch_size=batch_size, shuffle=False)
+            return np.concatenate([np.asarray(model.run(b.numpy())) for b in batches])
+        return np.asarray(model.run(np.asarray(x)))
     if isinstance(x, folders.ImageFiles):
         return np.asarray(
             model.predict(
@@ -454,8 +459,21 @@ def load_model(path: str, field: str = "model_path", compile: bool = True) -> An
     return _load(path, compile=compile)
 
 
+def _is_export(path: str) -> bool:
+    p = Path(path)
+    return (p.is_file() and p.suffix == ".tflite") or (
+        p.is_dir()
+        and ((p / "model.tflite").is_file() or (p / "saved_model.pb").is_file())
+    )
+
+
 def run_evaluate(cfg: EvaluateConfig) -> dict:
     """Evaluates a saved model on `cfg.data`; writes a report.
+
+    `model_path` may be a `.keras` file, a `.tflite` file, or a TFLite or SavedModel
+    export folder (`keras-transfer export`): an export is evaluated through its own
+    runtime (LiteRT or the SavedModel signature), i.e. the file that ships; its
+    report goes to `<export's parent>/eval-<export name>/` by default.
 
     Uses the test split where the source has one (built-in domains, a `.npz` with
     `x_test`, `data.validation_source`), else every example of the source. Images
@@ -471,18 +489,32 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
     """
     check_data_config(cfg.data, model_size=True)
     names = inspect_source(cfg.data.source)
-    out = _output_dir(cfg.model_path, cfg.output, "eval")
+    exported = _is_export(cfg.model_path)
+    if exported and not cfg.output:
+        # beside the export, never inside it (its manifest describes its files)
+        path = Path(cfg.model_path).resolve()
+        if path.is_file() and (path.parent / "manifest.json").is_file():
+            path = path.parent  # model.tflite of an export folder
+        out = _output_dir(str(path), "", f"eval-{path.stem}")
+    else:
+        out = _output_dir(cfg.model_path, cfg.output, "eval")
     from keras_transfer import reports
     from keras_transfer.cli._data import resolve_image_size
 
-    model = load_model(cfg.model_path, compile=False)
-    classes = model.output_shape[-1]
+    if exported:
+        model = _open_model(cfg.model_path)
+        shape = tuple(model.input_shape)
+        size = shape[0] if len(shape) == 3 and shape[0] == shape[1] else None
+        classes = int(np.asarray(model.run(np.zeros((1, *shape), "float32"))).shape[-1])
+        expected = shape
+    else:
+        model = load_model(cfg.model_path, compile=False)
+        size = _model_size(model, cfg.model_path)
+        classes = model.output_shape[-1]
+        expected = tuple(model.input_shape[1:])
     check_num_classes(classes, names, "data.source")
-    data_cfg = resolve_image_size(
-        cfg.data, _model_size(model, cfg.model_path), "data.image_size", cfg.model_path
-    )
+    data_cfg = resolve_image_size(cfg.data, size, "data.image_size", cfg.model_path)
     x, y, _ = evaluation_arrays(data_cfg)
-    expected = tuple(model.input_shape[1:])
     if len(expected) == x.ndim - 1 and not all(
         e is None or e == s for e, s in zip(expected, x.shape[1:])
     ):

@@ -143,7 +143,11 @@ class PretrainConfig(RunConfig):
 class EvaluateConfig:
     """`keras-transfer evaluate`: metrics and a report for a saved model."""
 
-    model_path: str = option("runs/train/model.keras", "The .keras model to evaluate.")
+    model_path: str = option(
+        "runs/train/model.keras",
+        "The model to evaluate: a .keras file, a .tflite file, or a TFLite or "
+        "SavedModel export folder (evaluated through its own runtime).",
+    )
     data: DataConfig = section(DataConfig, image_size=None)
     output: str = option("", "Report folder; empty means <model folder>/eval/.")
 

@@ -191,6 +191,40 @@ def test_sample_draws_across_the_data():
     assert len(sample(x, y, 500, seed=0)[0]) == 100
 
 
+def test_evaluate_runs_the_exported_files(run_dir, tmp_path):
+    folder = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["source"]
+    out = tmp_path / "exp"
+    _export(run_dir, out, ["int8"])
+    run_export(
+        ExportConfig(
+            model_path=str(run_dir / "model.keras"),
+            format="saved_model",
+            quantization=["float32"],
+            output=str(tmp_path / "sm"),
+        )
+    )
+    data = DataConfig(source=folder, image_size=None)
+    keras_metrics = run_evaluate(
+        EvaluateConfig(
+            model_path=str(run_dir / "model.keras"),
+            data=data,
+            output=str(tmp_path / "k"),
+        )
+    )
+    before = sorted(p.name for p in (out / "tflite-int8").iterdir())
+    for path in (out / "tflite-int8", out / "tflite-int8" / "model.tflite"):
+        metrics = run_evaluate(EvaluateConfig(model_path=str(path), data=data))
+        # the shipped file, through LiteRT: agreement >= 0.99 with Keras
+        assert abs(metrics["accuracy"] - keras_metrics["accuracy"]) <= 0.05
+        assert (out / "eval-tflite-int8" / "metrics.json").is_file()  # beside it
+    assert sorted(p.name for p in (out / "tflite-int8").iterdir()) == before
+    metrics = run_evaluate(
+        EvaluateConfig(model_path=str(tmp_path / "sm" / "saved_model"), data=data)
+    )
+    assert metrics["accuracy"] == pytest.approx(keras_metrics["accuracy"], abs=0.02)
+    assert (tmp_path / "sm" / "eval-saved_model" / "report.html").is_file()
+
+
 def test_evaluate_reads_the_models_size(run_dir, tmp_path):
     folder = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["source"]
     cfg = EvaluateConfig(
