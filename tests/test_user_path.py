@@ -3,8 +3,9 @@
 `pretrain` a backbone on one image folder -> `train` with that preset on another
 folder at 64 px, interrupted with SIGINT in its fine-tune stage and finished with
 `--resume` in a new process -> `evaluate` -> `export` (float32 + int8, calibrated on the run's
-own data; and a SavedModel) -> `predict` on the `.keras`, the SavedModel and the
-`.tflite`, never repeating the image size or naming data for export.
+own data; and a SavedModel) -> `evaluate` of the int8 file -> `predict` on the
+`.keras`, the SavedModel and the `.tflite`, never repeating the image size or naming
+data for export.
 """
 
 from __future__ import annotations
@@ -128,6 +129,15 @@ def test_pretrain_train_evaluate_export_predict(tmp_path):
         ("tflite", "int8"),
     ]
     assert not list(tmp_path.rglob("representative.npz"))
+    # The shipped file on the same labelled data, through LiteRT.
+    _cli(
+        "evaluate", "--set", "model_path=runs/t/export/tflite-int8",
+        "--set", "data.source=photos",
+        cwd=tmp_path,
+    )  # fmt: skip
+    int8 = json.loads((export / "eval-tflite-int8" / "metrics.json").read_text())
+    keras_eval = json.loads((tmp_path / "runs/t/eval/metrics.json").read_text())
+    assert abs(int8["accuracy"] - keras_eval["accuracy"]) <= 0.1
 
     tops = {}
     for kind, path in {
