@@ -164,25 +164,11 @@ def test_fine_tune_jit_compile_overrides_the_models_setting():
     with pytest.raises(ValueError, match=r"Received: jit_compile='xla'"):
         fine_tune(model, (x, y), jit_compile="xla", verbose=0)
     assert model.jit_compile is False  # refused before any phase
-    fine_tune(
-        model,
-        (x, y),
-        head_epochs=1,
-        fine_tune_epochs=0,
-        cache_features=False,
-        jit_compile=True,
-        verbose=0,
-    )
+    one_phase = {"head_epochs": 1, "fine_tune_epochs": 0, "cache_features": False}
+    fine_tune(model, (x, y), jit_compile=True, verbose=0, **one_phase)
     assert model.jit_compile is True and model.compile_recipe["jit_compile"] is True
     # None (the default) keeps what the model has now through its recompiles
-    fine_tune(
-        model,
-        (x, y),
-        head_epochs=1,
-        fine_tune_epochs=0,
-        cache_features=False,
-        verbose=0,
-    )
+    fine_tune(model, (x, y), verbose=0, **one_phase)
     assert model.jit_compile is True
 
 
