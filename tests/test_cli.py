@@ -317,6 +317,61 @@ def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
     assert resolved["target"]["source"] == "digits_target"
 
 
+def _flat_target(folder: Path, n: int = 40) -> Path:
+    """n unlabelled target images in one folder (no class sub-folders)."""
+    from PIL import Image
+
+    from keras_transfer.cli._data import load_labelled
+    from keras_transfer.config import DataConfig
+
+    x = load_labelled(DataConfig(source="digits_target", image_size=SIZE)).x_train
+    folder.mkdir()
+    for i, image in enumerate(x[:n]):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_adapt_and_export_with_an_unlabelled_target_folder(tmp_path, tiny_backbone):
+    from keras_transfer.cli._data import is_unlabelled
+
+    flat = _flat_target(tmp_path / "flat")
+    assert is_unlabelled(str(flat)) and not is_unlabelled("digits_target")
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
+        "target": {"source": str(flat), "image_size": SIZE, "batch_size": 16},
+        "model": {"backbone": tiny_backbone},
+        "adaptation": {"method": "mcc", "epochs": 2, "warmup": 1},
+    }
+    assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "adapt"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["target"] is None and metrics["method"] == "mcc"
+    assert 0.0 <= metrics["source_accuracy"] <= 1.0
+    page = (run / "report" / "report.html").read_text()
+    assert "The target is unlabelled" in page
+    assert not (run / "report" / "confusion_matrix.png").exists()
+    # export reads the run's unlabelled target for calibration and verification
+    args = ["export", "--set", f"model_path={run / 'model.keras'}"]
+    assert main([*args, "--set", "quantization=[float32]"]) == 0
+    (row,) = json.loads((run / "export" / "summary.json").read_text())
+    assert "unlabelled target" in row["data"] and row["agreement"] >= 0.999
+    assert row["export_accuracy"] is None  # half the inputs have no label
+
+
+def test_adapt_refuses_a_labelled_target_with_other_classes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "t.npz"
+    np.savez(npz, x=rng.integers(0, 255, (8, SIZE, SIZE, 3)).astype("uint8"), y=[0] * 8)
+    args = ["adapt", "--set", f"target.source={npz}", "--set", f"runs_dir={tmp_path}"]
+    assert main(args) == 2
+    assert "An unlabelled target is a folder of images" in capsys.readouterr().err
+    np.savez(tmp_path / "x_only.npz", x=np.zeros((4, SIZE, SIZE, 3), "uint8"))
+    from keras_transfer.cli._data import is_unlabelled
+
+    assert is_unlabelled(str(tmp_path / "x_only.npz"))
+
+
 def test_adapt_rejects_unknown_method(tmp_path, capsys):
     args = [
         "adapt",

@@ -15,7 +15,9 @@ from keras_transfer.cli._data import (
     check_data_config,
     check_num_classes,
     inspect_source,
+    is_unlabelled,
     load_labelled,
+    load_unlabelled,
 )
 from keras_transfer.cli._train import (
     classification_section,
@@ -30,14 +32,19 @@ from keras_transfer.runs import RunDir
 
 def _check(cfg: AdaptConfig) -> list[str]:
     check_data_config(cfg.source, "source")
-    check_data_config(cfg.target, "target")
+    check_data_config(cfg.target, "target", unlabelled_ok=True)
     names = inspect_source(cfg.source.source, "source.source")
-    target_names = inspect_source(cfg.target.source, "target.source")
-    if target_names != names:
-        raise ConfigError(
-            f"target.source has classes {target_names} but source.source has "
-            f"{names}: adaptation needs the same label set."
-        )
+    if not is_unlabelled(cfg.target.source, "target.source"):
+        # labelled target (class sub-folders, labels in a .npz, a built-in domain):
+        # its labels are read for the report's evaluation only
+        target_names = inspect_source(cfg.target.source, "target.source")
+        if target_names != names:
+            raise ConfigError(
+                f"target.source has classes {target_names} but source.source has "
+                f"{names}: adaptation needs the same label set. (An unlabelled "
+                "target is a folder of images without class sub-folders, or a .npz "
+                "with an array x only.)"
+            )
     check_num_classes(cfg.model.num_classes, names, "source.source")
     from keras_transfer.adaptation import list_alignment_methods
 
@@ -107,11 +114,17 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
     from keras_transfer.adaptation.predict import predict_eagerly
     from keras_transfer.distribute import maybe_distribute
 
-    src, tgt = load_labelled(cfg.source), load_labelled(cfg.target)
-    if src.x_train.shape[1:] != tgt.x_train.shape[1:]:
+    src = load_labelled(cfg.source)
+    labelled = not is_unlabelled(cfg.target.source, "target.source")
+    if labelled:
+        tgt = load_labelled(cfg.target)
+        x_target, x_target_held = tgt.x_train, tgt.x_val
+    else:
+        x_target, x_target_held = load_unlabelled(cfg.target, "target.source")
+    if src.x_train.shape[1:] != x_target.shape[1:]:
         raise ConfigError(
             f"Source inputs have shape {src.x_train.shape[1:]} but target inputs "
-            f"{tgt.x_train.shape[1:]}; set the same image_size for both."
+            f"{x_target.shape[1:]}; set the same image_size for both."
         )
     keras.utils.set_random_seed(cfg.source.seed)
     with maybe_distribute(strategy):  # the backbone's variables too
@@ -129,13 +142,13 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
         run.write_json("classes.json", names)
         before = (
             predict_eagerly(encoder, _sample(src.x_val)),
-            predict_eagerly(encoder, _sample(tgt.x_val)),
+            predict_eagerly(encoder, _sample(x_target_held)),
         )
         section = cfg.adaptation
         result = adapt(
             encoder,
             (src.x_train, src.y_train),
-            tgt.x_train,
+            x_target,
             num_classes=len(names),
             method=section.method,
             epochs=section.epochs,
@@ -157,7 +170,10 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             verbose=verbose,
         )
         model, inference = result.training_model, result.model
-        after = (model.features(_sample(src.x_val)), model.features(_sample(tgt.x_val)))
+        after = (
+            model.features(_sample(src.x_val)),
+            model.features(_sample(x_target_held)),
+        )
         inference.save(run.model_path)
         hist = {
             k: [None if v is None else float(v) for v in vals]
@@ -169,8 +185,12 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             f"Method {result.method} (asked: {cfg.adaptation.method}); backbone "
             f"{cfg.model.backbone}; warm-up {result.selection['warmup_epochs']} "
             "epochs; "
-            f"{cfg.source.source} -> {cfg.target.source}. Target labels are used only "
-            "for this evaluation."
+            f"{cfg.source.source} -> {cfg.target.source}. "
+            + (
+                "Target labels are used only for this evaluation."
+                if labelled
+                else "The target is unlabelled: no target accuracy can be measured."
+            )
         )
         if result.selection.get("agreement_warning"):
             report.add_text(f"Warning: {result.selection['agreement_warning']}")
@@ -190,7 +210,18 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
         )
         run.write_json("selection.json", result.selection)
         report.add_text(f"Source hold-out accuracy: {source_acc:.4f}.")
-        metrics = classification_section(report, inference, tgt.x_val, tgt.y_val, names)
+        metrics = None
+        if labelled:
+            metrics = classification_section(
+                report, inference, tgt.x_val, tgt.y_val, names
+            )
+        else:
+            report.add_text(
+                "No target labels (target.source is a folder of images without "
+                "class sub-folders, or a .npz without y): the measures of this run "
+                "are the source hold-out accuracy above and selection.json (what "
+                "auto chose and how much its candidates agree on the target)."
+            )
         report.save()
         run.finish(
             {

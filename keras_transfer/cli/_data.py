@@ -187,13 +187,72 @@ def _read_folder(
     return x, labels, classes
 
 
-def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
+def is_unlabelled(source: str, field: str = "data.source") -> bool:
+    """Whether `source` holds inputs without labels (no TensorFlow): a folder whose
+    images lie directly in it (no class sub-folders), or a .npz with inputs and no
+    label array (`y`, `y_train`, `y_test`, `class_names`). Built-in domains are
+    labelled.
+
+    Raises:
+        ConfigError: the path is empty, missing or of an unsupported kind.
+    """
+    kind = _kind(source, field)
+    if kind == "builtin":
+        return False
+    if kind == "folder":
+        entries = list(os.scandir(source))
+        return not any(e.is_dir() for e in entries) and any(
+            Path(e.name).suffix.lower() in IMAGE_EXTS for e in entries
+        )
+    with np.load(source, allow_pickle=False) as npz:
+        return not any(k in npz for k in ("y", "y_train", "y_test", "class_names"))
+
+
+def load_unlabelled(cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs of an unlabelled source (`is_unlabelled`), as ``(train, held_out)``.
+
+    A folder is read at ``cfg.image_size``; a .npz gives its ``x`` (or ``x_train``,
+    plus ``x_test``). A seeded shuffle (``cfg.seed``) holds out
+    ``cfg.validation_split`` of them (for plots and export checks, never as labels);
+    ``cfg.limit`` caps the rest.
+
+    Raises:
+        ConfigError: no inputs, or an unreadable image (named in the message).
+    """
+    if _kind(cfg.source, field) == "folder":
+        x, _ = read_images(cfg.source, cfg.image_size, field=field)
+    else:
+        with np.load(cfg.source, allow_pickle=False) as npz:
+            keys = [k for k in ("x", "x_train", "x_test") if k in npz]
+            if not keys:
+                raise ConfigError(
+                    f"{field}={cfg.source!r} has no inputs: expected an array 'x' or "
+                    f"'x_train' (found {sorted(npz.files)})."
+                )
+            x = np.concatenate([npz[k] for k in keys])
+    x = x[np.random.default_rng(cfg.seed).permutation(len(x))]
+    n_held = int(round(len(x) * cfg.validation_split))
+    held, rest = x[:n_held], x[n_held:]
+    if cfg.limit:
+        rest = rest[: cfg.limit]
+    if not len(rest):
+        raise ConfigError(
+            f"{field}={cfg.source!r} leaves no input to train on after holding out "
+            f"validation_split={cfg.validation_split} of {len(x)}."
+        )
+    return rest, held if len(held) else rest[:300]
+
+
+def read_images(
+    path: str, size: int, field: str = "inputs"
+) -> tuple[np.ndarray, list[str]]:
     """Reads one image file or every image under a folder; returns (x, file names).
 
     Images are decoded as for training (`keras_transfer.data.folders.decode`).
 
     Raises:
-        ConfigError: no images, or an unreadable image (named in the message).
+        ConfigError: no images, or an unreadable image (named in the message, with
+            `field`, the config field that gave `path`).
     """
     from keras_transfer.data import folders
 
@@ -204,18 +263,18 @@ def read_images(path: str, size: int) -> tuple[np.ndarray, list[str]]:
         else sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
     )
     if not files:
-        raise ConfigError(f"No images found at inputs={path!r}.")
+        raise ConfigError(f"No images found at {field}={path!r}.")
     names = [str(f) for f in files]
     bad = folders.unreadable_headers(names)
     if bad:
         raise ConfigError(
-            f"Cannot read image file {names[bad[0]]!r} (under inputs): not a JPEG, "
+            f"Cannot read image file {names[bad[0]]!r} (under {field}): not a JPEG, "
             "PNG, GIF or BMP image. Remove or replace it."
         )
     x, failed = folders.decode_files(names, (size, size))
     if failed:
         raise ConfigError(
-            f"Cannot read image file {names[failed[0]]!r} (under inputs): its image "
+            f"Cannot read image file {names[failed[0]]!r} (under {field}): its image "
             "data is damaged. Remove or replace it."
         )
     return x, names
@@ -266,7 +325,10 @@ def _read(source: str, cfg: DataConfig):
 
 
 def check_data_config(
-    cfg: DataConfig, prefix: str = "data", model_size: bool = False
+    cfg: DataConfig,
+    prefix: str = "data",
+    model_size: bool = False,
+    unlabelled_ok: bool = False,
 ) -> None:
     """Checks the numeric fields of a `DataConfig` (no data is read).
 
@@ -274,6 +336,8 @@ def check_data_config(
         cfg: DataConfig.
         prefix: str. The config section, for messages. Defaults to `"data"`.
         model_size: bool. Accept `image_size: null` (the model's input size).
+        unlabelled_ok: bool. Accept a source without labels (`is_unlabelled`:
+            `adapt`'s target). Defaults to False.
 
     Raises:
         ConfigError: a field out of range, named with `prefix`.
@@ -293,7 +357,8 @@ def check_data_config(
                 f"Invalid value for {prefix}.{name}: expected {accepted}. "
                 f"Received: {prefix}.{name}={getattr(cfg, name)!r}"
             )
-    inspect_source(cfg.source, f"{prefix}.source")
+    if not (unlabelled_ok and is_unlabelled(cfg.source, f"{prefix}.source")):
+        inspect_source(cfg.source, f"{prefix}.source")
     if cfg.validation_source:
         inspect_source(cfg.validation_source, f"{prefix}.validation_source")
 

@@ -23,7 +23,9 @@ import numpy as np
 
 from keras_transfer.cli._data import (
     check_data_config,
+    is_unlabelled,
     load_labelled,
+    load_unlabelled,
     model_image_size,
     resolve_image_size,
     run_config,
@@ -315,7 +317,17 @@ def run_export(cfg: ExportConfig) -> list[dict]:
     rep = sample(data.x_train, data.y_train, limit, rep_cfg.seed)
     verify = sample(data.x_val, data.y_val, limit, rep_cfg.seed + 1)
     target = target_config(cfg, rep_cfg)
-    if target is not None:  # adapted model: calibrate and verify on both domains
+    if target is not None and is_unlabelled(target[0].source, "target.source"):
+        # adapted on an unlabelled target: calibrate on both domains, verify the
+        # agreement on both (no accuracy: half the inputs have no label)
+        x_t, x_t_held = load_unlabelled(target[0], "target.source")
+        _check_data(model, x_t, data.class_names, target[1])
+        no_label = np.full(len(x_t), -1)
+        rep = _mix(rep, (x_t, no_label), limit, rep_cfg.seed)
+        held = (x_t_held, np.full(len(x_t_held), -1))
+        verify = (_mix((data.x_val, data.y_val), held, limit, rep_cfg.seed + 1)[0],)
+        origin = f"{origin} and the unlabelled target ({target[1]}), half each"
+    elif target is not None:  # adapted model: calibrate and verify on both domains
         tgt = load_labelled(target[0])
         _check_data(model, tgt.x_train, tgt.class_names, target[1])
         rep = _mix(rep, (tgt.x_train, tgt.y_train), limit, rep_cfg.seed)
@@ -337,7 +349,8 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                     format=cfg.format,
                     quantization=None if q == "float32" else q,
                     representative=rep,
-                    verify_data=verify,
+                    # (x,) when the target half has no labels: agreement only
+                    verify_data=verify if len(verify) == 2 else verify[0],
                     output=str(tmp / leaf),
                     class_names=data.class_names,
                     min_agreement=cfg.min_agreement,
