@@ -7,6 +7,10 @@ the model's input size. Everything is written to a temporary sibling of the outp
 folder and moved into place only when every export passed, so a failed export
 leaves nothing behind; exports of other quantizations already in the folder stay,
 and `summary.json` keeps their rows.
+
+(Over 400 lines on purpose: choosing the calibration and verification data -- the
+run's own, an adapted run's labelled or unlabelled target, or `representative` --
+and the export loop that uses them are one decision path.)
 """
 
 from __future__ import annotations
