@@ -54,7 +54,9 @@ def from_directory(
             `CACHE_BYTES` (1 GiB) and streams otherwise. Defaults to `"auto"`.
         skip_corrupt: bool. Drop files that cannot be decoded (a warning is logged)
             instead of failing. Defaults to False.
-        **kwargs: `label_mode` (`"int"`, `"categorical"`, `"binary"` or None),
+        **kwargs: `label_mode` (`"int"`, `"categorical"`, `"binary"` or None:
+            images only, read from every image under `directory` at any depth, so
+            a flat folder of unlabelled photos works, e.g. an `adapt` target),
             `class_names`, `color_mode` (`"rgb"`, `"grayscale"`, `"rgba"`),
             `interpolation`. Any other `image_dataset_from_directory` argument
             switches to Keras' reader.
@@ -116,9 +118,15 @@ def from_directory(
             "Expected label_mode to be 'int', 'categorical', 'binary' or None. "
             f"Received: label_mode={label_mode!r}"
         )
-    paths, labels, names = folders.list_image_files(
-        directory, kwargs.get("class_names")
-    )
+    if label_mode is None and kwargs.get("class_names") is None:
+        # images only (e.g. an unlabelled target domain): no class folders needed,
+        # as with Keras' labels=None
+        paths = folders.list_all_image_files(directory)
+        labels, names = np.zeros(len(paths), "int32"), []
+    else:
+        paths, labels, names = folders.list_image_files(
+            directory, kwargs.get("class_names")
+        )
     if label_mode == "binary" and len(names) != 2:
         raise ValueError(
             f"Expected 2 class folders for label_mode='binary'. Received: {names!r}"

@@ -81,6 +81,25 @@ def list_image_files(
     return np.asarray(paths, dtype=str), np.asarray(labels, "int32"), names
 
 
+def list_all_image_files(directory: str | os.PathLike) -> np.ndarray:
+    """Every image file under `directory`, at any depth, sorted: the listing for
+    unlabelled images (`from_directory(..., label_mode=None)`), which need no class
+    sub-folders.
+
+    Raises:
+        ValueError: a missing directory.
+    """
+    directory = str(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"Image folder {directory!r} does not exist.")
+    files = sorted(
+        str(f)
+        for f in Path(directory).rglob("*")
+        if f.suffix.lower() in IMAGE_EXTS and f.is_file()
+    )
+    return np.asarray(files, dtype=str)
+
+
 def unreadable_headers(paths: Sequence[str]) -> list[int]:
     """Indexes of files that are not JPEG, PNG, GIF or BMP by their first bytes.
 

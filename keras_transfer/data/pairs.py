@@ -131,6 +131,12 @@ def domain_pairs(
         )
     except (ValueError, TypeError):
         compatible = False
+    if not compatible and _castable(xs_spec, t_spec):
+        # e.g. uint8 source arrays and a float32 `from_directory` target, both in
+        # [0, 255]: both become float32 (lossless for 8- and 16-bit values)
+        source = source.map(lambda x, *rest: (tf.cast(x, "float32"), *rest))
+        target = target.map(lambda x: tf.cast(x, "float32"))
+        compatible = True
     if not compatible:
         raise ValueError(
             "Expected source and target inputs of the same shape and dtype. "
@@ -158,3 +164,11 @@ def domain_pairs(
 
     pairs = tf.data.Dataset.zip((source, target)).map(arrange)
     return pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _castable(a: Any, b: Any) -> bool:
+    """Two single numeric tensors of compatible shapes but different dtypes."""
+    if tf.nest.is_nested(a) or tf.nest.is_nested(b):
+        return False
+    numeric = all(t.dtype.is_integer or t.dtype.is_floating for t in (a, b))
+    return numeric and a.shape.is_compatible_with(b.shape)

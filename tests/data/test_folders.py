@@ -155,6 +155,32 @@ def test_from_directory_errors_and_keras_fallback(tmp_path):
     }
 
 
+def test_from_directory_reads_a_flat_folder_of_unlabelled_images(tmp_path):
+    root = _folder(tmp_path / "d", (3, 5))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, image in enumerate(sorted(root.rglob("*.png"))):
+        (flat / f"{i}.png").write_bytes(image.read_bytes())
+    with pytest.raises(ValueError, match="has no class subfolders"):
+        from_directory(str(flat))  # labels need class folders
+    ds = from_directory(str(flat), image_size=(8, 8), label_mode=None, batch_size=4)
+    batches = list(ds)
+    assert all(b.shape[1:] == (8, 8, 3) for b in batches)  # images only
+    assert sum(int(b.shape[0]) for b in batches) == 8 and ds.class_names == []
+    train, val = from_directory(
+        str(flat),
+        image_size=(8, 8),
+        label_mode=None,
+        validation_split=0.25,
+        subset="both",
+    )
+    assert sum(int(b.shape[0]) for b in train) == 6
+    assert sum(int(b.shape[0]) for b in val) == 2
+    # the same images as the labelled folder, read without its labels
+    nested = from_directory(str(root), image_size=(8, 8), label_mode=None)
+    assert sum(int(b.shape[0]) for b in nested) == 8
+
+
 def test_from_directory_corrupt_files(tmp_path):
     root = _folder(tmp_path / "d", (3, 3))
     _truncate(root / "c1" / "0.png")

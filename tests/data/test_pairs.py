@@ -34,8 +34,8 @@ def test_errors():
     xs, ys = np.zeros((6, 3), "float32"), np.zeros(6)
     with pytest.raises(ValueError, match="same shape"):
         domain_pairs((xs, ys), np.zeros((6, 4), "float32"), 2)
-    with pytest.raises(ValueError, match="same shape"):
-        domain_pairs((xs, ys), np.zeros((6, 3), "float64"), 2)
+    with pytest.raises(ValueError, match="same shape and dtype"):
+        domain_pairs((xs, ys), np.array([["a", "b", "c"]] * 6), 2)  # text vs numbers
     labelled_target = tf.data.Dataset.from_tensor_slices((xs, ys))
     with pytest.raises(ValueError, match="target_ds to yield inputs only"):
         domain_pairs((xs, ys), labelled_target, 2)
@@ -45,3 +45,18 @@ def test_errors():
         domain_pairs((xs, ys), xs, 0)
     with pytest.raises(ValueError, match="tf.data.Dataset"):
         domain_pairs({"a": 1}, xs, 2)
+
+
+def test_numeric_inputs_of_other_dtypes_meet_as_float32():
+    # uint8 source arrays and a float32 target (what from_directory yields), both
+    # in [0, 255]: paired as float32, values unchanged
+    xs = np.arange(6 * 3, dtype="uint8").reshape(6, 3)
+    xt = np.full((4, 3), 255.0, "float32")
+    (x, y), *_ = domain_pairs((xs, np.arange(6)), xt, 6, shuffle=False)
+    assert x["source"].dtype == x["target"].dtype == tf.float32
+    np.testing.assert_array_equal(x["source"].numpy(), xs.astype("float32"))
+    assert float(x["target"].numpy().max()) == 255.0
+    (x, _), *_ = domain_pairs(
+        (xs.astype("float32"), np.arange(6)), xt.astype("float64"), 2
+    )
+    assert x["target"].dtype == tf.float32
