@@ -143,16 +143,26 @@ def _warn_skipped(path: str, skipped: list[str]) -> None:
 
 
 def _read_folder(
-    path: str, size: int, skip_corrupt: bool = False, field: str = "data.source"
+    path: str,
+    size: int,
+    skip_corrupt: bool = False,
+    field: str = "data.source",
+    unlabelled: bool = False,
 ) -> tuple[Any, np.ndarray, list[str]]:
-    """Reads a class folder: a uint8 array, or `ImageFiles` (streamed) when the
-    decoded images exceed `STREAM_BYTES`. Unreadable files are named (or skipped
-    with `skip_corrupt`) before anything trains."""
+    """Reads a class folder (or, `unlabelled`, every image under `path`, labels 0
+    and no classes): a uint8 array, or `ImageFiles` (streamed) when the decoded
+    images exceed `STREAM_BYTES`. Unreadable files are named (or skipped with
+    `skip_corrupt`) before anything trains."""
     from keras_transfer.data import folders
     from keras_transfer.progress import Progress
 
-    classes = _folder_classes(path, field)
-    files, labels, _ = folders.list_image_files(path, classes)
+    if unlabelled:
+        classes = []
+        files = folders.list_all_image_files(path)
+        labels = np.zeros(len(files), "int32")
+    else:
+        classes = _folder_classes(path, field)
+        files, labels, _ = folders.list_image_files(path, classes)
     bad = folders.unreadable_headers(files)
     if bad and not skip_corrupt:
         raise _corrupt_error(files[bad[0]], field, "not a JPEG, PNG, GIF or BMP image")
@@ -211,8 +221,9 @@ def is_unlabelled(source: str, field: str = "data.source") -> bool:
 def load_unlabelled(cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray]:
     """Inputs of an unlabelled source (`is_unlabelled`), as ``(train, held_out)``.
 
-    A folder is read at ``cfg.image_size``; a .npz gives its ``x`` (or ``x_train``,
-    plus ``x_test``). A seeded shuffle (``cfg.seed``) holds out
+    A folder is read at ``cfg.image_size`` as a class folder is (streamed from disk
+    as `ImageFiles` when large, `skip_corrupt` honoured); a .npz gives its ``x`` (or
+    ``x_train``, plus ``x_test``). A seeded shuffle (``cfg.seed``) holds out
     ``cfg.validation_split`` of them (for plots and export checks, never as labels);
     ``cfg.limit`` caps the rest.
 
@@ -220,7 +231,9 @@ def load_unlabelled(cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray
         ConfigError: no inputs, or an unreadable image (named in the message).
     """
     if _kind(cfg.source, field) == "folder":
-        x, _ = read_images(cfg.source, cfg.image_size, field=field)
+        x, _, _ = _read_folder(
+            cfg.source, cfg.image_size, cfg.skip_corrupt, field, unlabelled=True
+        )
     else:
         with np.load(cfg.source, allow_pickle=False) as npz:
             keys = [k for k in ("x", "x_train", "x_test") if k in npz]

@@ -330,3 +330,28 @@ def test_cli_predictions_on_a_streamed_folder_decode_batch_by_batch(
 
     monkeypatch.setattr(ImageFiles, "__array__", refuse)
     np.testing.assert_allclose(predict_classes(model, files, batch_size=3), expected)
+
+
+def test_cli_unlabelled_folder_streams_and_names_damaged_files(tmp_path, monkeypatch):
+    import keras_transfer.cli._data as cli_data
+    from keras_transfer.config import ConfigError, DataConfig
+    from keras_transfer.data.folders import ImageFiles
+
+    root = _folder(tmp_path / "d", (3, 5))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, image in enumerate(sorted(root.rglob("*.png"))):
+        (flat / f"{i}.png").write_bytes(image.read_bytes())
+    cfg = DataConfig(source=str(flat), image_size=8, validation_split=0.25)
+    assert cli_data.is_unlabelled(str(flat)) and not cli_data.is_unlabelled(str(root))
+    x, held = cli_data.load_unlabelled(cfg, "target.source")
+    assert isinstance(x, np.ndarray) and (len(x), len(held)) == (6, 2)
+    monkeypatch.setattr(cli_data, "STREAM_BYTES", 1)  # every folder streams
+    x, held = cli_data.load_unlabelled(cfg, "target.source")
+    assert isinstance(x, ImageFiles) and x.ndim == 4 and x.shape[1:] == (8, 8, 3)
+    assert (len(x), len(held)) == (6, 2)
+    (flat / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ConfigError, match=r"bad\.png.*target\.source"):
+        cli_data.load_unlabelled(cfg, "target.source")
+    skip = DataConfig(source=str(flat), image_size=8, skip_corrupt=True)
+    assert len(cli_data.load_unlabelled(skip, "target.source")[0]) == 6  # 8 - 2 held
