@@ -82,22 +82,13 @@ def list_image_files(
 
 
 def list_all_image_files(directory: str | os.PathLike) -> np.ndarray:
-    """Every image file under `directory`, at any depth, sorted: the listing for
-    unlabelled images (`from_directory(..., label_mode=None)`), which need no class
-    sub-folders.
-
-    Raises:
-        ValueError: a missing directory.
-    """
-    directory = str(directory)
+    """Every image file under `directory` at any depth, sorted (unlabelled images,
+    `from_directory(..., label_mode=None)`: no class sub-folders needed)."""
     if not os.path.isdir(directory):
-        raise ValueError(f"Image folder {directory!r} does not exist.")
-    files = sorted(
-        str(f)
-        for f in Path(directory).rglob("*")
-        if f.suffix.lower() in IMAGE_EXTS and f.is_file()
-    )
-    return np.asarray(files, dtype=str)
+        raise ValueError(f"Image folder {str(directory)!r} does not exist.")
+    files = (f for f in Path(directory).rglob("*") if f.is_file())
+    images = sorted(str(f) for f in files if f.suffix.lower() in IMAGE_EXTS)
+    return np.asarray(images, dtype=str)
 
 
 def unreadable_headers(paths: Sequence[str]) -> list[int]:
