@@ -82,7 +82,11 @@ class TrainConfig(RunConfig):
 
 @dataclass
 class AdaptConfig(RunConfig):
-    """`keras-transfer adapt`: domain adaptation (e.g. DANN) source -> target."""
+    """`keras-transfer adapt`: domain adaptation, labelled source -> unlabelled target.
+
+    `target.source` may be unlabelled: a folder of images without class
+    sub-folders, or a .npz with an array x only.
+    """
 
     name: str = run_name("adapt")
     source: DataConfig = section(DataConfig)
