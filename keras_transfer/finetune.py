@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
-import shutil
 from typing import Any
 
 from keras_transfer._backend import keras, tf
@@ -16,7 +16,11 @@ from keras_transfer.distribute.backup import (  # public here too
     _save_random_states,
     build_optimizer,
 )
-from keras_transfer.distribute.cluster import remove_write_dir, write_dir
+from keras_transfer.distribute.cluster import (
+    remove_backup,
+    remove_write_dir,
+    write_dir,
+)
 from keras_transfer.features import FeaturePlan, check_cache_features
 from keras_transfer.freezing import (
     check_unfreeze_depth,
@@ -281,15 +285,24 @@ def fine_tune(
         )
     finally:
         cache.close()
+    owner = backup_dir is not None and write_dir(backup_dir) == backup_dir
     if backup_dir is not None:
         remove_write_dir(backup_dir, write_dir(backup_dir))
-    if backup_dir is not None and os.path.isdir(backup_dir):
+    if owner and os.path.isdir(backup_dir):
         # The run finished: like BackupAndRestore, drop the backup so the next run
-        # starts fresh instead of skipping everything.
+        # starts fresh instead of skipping everything. Only the chief (or a lone
+        # process) removes the shared files, and never another worker's
+        # stage<i>/workertemp_<j>: that worker may still be writing its last save
+        # there (a FileNotFoundError in its on_epoch_end when the chief removed
+        # it, seen in the 2-worker CLI test); each worker removes its own.
         for entry in os.listdir(backup_dir):
             if entry.startswith("stage"):
                 path = os.path.join(backup_dir, entry)
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+                if os.path.isdir(path):
+                    remove_backup(path, path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
     merged = _merge(histories, model)
     from keras_transfer.callbacks import check_fit_history
 

@@ -165,3 +165,32 @@ def test_fine_tune_after_save_and_load(tmp_path):
     assert rates[1] == pytest.approx([1e-4, 1e-3])
     np.testing.assert_array_equal(before[0], conv2.kernel.numpy())
     assert not np.array_equal(before[1], conv3.kernel.numpy())
+
+
+def test_finished_run_leaves_other_workers_backup_folders(tmp_path):
+    # In a cluster another worker writes its last save into
+    # <backup>/stage<i>/workertemp_<j> and removes it itself; the chief's cleanup
+    # at the end of fine_tune must not pull it from under that worker (it did:
+    # FileNotFoundError in the worker's on_epoch_end, 2-worker CLI test).
+    backup = tmp_path / "backup"
+    other = backup / "stage1" / "workertemp_1"
+    other.mkdir(parents=True)
+    (other / "training_metadata.json").write_text("{}")
+    x, y = _data()
+    model = build_classifier(tiny_bn_backbone(), 2)
+    fine_tune(
+        model,
+        (x, y),
+        head_epochs=1,
+        fine_tune_epochs=1,
+        backup_dir=str(backup),
+        cache_features=False,
+        verbose=0,
+    )
+    assert (other / "training_metadata.json").is_file()
+    # everything of this process's is gone
+    assert sorted(p.name for p in backup.rglob("*")) == [
+        "stage1",
+        "training_metadata.json",
+        "workertemp_1",
+    ]
