@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import os
@@ -16,11 +15,7 @@ from keras_transfer.distribute.backup import (  # public here too
     _save_random_states,
     build_optimizer,
 )
-from keras_transfer.distribute.cluster import (
-    remove_backup,
-    remove_write_dir,
-    write_dir,
-)
+from keras_transfer.distribute.cluster import remove_backup, remove_write_dir, write_dir
 from keras_transfer.features import FeaturePlan, check_cache_features
 from keras_transfer.freezing import (
     check_unfreeze_depth,
@@ -289,20 +284,14 @@ def fine_tune(
     if backup_dir is not None:
         remove_write_dir(backup_dir, write_dir(backup_dir))
     if owner and os.path.isdir(backup_dir):
-        # The run finished: like BackupAndRestore, drop the backup so the next run
-        # starts fresh instead of skipping everything. Only the chief (or a lone
-        # process) removes the shared files, and never another worker's
-        # stage<i>/workertemp_<j>: that worker may still be writing its last save
-        # there (a FileNotFoundError in its on_epoch_end when the chief removed
-        # it, seen in the 2-worker CLI test); each worker removes its own.
+        # The run finished: drop the backup so the next run starts fresh; never
+        # another worker's stage<i>/workertemp_<j>, which it may still be saving to.
         for entry in os.listdir(backup_dir):
-            if entry.startswith("stage"):
-                path = os.path.join(backup_dir, entry)
-                if os.path.isdir(path):
-                    remove_backup(path, path)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(path)
+            path = os.path.join(backup_dir, entry)
+            if entry.startswith("stage") and os.path.isdir(path):
+                remove_backup(path, path)
+            elif entry.startswith("stage"):
+                os.remove(path)
     merged = _merge(histories, model)
     from keras_transfer.callbacks import check_fit_history
 
