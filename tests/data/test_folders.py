@@ -39,6 +39,14 @@ def _folder(
     return root
 
 
+def _flattened(root: Path, flat: Path) -> Path:
+    """The images of a class folder copied into one folder, without classes."""
+    flat.mkdir()
+    for i, image in enumerate(sorted(root.rglob("*.png"))):
+        (flat / f"{i}.png").write_bytes(image.read_bytes())
+    return flat
+
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
@@ -157,10 +165,7 @@ def test_from_directory_errors_and_keras_fallback(tmp_path):
 
 def test_from_directory_reads_a_flat_folder_of_unlabelled_images(tmp_path):
     root = _folder(tmp_path / "d", (3, 5))
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for i, image in enumerate(sorted(root.rglob("*.png"))):
-        (flat / f"{i}.png").write_bytes(image.read_bytes())
+    flat = _flattened(root, tmp_path / "flat")
     with pytest.raises(ValueError, match="has no class subfolders"):
         from_directory(str(flat))  # labels need class folders
     ds = from_directory(str(flat), image_size=(8, 8), label_mode=None, batch_size=4)
@@ -338,10 +343,7 @@ def test_cli_unlabelled_folder_streams_and_names_damaged_files(tmp_path, monkeyp
     from keras_transfer.data.folders import ImageFiles
 
     root = _folder(tmp_path / "d", (3, 5))
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for i, image in enumerate(sorted(root.rglob("*.png"))):
-        (flat / f"{i}.png").write_bytes(image.read_bytes())
+    flat = _flattened(root, tmp_path / "flat")
     cfg = DataConfig(source=str(flat), image_size=8, validation_split=0.25)
     assert cli_data.is_unlabelled(str(flat)) and not cli_data.is_unlabelled(str(root))
     x, held = cli_data.load_unlabelled(cfg, "target.source")
