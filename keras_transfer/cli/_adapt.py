@@ -167,6 +167,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             backup_dir=str(Path(cfg.runs_dir) / cfg.name / "checkpoints" / "adapt"),
             strategy=strategy,
             jit_compile=section.jit_compile,
+            mixed_precision=section.mixed_precision,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

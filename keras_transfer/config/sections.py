@@ -174,6 +174,13 @@ class AdaptationConfig:
         "CPU), true or false.",
         choices=("auto", True, False),
     )
+    mixed_precision: str | None = option(
+        None,
+        "Backbone compute dtype: null (float32), 'mixed_float16' (GPU; adds loss "
+        "scaling) or 'mixed_bfloat16'. The bottleneck, heads, losses and outputs "
+        "stay float32.",
+        choices=(None, "mixed_float16", "mixed_bfloat16"),
+    )
 
 
 @dataclass

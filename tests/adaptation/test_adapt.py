@@ -553,6 +553,46 @@ def test_adapt_trains_with_xla_and_refuses_a_bad_jit_compile():
         kt.adapt(tiny_encoder(), (xs, ys), xt, jit_compile="xla", verbose=0)
 
 
+@pytest.mark.parametrize(
+    "policy, method, bottleneck_units",
+    [("mixed_bfloat16", "dann", 256), ("mixed_float16", "coral", None)],
+)
+def test_adapt_mixed_precision_keeps_heads_losses_and_outputs_float32(
+    tmp_path, policy, method, bottleneck_units
+):
+    (xs, ys), (xt, _) = two_domains(n=60)
+    encoder = tiny_encoder()
+    result = kt.adapt(
+        encoder,
+        (xs, ys),
+        xt,
+        method=method,
+        epochs=2,
+        warmup=1,
+        bottleneck_units=bottleneck_units,
+        mixed_precision=policy,
+        verbose=0,
+    )
+    compute = policy.removeprefix("mixed_")
+    assert encoder.layers[-1].compute_dtype == compute
+    training = result.training_model
+    assert training.classifier.compute_dtype == "float32"
+    scaled = isinstance(training.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (policy == "mixed_float16")
+    assert np.isfinite(result.history.history["loss"]).all()
+    # the alignment and the selection scores see float32 features
+    assert training.features(xt[:8]).dtype == np.float32
+    probabilities = result.model.predict(xt, verbose=0)
+    assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
+    result.model.save(tmp_path / "m.keras")
+    reloaded = kt.load_model(tmp_path / "m.keras")
+    computes = {layer.compute_dtype for layer in reloaded._flatten_layers()}
+    assert computes == {compute, "float32"}  # the encoder's policy was saved
+    assert reloaded.layers[-1].compute_dtype == "float32"
+    with pytest.raises(ValueError, match="mixed_precision to be one of"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, mixed_precision="half", verbose=0)
+
+
 def test_datasets_are_accepted():
     import tensorflow as tf
 
