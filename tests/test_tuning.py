@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras_tuner as kt
 import numpy as np
 import pytest
 
@@ -13,8 +14,6 @@ from keras_transfer.tuning import (
     retrain_best,
     search_summary,
 )
-
-kt = pytest.importorskip("keras_tuner")
 
 
 def tiny_backbone():
