@@ -165,7 +165,8 @@ def build_classifier(
         head: str. `"linear"` or `"mlp"`. Defaults to `"linear"`.
         head_units: int. Hidden width of the `"mlp"` head. Defaults to 256.
         multi_label: bool. Independent sigmoid outputs. Defaults to False.
-        pooling: str. `"avg"` or `"max"` pooling of feature maps. Defaults to `"avg"`.
+        pooling: str. `"avg"` or `"max"` pooling of feature maps, or `"flatten"`
+            (every position kept; see `heads.pool_features`). Defaults to `"avg"`.
         train_batchnorm: bool. Let BatchNormalization train when unfrozen. Defaults
             to False.
         input_shape: tuple or None. Raw input shape; required when the backbone

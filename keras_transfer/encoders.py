@@ -17,7 +17,7 @@ from keras_transfer._backend import keras
 from keras_transfer.backbones import LoadedBackbone, load_backbone
 from keras_transfer.distribute.strategy import into_scope
 from keras_transfer.freezing import set_trainable
-from keras_transfer.heads import pool_features
+from keras_transfer.heads import POOLINGS, pool_features
 
 __all__ = ["make_encoder"]
 
@@ -29,6 +29,7 @@ def make_encoder(
     unfreeze_depth: int | str | None = None,
     train_batchnorm: bool = False,
     include_preprocessing: bool = True,
+    pooling: str = "avg",
     **backbone_kwargs: Any,
 ) -> keras.Model:
     """Returns a functional model mapping raw inputs to a ``(batch, features)`` tensor.
@@ -46,12 +47,15 @@ def make_encoder(
             Defaults to False.
         include_preprocessing: bool. Put a `LoadedBackbone`'s preprocessor in front.
             Defaults to True.
+        pooling: str. How 3-D/4-D backbone outputs become 2-D: `"avg"`, `"max"`
+            or `"flatten"` (`keras_transfer.heads.pool_features`). Defaults to
+            `"avg"`.
         **backbone_kwargs: Arguments of `load_backbone` for a spec string (e.g.
             ``weights=None``).
 
     Returns:
-        A functional `keras.Model` whose output is 2-D (feature maps are average
-        pooled). A functional backbone that already outputs ``(batch, features)``
+        A functional `keras.Model` whose output is 2-D (feature maps are pooled
+        by ``pooling``). A functional backbone that already outputs ``(batch, features)``
         is returned as it is.
 
     Raises:
@@ -71,6 +75,10 @@ def make_encoder(
     assert make_encoder(conv, input_shape=(8, 8, 3)).output_shape == (None, 4)
     ```
     """
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"Expected pooling to be one of {POOLINGS}. Received: pooling={pooling!r}"
+        )
     preprocessor = None
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, **backbone_kwargs)
@@ -107,7 +115,7 @@ def make_encoder(
         )
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = preprocessor(inputs) if preprocessor is not None else inputs
-    features = pool_features(backbone(x))
+    features = pool_features(backbone(x), pooling)
     return keras.Model(inputs, features, name="encoder")
 
 

@@ -9,17 +9,23 @@ from keras_transfer._backend import keras
 HEADS = ("linear", "mlp")
 
 
+POOLINGS = ("avg", "max", "flatten")
+
+
 def pool_features(features: Any, pooling: str = "avg") -> Any:
     """Pools backbone features to `(batch, channels)`, chosen by their rank.
 
     Rank 4 (feature maps): global average (or max) pooling over space. Rank 3
     (sequences): global pooling over time. Rank 2: unchanged. A dict (KerasHub text
     backbones): `"pooled_output"` when present, else the first ([CLS]) token of
-    `"sequence_output"`.
+    `"sequence_output"`. `"flatten"` keeps every position instead (`Flatten`, for
+    features of a known size): the layout of small feature maps, which a global
+    pool discards (measured for adaptation in docs/domain_adaptation.md, "Pooling
+    of the encoder").
 
     Args:
         features: A symbolic tensor or dict of them.
-        pooling: str. `"avg"` or `"max"`. Defaults to `"avg"`.
+        pooling: str. `"avg"`, `"max"` or `"flatten"`. Defaults to `"avg"`.
 
     Returns:
         A rank-2 tensor.
@@ -31,9 +37,10 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
     assert pool_features(keras.Input((4, 4, 8))).shape == (None, 8)
     ```
     """
-    if pooling not in ("avg", "max"):
+    if pooling not in POOLINGS:
         raise ValueError(
-            f"Expected pooling to be 'avg' or 'max'. Received: pooling={pooling!r}"
+            f"Expected pooling to be 'avg', 'max' or 'flatten'. Received: "
+            f"pooling={pooling!r}"
         )
     if isinstance(features, dict):
         if "pooled_output" in features:
@@ -47,6 +54,14 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
             f"Received keys: {sorted(features)}"
         )
     rank = len(features.shape)
+    if rank in (3, 4) and pooling == "flatten":
+        if any(dim is None for dim in features.shape[1:]):
+            raise ValueError(
+                "pooling='flatten' needs features of a known size. Received shape "
+                f"{tuple(features.shape)}; give the backbone a fixed input_shape, "
+                "or use pooling='avg' or 'max'."
+            )
+        return keras.layers.Flatten(name="pool")(features)
     if rank in (3, 4):  # sequences pool over time, feature maps over space
         cls = {
             ("avg", 3): keras.layers.GlobalAveragePooling1D,
@@ -103,7 +118,8 @@ def classification_head(
         dropout: float. Dropout rate before the output layer. Defaults to 0.2.
         multi_label: bool. Sigmoid per class instead of softmax. Defaults to False.
         head_units: int. Hidden width of the `"mlp"` head. Defaults to 256.
-        pooling: str. `"avg"` or `"max"`. Defaults to `"avg"`.
+        pooling: str. `"avg"`, `"max"` or `"flatten"` (see `pool_features`).
+            Defaults to `"avg"`.
 
     Returns:
         The probabilities tensor, named `"predictions"`.

@@ -62,6 +62,19 @@ def test_pooling_by_rank(rank_shape):
     assert model.output.shape == (None, 2)
 
 
+def test_flatten_pooling_keeps_every_position_and_needs_a_known_size():
+    inputs = keras.Input((3, 4, 5))
+    backbone = keras.Model(inputs, keras.layers.Dense(6)(inputs))
+    model = build_classifier(backbone, 2, pooling="flatten", dropout=0.0)
+    assert model.get_layer("pool").output.shape == (None, 3 * 4 * 6)
+    model.fit(_x(4, (3, 4, 5)), np.arange(4) % 2, epochs=1, verbose=0)
+    sized_by_input = keras.Sequential([keras.layers.Conv2D(4, 3)])
+    with pytest.raises(ValueError, match="pooling='flatten' needs features of a"):
+        build_classifier(
+            sized_by_input, 2, pooling="flatten", input_shape=(None, None, 3)
+        )
+
+
 def test_discriminative_learning_rates():
     model = build_classifier(
         tiny_bn_backbone(),
@@ -120,7 +133,7 @@ def test_weight_decay_uses_adamw():
         ({"head": "deep"}, "Expected head to be one of"),
         ({"dropout": 1.5}, "Expected dropout to be in"),
         ({"learning_rate": -1.0}, "Expected learning_rate to be a number > 0"),
-        ({"pooling": "median"}, "Expected pooling to be 'avg' or 'max'"),
+        ({"pooling": "median"}, "Expected pooling to be 'avg', 'max' or 'flatten'"),
         ({"unfreeze_depth": -3}, "Expected unfreeze_depth"),
     ],
 )

@@ -70,6 +70,15 @@ def test_cached_head_phase_equals_uncached(kind, caplog):
     assert h_cached.epoch == [0, 1, 2]
 
 
+def test_flatten_pooling_is_cached_as_flat_features(caplog):
+    x, y = _data()
+    plain, _ = _train(False, (x, y), caplog=caplog, pooling="flatten")
+    cached, _ = _train("auto", (x, y), caplog=caplog, pooling="flatten")
+    dims = int(np.prod(plain.get_layer("pool").output.shape[1:]))
+    assert f"head phase on cached features: 40 examples, {dims} dims" in caplog.text
+    assert _max_diff(_head_weights(plain), _head_weights(cached)) < 1e-5
+
+
 def test_auto_is_off_with_augmentation(caplog):
     x, y = _data(16)
     model, _ = _train("auto", (x, y), None, caplog, augmentation={"flip": "horizontal"})

@@ -268,6 +268,22 @@ def test_train_with_xla_and_mixed_bfloat16(tmp_path, tiny_backbone, capsys):
     assert sum(v["support"] for v in metrics["per_class"].values()) == 20
 
 
+def test_model_pooling_reaches_train_and_tune(tiny_backbone):
+    import keras_tuner
+
+    from keras_transfer._backend import keras
+    from keras_transfer.cli._train import build_model
+    from keras_transfer.cli._tune import _hypermodel
+    from keras_transfer.config import ModelConfig, TuneConfig
+
+    mcfg = ModelConfig(backbone=tiny_backbone, pooling="flatten")
+    model = build_model(mcfg, 3, (SIZE, SIZE, 3), 1e-3)
+    assert isinstance(model.get_layer("pool"), keras.layers.Flatten)
+    hypermodel = _hypermodel(TuneConfig(model=mcfg), ["a", "b"], (SIZE, SIZE, 3))
+    tuned = hypermodel.build(keras_tuner.HyperParameters())
+    assert isinstance(tuned.get_layer("pool"), keras.layers.Flatten)
+
+
 def test_backbones_lists_schemes(capsys):
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
@@ -342,7 +358,11 @@ def _flat_target(folder: Path, n: int = 40) -> Path:
 
 
 def test_adapt_and_export_with_an_unlabelled_target_folder(tmp_path, tiny_backbone):
+    from keras_transfer import load_model
+    from keras_transfer._backend import keras
     from keras_transfer.cli._data import is_unlabelled
+
+    Flatten = keras.layers.Flatten
 
     flat = _flat_target(tmp_path / "flat")
     assert is_unlabelled(str(flat)) and not is_unlabelled("digits_target")
@@ -350,13 +370,15 @@ def test_adapt_and_export_with_an_unlabelled_target_folder(tmp_path, tiny_backbo
         "runs_dir": str(tmp_path / "runs"),
         "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
         "target": {"source": str(flat), "image_size": SIZE, "batch_size": 16},
-        "model": {"backbone": tiny_backbone},
+        "model": {"backbone": tiny_backbone, "pooling": "flatten"},
         "adaptation": {"method": "mcc", "epochs": 2, "warmup": 1},
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
     run = tmp_path / "runs" / "adapt"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["target"] is None and metrics["method"] == "mcc"
+    saved = load_model(run / "model.keras")  # model.pooling reached the encoder
+    assert any(isinstance(layer, Flatten) for layer in saved._flatten_layers())
     assert 0.0 <= metrics["source_accuracy"] <= 1.0
     page = (run / "report" / "report.html").read_text()
     assert "The target is unlabelled" in page

@@ -88,6 +88,10 @@ class DomainAdaptationModel(keras.Model):
             for methods with ``needs_strong_view`` (self-training); None uses
             `default_strong_augmentation` for image inputs and no strong view
             otherwise. Defaults to None.
+        pooling: str. How the backbone's feature maps become the encoder's 2-D
+            features: ``"avg"``, ``"max"`` or ``"flatten"`` (every position kept;
+            `keras_transfer.heads.pool_features`). Part of the built encoder, so
+            not a config entry of its own. Defaults to "avg".
         **kwargs: `keras.Model` keyword arguments (``name``...).
 
     Raises:
@@ -125,6 +129,7 @@ class DomainAdaptationModel(keras.Model):
         bottleneck_units: int | None = None,
         bottleneck: Any = None,
         strong_augmentation: Any = None,
+        pooling: str = "avg",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -143,6 +148,7 @@ class DomainAdaptationModel(keras.Model):
             input_shape=None if input_shape is None else tuple(input_shape),
             unfreeze_depth=unfreeze_depth,
             train_batchnorm=train_batchnorm,
+            pooling=pooling,
         )
         self.classifier = classifier
         self.method = get_alignment_method(method, **(method_kwargs or {}))

@@ -94,6 +94,7 @@ def adapt(
     candidates: Any = None,
     selector: str = DEFAULT_SELECTOR,
     bottleneck_units: int | None = 256,
+    pooling: str = "avg",
     warmup: Any = "auto",
     tolerance: float | None = 0.03,
     validation_split: float = 0.15,
@@ -157,6 +158,10 @@ def adapt(
             member at inference and export. Defaults to "ensv".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
+        pooling: str. How a backbone's feature maps become features: ``"avg"``,
+            ``"max"`` or ``"flatten"`` (every position kept, for maps of a known
+            size; see docs/domain_adaptation.md, "Pooling of the encoder").
+            Ignored for a backbone whose output is already 2-D. Defaults to "avg".
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.
@@ -288,6 +293,7 @@ def adapt(
             input_shape=input_shape,
             unfreeze_depth=unfreeze_depth,
             bottleneck_units=bottleneck_units,
+            pooling=pooling,
         )
         if mixed_precision not in (None, "float32"):
             set_layer_precision(shared.encoder, mixed_precision, stacklevel=4)

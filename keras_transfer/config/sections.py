@@ -76,9 +76,24 @@ class ModelConfig:
     num_classes: int | None = option(
         None, "Number of classes; null infers it from the data (checked against it)."
     )
-    head: str = option("linear", "Classification head.", choices=("linear", "mlp"))
-    head_units: int = option(256, "Hidden units of the 'mlp' head.")
-    dropout: float = option(0.2, "Dropout before the last layer, in [0, 1).")
+    pooling: str = option(
+        "avg",
+        "How the backbone's feature maps become features: 'avg' or 'max' (global "
+        "pooling) or 'flatten' (every position kept: for small maps, e.g. 32-px "
+        "images, where a global pool loses the layout; see "
+        "docs/domain_adaptation.md, 'Pooling of the encoder').",
+        choices=("avg", "max", "flatten"),
+    )
+    head: str = option(
+        "linear",
+        "Classification head (train, tune; adapt puts its bottleneck and a linear "
+        "head on the features).",
+        choices=("linear", "mlp"),
+    )
+    head_units: int = option(256, "Hidden units of the 'mlp' head (train, tune).")
+    dropout: float = option(
+        0.2, "Dropout before the last layer, in [0, 1) (train, tune)."
+    )
     train_batchnorm: bool = option(False, "Let BatchNorm layers update when unfrozen.")
 
 

@@ -593,6 +593,19 @@ def test_adapt_mixed_precision_keeps_heads_losses_and_outputs_float32(
         kt.adapt(tiny_encoder(), (xs, ys), xt, mixed_precision="half", verbose=0)
 
 
+def test_adapt_pooling_reaches_the_encoder():
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, (40, 8, 8, 3)).astype("float32")
+    ys = np.arange(40) % 2
+    conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+    result = kt.adapt(
+        conv, (xs, ys), xs + 0.1, method="mcc", epochs=1, pooling="flatten", verbose=0
+    )
+    assert result.training_model.encoder.output_shape == (None, 6 * 6 * 4)
+    with pytest.raises(ValueError, match="pooling to be one of"):
+        kt.adapt(conv, (xs, ys), xs, pooling="mean", verbose=0)
+
+
 def test_datasets_are_accepted():
     import tensorflow as tf
 
