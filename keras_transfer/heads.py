@@ -9,7 +9,9 @@ from keras_transfer._backend import keras
 HEADS = ("linear", "mlp")
 
 
-POOLINGS = ("avg", "max", "flatten")
+POOLINGS = ("avg", "max", "flatten", "auto")
+# "auto" flattens feature maps of at most this many positions (4x4), pools larger.
+AUTO_FLATTEN_POSITIONS = 16
 
 
 def pool_features(features: Any, pooling: str = "avg") -> Any:
@@ -21,11 +23,13 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
     `"sequence_output"`. `"flatten"` keeps every position instead (`Flatten`, for
     features of a known size): the layout of small feature maps, which a global
     pool discards (measured for adaptation in docs/domain_adaptation.md, "Pooling
-    of the encoder").
+    of the encoder"). `"auto"` flattens feature maps of a known size with at most
+    `AUTO_FLATTEN_POSITIONS` (16: 4x4) positions and average-pools everything else.
 
     Args:
         features: A symbolic tensor or dict of them.
-        pooling: str. `"avg"`, `"max"` or `"flatten"`. Defaults to `"avg"`.
+        pooling: str. `"avg"`, `"max"`, `"flatten"` or `"auto"`. Defaults to
+            `"avg"`.
 
     Returns:
         A rank-2 tensor.
@@ -39,7 +43,7 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
     """
     if pooling not in POOLINGS:
         raise ValueError(
-            f"Expected pooling to be 'avg', 'max' or 'flatten'. Received: "
+            f"Expected pooling to be 'avg', 'max', 'flatten' or 'auto'. Received: "
             f"pooling={pooling!r}"
         )
     if isinstance(features, dict):
@@ -54,6 +58,8 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
             f"Received keys: {sorted(features)}"
         )
     rank = len(features.shape)
+    if pooling == "auto":
+        pooling = "flatten" if _small_map(features.shape) else "avg"
     if rank in (3, 4) and pooling == "flatten":
         if any(dim is None for dim in features.shape[1:]):
             raise ValueError(
@@ -76,6 +82,14 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
         "Expected backbone features of rank 2, 3 or 4. Received shape "
         f"{tuple(features.shape)}."
     )
+
+
+def _small_map(shape: tuple) -> bool:
+    """A rank-4 feature map of known height and width with at most
+    `AUTO_FLATTEN_POSITIONS` positions."""
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return False
+    return shape[1] * shape[2] <= AUTO_FLATTEN_POSITIONS
 
 
 def _body(x: Any, head: str, dropout: float, head_units: int) -> Any:

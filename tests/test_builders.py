@@ -75,6 +75,16 @@ def test_flatten_pooling_keeps_every_position_and_needs_a_known_size():
         )
 
 
+@pytest.mark.parametrize(
+    "shape, expected",
+    [((4, 4, 8), (None, 128)), ((5, 5, 8), (None, 8)), ((None, None, 8), (None, 8))],
+)
+def test_auto_pooling_flattens_maps_of_at_most_16_positions(shape, expected):
+    from keras_transfer.heads import pool_features
+
+    assert tuple(pool_features(keras.Input(shape), "auto").shape) == expected
+
+
 def test_discriminative_learning_rates():
     model = build_classifier(
         tiny_bn_backbone(),
@@ -133,7 +143,10 @@ def test_weight_decay_uses_adamw():
         ({"head": "deep"}, "Expected head to be one of"),
         ({"dropout": 1.5}, "Expected dropout to be in"),
         ({"learning_rate": -1.0}, "Expected learning_rate to be a number > 0"),
-        ({"pooling": "median"}, "Expected pooling to be 'avg', 'max' or 'flatten'"),
+        (
+            {"pooling": "median"},
+            "Expected pooling to be 'avg', 'max', 'flatten' or 'auto'",
+        ),
         ({"unfreeze_depth": -3}, "Expected unfreeze_depth"),
     ],
 )

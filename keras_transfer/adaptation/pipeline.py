@@ -94,7 +94,7 @@ def adapt(
     candidates: Any = None,
     selector: str = DEFAULT_SELECTOR,
     bottleneck_units: int | None = 256,
-    pooling: str = "avg",
+    pooling: str = "auto",
     warmup: Any = "auto",
     tolerance: float | None = 0.03,
     validation_split: float = 0.15,
@@ -159,9 +159,11 @@ def adapt(
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         pooling: str. How a backbone's feature maps become features: ``"avg"``,
-            ``"max"`` or ``"flatten"`` (every position kept, for maps of a known
-            size; see docs/domain_adaptation.md, "Pooling of the encoder").
-            Ignored for a backbone whose output is already 2-D. Defaults to "avg".
+            ``"max"``, ``"flatten"`` (every position kept, for maps of a known
+            size) or ``"auto"``: flatten maps of at most 16 positions (4x4),
+            average-pool larger ones (`keras_transfer.heads.pool_features`; see
+            docs/domain_adaptation.md, "Pooling of the encoder"). Ignored for a
+            backbone whose output is already 2-D. Defaults to "auto".
         warmup: "auto" or int. Warm-up epochs (see `AdaptationController`).
         tolerance: float or None. Collapse-guard tolerance (None: off).
             Defaults to 0.03.

@@ -134,7 +134,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             input_shape=src.x_train.shape[1:],
             unfreeze_depth=cfg.adaptation.unfreeze_depth,
             train_batchnorm=cfg.model.train_batchnorm,
-            pooling=cfg.model.pooling,
+            pooling=cfg.model.pooling or "auto",
         )
     run = create_run(
         cfg, runs_dir, len(names), resume=resume, overwrite=overwrite, chief=chief

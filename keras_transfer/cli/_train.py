@@ -110,7 +110,7 @@ def build_model(
         dropout=mcfg.dropout,
         head=mcfg.head,
         head_units=mcfg.head_units,
-        pooling=mcfg.pooling,
+        pooling=mcfg.pooling or "avg",
         train_batchnorm=mcfg.train_batchnorm,
         input_shape=tuple(input_shape),
         learning_rate=lr,

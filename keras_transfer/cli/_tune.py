@@ -165,7 +165,7 @@ def _hypermodel(cfg: TuneConfig, names: list[str], shape: tuple) -> Any:
         dropout=cfg.model.dropout,
         head_units=cfg.model.head_units if cfg.model.head == "mlp" else None,
         input_shape=tuple(shape),
-        build_kwargs={"pooling": cfg.model.pooling},
+        build_kwargs={"pooling": cfg.model.pooling or "avg"},
     )
 
 

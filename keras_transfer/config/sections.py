@@ -76,13 +76,15 @@ class ModelConfig:
     num_classes: int | None = option(
         None, "Number of classes; null infers it from the data (checked against it)."
     )
-    pooling: str = option(
-        "avg",
+    pooling: str | None = option(
+        None,
         "How the backbone's feature maps become features: 'avg' or 'max' (global "
-        "pooling) or 'flatten' (every position kept: for small maps, e.g. 32-px "
-        "images, where a global pool loses the layout; see "
-        "docs/domain_adaptation.md, 'Pooling of the encoder').",
-        choices=("avg", "max", "flatten"),
+        "pooling), 'flatten' (every position kept: for small maps, e.g. 32-px "
+        "images, where a global pool loses the layout) or 'auto' (flatten maps of "
+        "at most 4x4 positions, average-pool larger ones); null: the command's "
+        "default ('auto' for adapt, 'avg' for train and tune). See "
+        "docs/domain_adaptation.md, 'Pooling of the encoder'.",
+        choices=(None, "auto", "avg", "max", "flatten"),
     )
     head: str = option(
         "linear",
