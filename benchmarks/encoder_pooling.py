@@ -213,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{e['auto_target']:.3f} | {e['auto_source']:.3f} |"
             )
     payload = {
-        "command": " ".join(["python benchmarks/encoder_pooling.py", *(argv or [])]),
+        "command": " ".join(
+            [
+                "python benchmarks/encoder_pooling.py",
+                *(sys.argv[1:] if argv is None else argv),
+            ]
+        ),
         "config": {
             "pairs": args.pairs,
             "seeds": args.seeds,
