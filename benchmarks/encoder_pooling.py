@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON path (default: results)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.epochs, args.pretrain_epochs = 1, 2, 1
+        args.seeds, args.pretrain_epochs = 1, 1
+        args.epochs = args.epochs or 2
         args.limit = args.limit or 120
     warnings.filterwarnings("ignore", message="adapt: the .* candidates agree")
     rows = []
