@@ -8,7 +8,17 @@ def test_quick_run_compares_avg_and_flatten_from_one_preset(load_benchmark, tmp_
     out = tmp_path / "pooling.json"
     assert (
         bench.main(
-            ["--quick", "--pairs", "demo", "--limit", "100", "--epochs", "1", "--output", str(out)]
+            [
+                "--quick",
+                "--pairs",
+                "demo",
+                "--limit",
+                "100",
+                "--epochs",
+                "1",
+                "--output",
+                str(out),
+            ]
         )
         == 0
     )
