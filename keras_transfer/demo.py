@@ -265,9 +265,11 @@ def make_adaptation_backbone(image_size: int = 32) -> keras.Model:
     """The network of the demo's adaptation step (~300k parameters).
 
     The demo's KerasHub VGG backbone (untrained), its feature maps flattened, then a
-    100-unit dense layer. `adapt` would pool a 4-D backbone globally; on these digits
-    that left nothing for adaptation to use (source-only 0.42 / 0.47 vs MCC 0.39 /
-    0.44, seeds 0, 1), while flattened features keep the layout of the strokes.
+    100-unit dense layer. Global pooling of its 4x4 maps left nothing for
+    adaptation to use (source-only 0.42 / 0.47 vs MCC 0.39 / 0.44, seeds 0, 1),
+    while flattened features keep the layout of the strokes; since stop 30
+    `adapt(pooling="auto")` flattens such small maps by itself
+    (`benchmarks/results/encoder_pooling.json`).
     """
     return keras.Sequential(
         [
