@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from keras_transfer._backend import keras
+
+logger = logging.getLogger("keras_transfer")
 
 HEADS = ("linear", "mlp")
 
@@ -57,9 +60,17 @@ def pool_features(features: Any, pooling: str = "avg") -> Any:
             "Expected dict features with 'pooled_output' or 'sequence_output'. "
             f"Received keys: {sorted(features)}"
         )
-    rank = len(features.shape)
+    rank, requested = len(features.shape), pooling
     if pooling == "auto":
         pooling = "flatten" if _small_map(features.shape) else "avg"
+    if rank in (3, 4) and pooling != requested:
+        logger.info(
+            "[pooling] auto: feature maps of shape %s %s (flattened when they "
+            "have at most %d positions)",
+            tuple(features.shape[1:]),
+            "flattened" if pooling == "flatten" else "average-pooled",
+            AUTO_FLATTEN_POSITIONS,
+        )
     if rank in (3, 4) and pooling == "flatten":
         if any(dim is None for dim in features.shape[1:]):
             raise ValueError(

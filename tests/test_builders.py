@@ -1,5 +1,7 @@
 """Builders: heads, pooling, compile defaults, .keras round trips, errors."""
 
+import logging
+
 import numpy as np
 import pytest
 from helpers import run_keras_roundtrip, tiny_bn_backbone
@@ -79,10 +81,13 @@ def test_flatten_pooling_keeps_every_position_and_needs_a_known_size():
     "shape, expected",
     [((4, 4, 8), (None, 128)), ((5, 5, 8), (None, 8)), ((None, None, 8), (None, 8))],
 )
-def test_auto_pooling_flattens_maps_of_at_most_16_positions(shape, expected):
+def test_auto_pooling_flattens_maps_of_at_most_16_positions(shape, expected, caplog):
     from keras_transfer.heads import pool_features
 
-    assert tuple(pool_features(keras.Input(shape), "auto").shape) == expected
+    with caplog.at_level(logging.INFO, logger="keras_transfer"):
+        assert tuple(pool_features(keras.Input(shape), "auto").shape) == expected
+    said = "flattened" if expected[1] > shape[-1] else "average-pooled"
+    assert f"[pooling] auto: feature maps of shape {shape} {said}" in caplog.text
 
 
 def test_discriminative_learning_rates():

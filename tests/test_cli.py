@@ -382,6 +382,7 @@ def test_adapt_and_export_with_an_unlabelled_target_folder(tmp_path, tiny_backbo
     assert 0.0 <= metrics["source_accuracy"] <= 1.0
     page = (run / "report" / "report.html").read_text()
     assert "The target is unlabelled" in page
+    assert "features per example (model.pooling=flatten)" in page
     assert not (run / "report" / "confusion_matrix.png").exists()
     # export reads the run's unlabelled target for calibration and verification
     args = ["export", "--set", f"model_path={run / 'model.keras'}"]

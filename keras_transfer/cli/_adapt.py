@@ -136,6 +136,12 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             train_batchnorm=cfg.model.train_batchnorm,
             pooling=cfg.model.pooling or "auto",
         )
+    features = (
+        f"{encoder.output_shape[-1]} features per example "
+        f"(model.pooling={cfg.model.pooling or 'auto'})"
+    )
+    if verbose:
+        print(f"[adapt] encoder: {features}", flush=True)
     run = create_run(
         cfg, runs_dir, len(names), resume=resume, overwrite=overwrite, chief=chief
     )
@@ -185,7 +191,8 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
         report = reports.Report(f"keras-transfer adapt: {cfg.name}", out)
         report.add_text(
             f"Method {result.method} (asked: {cfg.adaptation.method}); backbone "
-            f"{cfg.model.backbone}; warm-up {result.selection['warmup_epochs']} "
+            f"{cfg.model.backbone}, {features}; warm-up "
+            f"{result.selection['warmup_epochs']} "
             "epochs; "
             f"{cfg.source.source} -> {cfg.target.source}. "
             + (
