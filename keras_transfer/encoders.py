@@ -47,16 +47,16 @@ def make_encoder(
             Defaults to False.
         include_preprocessing: bool. Put a `LoadedBackbone`'s preprocessor in front.
             Defaults to True.
-        pooling: str. How 3-D/4-D backbone outputs become 2-D: `"avg"`, `"max"`
-            or `"flatten"` (`keras_transfer.heads.pool_features`). Defaults to
-            `"avg"`.
+        pooling: str. How 3-D/4-D backbone outputs become 2-D: `"avg"`, `"max"`,
+            `"flatten"` or `"auto"` (`keras_transfer.heads.pool_features`).
+            Defaults to `"avg"`.
         **backbone_kwargs: Arguments of `load_backbone` for a spec string (e.g.
             ``weights=None``).
 
     Returns:
         A functional `keras.Model` whose output is 2-D (feature maps are pooled
-        by ``pooling``). A functional backbone that already outputs ``(batch, features)``
-        is returned as it is.
+        by ``pooling``). A functional backbone that already outputs
+        ``(batch, features)`` is returned as it is.
 
     Raises:
         ValueError: If the input shape cannot be determined, or for backbone
