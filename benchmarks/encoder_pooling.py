@@ -101,23 +101,27 @@ def run_pair(pair: str, args, workdir: str) -> list[dict]:
         f"(held-out source accuracy {pretrained.val_accuracy:.3f})",
         flush=True,
     )
+
+    def train(source, method, pooling, seed):
+        keras.utils.set_random_seed(seed)
+        return kt.adapt(
+            f"keras_hub:{preset}",
+            source,
+            data["xt"],
+            method=method,
+            pooling=pooling,
+            input_shape=data["xs"].shape[1:],  # as the CLI gives it
+            unfreeze_depth="all",
+            seed=seed,
+            verbose=0,
+            **({"epochs": args.epochs} if args.epochs else {}),
+        )
+
     rows = []
     for seed in range(args.seeds):
         for pooling in args.poolings:
-            keras.utils.set_random_seed(seed)
             start = time.perf_counter()
-            result = kt.adapt(
-                f"keras_hub:{preset}",
-                (data["xs"], data["ys"]),
-                data["xt"],
-                method="auto",
-                pooling=pooling,
-                input_shape=data["xs"].shape[1:],  # as the CLI gives it
-                unfreeze_depth="all",
-                seed=seed,
-                verbose=0,
-                **({"epochs": args.epochs} if args.epochs else {}),
-            )
+            result = train((data["xs"], data["ys"]), "auto", pooling, seed)
             seconds = time.perf_counter() - start
             source_only = result.candidate_model("source_only")
             row = {
@@ -135,28 +139,11 @@ def run_pair(pair: str, args, workdir: str) -> list[dict]:
                 "seconds": seconds,
             }
             if args.oracle:  # the same recipe trained on the labelled target
-                keras.utils.set_random_seed(seed)
-                oracle = kt.adapt(
-                    f"keras_hub:{preset}",
-                    (data["xt"], data["yt"]),
-                    data["xt"],
-                    method="source_only",
-                    pooling=pooling,
-                    input_shape=data["xs"].shape[1:],
-                    unfreeze_depth="all",
-                    seed=seed,
-                    verbose=0,
-                    **({"epochs": args.epochs} if args.epochs else {}),
-                )
+                oracle = train((data["xt"], data["yt"]), "source_only", pooling, seed)
                 row["oracle_target"] = accuracy(
                     oracle.model, data["xt_test"], data["yt_test"]
                 )
-                gap = row["oracle_target"] - row["source_only_target"]
-                row["auto_gap_closed"] = (
-                    (row["auto_target"] - row["source_only_target"]) / gap
-                    if gap > 0
-                    else None
-                )
+                row["auto_gap_closed"] = gap_closed(row)
             rows.append(row)
             print(
                 f"{pair:14s} seed {seed} {pooling:7s} source-only "
@@ -166,6 +153,12 @@ def run_pair(pair: str, args, workdir: str) -> list[dict]:
                 flush=True,
             )
     return rows
+
+
+def gap_closed(e: dict) -> float | None:
+    """Share of the source-only -> oracle gap that `auto` closes (None: no gap)."""
+    gap = e["oracle_target"] - e["source_only_target"]
+    return (e["auto_target"] - e["source_only_target"]) / gap if gap > 0 else None
 
 
 def summarize(rows: list[dict], poolings=POOLINGS) -> dict:
@@ -182,14 +175,8 @@ def summarize(rows: list[dict], poolings=POOLINGS) -> dict:
             entry[pooling] = {
                 key: float(np.mean([r[key] for r in mine])) for key in keys
             }
-            if "oracle_target" in entry[pooling]:
-                e = entry[pooling]  # the issue's measure: gap of the seed means
-                gap = e["oracle_target"] - e["source_only_target"]
-                e["auto_gap_closed"] = (
-                    (e["auto_target"] - e["source_only_target"]) / gap
-                    if gap > 0
-                    else None
-                )
+            if "oracle_target" in entry[pooling]:  # the issue's measure, on the means
+                entry[pooling]["auto_gap_closed"] = gap_closed(entry[pooling])
         entry[f"auto_{second}_minus_{first}_points"] = 100 * (
             entry[second]["auto_target"] - entry[first]["auto_target"]
         )
