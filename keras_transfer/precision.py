@@ -83,12 +83,12 @@ def set_layer_precision(layer: Any, mixed_precision: str, stacklevel: int = 2) -
         ValueError: an unknown policy.
     """
     check_policy(mixed_precision)
-    nested = layer._flatten_layers(include_self=True, recursive=True)
+    nested = list(layer._flatten_layers(include_self=True, recursive=True))
     for sublayer in nested:
         sublayer.dtype_policy = mixed_precision
     lossy = [
         sub
-        for sub in layer._flatten_layers(include_self=True, recursive=True)
+        for sub in nested
         if isinstance(sub, keras.Model) and not config_keeps_policy(sub)
     ]
     if mixed_precision != "float32" and lossy:
