@@ -269,6 +269,7 @@ def train_candidate(
             tolerance=tolerance,
             num_classes=num_classes,
             verbose=verbose,
+            label=name,
         )
         controller.best_warmup_accuracy = warm_accuracy
         model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)

@@ -367,7 +367,12 @@ def adapt(
         warm_accuracy = warm.best_warmup_accuracy
 
         results: dict[str, dict] = {}
-        for name in names:
+        for position, name in enumerate(names, 1):
+            if say and remaining:
+                of = (
+                    f" (candidate {position} of {len(names)})" if len(names) > 1 else ""
+                )
+                say(f"{name}: {remaining} epochs from the warm-up's weights{of}")
             restore(layers, warm_weights)
             keras.utils.set_random_seed(seed + 1)
             # a fresh pipeline per candidate: the same batches as a standalone run

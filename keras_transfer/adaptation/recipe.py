@@ -54,6 +54,9 @@ class AdaptationController(keras.callbacks.Callback):
         stop_after_warmup: bool. Stop ``fit`` when the warm-up ends (`adapt` runs the
             warm-up once and branches every candidate method from it).
             Defaults to False.
+        label: str or None. Named after ``[adapt]`` in every printed line (`adapt`
+            passes the candidate's method name, so a guard event says whose it
+            is). Defaults to None.
 
     Examples:
     ```python
@@ -89,6 +92,7 @@ class AdaptationController(keras.callbacks.Callback):
         batch_size: int = 256,
         verbose: int = 1,
         stop_after_warmup: bool = False,
+        label: str | None = None,
     ) -> None:
         super().__init__()
         if not (warmup == "auto" or (isinstance(warmup, int) and warmup >= 0)):
@@ -115,6 +119,7 @@ class AdaptationController(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.verbose = int(verbose)
         self.stop_after_warmup = bool(stop_after_warmup)
+        self.label = label
         self.events: list[dict] = []
         self.source_accuracies: list[float] = []
         self.warmup_epochs: int | None = None
@@ -145,7 +150,8 @@ class AdaptationController(keras.callbacks.Callback):
 
     def _say(self, text: str) -> None:
         if self.verbose:
-            print(f"[adapt] {text}", flush=True)
+            prefix = f"[adapt] {self.label}: " if self.label else "[adapt] "
+            print(f"{prefix}{text}", flush=True)
 
     # ------------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):

@@ -634,7 +634,7 @@ class _Accuracies(keras.callbacks.Callback):
     """Feeds the controller a scripted held-out accuracy per epoch."""
 
 
-def test_controller_waits_for_take_off_then_ramps_and_guards(monkeypatch):
+def test_controller_waits_for_take_off_then_ramps_and_guards(monkeypatch, capsys):
     from keras_transfer.adaptation import recipe
 
     (xs, ys), (xt, _) = two_domains(n=64)
@@ -642,8 +642,12 @@ def test_controller_waits_for_take_off_then_ramps_and_guards(monkeypatch):
     monkeypatch.setattr(recipe, "_source_accuracy", lambda *a: next(script))
     model = DomainAdaptationModel(tiny_encoder(), 3, method="mcc")
     model.compile("adam")
-    ctrl = AdaptationController((xs[:40], ys[:40]), patience=2, verbose=0)
+    ctrl = AdaptationController((xs[:40], ys[:40]), patience=2, label="mcc")
     model.fit(domain_pairs((xs, ys), xt, 32), epochs=12, callbacks=[ctrl], verbose=0)
+    printed = capsys.readouterr().out
+    # every line names whose phase it is, so a guard is never read as another's
+    assert "[adapt] mcc: collapse guard at epoch 8:" in printed
+    assert "[adapt] mcc: warm-up ends after epoch 6" in printed
     # chance-level plateau (epochs 1-3) does not end the warm-up; the 0.9 plateau does
     assert ctrl.warmup_epochs == 6
     guard = [e for e in ctrl.events if e["event"] == "collapse_guard"]
