@@ -199,6 +199,21 @@ def test_the_encoder_starts_from_its_seed_whatever_ran_before(harness):
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
+def test_the_batchnorm_encoder_is_the_cnn_plus_batchnorm(harness):
+    from keras_transfer._backend import keras
+
+    data = {"modality": "image", "xs": np.zeros((2, 16, 16, 3), "uint8")}
+    plain = harness._seeded_encoder(data, 0)
+    bn = harness._seeded_encoder(data, 0, "cnn_bn")
+    norms = [x for x in bn.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert len(norms) == 3 and bn.output_shape == plain.output_shape == (None, 100)
+    kinds = [type(x).__name__ for x in bn.layers if x not in norms]
+    assert [k for k in kinds if k != "ReLU"] == [type(x).__name__ for x in plain.layers]
+    assert harness.parse_args(["--encoder", "cnn_bn"]).encoder == "cnn_bn"
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--encoder", "resnet"])
+
+
 @pytest.mark.parametrize(
     "path",
     sorted((BENCHMARKS_DIR / "results").glob("domain_adaptation*.json")),
