@@ -68,6 +68,7 @@ RESULT_KEYS = (
     "variants",
     "mixed_precision",
     "encoder",
+    "batchnorm_momentum",
 )
 
 
@@ -260,6 +261,12 @@ def _augmentation_arg(args):
     return None if args.source_augmentation == "none" else args.source_augmentation
 
 
+def _momentum_arg(args):
+    """``--batchnorm-momentum`` as ``adapt``'s argument ("keep" is None)."""
+    value = args.batchnorm_momentum
+    return None if value == "keep" else float(value)
+
+
 def _jsonable(value):
     return json.loads(json.dumps(value, default=lambda o: repr(o)))
 
@@ -295,6 +302,8 @@ def run_one(data: dict, method: str, *, seed: int, args) -> dict:
         kwargs["source_augmentation"] = _augmentation_arg(args)
     if args.mixed_precision is not None:
         kwargs["mixed_precision"] = args.mixed_precision
+    if args.batchnorm_momentum is not None:
+        kwargs["batchnorm_momentum"] = _momentum_arg(args)
     timer = _epoch_timer()
     kwargs["callbacks"] = [timer]
     if "verbose" in inspect.signature(adapt).parameters:
@@ -375,6 +384,8 @@ def run_shared(
         kwargs["source_augmentation"] = _augmentation_arg(args)
     if args.mixed_precision is not None:
         kwargs["mixed_precision"] = args.mixed_precision
+    if args.batchnorm_momentum is not None:
+        kwargs["batchnorm_momentum"] = _momentum_arg(args)
     timer = _phase_timer()
     result = adapt(
         encoder,
@@ -1036,6 +1047,12 @@ def parse_args(argv=None):
         "(default) or the same CNN with BatchNormalization ('cnn_bn')",
     )
     parser.add_argument(
+        "--batchnorm-momentum",
+        default=None,
+        help="adapt's batchnorm_momentum for every row: a float, or 'keep' (the "
+        "encoder's own; default: the recipe's)",
+    )
+    parser.add_argument(
         "--compare",
         default=None,
         help="with --table: a second results file (e.g. --source-augmentation auto) "
@@ -1061,6 +1078,16 @@ def parse_args(argv=None):
         "shared warm-up per seed, auto's choice read off the same run)",
     )
     args = parser.parse_args(argv)
+    if args.batchnorm_momentum not in (None, "keep"):
+        try:
+            valid = 0.0 <= float(args.batchnorm_momentum) < 1.0
+        except ValueError:
+            valid = False
+        if not valid:
+            parser.error(
+                "--batchnorm-momentum takes a float in [0, 1) or 'keep'. "
+                f"Received: {args.batchnorm_momentum!r}"
+            )
     if args.quick:
         args.seeds = 1
         args.epochs = args.epochs or 1
@@ -1211,6 +1238,7 @@ def main(argv=None) -> int:
         "variants": json.loads(json.dumps(args.variants)) or None,  # as stored
         "mixed_precision": args.mixed_precision,
         "encoder": None if args.encoder == "cnn" else args.encoder,
+        "batchnorm_momentum": args.batchnorm_momentum,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",

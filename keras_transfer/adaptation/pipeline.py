@@ -21,6 +21,7 @@ recipe's reference; each step it runs lives in a sibling module.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -31,6 +32,12 @@ import numpy as np
 from keras_transfer._backend import keras
 from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
+from keras_transfer.adaptation.batchnorm import (
+    ADAPT_BATCHNORM_MOMENTUM,
+)
+from keras_transfer.adaptation.batchnorm import (
+    batchnorm_momentum as lowered_batchnorm_momentum,
+)
 from keras_transfer.adaptation.candidates import (
     APPEARANCE_AUGMENTATION,
     AUTO_AUGMENTATION,
@@ -107,6 +114,7 @@ def adapt(
     strategy: Any = None,
     jit_compile: bool | str = "auto",
     mixed_precision: str | None = None,
+    batchnorm_momentum: float | None = ADAPT_BATCHNORM_MOMENTUM,
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
@@ -210,6 +218,13 @@ def adapt(
             outputs stay float32, and ``"mixed_float16"`` adds loss scaling
             (`keras.optimizers.LossScaleOptimizer`). None or ``"float32"``
             leaves the backbone as it is. Defaults to None.
+        batchnorm_momentum: float in [0, 1) or None. While `adapt` trains, the
+            backbone's trainable BatchNormalization layers with a higher momentum
+            use this one (`batchnorm.batchnorm_momentum`); each gets its own back
+            at the end. Keras' default 0.99 lags a network's weights by epochs on
+            small data, and the warm-up, guard and candidate floor read
+            inference-mode accuracy (docs/domain_adaptation.md, "An encoder with
+            BatchNormalization"). None keeps the layers' own. Defaults to 0.9.
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -287,7 +302,7 @@ def adapt(
 
     from keras_transfer.distribute import maybe_distribute
 
-    with maybe_distribute(strategy):
+    with maybe_distribute(strategy), contextlib.ExitStack() as stack:
         shared = DomainAdaptationModel(
             backbone,
             k,
@@ -297,6 +312,16 @@ def adapt(
             bottleneck_units=bottleneck_units,
             pooling=pooling,
         )
+        lowered = stack.enter_context(
+            lowered_batchnorm_momentum(shared.encoder, batchnorm_momentum)
+        )
+        if say and lowered:
+            was = ", ".join(sorted({f"{m:g}" for _, m in lowered}))
+            say(
+                f"encoder: {len(lowered)} trainable BatchNormalization layer(s) use "
+                f"momentum {batchnorm_momentum:g} while adapting (their own: {was}, "
+                "given back at the end; batchnorm_momentum=None keeps theirs)"
+            )
         if mixed_precision not in (None, "float32"):
             set_layer_precision(shared.encoder, mixed_precision, stacklevel=4)
         pairs = augment_source(
@@ -457,6 +482,10 @@ def adapt(
                 for n, r in results.items()
             },
             "source_augmentation": augmentation_name,
+            "encoder_batchnorm": {
+                "momentum": batchnorm_momentum if lowered else None,
+                "layers": len(lowered),
+            },
             "warmup_epochs": warmup_epochs,
             "warmup_source_accuracy": warm_accuracy,
             "warmup_events": warm.events,

@@ -755,3 +755,62 @@ def test_source_augmentation_draws_the_same_batches_on_every_run():
     first, second = batches(), batches()
     assert first.shape[0] == 40
     np.testing.assert_array_equal(first, second)
+
+
+class _MomentumSeen(keras.callbacks.Callback):
+    """Records the encoder BatchNorm layers' momentum while `fit` trains."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers, self.seen = layers, set()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.add(tuple(layer.momentum for layer in self.layers))
+
+
+def _bn_encoder(seed):
+    keras.utils.set_random_seed(seed)
+    encoder = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, name="dense"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.BatchNormalization(name="frozen_bn"),
+            keras.layers.ReLU(),
+        ]
+    )
+    encoder.get_layer("frozen_bn").trainable = False
+    return encoder
+
+
+def test_encoder_batchnorm_uses_momentum_0_9_while_adapting_then_its_own(capsys):
+    (xs, ys), (xt, _) = two_domains(n=120)
+    xs, xt = xs + 20.0, xt + 20.0  # BatchNorm inputs far from the initial mean 0
+    moving = {}
+    for momentum in (0.9, None):
+        encoder = _bn_encoder(seed=1)
+        bn, frozen = encoder.get_layer("bn"), encoder.get_layer("frozen_bn")
+        seen = _MomentumSeen([bn, frozen])
+        result = kt.adapt(
+            encoder,
+            (xs, ys),
+            xt,
+            method="mcc",
+            epochs=2,
+            batchnorm_momentum=momentum,
+            callbacks=[seen],
+        )
+        printed = capsys.readouterr().out
+        moving[momentum] = np.abs(bn.moving_mean.numpy()).mean()
+        assert bn.momentum == frozen.momentum == 0.99  # given back
+        info = result.selection["encoder_batchnorm"]
+        if momentum is None:
+            assert seen.seen == {(0.99, 0.99)} and info == {"momentum": None, "layers": 0}
+            assert "BatchNormalization" not in printed
+        else:  # the frozen layer runs in inference mode: left alone
+            assert seen.seen == {(0.9, 0.99)} and info == {"momentum": 0.9, "layers": 1}
+            assert "1 trainable BatchNormalization layer(s) use momentum 0.9" in printed
+    # 16 steps: 0.9 moved the statistics most of the way, 0.99 about 15% of it
+    assert moving[0.9] > 2.0 * moving[None]
+    with pytest.raises(ValueError, match=r"momentum in \[0, 1\) or None"):
+        kt.adapt(_bn_encoder(0), (xs, ys), xt, batchnorm_momentum=1.5, verbose=0)
