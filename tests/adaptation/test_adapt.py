@@ -805,10 +805,12 @@ def test_encoder_batchnorm_uses_momentum_0_9_while_adapting_then_its_own(capsys)
         assert bn.momentum == frozen.momentum == 0.99  # given back
         info = result.selection["encoder_batchnorm"]
         if momentum is None:
-            assert seen.seen == {(0.99, 0.99)} and info == {"momentum": None, "layers": 0}
+            assert seen.seen == {(0.99, 0.99)}
+            assert info == {"momentum": None, "layers": 0}
             assert "BatchNormalization" not in printed
         else:  # the frozen layer runs in inference mode: left alone
-            assert seen.seen == {(0.9, 0.99)} and info == {"momentum": 0.9, "layers": 1}
+            assert seen.seen == {(0.9, 0.99)}
+            assert info == {"momentum": 0.9, "layers": 1}
             assert "1 trainable BatchNormalization layer(s) use momentum 0.9" in printed
     # 16 steps: 0.9 moved the statistics most of the way, 0.99 about 15% of it
     assert moving[0.9] > 2.0 * moving[None]
