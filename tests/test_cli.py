@@ -316,6 +316,7 @@ def test_adapt_writes_projection_and_lambda_curves_in_mixed_precision(
             "warmup": 1,
             "source_augmentation": "auto",
             "mixed_precision": "mixed_bfloat16",
+            "batchnorm_momentum": None,
         },
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
@@ -333,6 +334,8 @@ def test_adapt_writes_projection_and_lambda_curves_in_mixed_precision(
     )
     assert len(metrics["history"]["source_val_accuracy"]) == 3
     assert metrics["method"] == "dann" and metrics["selection"]["warmup_epochs"] == 1
+    no_bn = {"momentum": None, "layers": 0}  # this backbone has no BatchNorm
+    assert metrics["selection"]["encoder_batchnorm"] == no_bn
     jitter = metrics["selection"]["source_augmentation"]  # the config reached adapt
     assert jitter == "auto: translation 0.1, rotation 0.1"
     page = (run / "report" / "report.html").read_text()
@@ -430,6 +433,14 @@ def test_adapt_rejects_choose_without_auto(tmp_path, capsys):
     args += ["adaptation.source_augmentation=choose", "--set", f"runs_dir={tmp_path}"]
     assert main(args) == 2
     assert "needs adaptation.method: auto" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_adapt_rejects_a_batchnorm_momentum_out_of_range(tmp_path, capsys):
+    args = ["adapt", "--set", "adaptation.batchnorm_momentum=1.5"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "adaptation.batchnorm_momentum: expected a float in [0, 1) or null" in err
     assert not list(tmp_path.iterdir())
 
 

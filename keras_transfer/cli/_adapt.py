@@ -65,6 +65,12 @@ def _check(cfg: AdaptConfig) -> list[str]:
             "candidates, so it needs adaptation.method: auto. Received: "
             f"adaptation.method={cfg.adaptation.method!r}"
         )
+    momentum = section.batchnorm_momentum
+    if momentum is not None and not 0.0 <= momentum < 1.0:
+        raise ConfigError(
+            "Invalid value for adaptation.batchnorm_momentum: expected a float in "
+            f"[0, 1) or null. Received: adaptation.batchnorm_momentum={momentum!r}"
+        )
     return names
 
 
@@ -175,6 +181,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             strategy=strategy,
             jit_compile=section.jit_compile,
             mixed_precision=section.mixed_precision,
+            batchnorm_momentum=section.batchnorm_momentum,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

@@ -198,6 +198,13 @@ class AdaptationConfig:
         "stay float32.",
         choices=(None, "mixed_float16", "mixed_bfloat16"),
     )
+    batchnorm_momentum: float | None = option(
+        0.9,
+        "Momentum the backbone's trainable BatchNormalization layers use while "
+        "adapting (Keras' 0.99 lags the weights by epochs on small data); each "
+        "layer's own is kept in the saved model. null: keep theirs. See "
+        "docs/domain_adaptation.md, 'An encoder with BatchNormalization'.",
+    )
 
 
 @dataclass
