@@ -15,6 +15,7 @@ from keras_transfer._backend import keras
 from keras_transfer.backbones import (
     LoadedBackbone,
     load_backbone,
+    warn_if_frozen_batchnorm_random,
     warn_if_frozen_random,
 )
 from keras_transfer.compiling import (
@@ -113,6 +114,7 @@ def _build(
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
         warn_if_frozen_random(bb, unfreeze_depth)
+        warn_if_frozen_batchnorm_random(bb, unfreeze_depth, train_batchnorm)
         inputs, features = inputs_and_features(
             bb, input_shape, include_preprocessing, augmentation
         )

@@ -14,7 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from keras_transfer._backend import keras
-from keras_transfer.backbones import LoadedBackbone, load_backbone
+from keras_transfer.backbones import (
+    LoadedBackbone,
+    load_backbone,
+    warn_if_frozen_batchnorm_random,
+)
 from keras_transfer.distribute.strategy import into_scope
 from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import POOLINGS, pool_features
@@ -88,6 +92,7 @@ def make_encoder(
             f"Received: backbone={backbone!r} with {sorted(backbone_kwargs)}"
         )
     if isinstance(backbone, LoadedBackbone):
+        warn_if_frozen_batchnorm_random(backbone, unfreeze_depth, train_batchnorm)
         preprocessor = backbone.preprocessor if include_preprocessing else None
         input_shape = input_shape or backbone.input_shape
         backbone = backbone.model

@@ -298,3 +298,27 @@ def test_no_warning_when_trained_or_pretrained(vgg_preset, kwargs):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*random weights.*")
         build_classifier(f"keras_hub:{path}", 2, **kwargs)
+
+
+def test_random_backbone_with_frozen_batchnorm_warns_in_both_builders():
+    import warnings
+
+    from keras_transfer.encoders import make_encoder
+
+    def random_mobilenet():
+        return load_backbone(
+            "keras_applications:MobileNetV3Small", weights=None, input_shape=(32, 32, 3)
+        )
+
+    match = r"its \d+ BatchNormalization layers stay frozen"
+    with pytest.warns(UserWarning, match=match) as record:
+        build_classifier(random_mobilenet(), 3, unfreeze_depth="all")
+    assert "model.train_batchnorm: true" in str(record[0].message)
+    with pytest.warns(UserWarning, match=match):
+        make_encoder(random_mobilenet(), unfreeze_depth="all")
+    with warnings.catch_warnings():  # BatchNorm trains, or nothing trains at all
+        warnings.filterwarnings("error", message=".*BatchNormalization layers stay")
+        build_classifier(
+            random_mobilenet(), 3, unfreeze_depth="all", train_batchnorm=True
+        )
+        make_encoder(random_mobilenet(), unfreeze_depth="all", train_batchnorm=True)

@@ -10,7 +10,11 @@ from keras_transfer.backbones.applications import (
     ApplicationPreprocessing,
     load_keras_application,
 )
-from keras_transfer.backbones.base import LoadedBackbone, warn_if_frozen_random
+from keras_transfer.backbones.base import (
+    LoadedBackbone,
+    warn_if_frozen_batchnorm_random,
+    warn_if_frozen_random,
+)
 from keras_transfer.backbones.kerashub import load_keras_hub
 from keras_transfer.backbones.minilm import register_minilm
 from keras_transfer.backbones.registry import (
@@ -35,6 +39,7 @@ __all__ = [
     "register_backbone_alias",
     "register_backbone_loader",
     "validate_features",
+    "warn_if_frozen_batchnorm_random",
     "warn_if_frozen_random",
 ]
 
