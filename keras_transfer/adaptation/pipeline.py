@@ -74,6 +74,7 @@ from keras_transfer.adaptation.result import (
     optimizer_state,
     restore,
     snapshot,
+    source_check,
 )
 from keras_transfer.adaptation.scores import ensemble_agreement, selection_scores
 from keras_transfer.data.pairs import domain_pairs
@@ -468,6 +469,9 @@ def adapt(
         check = agreement_check(agreement, chosen)
         if check["message"]:  # stacklevel 3: the user's line, past the decorator
             warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=3)
+        not_learnt = source_check(best["source_accuracy"], k)
+        if not_learnt:
+            warnings.warn(f"adapt: {not_learnt}", UserWarning, stacklevel=3)
         selection = {
             "requested": method,
             "chosen": chosen,
@@ -493,6 +497,7 @@ def adapt(
             "agreement": check["agreement"],
             "low_agreement": check["low_agreement"],
             "agreement_warning": check["message"],
+            "source_warning": not_learnt,
         }
         history = merge_histories([warm_history, best["history"]], best["inference"])
         result = AdaptResult(

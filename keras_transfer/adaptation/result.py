@@ -68,6 +68,41 @@ def agreement_check(agreement: dict[str, float], chosen: str) -> dict[str, Any]:
     return {"agreement": value, "low_agreement": low, "message": message}
 
 
+def source_check(source_accuracy: float, num_classes: int) -> str | None:
+    """The warning for a chosen model that learnt nothing from the labelled source.
+
+    Held-out source accuracy at or below 1.5 times chance (the warm-up's take-off
+    test) means the network never fitted the source, so there was nothing to adapt:
+    every candidate then predicts alike, and the agreement check stays silent.
+
+    Args:
+        source_accuracy: float. The chosen model's held-out source accuracy.
+        num_classes: int. Number of classes.
+
+    Returns:
+        str or None. The warning's text, or None when the source was learnt.
+
+    Examples:
+    ```python
+    from keras_transfer.adaptation.result import source_check
+    assert "chance" in source_check(0.1, 10)
+    assert source_check(0.9, 10) is None
+    ```
+    """
+    chance = 1.0 / max(int(num_classes), 2)
+    if source_accuracy > 1.5 * chance:
+        return None
+    return (
+        f"the chosen model's held-out source accuracy is {source_accuracy:.3f}, "
+        f"chance level for {num_classes} classes ({chance:.3f}): it learnt nothing "
+        "from the labelled source, so nothing was adapted. Check that the backbone "
+        "can train (a backbone without pretrained weights needs its BatchNorm "
+        "layers trained too: train_batchnorm=True, CLI model.train_batchnorm: "
+        "true), the learning rate, the number of epochs, and that the labels match "
+        "the inputs."
+    )
+
+
 def merge_histories(histories: list, model: Any) -> Any:
     merged = keras.callbacks.History()
     merged.set_model(model)

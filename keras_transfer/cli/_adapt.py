@@ -210,6 +210,8 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
         )
         if result.selection.get("agreement_warning"):
             report.add_text(f"Warning: {result.selection['agreement_warning']}")
+        if result.selection.get("source_warning"):
+            report.add_text(f"Warning: {result.selection['source_warning']}")
         report.add_heading("Source vs target features")
         pca = reports.plot_feature_projection(before, after, out / "features_pca.png")
         report.add_figure(pca, "2-D PCA of encoder features before / after")

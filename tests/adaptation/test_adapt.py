@@ -816,3 +816,19 @@ def test_encoder_batchnorm_uses_momentum_0_9_while_adapting_then_its_own(capsys)
     assert moving[0.9] > 2.0 * moving[None]
     with pytest.raises(ValueError, match=r"momentum in \[0, 1\) or None"):
         kt.adapt(_bn_encoder(0), (xs, ys), xt, batchnorm_momentum=1.5, verbose=0)
+
+
+def test_a_model_that_learnt_nothing_from_the_source_is_warned_about():
+    # Blank inputs: every candidate predicts one class, agrees with the others
+    # (no agreement warning), and sits at chance on the held-out source.
+    ys = np.arange(90) % 3
+    xs, xt = np.zeros((90, 4), "float32"), np.zeros((60, 4), "float32")
+    with pytest.warns(UserWarning, match="learnt nothing from the labelled source"):
+        result = kt.adapt(tiny_encoder(), (xs, ys), xt, epochs=2, verbose=0)
+    assert result.selection["agreement_warning"] is None
+    assert "chance level for 3 classes" in result.selection["source_warning"]
+    (xs, ys), (xt, _) = two_domains()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*learnt nothing.*")
+        learnt = kt.adapt(tiny_encoder(), (xs, ys), xt, method="mcc", verbose=0)
+    assert learnt.selection["source_warning"] is None
