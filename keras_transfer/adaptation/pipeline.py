@@ -82,6 +82,8 @@ from keras_transfer.precision import check_policy, set_layer_precision
 
 #: How the warnings of `agreement_check` start (``warnings.filterwarnings``).
 _AGREEMENT_WARNING = "adapt: the .* candidates agree"
+#: How the warning of `source_check` starts.
+_SOURCE_WARNING = "adapt: the chosen model's held-out source accuracy"
 
 
 @renamed_arguments(encoder="backbone", lambda_="lambda_max")
@@ -544,6 +546,7 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             say(f"[adapt] choose: running auto with source_augmentation={setting!r}")
         with warnings.catch_warnings():  # only the kept run's check is the user's
             warnings.filterwarnings("ignore", message=_AGREEMENT_WARNING)
+            warnings.filterwarnings("ignore", message=_SOURCE_WARNING)
             runs[setting] = adapt(**call)
         weights[setting] = runs[setting].training_model.get_weights()
         ran = runs[setting].selection
@@ -569,10 +572,9 @@ def _adapt_choosing_augmentation(arguments: dict) -> AdaptResult:
             f"{s} {'-' if a is None else f'{a:.3f}'}" for s, a in agreement.items()
         )
         say(f"[adapt] choose: kept source_augmentation={chosen!r} ({shown})")
-    if result.selection["agreement_warning"]:  # stacklevel 4: the user's line
-        warnings.warn(
-            f"adapt: {result.selection['agreement_warning']}", UserWarning, stacklevel=4
-        )
+    for key in ("agreement_warning", "source_warning"):
+        if result.selection.get(key):  # stacklevel 4: the user's line
+            warnings.warn(f"adapt: {result.selection[key]}", UserWarning, stacklevel=4)
     return result
 
 

@@ -408,8 +408,13 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch
             keras.layers.Flatten(),
         ]
     )
-    # every agreement is "low": the kept run warns once, the discarded one not at all
+    # every agreement is "low" and every source "unlearnt": the kept run warns once
+    # for each, the discarded one not at all
     monkeypatch.setattr(kt.adaptation.result, "LOW_AGREEMENT", 1.01)
+    from keras_transfer.adaptation import pipeline
+
+    unlearnt = "the chosen model's held-out source accuracy is {:.3f} (test)"
+    monkeypatch.setattr(pipeline, "source_check", lambda a, k: unlearnt.format(a))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = kt.adapt(
@@ -426,6 +431,10 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch
         f"adapt: {result.selection['agreement_warning']}"
     ]
     assert said[0].filename == __file__  # it points at the user's call
+    said = [w for w in caught if "held-out source accuracy is" in str(w.message)]
+    assert [str(w.message) for w in said] == [
+        f"adapt: {result.selection['source_warning']}"
+    ]
     choice = result.selection["source_augmentation_choice"]
     agreement = choice["agreement"]
     assert set(agreement) == {"default", "auto+appearance"}
