@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "ProtoNetClassifier": "keras_transfer.fewshot",
     "register_backbone_loader": "keras_transfer.backbones",
     "reptile": "keras_transfer.fewshot",
+    "set_batchnorm_momentum": "keras_transfer.normalization",
     "set_trainable": "keras_transfer.freezing",
     "strip_augmentation": "keras_transfer.augment",
     "trainable_summary": "keras_transfer.freezing",

@@ -25,6 +25,10 @@ from keras_transfer.compiling import (
 )
 from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import classification_head, regression_head
+from keras_transfer.normalization import (
+    check_batchnorm_momentum,
+    set_batchnorm_momentum,
+)
 
 # compile_model, recompile and discriminative_optimizer live in `compiling` (below
 # `freezing`, which recompiles); they stay importable from here.
@@ -108,13 +112,18 @@ def _build(
     name: str | None,
     backbone_kwargs: dict,
     augmentation: Any = None,
+    batchnorm_momentum: float | str | None = "auto",
 ) -> keras.Model:
     from keras_transfer.distribute import maybe_distribute
 
+    check_batchnorm_momentum(batchnorm_momentum)
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
         warn_if_frozen_random(bb, unfreeze_depth)
         warn_if_frozen_batchnorm_random(bb, unfreeze_depth, train_batchnorm)
+        set_batchnorm_momentum(
+            bb.model, batchnorm_momentum, label=f"backbone {bb.spec!r}", verbose=True
+        )
         inputs, features = inputs_and_features(
             bb, input_shape, include_preprocessing, augmentation
         )
@@ -140,6 +149,7 @@ def build_classifier(
     multi_label: bool = False,
     pooling: str = "avg",
     train_batchnorm: bool = False,
+    batchnorm_momentum: float | str | None = "auto",
     input_shape: tuple | None = None,
     learning_rate: float = 1e-3,
     backbone_learning_rate: float | None = None,
@@ -171,6 +181,12 @@ def build_classifier(
             (every position kept; see `heads.pool_features`). Defaults to `"avg"`.
         train_batchnorm: bool. Let BatchNormalization train when unfrozen. Defaults
             to False.
+        batchnorm_momentum: `"auto"`, float in [0, 1) or None. `"auto"`: the
+            backbone's BatchNormalization layers that have never been trained
+            (a backbone built without pretrained weights) use momentum 0.9 instead
+            of a higher one, so that inference-mode statistics follow the weights
+            (`normalization.set_batchnorm_momentum`); a float sets every one; None
+            keeps theirs. Defaults to `"auto"`.
         input_shape: tuple or None. Raw input shape; required when the backbone
             does not declare one (TF-Hub modules).
         learning_rate: float. Defaults to 1e-3.
@@ -242,6 +258,7 @@ def build_classifier(
         head_fn,
         unfreeze_depth=unfreeze_depth,
         train_batchnorm=train_batchnorm,
+        batchnorm_momentum=batchnorm_momentum,
         input_shape=input_shape,
         include_preprocessing=include_preprocessing,
         compile_kwargs={
@@ -272,6 +289,7 @@ def build_regressor(
     head_units: int = 256,
     pooling: str = "avg",
     train_batchnorm: bool = False,
+    batchnorm_momentum: float | str | None = "auto",
     input_shape: tuple | None = None,
     learning_rate: float = 1e-3,
     backbone_learning_rate: float | None = None,
@@ -316,6 +334,7 @@ def build_regressor(
         head_fn,
         unfreeze_depth=unfreeze_depth,
         train_batchnorm=train_batchnorm,
+        batchnorm_momentum=batchnorm_momentum,
         input_shape=input_shape,
         include_preprocessing=include_preprocessing,
         compile_kwargs={

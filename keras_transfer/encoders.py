@@ -22,6 +22,10 @@ from keras_transfer.backbones import (
 from keras_transfer.distribute.strategy import into_scope
 from keras_transfer.freezing import set_trainable
 from keras_transfer.heads import POOLINGS, pool_features
+from keras_transfer.normalization import (
+    check_batchnorm_momentum,
+    set_batchnorm_momentum,
+)
 
 __all__ = ["make_encoder"]
 
@@ -34,6 +38,7 @@ def make_encoder(
     train_batchnorm: bool = False,
     include_preprocessing: bool = True,
     pooling: str = "avg",
+    batchnorm_momentum: float | str | None = "auto",
     **backbone_kwargs: Any,
 ) -> keras.Model:
     """Returns a functional model mapping raw inputs to a ``(batch, features)`` tensor.
@@ -54,6 +59,13 @@ def make_encoder(
         pooling: str. How 3-D/4-D backbone outputs become 2-D: `"avg"`, `"max"`,
             `"flatten"` or `"auto"` (`keras_transfer.heads.pool_features`).
             Defaults to `"avg"`.
+        batchnorm_momentum: `"auto"`, float in [0, 1) or None. `"auto"`: the
+            backbone's BatchNormalization layers that have never been trained use
+            momentum 0.9 instead of a higher one
+            (`keras_transfer.normalization.set_batchnorm_momentum`); a float sets
+            every one; None keeps theirs (`DomainAdaptationModel` passes None:
+            `adapt` sets the momentum while it trains and gives it back).
+            Defaults to `"auto"`.
         **backbone_kwargs: Arguments of `load_backbone` for a spec string (e.g.
             ``weights=None``).
 
@@ -83,7 +95,9 @@ def make_encoder(
         raise ValueError(
             f"Expected pooling to be one of {POOLINGS}. Received: pooling={pooling!r}"
         )
+    check_batchnorm_momentum(batchnorm_momentum)
     preprocessor = None
+    label = backbone if isinstance(backbone, str) else None
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, **backbone_kwargs)
     elif backbone_kwargs:
@@ -93,6 +107,7 @@ def make_encoder(
         )
     if isinstance(backbone, LoadedBackbone):
         warn_if_frozen_batchnorm_random(backbone, unfreeze_depth, train_batchnorm)
+        label = backbone.spec or label
         preprocessor = backbone.preprocessor if include_preprocessing else None
         input_shape = input_shape or backbone.input_shape
         backbone = backbone.model
@@ -102,6 +117,12 @@ def make_encoder(
             f"backbone spec string. Received: backbone={backbone!r}"
         )
     backbone = into_scope(backbone)  # built outside a strategy in use: copied into it
+    set_batchnorm_momentum(
+        backbone,
+        batchnorm_momentum,
+        label=f"backbone {label or backbone.name!r}",
+        verbose=True,
+    )
     if unfreeze_depth is not None:
         # The shared policy; nothing to recompile: the encoder model is built below.
         set_trainable(

@@ -68,6 +68,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
                 "compiling",
                 "precision",
                 "freezing",
+                "normalization",
                 "features",
                 "data",
                 "datasets",

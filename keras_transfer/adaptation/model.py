@@ -149,6 +149,9 @@ class DomainAdaptationModel(keras.Model):
             unfreeze_depth=unfreeze_depth,
             train_batchnorm=train_batchnorm,
             pooling=pooling,
+            # The encoder's BatchNorm momentum is `adapt`'s to set while it trains
+            # (`adapt(batchnorm_momentum=)`), given back after: left as it is here.
+            batchnorm_momentum=None,
         )
         self.classifier = classifier
         self.method = get_alignment_method(method, **(method_kwargs or {}))

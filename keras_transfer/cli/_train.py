@@ -112,6 +112,7 @@ def build_model(
         head_units=mcfg.head_units,
         pooling=mcfg.pooling or "avg",
         train_batchnorm=mcfg.train_batchnorm,
+        batchnorm_momentum=mcfg.batchnorm_momentum,
         input_shape=tuple(input_shape),
         learning_rate=lr,
         strategy=strategy,
@@ -193,8 +194,21 @@ def _check_train_config(cfg: TrainConfig) -> list[str]:
         raise ConfigError(
             f"Expected model.dropout in [0, 1). Received: {cfg.model.dropout}"
         )
+    check_model_batchnorm_momentum(cfg.model.batchnorm_momentum)
     augmentation_options(cfg.augmentation)
     return names
+
+
+def check_model_batchnorm_momentum(momentum: Any) -> None:
+    """`model.batchnorm_momentum`: 'auto', null or a float in [0, 1)."""
+    if momentum is None or momentum == "auto":
+        return
+    if isinstance(momentum, float) and 0.0 <= momentum < 1.0:
+        return
+    raise ConfigError(
+        "Invalid value for model.batchnorm_momentum: expected 'auto', null or a "
+        f"float in [0, 1). Received: model.batchnorm_momentum={momentum!r}"
+    )
 
 
 def run_train(

@@ -12,6 +12,7 @@ from keras_transfer.cli._data import (
     load_labelled,
 )
 from keras_transfer.cli._train import (
+    check_model_batchnorm_momentum,
     classification_section,
     cluster_start,
     create_run,
@@ -37,6 +38,7 @@ def _check(cfg: TuneConfig) -> list[str]:
     check_data_config(cfg.data)
     names = inspect_source(cfg.data.source)
     check_num_classes(cfg.model.num_classes, names, "data.source")
+    check_model_batchnorm_momentum(cfg.model.batchnorm_momentum)
     t = cfg.tuning
     _choices("learning_rates", t.learning_rates, (int, float))
     depths = t.unfreeze_depths
@@ -165,7 +167,10 @@ def _hypermodel(cfg: TuneConfig, names: list[str], shape: tuple) -> Any:
         dropout=cfg.model.dropout,
         head_units=cfg.model.head_units if cfg.model.head == "mlp" else None,
         input_shape=tuple(shape),
-        build_kwargs={"pooling": cfg.model.pooling or "avg"},
+        build_kwargs={
+            "pooling": cfg.model.pooling or "avg",
+            "batchnorm_momentum": cfg.model.batchnorm_momentum,
+        },
     )
 
 

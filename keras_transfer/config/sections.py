@@ -97,6 +97,14 @@ class ModelConfig:
         0.2, "Dropout before the last layer, in [0, 1) (train, tune)."
     )
     train_batchnorm: bool = option(False, "Let BatchNorm layers update when unfrozen.")
+    batchnorm_momentum: float | str | None = option(
+        "auto",
+        "Momentum of the backbone's BatchNorm layers (train, tune): 'auto' gives "
+        "those that have never been trained (a backbone without pretrained "
+        "weights) 0.9 instead of a higher one, so the saved model's statistics "
+        "follow its weights; a float in [0, 1) sets every one; null keeps theirs. "
+        "adapt: adaptation.batchnorm_momentum.",
+    )
 
 
 @dataclass
