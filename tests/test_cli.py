@@ -444,6 +444,22 @@ def test_adapt_rejects_a_batchnorm_momentum_out_of_range(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("command", ["train", "tune"])
+@pytest.mark.parametrize("bad", ["fast", "1.5"])
+def test_train_and_tune_reject_a_bad_model_batchnorm_momentum(
+    command, bad, tmp_path, capsys
+):
+    args = [command, "--set", f"model.batchnorm_momentum={bad}"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "model.batchnorm_momentum: expected 'auto', null or a float in [0, 1)" in err
+    assert (
+        f"Received: model.batchnorm_momentum={float(bad) if bad[0] == '1' else bad!r}"
+        in err
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):
     cfg = {
         "runs_dir": str(tmp_path / "runs"),

@@ -1,0 +1,142 @@
+"""BatchNorm layers that have never been trained get a momentum they can follow."""
+
+import numpy as np
+import pytest
+from helpers import tiny_bn_backbone
+
+from keras_transfer import build_classifier, load_model, set_batchnorm_momentum
+from keras_transfer._backend import keras
+from keras_transfer.encoders import make_encoder
+from keras_transfer.normalization import (
+    FRESH_BATCHNORM_MOMENTUM,
+    batchnorm_layers,
+    check_batchnorm_momentum,
+    fresh_batchnorm_layers,
+)
+
+
+def _bn_model(momenta=(0.999,)):
+    layers = [keras.Input((3,))]
+    layers += [
+        keras.layers.BatchNormalization(momentum=m, name=f"bn{i}")
+        for i, m in enumerate(momenta)
+    ]
+    return keras.Sequential(layers)
+
+
+def test_fresh_layers_are_those_whose_statistics_never_moved():
+    model = _bn_model((0.99, 0.99))
+    assert fresh_batchnorm_layers(model) == batchnorm_layers(model)
+    assert fresh_batchnorm_layers(keras.layers.BatchNormalization())  # not built
+    model.get_layer("bn0").moving_variance.assign([1.0, 1.0, 1.5])  # one channel
+    assert [layer.name for layer in fresh_batchnorm_layers(model)] == ["bn1"]
+    model.compile("sgd", "mse")
+    model.fit(np.full((4, 3), 5.0), np.ones((4, 3)), verbose=0)
+    assert fresh_batchnorm_layers(model) == []
+
+
+def test_auto_lowers_only_fresh_layers_whose_momentum_is_higher(caplog):
+    model = _bn_model((0.999, 0.5, 0.999))
+    trained = model.get_layer("bn2")
+    trained.moving_mean.assign([0.3, -0.1, 2.0])  # pretrained statistics
+    with caplog.at_level("INFO", logger="keras_transfer"):
+        changed = set_batchnorm_momentum(model, label="mine")
+    assert changed == [(model.get_layer("bn0"), 0.999)]
+    assert [layer.momentum for layer in batchnorm_layers(model)] == [0.9, 0.5, 0.999]
+    assert FRESH_BATCHNORM_MOMENTUM == 0.9
+    assert "mine: 1 BatchNormalization layer(s) have never been trained" in caplog.text
+    assert set_batchnorm_momentum(model) == []  # nothing left above 0.9
+    assert set_batchnorm_momentum(model, None) == []
+    changed = set_batchnorm_momentum(model, 0.95)  # a float: every layer
+    assert [m for _, m in changed] == [0.9, 0.5, 0.999]
+    assert {layer.momentum for layer in batchnorm_layers(model)} == {0.95}
+
+
+@pytest.mark.parametrize("bad", ["fast", 1.0, -0.1, True, [0.9]])
+def test_bad_momentum_is_refused_naming_what_is_accepted(bad):
+    with pytest.raises(ValueError, match=r"'auto', None .* or a float in \[0, 1\)"):
+        check_batchnorm_momentum(bad)
+    with pytest.raises(ValueError, match="batchnorm_momentum"):
+        build_classifier(tiny_bn_backbone(), 2, batchnorm_momentum=bad)
+
+
+def _offset_data(n=64, seed=0):
+    """Two classes told apart by the sign of a pattern, on inputs far from 0."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype("int32")
+    pattern = np.where(y[:, None, None, None] == 1, 1.0, -1.0)
+    x = 40.0 + 8.0 * pattern + rng.normal(0, 1, (n, 16, 16, 3))
+    return x.astype("float32"), y
+
+
+def test_builder_auto_changes_what_the_model_predicts_not_what_it_learns(
+    tmp_path, capsys
+):
+    x, y = _offset_data()
+    models = {}
+    for momentum in ("auto", None):
+        keras.utils.set_random_seed(3)
+        model = build_classifier(
+            tiny_bn_backbone(),
+            2,
+            unfreeze_depth="all",
+            train_batchnorm=True,
+            batchnorm_momentum=momentum,
+        )
+        printed = capsys.readouterr().out
+        if momentum == "auto":
+            assert "2 BatchNormalization layer(s) have never been trained" in printed
+            assert "instead of 0.99" in printed
+        else:
+            assert "never been trained" not in printed
+        model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+        models[momentum] = model
+    auto, own = models["auto"], models[None]
+    assert {layer.momentum for layer in batchnorm_layers(auto)} == {0.9}
+    assert {layer.momentum for layer in batchnorm_layers(own)} == {0.99}
+    # the same weights: training normalises with batch statistics
+    for a, b in zip(auto.weights, own.weights, strict=True):
+        if "moving_" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # 12 steps: 0.9 keeps 28% of the initial mean 0, 0.99 keeps 89% of it
+    bn_auto = auto.backbone.get_layer("bn1").moving_mean.numpy()
+    bn_own = own.backbone.get_layer("bn1").moving_mean.numpy()
+    assert np.abs(bn_auto).mean() > 3.0 * np.abs(bn_own).mean()
+    # the momentum is in the layer's config: a saved model keeps it
+    path = tmp_path / "auto.keras"
+    auto.save(path)
+    reloaded = load_model(path)
+    assert {layer.momentum for layer in batchnorm_layers(reloaded)} == {0.9}
+
+
+def test_a_backbone_with_trained_statistics_keeps_its_momentum(capsys):
+    backbone = tiny_bn_backbone()
+    for layer in batchnorm_layers(backbone):
+        layer.momentum = 0.999
+    probe = keras.Sequential([backbone])
+    probe.compile("sgd", "mse")
+    x, _ = _offset_data(16)
+    probe.fit(x, np.zeros((16, 8, 8, 8)), verbose=0)  # statistics moved: "pretrained"
+    capsys.readouterr()
+    model = build_classifier(backbone, 2, unfreeze_depth="all", train_batchnorm=True)
+    assert {layer.momentum for layer in batchnorm_layers(model)} == {0.999}
+    assert "never been trained" not in capsys.readouterr().out
+
+
+def test_make_encoder_applies_auto_and_can_keep_theirs():
+    encoder = make_encoder(tiny_bn_backbone(), pooling="avg")
+    assert {layer.momentum for layer in batchnorm_layers(encoder)} == {0.9}
+    kept = make_encoder(tiny_bn_backbone(), pooling="avg", batchnorm_momentum=None)
+    assert {layer.momentum for layer in batchnorm_layers(kept)} == {0.99}
+
+
+def test_applications_backbone_without_weights_gets_0_9():
+    model = build_classifier(
+        "keras_applications:MobileNetV3Small",
+        3,
+        weights=None,
+        input_shape=(32, 32, 3),
+        unfreeze_depth="all",
+        train_batchnorm=True,
+    )
+    assert {layer.momentum for layer in batchnorm_layers(model.backbone)} == {0.9}
