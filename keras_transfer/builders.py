@@ -103,7 +103,7 @@ def _build(
     head_fn: Any,
     *,
     unfreeze_depth: Any,
-    train_batchnorm: bool,
+    train_batchnorm: bool | str,
     input_shape: tuple | None,
     include_preprocessing: bool,
     compile_kwargs: dict,
@@ -148,7 +148,7 @@ def build_classifier(
     head_units: int = 256,
     multi_label: bool = False,
     pooling: str = "avg",
-    train_batchnorm: bool = False,
+    train_batchnorm: bool | str = "auto",
     batchnorm_momentum: float | str | None = "auto",
     input_shape: tuple | None = None,
     learning_rate: float = 1e-3,
@@ -179,8 +179,10 @@ def build_classifier(
         multi_label: bool. Independent sigmoid outputs. Defaults to False.
         pooling: str. `"avg"` or `"max"` pooling of feature maps, or `"flatten"`
             (every position kept; see `heads.pool_features`). Defaults to `"avg"`.
-        train_batchnorm: bool. Let BatchNormalization train when unfrozen. Defaults
-            to False.
+        train_batchnorm: bool or `"auto"`. Let BatchNormalization train when
+            unfrozen: `"auto"` trains those whose statistics have never been trained (a
+            backbone without pretrained weights) and keeps pretrained ones frozen (the
+            keras.io rule), as `set_trainable`. Defaults to `"auto"`.
         batchnorm_momentum: `"auto"`, float in [0, 1) or None. `"auto"`: the
             backbone's BatchNormalization layers that have never been trained
             (a backbone built without pretrained weights) use momentum 0.9 instead
@@ -288,7 +290,7 @@ def build_regressor(
     head: str = "linear",
     head_units: int = 256,
     pooling: str = "avg",
-    train_batchnorm: bool = False,
+    train_batchnorm: bool | str = "auto",
     batchnorm_momentum: float | str | None = "auto",
     input_shape: tuple | None = None,
     learning_rate: float = 1e-3,

@@ -35,7 +35,7 @@ def make_encoder(
     *,
     input_shape: tuple | None = None,
     unfreeze_depth: int | str | None = None,
-    train_batchnorm: bool = False,
+    train_batchnorm: bool | str = "auto",
     include_preprocessing: bool = True,
     pooling: str = "avg",
     batchnorm_momentum: float | str | None = "auto",
@@ -52,8 +52,10 @@ def make_encoder(
         unfreeze_depth: int, "all", 0 or None. Trainable policy passed to
             `keras_transfer.freezing.set_trainable`; None leaves it as it is.
             Defaults to None.
-        train_batchnorm: bool. Whether unfrozen BatchNorm layers train.
-            Defaults to False.
+        train_batchnorm: bool or `"auto"`. Let BatchNormalization train when
+            unfrozen: `"auto"` trains those whose statistics have never been trained (a
+            backbone without pretrained weights) and keeps pretrained ones frozen (the
+            keras.io rule), as `set_trainable`. Defaults to `"auto"`.
         include_preprocessing: bool. Put a `LoadedBackbone`'s preprocessor in front.
             Defaults to True.
         pooling: str. How 3-D/4-D backbone outputs become 2-D: `"avg"`, `"max"`,

@@ -222,7 +222,7 @@ def caching_blockers(model: keras.Model, extractor: keras.Model | None) -> list[
         elif is_batchnorm(layer) and layer.trainable:
             reasons.append(
                 f"BatchNormalization {layer.name!r} in training mode "
-                "(train_batchnorm=True)"
+                "(train_batchnorm=True, or 'auto' with untrained statistics)"
             )
     return list(dict.fromkeys(reasons))
 

@@ -114,7 +114,7 @@ def fine_tune(
     head_learning_rate: float | None = None,
     fine_tune_learning_rate: float = 1e-5,
     backbone_learning_rate: float | None = None,
-    train_batchnorm: bool = False,
+    train_batchnorm: bool | str = "auto",
     gradual: bool = False,
     callbacks: list | None = None,
     backup_dir: str | None = None,
@@ -149,7 +149,8 @@ def fine_tune(
         fine_tune_learning_rate: float. Phase-2 learning rate. Defaults to 1e-5.
         backbone_learning_rate: float or None. Discriminative phase-2 rate for the
             backbone (the head keeps `fine_tune_learning_rate`).
-        train_batchnorm: bool. Let BatchNormalization train in phase 2.
+        train_batchnorm: bool or `"auto"` (the default), as in `set_trainable`: with
+            `"auto"` only BatchNorm layers whose statistics were never trained train.
         gradual: bool. Unfreeze gradually: phase 2 is split into stages that
             unfreeze progressively more layers (ULMFiT style). Defaults to False.
         callbacks: list or None. Keras callbacks for both phases.
@@ -309,7 +310,7 @@ def _run_stages(
     callbacks: Any,
     backup_dir: Any,
     backbone_learning_rate: Any,
-    train_batchnorm: bool,
+    train_batchnorm: bool | str,
     jit_compile: Any,
     verbose: Any,
 ) -> None:

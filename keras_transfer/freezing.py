@@ -1,7 +1,11 @@
 """Trainable policy: frozen, fully trainable, or the top N layers / transformer blocks.
 
-BatchNormalization layers stay frozen -- and so, in Keras 3, in inference mode --
-unless `train_batchnorm=True` (the keras.io fine-tuning rule). A compiled model whose
+BatchNormalization layers with trained (pretrained) statistics stay frozen -- and
+so, in Keras 3, in inference mode -- unless `train_batchnorm=True` (the keras.io
+fine-tuning rule); with `train_batchnorm="auto"` (the default) those whose statistics
+have never been trained (a backbone without pretrained weights: nothing to protect,
+and frozen at mean 0 / variance 1 they normalise nothing) train with their part of
+the backbone. A compiled model whose
 trainability changes is recompiled with a fresh optimizer (`compiling.recompile`), so
 `fit` never runs a stale train function over the old trainable weights.
 
@@ -9,10 +13,15 @@ This module is the one home of the policy (text encoders and keras-hub backbones
 it too), of the transformer-block detector (`is_block`, `transformer_blocks`) and of
 `count_params`. A model names its backbone explicitly with `model.backbone` (set by
 the builders; see `backbones.find_backbone` for the fallback).
+
+(Over 400 lines on purpose: the one trainable policy -- depth, transformer blocks,
+BatchNorm under `train_batchnorm` -- and the counts that report it, kept together so
+that every builder, phase and tuner trial applies the same rule.)
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from typing import Any
@@ -20,8 +29,12 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer.backbones import find_backbone
 from keras_transfer.compiling import recompile as _recompile
+from keras_transfer.normalization import is_fresh_batchnorm
 
 UnfreezeDepth = int | str
+TrainBatchnorm = bool | str
+
+logger = logging.getLogger("keras_transfer")
 
 # The one transformer-block detector (by class name): keras-hub's TransformerEncoder
 # and TransformerDecoder, and the *EncoderLayer/*DecoderLayer/*Block classes of its
@@ -75,6 +88,49 @@ def check_unfreeze_depth(unfreeze_depth: Any) -> UnfreezeDepth:
     return unfreeze_depth
 
 
+def check_train_batchnorm(train_batchnorm: Any) -> TrainBatchnorm:
+    """Validates `train_batchnorm`: True, False or `"auto"`.
+
+    Examples:
+    ```python
+    from keras_transfer.freezing import check_train_batchnorm
+    assert check_train_batchnorm("auto") == "auto"
+    ```
+    """
+    if isinstance(train_batchnorm, bool) or train_batchnorm == "auto":
+        return train_batchnorm
+    raise ValueError(
+        "Expected train_batchnorm to be True, False or 'auto' (BatchNorm layers "
+        "whose statistics have never been trained train, pretrained ones stay "
+        f"frozen). Received: train_batchnorm={train_batchnorm!r}"
+    )
+
+
+def _trains_by_auto(layer: Any, newly: list) -> bool:
+    """`train_batchnorm="auto"`: a layer with untrained statistics trains, and keeps
+    training in later calls (a later phase or gradual stage), after its statistics
+    have moved."""
+    if getattr(layer, "_kt_untrained_statistics", False):
+        return True
+    if is_fresh_batchnorm(layer):
+        layer._kt_untrained_statistics = True
+        newly.append(layer)
+        return True
+    return False
+
+
+def _say_auto(backbone: Any, layers: list) -> None:
+    if not layers:
+        return
+    message = (
+        f"[trainable] {backbone.name}: {len(layers)} BatchNormalization layer(s) "
+        "whose statistics have never been trained train with the backbone "
+        "(train_batchnorm='auto'; pretrained ones stay frozen, False freezes all)"
+    )
+    logger.info(message)
+    print(message)
+
+
 def is_batchnorm(layer: Any) -> bool:
     return isinstance(layer, keras.layers.BatchNormalization) or (
         "BatchNorm" in type(layer).__name__
@@ -118,6 +174,27 @@ def trainable_units(backbone: Any) -> list:
             seen.add(id(u))
             unique.append(u)
     return unique
+
+
+def _leaves_in_order(backbone: Any) -> list:
+    """The units of `trainable_units` and the BatchNorm layers between them, in the
+    same input-first order."""
+    leaves: list = []
+
+    def visit(layer: Any) -> None:
+        if is_block(layer) and layer.weights:
+            leaves.append(layer)
+            return
+        children = _children(layer)
+        if not children:
+            if layer.weights:
+                leaves.append(layer)
+            return
+        for child in children:
+            visit(child)
+
+    visit(backbone)
+    return list({id(layer): layer for layer in leaves}.values())
 
 
 def is_block(layer: Any) -> bool:
@@ -185,7 +262,7 @@ def set_trainable(
     model_or_backbone: Any,
     unfreeze_depth: UnfreezeDepth,
     *,
-    train_batchnorm: bool = False,
+    train_batchnorm: TrainBatchnorm = "auto",
     recompile: bool = True,
 ) -> Any:
     """Sets which part of a backbone trains.
@@ -204,8 +281,13 @@ def set_trainable(
         unfreeze_depth: int or str. `0`: frozen (feature extraction). `"all"`: fully
             trainable. `N > 0`: the top N weight-holding layers train, counted from the
             output end (a transformer block counts as one unit).
-        train_batchnorm: bool. Let BatchNormalization layers in the trainable part
-            train (and so use batch statistics). Defaults to False.
+        train_batchnorm: bool or `"auto"`. Let BatchNormalization layers in the
+            trainable part train (and so use batch statistics). False keeps every
+            one frozen and in inference mode (the keras.io rule for pretrained
+            statistics); `"auto"` lets those whose statistics have never been
+            trained (`normalization.is_fresh_batchnorm`: a backbone without
+            pretrained weights) train and keeps the others frozen. Defaults to
+            `"auto"`.
         recompile: bool. If the model passed is compiled, recompile it with a fresh
             optimizer of the same recipe (`compiling.recompile`). Defaults to True.
 
@@ -227,6 +309,7 @@ def set_trainable(
     ```
     """
     depth = check_unfreeze_depth(unfreeze_depth)
+    check_train_batchnorm(train_batchnorm)
     target = model_or_backbone
     backbone = find_backbone(target)
     backbone = backbone if backbone is not None else target
@@ -253,10 +336,20 @@ def set_trainable(
             first = units.index(counted[len(counted) - depth])
             for unit in units[:first]:
                 set_layer_trainable(unit, False)
-        if not train_batchnorm:
-            for layer in _all_layers(backbone):
+            # BatchNorm layers below the lowest selected unit are frozen part too.
+            leaves = _leaves_in_order(backbone)
+            for layer in leaves[: leaves.index(units[first])]:
                 if is_batchnorm(layer):
                     set_layer_trainable(layer, False)
+        if train_batchnorm is not True:
+            newly = []
+            for layer in _all_layers(backbone):
+                if not is_batchnorm(layer):
+                    continue
+                if train_batchnorm == "auto" and _trains_by_auto(layer, newly):
+                    continue
+                set_layer_trainable(layer, False)
+            _say_auto(backbone, [layer for layer in newly if layer.trainable])
         for layer in _unused_layers(target, backbone):
             set_layer_trainable(layer, False)
     if not recompile:

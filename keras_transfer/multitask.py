@@ -181,7 +181,8 @@ def build_multitask(
     *,
     loss_weights: dict | None = None,
     unfreeze_depth: int | str = 0,
-    train_batchnorm: bool = False,
+    train_batchnorm: bool | str = "auto",
+    batchnorm_momentum: float | str | None = "auto",
     input_shape: tuple | None = None,
     pooling: str = "avg",
     learning_rate: float = 1e-3,
@@ -202,7 +203,13 @@ def build_multitask(
         loss_weights: dict or None. Task name -> loss weight (missing: 1.0).
         unfreeze_depth: int or str. Backbone trainability: 0, N or ``"all"``.
             Defaults to 0 (frozen backbone).
-        train_batchnorm: bool. Let BatchNormalization train when unfrozen.
+        train_batchnorm: bool or `"auto"`. Let BatchNormalization train when
+            unfrozen: `"auto"` trains those whose statistics have never been trained (a
+            backbone without pretrained weights) and keeps pretrained ones frozen (the
+            keras.io rule), as `set_trainable`. Defaults to `"auto"`.
+        batchnorm_momentum: `"auto"`, float in [0, 1) or None, as in
+            `build_classifier`: with `"auto"` BatchNorm layers whose statistics were
+            never trained use momentum 0.9. Defaults to `"auto"`.
         input_shape: tuple or None. Needed when the backbone declares none.
         pooling: str. ``"avg"`` or ``"max"``. Defaults to ``"avg"``.
         learning_rate: float. Defaults to 1e-3.
@@ -232,6 +239,10 @@ def build_multitask(
     from keras_transfer.distribute import maybe_distribute
     from keras_transfer.freezing import set_trainable
     from keras_transfer.heads import pool_features
+    from keras_transfer.normalization import (
+        check_batchnorm_momentum,
+        set_batchnorm_momentum,
+    )
 
     if not isinstance(heads, dict) or not heads:
         raise ValueError(
@@ -246,8 +257,12 @@ def build_multitask(
         raise ValueError(
             f"loss_weights names unknown tasks {unknown}. Tasks: {sorted(specs)}"
         )
+    check_batchnorm_momentum(batchnorm_momentum)
     with maybe_distribute(strategy):
         bb = load_backbone(backbone, **backbone_kwargs)
+        set_batchnorm_momentum(
+            bb.model, batchnorm_momentum, label=f"backbone {bb.spec!r}", verbose=True
+        )
         inputs, features = inputs_and_features(bb, input_shape, include_preprocessing)
         pooled = pool_features(features, pooling)
         outputs = {task: _head(pooled, task, spec) for task, spec in specs.items()}

@@ -37,6 +37,7 @@ __all__ = [
     "batchnorm_layers",
     "check_batchnorm_momentum",
     "fresh_batchnorm_layers",
+    "is_fresh_batchnorm",
     "set_batchnorm_momentum",
 ]
 
@@ -65,7 +66,29 @@ def batchnorm_layers(model: Any) -> list:
     ]
 
 
-def _is_fresh(layer: Any) -> bool:
+def is_fresh_batchnorm(layer: Any) -> bool:
+    """Whether a BatchNormalization layer's moving statistics were never trained.
+
+    True when its moving mean is exactly 0 and its moving variance exactly 1 on
+    every channel (their initial values), or when it is not built yet; False for a
+    layer without moving statistics.
+
+    Args:
+        layer: a keras Layer.
+
+    Returns:
+        bool.
+
+    Examples:
+    ```python
+    from keras_transfer._backend import keras
+    from keras_transfer.normalization import is_fresh_batchnorm
+    assert is_fresh_batchnorm(keras.layers.BatchNormalization())
+    assert not is_fresh_batchnorm(keras.layers.Dense(2))
+    ```
+    """
+    if not isinstance(layer, keras.layers.BatchNormalization):
+        return False
     if not layer.built:
         return True  # its statistics will be created at their initial values
     mean = getattr(layer, "moving_mean", None)
@@ -103,7 +126,7 @@ def fresh_batchnorm_layers(model: Any) -> list:
     assert fresh_batchnorm_layers(model) == []
     ```
     """
-    return [layer for layer in batchnorm_layers(model) if _is_fresh(layer)]
+    return [layer for layer in batchnorm_layers(model) if is_fresh_batchnorm(layer)]
 
 
 def check_batchnorm_momentum(momentum: Any, name: str = "batchnorm_momentum") -> None:

@@ -36,9 +36,17 @@ def weights_snapshot(weights) -> list[np.ndarray]:
     return [np.array(w.numpy(), copy=True) for w in weights]
 
 
-def tiny_bn_backbone(input_shape=(16, 16, 3)):
-    """A 4-layer CNN backbone with BatchNormalization (a stand-in for a pretrained net)."""
+def tiny_bn_backbone(input_shape=(16, 16, 3), pretrained=True):
+    """A 4-layer CNN backbone with BatchNormalization (a stand-in for a pretrained net).
+
+    With ``pretrained=True`` its BatchNorm layers hold statistics that are not the
+    initial mean 0 / variance 1 (close to them, deterministic), as a pretrained
+    network's are: `train_batchnorm="auto"` keeps them frozen and
+    `batchnorm_momentum="auto"` leaves their momentum. ``pretrained=False``: the
+    statistics of a network built without pretrained weights.
+    """
     import keras
+    import numpy as np
 
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inputs)
@@ -48,7 +56,14 @@ def tiny_bn_backbone(input_shape=(16, 16, 3)):
     x = keras.layers.BatchNormalization(name="bn2")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv3")(x)
-    return keras.Model(inputs, x, name="tiny_backbone")
+    model = keras.Model(inputs, x, name="tiny_backbone")
+    if pretrained:
+        steps = np.linspace(-0.01, 0.01, 8).astype("float32")
+        for name in ("bn1", "bn2"):
+            layer = model.get_layer(name)
+            layer.moving_mean.assign(steps)
+            layer.moving_variance.assign(1.0 + np.abs(steps))
+    return model
 
 
 def run_serialization_test(

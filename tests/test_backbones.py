@@ -311,14 +311,24 @@ def test_random_backbone_with_frozen_batchnorm_warns_in_both_builders():
         )
 
     match = r"its \d+ BatchNormalization layers stay frozen"
+    frozen = {"unfreeze_depth": "all", "train_batchnorm": False}
     with pytest.warns(UserWarning, match=match) as record:
-        build_classifier(random_mobilenet(), 3, unfreeze_depth="all")
-    assert "model.train_batchnorm: true" in str(record[0].message)
+        build_classifier(random_mobilenet(), 3, **frozen)
+    assert "model.train_batchnorm: auto" in str(record[0].message)
     with pytest.warns(UserWarning, match=match):
-        make_encoder(random_mobilenet(), unfreeze_depth="all")
+        make_encoder(random_mobilenet(), **frozen)
     with warnings.catch_warnings():  # BatchNorm trains, or nothing trains at all
         warnings.filterwarnings("error", message=".*BatchNormalization layers stay")
-        build_classifier(
-            random_mobilenet(), 3, unfreeze_depth="all", train_batchnorm=True
-        )
-        make_encoder(random_mobilenet(), unfreeze_depth="all", train_batchnorm=True)
+        for train_batchnorm in (True, "auto"):  # "auto", the default, trains them
+            build_classifier(
+                random_mobilenet(),
+                3,
+                unfreeze_depth="all",
+                train_batchnorm=train_batchnorm,
+            )
+            make_encoder(
+                random_mobilenet(),
+                unfreeze_depth="all",
+                train_batchnorm=train_batchnorm,
+            )
+        build_classifier(random_mobilenet(), 3, unfreeze_depth="all")

@@ -460,6 +460,14 @@ def test_train_and_tune_reject_a_bad_model_batchnorm_momentum(
     assert not list(tmp_path.iterdir())
 
 
+def test_train_batchnorm_takes_auto_true_false_only(tmp_path, capsys):
+    args = ["train", "--set", "model.train_batchnorm=maybe"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "model.train_batchnorm: expected one of ['auto', True, False]" in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):
     cfg = {
         "runs_dir": str(tmp_path / "runs"),

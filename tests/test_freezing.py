@@ -239,3 +239,52 @@ def test_plain_sequential_backbone():
     assert [bool(layer.trainable_weights) for layer in backbone.layers] == [False, True]
     set_trainable(backbone, 0)
     assert backbone.trainable_weights == []
+
+
+def _batchnorm_trainable(model):
+    backbone = find_backbone(model) or model
+    return [backbone.get_layer(name).trainable for name in ("bn1", "bn2")]
+
+
+@pytest.mark.parametrize(
+    "pretrained, train_batchnorm, expected",
+    [
+        (True, "auto", [False, False]),  # the keras.io rule for trained statistics
+        (False, "auto", [True, True]),  # nothing to protect: they train
+        (False, False, [False, False]),
+        (True, True, [True, True]),
+    ],
+)
+def test_train_batchnorm_auto_trains_only_untrained_statistics(
+    pretrained, train_batchnorm, expected, capsys
+):
+    backbone = tiny_bn_backbone(pretrained=pretrained)
+    model = build_classifier(
+        backbone, 2, unfreeze_depth="all", train_batchnorm=train_batchnorm
+    )
+    assert _batchnorm_trainable(model) == expected
+    printed = capsys.readouterr().out
+    said = "2 BatchNormalization layer(s) whose statistics have never been trained"
+    assert (said in printed) == (train_batchnorm == "auto" and not pretrained)
+    if expected[0]:
+        bn = backbone.get_layer("bn1")
+        before = bn.moving_mean.numpy().copy()
+        model.fit(*_data(), epochs=1, batch_size=8, verbose=0)
+        assert not np.array_equal(before, bn.moving_mean.numpy())
+
+
+def test_auto_keeps_training_the_layers_it_chose_in_later_phases():
+    backbone = tiny_bn_backbone(pretrained=False)
+    model = build_classifier(backbone, 2, unfreeze_depth=1)  # conv3 only: no BN
+    assert _batchnorm_trainable(model) == [False, False]
+    set_trainable(model, 2)  # conv2 and bn2 join
+    assert _batchnorm_trainable(model) == [False, True]
+    model.fit(*_data(), epochs=1, batch_size=8, verbose=0)  # bn2's statistics move
+    set_trainable(model, "all")  # bn2 keeps training; bn1 is still untrained
+    assert _batchnorm_trainable(model) == [True, True]
+
+
+@pytest.mark.parametrize("bad", ["yes", None, 1])
+def test_bad_train_batchnorm_is_refused(bad):
+    with pytest.raises(ValueError, match="True, False or 'auto'"):
+        set_trainable(tiny_bn_backbone(), "all", train_batchnorm=bad)

@@ -57,7 +57,7 @@ def test_bad_momentum_is_refused_naming_what_is_accepted(bad):
     with pytest.raises(ValueError, match=r"'auto', None .* or a float in \[0, 1\)"):
         check_batchnorm_momentum(bad)
     with pytest.raises(ValueError, match="batchnorm_momentum"):
-        build_classifier(tiny_bn_backbone(), 2, batchnorm_momentum=bad)
+        build_classifier(tiny_bn_backbone(pretrained=False), 2, batchnorm_momentum=bad)
 
 
 def _offset_data(n=64, seed=0):
@@ -77,7 +77,7 @@ def test_builder_auto_changes_what_the_model_predicts_not_what_it_learns(
     for momentum in ("auto", None):
         keras.utils.set_random_seed(3)
         model = build_classifier(
-            tiny_bn_backbone(),
+            tiny_bn_backbone(pretrained=False),
             2,
             unfreeze_depth="all",
             train_batchnorm=True,
@@ -110,7 +110,7 @@ def test_builder_auto_changes_what_the_model_predicts_not_what_it_learns(
 
 
 def test_a_backbone_with_trained_statistics_keeps_its_momentum(capsys):
-    backbone = tiny_bn_backbone()
+    backbone = tiny_bn_backbone(pretrained=False)
     for layer in batchnorm_layers(backbone):
         layer.momentum = 0.999
     probe = keras.Sequential([backbone])
@@ -124,9 +124,11 @@ def test_a_backbone_with_trained_statistics_keeps_its_momentum(capsys):
 
 
 def test_make_encoder_applies_auto_and_can_keep_theirs():
-    encoder = make_encoder(tiny_bn_backbone(), pooling="avg")
+    encoder = make_encoder(tiny_bn_backbone(pretrained=False), pooling="avg")
     assert {layer.momentum for layer in batchnorm_layers(encoder)} == {0.9}
-    kept = make_encoder(tiny_bn_backbone(), pooling="avg", batchnorm_momentum=None)
+    kept = make_encoder(
+        tiny_bn_backbone(pretrained=False), pooling="avg", batchnorm_momentum=None
+    )
     assert {layer.momentum for layer in batchnorm_layers(kept)} == {0.99}
 
 

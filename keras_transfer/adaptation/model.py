@@ -76,8 +76,10 @@ class DomainAdaptationModel(keras.Model):
         input_shape: tuple or None. Input shape when the encoder has none.
         unfreeze_depth: int, "all", 0 or None. Encoder trainable policy
             (`keras_transfer.freezing.set_trainable`). None keeps it. Defaults to None.
-        train_batchnorm: bool. Whether unfrozen BatchNorm layers train. Defaults to
-            False.
+        train_batchnorm: bool or `"auto"`. Let BatchNormalization train when
+            unfrozen: `"auto"` trains those whose statistics have never been trained (a
+            backbone without pretrained weights) and keeps pretrained ones frozen (the
+            keras.io rule), as `set_trainable`. Defaults to `"auto"`.
         bottleneck_units: int or None. Width of a normalised bottleneck
             (``Dense → BatchNormalization → ReLU``) between the encoder and the heads,
             as in TLlib and the CDAN authors' code; alignment acts on its output.
@@ -125,7 +127,7 @@ class DomainAdaptationModel(keras.Model):
         method_kwargs: dict | None = None,
         input_shape: Sequence[int] | None = None,
         unfreeze_depth: int | str | None = None,
-        train_batchnorm: bool = False,
+        train_batchnorm: bool | str = "auto",
         bottleneck_units: int | None = None,
         bottleneck: Any = None,
         strong_augmentation: Any = None,

@@ -97,9 +97,9 @@ def source_check(source_accuracy: float, num_classes: int) -> str | None:
         f"chance level for {num_classes} classes ({chance:.3f}): it learnt nothing "
         "from the labelled source, so nothing was adapted. Check that the backbone "
         "can train (a backbone without pretrained weights needs its BatchNorm "
-        "layers trained too: train_batchnorm=True, CLI model.train_batchnorm: "
-        "true), the learning rate, the number of epochs, and that the labels match "
-        "the inputs."
+        "layers trained too: train_batchnorm='auto' or True, CLI "
+        "model.train_batchnorm: auto), the learning rate, the number of epochs, "
+        "and that the labels match the inputs."
     )
 
 

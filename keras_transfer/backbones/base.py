@@ -101,7 +101,7 @@ def warn_if_frozen_random(backbone: LoadedBackbone, unfreeze_depth: Any) -> bool
 
 
 def warn_if_frozen_batchnorm_random(
-    backbone: LoadedBackbone, unfreeze_depth: Any, train_batchnorm: bool
+    backbone: LoadedBackbone, unfreeze_depth: Any, train_batchnorm: bool | str
 ) -> bool:
     """Warns when a backbone without pretrained weights trains with frozen BatchNorm.
 
@@ -119,7 +119,8 @@ def warn_if_frozen_batchnorm_random(
             model).
         unfreeze_depth: int, str or None. The depth the builder applies (None:
             the backbone's own trainable flags).
-        train_batchnorm: bool. Whether unfrozen BatchNorm layers train.
+        train_batchnorm: bool or `"auto"`. Whether unfrozen BatchNorm layers train
+            (`"auto"` trains untrained ones, so only False warns).
 
     Returns:
         True when it warned.
@@ -136,6 +137,7 @@ def warn_if_frozen_batchnorm_random(
         warnings.simplefilter("always")
         assert warn_if_frozen_batchnorm_random(bb, "all", train_batchnorm=False)
     assert not warn_if_frozen_batchnorm_random(bb, "all", train_batchnorm=True)
+    assert not warn_if_frozen_batchnorm_random(bb, "all", train_batchnorm="auto")
     assert not warn_if_frozen_batchnorm_random(bb, 0, train_batchnorm=False)
     ```
     """
@@ -160,8 +162,9 @@ def warn_if_frozen_batchnorm_random(
         f"were loaded), yet its {len(norms)} BatchNormalization layers stay frozen "
         "at their initial statistics while the rest trains (train_batchnorm=False, "
         "the rule for pretrained statistics): they normalise nothing, and a deep "
-        "network may not train at all. Pass train_batchnorm=True (CLI: "
-        "model.train_batchnorm: true), or load pretrained weights. " + OFFLINE_HINT
+        "network may not train at all. Pass train_batchnorm='auto' (the default: "
+        "untrained BatchNorm layers train) or True (CLI: model.train_batchnorm: "
+        "auto), or load pretrained weights. " + OFFLINE_HINT
     )
     logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=3)

@@ -141,6 +141,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             unfreeze_depth=cfg.adaptation.unfreeze_depth,
             train_batchnorm=cfg.model.train_batchnorm,
             pooling=cfg.model.pooling or "auto",
+            batchnorm_momentum=None,  # adaptation.batchnorm_momentum governs it
         )
     features = (
         f"{encoder.output_shape[-1]} features per example "

@@ -96,7 +96,14 @@ class ModelConfig:
     dropout: float = option(
         0.2, "Dropout before the last layer, in [0, 1) (train, tune)."
     )
-    train_batchnorm: bool = option(False, "Let BatchNorm layers update when unfrozen.")
+    train_batchnorm: bool | str = option(
+        "auto",
+        "Let the backbone's BatchNorm layers train when unfrozen: 'auto' trains "
+        "those whose statistics have never been trained (a backbone without "
+        "pretrained weights) and keeps pretrained ones frozen (the keras.io rule); "
+        "true trains all, false freezes all.",
+        choices=("auto", True, False),
+    )
     batchnorm_momentum: float | str | None = option(
         "auto",
         "Momentum of the backbone's BatchNorm layers (train, tune): 'auto' gives "
