@@ -152,28 +152,7 @@ def trainable_units(backbone: Any) -> list:
     A unit is a leaf layer with weights (BatchNormalization excluded: it follows
     `train_batchnorm`), or a whole transformer block.
     """
-    units: list = []
-
-    def visit(layer: Any) -> None:
-        if is_block(layer) and layer.weights:
-            units.append(layer)
-            return
-        children = _children(layer)
-        if not children:
-            if layer.weights and not is_batchnorm(layer):
-                units.append(layer)
-            return
-        for child in children:
-            visit(child)
-
-    visit(backbone)
-    seen: set[int] = set()
-    unique = []
-    for u in units:
-        if id(u) not in seen:
-            seen.add(id(u))
-            unique.append(u)
-    return unique
+    return [layer for layer in _leaves_in_order(backbone) if not is_batchnorm(layer)]
 
 
 def _leaves_in_order(backbone: Any) -> list:

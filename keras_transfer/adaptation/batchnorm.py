@@ -8,20 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from keras_transfer._backend import keras
-
-
-def _batchnorm_layers(model: Any) -> list:
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-
+from keras_transfer.normalization import FRESH_BATCHNORM_MOMENTUM
+from keras_transfer.normalization import batchnorm_layers as _batchnorm_layers
 
 #: Momentum of the encoder's trainable BatchNormalization layers while `adapt` trains
-#: (PyTorch's default, as the bottleneck's: see `batchnorm_momentum`).
-ADAPT_BATCHNORM_MOMENTUM = 0.9
+#: (PyTorch's default, as the bottleneck's, and the builders' for untrained
+#: BatchNorm: see `batchnorm_momentum` and `keras_transfer.normalization`).
+ADAPT_BATCHNORM_MOMENTUM = FRESH_BATCHNORM_MOMENTUM
 
 
 @contextlib.contextmanager
