@@ -26,7 +26,10 @@ rendered from packaged fonts).
 Each row: per-epoch validation (= the held-out split) accuracy of both runs, final
 test and training accuracy, and the largest difference between the two runs'
 trained weights other than the moving statistics (training uses batch statistics,
-so the momentum cannot change them; the column checks it).
+so the momentum cannot change them; the column checks it). The `"auto"` run is then
+evaluated once more after `normalization.recompute_batchnorm_statistics` over its
+training images ("precise BatchNorm": the same weights, statistics averaged over
+the data; `precise_*` columns), what `fine_tune(recompute_batchnorm="auto")` does.
 
 Run: python benchmarks/batchnorm_from_scratch.py [--quick] [--seeds N]
 Writes benchmarks/results/batchnorm_from_scratch.json (not with `--quick`, unless
@@ -145,6 +148,17 @@ def run_one(
     seconds = time.perf_counter() - start
     _, train_acc = model.evaluate(x, y, verbose=0)
     _, test_acc = model.evaluate(xt, yt, verbose=0)
+    precise = {}
+    if momentum == "auto":  # the same weights, statistics averaged over x
+        from keras_transfer.normalization import recompute_batchnorm_statistics
+
+        recompute_batchnorm_statistics(model, x, batch_size=BATCH_SIZE)
+        _, precise_train = model.evaluate(x, y, verbose=0)
+        _, precise_test = model.evaluate(xt, yt, verbose=0)
+        precise = {
+            "precise_train_accuracy_inference": float(precise_train),
+            "precise_test_accuracy": float(precise_test),
+        }
     row = {
         "momentum": "auto" if momentum == "auto" else "own",
         "batchnorm_layers": len(norms),
@@ -154,6 +168,7 @@ def run_one(
         "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
         "test_accuracy": float(test_acc),
         "seconds": seconds,
+        **precise,
     }
     return row, _weights(model)
 
@@ -210,7 +225,8 @@ def main(argv: list | None = None) -> int:
     for (dname, bname), s in summary.items():
         print(
             f"{dname:9s} {bname:19s} test own {s['own']:.3f} auto {s['auto']:.3f} "
-            f"({s['auto_minus_own_points']:+.1f} points)"
+            f"({s['auto_minus_own_points']:+.1f} points) auto + precise BatchNorm "
+            f"{s.get('auto_precise', float('nan')):.3f}"
         )
     payload = {
         "command": "python benchmarks/batchnorm_from_scratch.py "
@@ -235,9 +251,10 @@ def summarize(rows: list) -> dict:
     out: dict = {}
     for row in rows:
         key = (row["dataset"], row["backbone"])
-        out.setdefault(key, {"auto": [], "own": []})[row["momentum"]].append(
-            row["test_accuracy"]
-        )
+        entry = out.setdefault(key, {"auto": [], "own": [], "precise": []})
+        entry[row["momentum"]].append(row["test_accuracy"])
+        if "precise_test_accuracy" in row:
+            entry["precise"].append(row["precise_test_accuracy"])
     summary = {}
     for key, v in out.items():
         auto, own = float(np.mean(v["auto"])), float(np.mean(v["own"]))
@@ -246,6 +263,10 @@ def summarize(rows: list) -> dict:
             "own": own,
             "auto_minus_own_points": 100 * (auto - own),
         }
+        if v["precise"]:
+            precise = float(np.mean(v["precise"]))
+            summary[key]["auto_precise"] = precise
+            summary[key]["precise_minus_auto_points"] = 100 * (precise - auto)
     return summary
 
 

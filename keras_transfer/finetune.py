@@ -1,4 +1,9 @@
-"""The two-phase fine-tuning recipe: train the head, then unfreeze and fine-tune."""
+"""The two-phase fine-tuning recipe: train the head, then unfreeze and fine-tune.
+
+(Over 400 lines on purpose: the phases, their resumable backups and the cached-feature
+head phase share one loop and one set of checks; splitting them would spread one
+recipe over several files.)
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,10 @@ from keras_transfer.freezing import (
     depth_units,
     find_backbone,
     set_trainable,
+)
+from keras_transfer.normalization import (
+    check_recompute_batchnorm,
+    recompute_after_training,
 )
 
 
@@ -122,6 +131,7 @@ def fine_tune(
     cache_features: bool | str = "auto",
     cache_dir: str | None = None,
     jit_compile: bool | str | None = None,
+    recompute_batchnorm: bool | str = "auto",
     verbose: Any = "auto",
 ) -> keras.callbacks.History:
     """Fine-tunes a builder-made model in two phases and returns one merged history.
@@ -151,6 +161,10 @@ def fine_tune(
             backbone (the head keeps `fine_tune_learning_rate`).
         train_batchnorm: bool or `"auto"` (the default), as in `set_trainable`: with
             `"auto"` only BatchNorm layers whose statistics were never trained train.
+        recompute_batchnorm: `"auto"`, True or False. After the last phase, set
+            the trained BatchNorm layers' statistics to their average over `train`
+            (`normalization.recompute_after_training`); `"auto"`: when
+            `train_batchnorm="auto"` trained untrained ones. Defaults to `"auto"`.
         gradual: bool. Unfreeze gradually: phase 2 is split into stages that
             unfreeze progressively more layers (ULMFiT style). Defaults to False.
         callbacks: list or None. Keras callbacks for both phases.
@@ -216,6 +230,7 @@ def fine_tune(
             )
     depth = check_unfreeze_depth(unfreeze_depth)
     cache_features = check_cache_features(cache_features)
+    check_recompute_batchnorm(recompute_batchnorm)
     if jit_compile not in (None, True, False, "auto"):
         raise ValueError(
             "Expected jit_compile to be True, False, 'auto' or None (keep the "
@@ -281,6 +296,9 @@ def fine_tune(
         )
     finally:
         cache.close()
+    recompute_after_training(
+        model, train, recompute_batchnorm, label="fine_tune", verbose=verbose
+    )
     owner = backup_dir is not None and write_dir(backup_dir) == backup_dir
     if backup_dir is not None:
         remove_write_dir(backup_dir, write_dir(backup_dir))

@@ -29,7 +29,7 @@ from typing import Any
 from keras_transfer._backend import keras
 from keras_transfer.backbones import find_backbone
 from keras_transfer.compiling import recompile as _recompile
-from keras_transfer.normalization import is_fresh_batchnorm
+from keras_transfer.normalization import UNTRAINED_FLAG, is_fresh_batchnorm
 
 UnfreezeDepth = int | str
 TrainBatchnorm = bool | str
@@ -110,10 +110,10 @@ def _trains_by_auto(layer: Any, newly: list) -> bool:
     """`train_batchnorm="auto"`: a layer with untrained statistics trains, and keeps
     training in later calls (a later phase or gradual stage), after its statistics
     have moved."""
-    if getattr(layer, "_kt_untrained_statistics", False):
+    if getattr(layer, UNTRAINED_FLAG, False):
         return True
     if is_fresh_batchnorm(layer):
-        layer._kt_untrained_statistics = True
+        setattr(layer, UNTRAINED_FLAG, True)
         newly.append(layer)
         return True
     return False

@@ -38,6 +38,9 @@ __all__ = [
     "check_batchnorm_momentum",
     "fresh_batchnorm_layers",
     "is_fresh_batchnorm",
+    "check_recompute_batchnorm",
+    "recompute_after_training",
+    "recompute_batchnorm_statistics",
     "set_batchnorm_momentum",
 ]
 
@@ -228,3 +231,188 @@ def set_batchnorm_momentum(
         if verbose:
             print(message)
     return changed
+
+
+def _input_batches(data: Any, batch_size: int, max_batches: int | None) -> Any:
+    """Input batches (no labels) of an array, a tuple ``(x, ...)`` or a dataset."""
+    if isinstance(data, tuple):
+        data = data[0]
+    if isinstance(data, np.ndarray) or not hasattr(data, "__iter__"):
+        x = np.asarray(data)
+        starts = range(0, len(x), batch_size)
+        batches = (x[start : start + batch_size] for start in starts)
+    else:
+        batches = (
+            batch[0] if isinstance(batch, (tuple, list)) else batch for batch in data
+        )
+    for i, batch in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            return
+        yield batch
+
+
+def recompute_batchnorm_statistics(
+    model: Any,
+    data: Any,
+    *,
+    include_frozen: bool = False,
+    batch_size: int = 128,
+    max_batches: int | None = 200,
+) -> int:
+    """Sets BatchNorm moving statistics to their average over ``data``.
+
+    Runs ``model`` in training mode over the batches of ``data`` while each
+    BatchNormalization layer's moving statistics become the running mean of its
+    batch statistics (momentum ``i / (i + 1)`` at batch ``i``): at the end they are
+    the average over all the batches, not an exponential average that trails the
+    weights ("precise BatchNorm", Wu & Johnson 2021). Weights, momentum and
+    trainable flags are unchanged.
+
+    By default only trainable BatchNorm layers are updated: they normalised with
+    batch statistics while training, so the average over the data is what
+    inference should use. A frozen layer normalised with its moving statistics
+    during training, and the rest of the network learnt on them;
+    ``include_frozen=True`` updates it too, which is AdaBN (Li et al. 2016) when
+    ``data`` is another domain's (`keras_transfer.adaptation.adapt_batchnorm`).
+
+    Args:
+        model: keras Model.
+        data: array, ``(x, y)`` tuple, or an iterable of batches (a `tf.data`
+            dataset of ``x`` or ``(x, y, ...)``).
+        include_frozen: bool. Update frozen BatchNorm layers too. Defaults to False.
+        batch_size: int. Batch size for array data. Defaults to 128.
+        max_batches: int or None. Use at most this many batches. Defaults to 200.
+
+    Returns:
+        int. How many layers were updated (0 when there is none).
+
+    Raises:
+        ValueError: ``data`` holds no batch.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.normalization import recompute_batchnorm_statistics
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    x = np.random.default_rng(0).normal(5.0, 2.0, size=(256, 3)).astype("float32")
+    assert recompute_batchnorm_statistics(model, x) == 1
+    assert np.allclose(model.layers[0].moving_mean.numpy(), x.mean(0), atol=0.05)
+    ```
+    """
+    layers = [
+        layer for layer in batchnorm_layers(model) if include_frozen or layer.trainable
+    ]
+    if not layers:
+        return 0
+    saved = [(layer.momentum, layer.trainable) for layer in layers]
+    seen = 0
+    try:
+        for layer in layers:
+            layer.trainable = True
+        for i, batch in enumerate(_input_batches(data, batch_size, max_batches)):
+            for layer in layers:  # cumulative average: m_i = i / (i + 1)
+                layer.momentum = i / (i + 1.0)
+            model(batch, training=True)
+            seen += 1
+    finally:
+        for layer, (momentum, trainable) in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+            layer.trainable = trainable
+    if not seen:
+        raise ValueError("Expected data holding at least one batch. Received none.")
+    return len(layers)
+
+
+#: Attribute `freezing.set_trainable` sets on a BatchNorm layer that
+#: `train_batchnorm="auto"` lets train because its statistics were never trained.
+UNTRAINED_FLAG = "_kt_untrained_statistics"
+
+RECOMPUTE_CHOICES = ("auto", True, False)
+
+
+def check_recompute_batchnorm(value: Any) -> None:
+    """Raises a `ValueError` unless ``value`` is ``"auto"``, True or False."""
+    if isinstance(value, bool) or value == "auto":
+        return
+    raise ValueError(
+        "Expected recompute_batchnorm to be 'auto' (when BatchNorm layers that "
+        "had never been trained trained), True or False. Received: "
+        f"recompute_batchnorm={value!r}"
+    )
+
+
+def recompute_after_training(
+    model: Any,
+    data: Any,
+    when: bool | str = "auto",
+    *,
+    label: str = "fine_tune",
+    verbose: Any = 1,
+) -> int:
+    """`recompute_batchnorm_statistics` over the training data, after training.
+
+    With ``when="auto"`` it runs only when some trainable BatchNorm layer started
+    training with statistics that had never been trained (`train_batchnorm="auto"`
+    chose it: a backbone without pretrained weights), whose moving statistics
+    then trail weights that moved fast; True runs whenever a BatchNorm layer is
+    trainable; False never. It is skipped, with a line saying why, under a
+    distribution strategy and for data that cannot be read twice (a generator).
+
+    Args:
+        model: keras Model, trained.
+        data: what the model was trained on: array, ``(x, y)`` tuple or
+            `tf.data.Dataset`.
+        when: ``"auto"``, True or False. Defaults to ``"auto"``.
+        label: str. Prefix of the log line.
+        verbose: printing when not 0. Defaults to 1.
+
+    Returns:
+        int. Layers updated.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.normalization import recompute_after_training
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    x = np.full((8, 3), 4.0, "float32")
+    assert recompute_after_training(model, x, when="auto", verbose=0) == 0
+    assert recompute_after_training(model, x, when=True, verbose=0) == 1
+    ```
+    """
+    import inspect
+
+    from keras_transfer._backend import tf
+
+    check_recompute_batchnorm(when)
+    if when is False:
+        return 0
+    trained = [layer for layer in batchnorm_layers(model) if layer.trainable]
+    if when == "auto":
+        trained = (
+            trained if any(getattr(x, UNTRAINED_FLAG, False) for x in trained) else []
+        )
+    if not trained:
+        return 0
+    why = None
+    if type(model.distribute_strategy).__name__ != "_DefaultDistributionStrategy":
+        why = "the model lives under a distribution strategy"
+    elif inspect.isgenerator(data) or not (
+        isinstance(data, (np.ndarray, tuple, tf.data.Dataset))
+    ):
+        why = f"its training data ({type(data).__name__}) cannot be read again"
+    if why:
+        message = f"[{label}] BatchNorm statistics not recomputed after training: {why}"
+        n = 0
+    else:
+        n = recompute_batchnorm_statistics(model, data)
+        message = (
+            f"[{label}] recomputed the moving statistics of {n} trained "
+            "BatchNormalization layer(s) over the training data (precise BatchNorm; "
+            "recompute_batchnorm=False skips it)"
+        )
+    logger.info(message)
+    if verbose != 0:
+        print(message)
+    return n

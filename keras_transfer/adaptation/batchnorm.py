@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from keras_transfer.normalization import FRESH_BATCHNORM_MOMENTUM
+from keras_transfer.normalization import (
+    FRESH_BATCHNORM_MOMENTUM,
+    recompute_batchnorm_statistics,
+)
 from keras_transfer.normalization import batchnorm_layers as _batchnorm_layers
 
 #: Momentum of the encoder's trainable BatchNormalization layers while `adapt` trains
@@ -105,20 +108,10 @@ def adapt_batchnorm(model: Any, x: Any, *, batch_size: int = 128) -> int:
         Li et al. 2016, "Revisiting Batch Normalization For Practical Domain
         Adaptation", ICLR workshops.
     """
-    layers = _batchnorm_layers(model)
-    if not layers:
-        return 0
-    saved = [(layer.momentum, layer.trainable) for layer in layers]
-    x = np.asarray(x)
-    try:
-        for layer in layers:
-            layer.trainable = True
-        for i, start in enumerate(range(0, len(x), batch_size)):
-            for layer in layers:  # cumulative average: m_i = i / (i + 1)
-                layer.momentum = i / (i + 1.0)
-            model(x[start : start + batch_size], training=True)
-    finally:
-        for layer, (momentum, trainable) in zip(layers, saved):
-            layer.momentum = momentum
-            layer.trainable = trainable
-    return len(layers)
+    return recompute_batchnorm_statistics(
+        model,
+        np.asarray(x),
+        include_frozen=True,
+        batch_size=batch_size,
+        max_batches=None,
+    )
