@@ -5,7 +5,7 @@ import pytest
 from helpers import tiny_bn_backbone
 
 from keras_transfer import build_classifier, load_model, set_batchnorm_momentum
-from keras_transfer._backend import keras
+from keras_transfer._backend import keras, tf
 from keras_transfer.encoders import make_encoder
 from keras_transfer.normalization import (
     FRESH_BATCHNORM_MOMENTUM,
@@ -142,3 +142,56 @@ def test_applications_backbone_without_weights_gets_0_9():
         train_batchnorm=True,
     )
     assert {layer.momentum for layer in batchnorm_layers(model.backbone)} == {0.9}
+
+
+def test_recompute_averages_trainable_layers_over_the_data_and_leaves_frozen_ones():
+    from keras_transfer.normalization import recompute_batchnorm_statistics
+
+    model = _bn_model((0.99, 0.99))
+    frozen, trained = model.get_layer("bn0"), model.get_layer("bn1")
+    frozen.trainable = False  # inference mode: passes x through almost unchanged
+    x = np.random.default_rng(0).normal(5.0, 2.0, (300, 3)).astype("float32")
+    assert recompute_batchnorm_statistics(model, (x, np.zeros(300)), batch_size=50) == 1
+    np.testing.assert_allclose(trained.moving_mean.numpy(), x.mean(0), rtol=1e-3)
+    assert trained.momentum == 0.99 and trained.trainable  # given back
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(3))
+    # include_frozen (AdaBN) updates it too; a tf.data dataset of (x, y) works
+    data = tf.data.Dataset.from_tensor_slices((x, np.zeros(300))).batch(60)
+    assert recompute_batchnorm_statistics(model, data, include_frozen=True) == 2
+    assert not frozen.trainable
+    np.testing.assert_allclose(frozen.moving_mean.numpy(), x.mean(0), rtol=1e-3)
+    with pytest.raises(ValueError, match="at least one batch"):
+        recompute_batchnorm_statistics(model, x[:0])
+
+
+def test_fine_tune_recomputes_only_after_auto_trained_untrained_batchnorm(caplog):
+    from keras_transfer import fine_tune
+    from keras_transfer.normalization import recompute_batchnorm_statistics
+
+    x, y = _offset_data()
+    said = "recomputed the moving statistics of 2 trained BatchNormalization"
+    for pretrained in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_classifier(tiny_bn_backbone(pretrained=pretrained), 2)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="keras_transfer"):
+            fine_tune(model, (x, y), head_epochs=1, fine_tune_epochs=2, verbose=0)
+        assert (said in caplog.text) == (not pretrained)
+        if not pretrained:  # the statistics are the average over the training data
+            bn = model.backbone.get_layer("bn1")
+            after = bn.moving_mean.numpy().copy()
+            recompute_batchnorm_statistics(model, x, batch_size=32)
+            np.testing.assert_allclose(bn.moving_mean.numpy(), after, rtol=1e-4)
+
+
+def test_recompute_after_training_says_why_it_skips(capsys):
+    from keras_transfer.normalization import recompute_after_training
+
+    model = _bn_model((0.99,))
+    x = np.full((8, 3), 4.0, "float32")
+    assert recompute_after_training(model, x, verbose=0) == 0  # "auto": not chosen
+    assert recompute_after_training(model, iter([x]), when=True) == 0
+    assert "cannot be read again" in capsys.readouterr().out
+    assert recompute_after_training(model, x, when=False) == 0
+    with pytest.raises(ValueError, match="recompute_batchnorm"):
+        recompute_after_training(model, x, when="yes")
