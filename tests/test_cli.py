@@ -466,6 +466,11 @@ def test_train_batchnorm_takes_auto_true_false_only(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model.train_batchnorm: expected one of ['auto', True, False]" in err
     assert not list(tmp_path.iterdir())
+    args = ["train", "--set", "training.recompute_batchnorm=sometimes"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "training.recompute_batchnorm: expected one of ['auto', True, False]" in err
+    assert not list(tmp_path.iterdir())
 
 
 def test_tune_writes_trials_and_best_model(tmp_path, tiny_backbone):

@@ -405,6 +405,7 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
             # Features over features.MEMORY_LIMIT: a tf.data cache file, removed
             # at the end.
             cache_dir=str(run.checkpoints_dir / "features"),
+            recompute_batchnorm=cfg.training.recompute_batchnorm,
             verbose=verbose,
         )
         if augmentation:

@@ -139,6 +139,14 @@ class TrainingConfig:
         "CPU, where it measured slower), true or false. See docs/performance.md.",
         choices=("auto", True, False),
     )
+    recompute_batchnorm: bool | str = option(
+        "auto",
+        "After the last phase, set trained BatchNorm layers' statistics to their "
+        "average over the training data (precise BatchNorm): 'auto' (when "
+        "model.train_batchnorm: auto trained BatchNorm that had never been "
+        "trained), true, false. See docs/batchnorm.md.",
+        choices=("auto", True, False),
+    )
     mixed_precision: str | None = option(
         None,
         "Backbone compute dtype: null (float32), 'mixed_float16' (GPU; adds loss "
