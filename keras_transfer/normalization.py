@@ -15,7 +15,14 @@ momentum 0.9 the same weights (the momentum does not touch training) reach 0.948
 gives every BatchNormalization layer whose moving statistics are still exactly their
 initial values (never trained: a pretrained layer never has them) momentum
 `FRESH_BATCHNORM_MOMENTUM` (0.9, PyTorch's default) when its own is higher. Layers
-that hold trained statistics keep theirs.
+that hold trained statistics keep theirs. After training,
+`recompute_batchnorm_statistics` sets trained layers' statistics to their average
+over the training data (precise BatchNorm; `fine_tune(recompute_batchnorm="auto")`).
+
+(Over 400 lines on purpose: the one home of BatchNorm in backbones -- which layers
+are untrained, their momentum, their statistics after training -- that the builders,
+the trainable policy, `fine_tune` and AdaBN share; each function is short and
+documented with an example.)
 """
 
 from __future__ import annotations
