@@ -669,14 +669,17 @@ def fit_head(
     )
     head.history = None  # fit returns it; the History callback sets model's
     try:
-        head.fit(
-            **kwargs,
-            validation_data=cached.validation,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callback_list,
-            verbose=verbose,
-        )
+        # The shared optimizer was built under the model's strategy (a one-replica
+        # MirroredStrategy keeps the cache); its slots must be created there too.
+        with model.distribute_strategy.scope():
+            head.fit(
+                **kwargs,
+                validation_data=cached.validation,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callback_list,
+                verbose=verbose,
+            )
     finally:
         head._initial_epoch = None
         model.stop_training = False

@@ -44,3 +44,32 @@ def test_fine_tune_under_mirrored_strategy():
         [sys.executable, "-c", CODE], capture_output=True, text=True, timeout=600
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+ONE_REPLICA = textwrap.dedent(
+    """
+    import numpy as np
+    from keras_transfer import build_classifier, fine_tune
+    from keras_transfer.distribute import get_strategy
+    strategy = get_strategy("mirrored")  # one CPU: one replica, as on a 1-GPU box
+    assert strategy.num_replicas_in_sync == 1
+    model = build_classifier("keras_applications:MobileNetV3Small", 2, weights=None,
+                             input_shape=(32, 32, 3), strategy=strategy)
+    x = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    h = fine_tune(model, (x, np.arange(16) % 2), head_epochs=1, fine_tune_epochs=1,
+                  strategy=strategy, verbose=2)
+    assert h.epoch == [0, 1], h.epoch
+    print("OK")
+    """
+)
+
+
+@pytest.mark.large
+def test_fine_tune_under_a_one_replica_mirrored_strategy_caches_the_head_phase():
+    # The cached head phase's optimizer slots used to be created outside the
+    # strategy's scope: RuntimeError "Need to be inside with strategy.scope()".
+    out = subprocess.run(
+        [sys.executable, "-c", ONE_REPLICA], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+    assert "head phase on cached features" in out.stdout + out.stderr
