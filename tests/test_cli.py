@@ -268,6 +268,28 @@ def test_train_with_xla_and_mixed_bfloat16(tmp_path, tiny_backbone, capsys):
     assert sum(v["support"] for v in metrics["per_class"].values()) == 20
 
 
+def test_train_warns_about_a_random_backbone_by_the_phase_that_trains_it():
+    import warnings
+
+    from keras_transfer.cli._train import build_model
+    from keras_transfer.config import ModelConfig
+
+    spec = "keras_applications:MobileNetV3Small"
+    mcfg = ModelConfig(backbone=spec, backbone_kwargs={"weights": None})
+    frozen = r"is frozen \(unfreeze_depth=0\)"
+    with pytest.warns(UserWarning, match=frozen):  # head phase only: nothing learns
+        build_model(mcfg, 3, (32, 32, 3), 1e-3)
+    with warnings.catch_warnings():  # a fine-tuning phase will train it: no warning
+        warnings.filterwarnings("error", message=".*is frozen")
+        warnings.filterwarnings("error", message=".*BatchNormalization layers stay")
+        build_model(mcfg, 3, (32, 32, 3), 1e-3, unfreeze_depth_later="all")
+    mcfg = ModelConfig(
+        backbone=spec, backbone_kwargs={"weights": None}, train_batchnorm=False
+    )
+    with pytest.warns(UserWarning, match="BatchNormalization layers stay frozen"):
+        build_model(mcfg, 3, (32, 32, 3), 1e-3, unfreeze_depth_later="all")
+
+
 def test_model_pooling_reaches_train_and_tune(tiny_backbone):
     import keras_tuner
 

@@ -15,10 +15,14 @@ from keras_transfer.cli import run_train
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,30 +99,62 @@ def build_model(
     strategy: Any = None,
     jit_compile: bool | str = "auto",
     mixed_precision: str | None = None,
+    unfreeze_depth_later: Any = 0,
 ):
-    """Builds the classifier described by `mcfg` (backbone frozen, head trainable)."""
+    """Builds the classifier described by `mcfg` (backbone frozen, head trainable).
+
+    `unfreeze_depth_later`: the depth a later phase unfreezes (0: none). The warnings
+    about a backbone without pretrained weights then judge that plan, not the frozen
+    head phase (a frozen random backbone is fine when the next phase trains it).
+    """
+    from keras_transfer.backbones import LoadedBackbone, warn_if_frozen_batchnorm_random
     from keras_transfer.builders import build_classifier
     from keras_transfer.distribute import maybe_distribute
 
     with maybe_distribute(strategy):  # the backbone's variables too
         backbone = load_backbone_from_config(mcfg, input_shape)
-    return build_classifier(
-        backbone,
-        num_classes,
-        augmentation=augmentation,
-        unfreeze_depth=0,
-        dropout=mcfg.dropout,
-        head=mcfg.head,
-        head_units=mcfg.head_units,
-        pooling=mcfg.pooling or "avg",
-        train_batchnorm=mcfg.train_batchnorm,
-        batchnorm_momentum=mcfg.batchnorm_momentum,
-        input_shape=tuple(input_shape),
-        learning_rate=lr,
-        strategy=strategy,
-        jit_compile=jit_compile,
-        mixed_precision=mixed_precision,
-    )
+    later = unfreeze_depth_later != 0
+    with _without_frozen_random_warning() if later else contextlib.nullcontext():
+        model = build_classifier(
+            backbone,
+            num_classes,
+            augmentation=augmentation,
+            unfreeze_depth=0,
+            dropout=mcfg.dropout,
+            head=mcfg.head,
+            head_units=mcfg.head_units,
+            pooling=mcfg.pooling or "avg",
+            train_batchnorm=mcfg.train_batchnorm,
+            batchnorm_momentum=mcfg.batchnorm_momentum,
+            input_shape=tuple(input_shape),
+            learning_rate=lr,
+            strategy=strategy,
+            jit_compile=jit_compile,
+            mixed_precision=mixed_precision,
+        )
+    if later and isinstance(backbone, LoadedBackbone):
+        warn_if_frozen_batchnorm_random(
+            backbone, unfreeze_depth_later, mcfg.train_batchnorm
+        )
+    return model
+
+
+@contextlib.contextmanager
+def _without_frozen_random_warning() -> Any:
+    """Drops `warn_if_frozen_random`'s warning and log line inside the block."""
+    marker = "is frozen (unfreeze_depth=0)"
+
+    def keep(record: logging.LogRecord) -> bool:
+        return marker not in record.getMessage()
+
+    log = logging.getLogger("keras_transfer")
+    log.addFilter(keep)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=f".*{re.escape(marker)}")
+            yield
+    finally:
+        log.removeFilter(keep)
 
 
 def predict_classes(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -356,6 +392,9 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
         strategy,
         jit_compile=cfg.training.jit_compile,
         mixed_precision=cfg.training.mixed_precision,
+        unfreeze_depth_later=(
+            cfg.training.unfreeze_depth if cfg.training.fine_tune_epochs else 0
+        ),
     )
     if cfg.training.cache_features is True:
         _check_cacheable(model, augmentation)
