@@ -268,6 +268,20 @@ def test_train_with_xla_and_mixed_bfloat16(tmp_path, tiny_backbone, capsys):
     assert sum(v["support"] for v in metrics["per_class"].values()) == 20
 
 
+def test_a_validation_source_leaves_the_whole_training_source_to_train(image_folder):
+    from keras_transfer.cli._data import load_labelled
+    from keras_transfer.config import DataConfig
+
+    split = load_labelled(DataConfig(source=str(image_folder), image_size=SIZE))
+    assert (len(split.x_train), len(split.x_val)) == (14, 4)  # 18 images, 0.2 held
+    both = DataConfig(
+        source=str(image_folder), validation_source=str(image_folder), image_size=SIZE
+    )
+    data = load_labelled(both)
+    # validation_split used to hold out 4 training images and then drop them
+    assert (len(data.x_train), len(data.x_val)) == (18, 18)
+
+
 def test_train_warns_about_a_random_backbone_by_the_phase_that_trains_it():
     import warnings
 

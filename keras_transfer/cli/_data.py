@@ -398,7 +398,12 @@ def load_labelled(cfg: DataConfig) -> LabelledData:
         ConfigError: a missing path, no labels, or a validation source whose classes
             differ from the training source.
     """
-    x_tr, y_tr, x_va, y_va, names = _read(cfg.source, cfg)
+    # With a separate validation source nothing of the training source is held
+    # out (validation_split would only throw that part away).
+    whole = dataclasses.replace(cfg, validation_split=0.0)
+    x_tr, y_tr, x_va, y_va, names = _read(
+        cfg.source, whole if cfg.validation_source else cfg
+    )
     if cfg.validation_source:
         vnames = inspect_source(cfg.validation_source, "data.validation_source")
         if vnames != names:

@@ -39,8 +39,9 @@ class DataConfig:
     )
     validation_source: str | None = option(
         None,
-        "Optional separate validation data (same forms as source). When null, the "
-        "built-in domains use their test split and others hold out validation_split.",
+        "Optional separate validation data (same forms as source); when set, every "
+        "example of a folder or x/y .npz source trains. When null, the built-in "
+        "domains use their test split and others hold out validation_split.",
     )
     image_size: int | None = option(
         32,
@@ -49,7 +50,8 @@ class DataConfig:
     )
     batch_size: int = option(32, "Examples per batch.")
     validation_split: float = option(
-        0.2, "Fraction held out for validation, in [0, 1)."
+        0.2,
+        "Fraction held out for validation, in [0, 1) (not with validation_source).",
     )
     limit: int | None = option(
         None, "Use at most this many training examples (quick runs)."
