@@ -388,8 +388,6 @@ def recompute_after_training(
     assert recompute_after_training(model, x, when=True, verbose=0) == 1
     ```
     """
-    import inspect
-
     from keras_transfer._backend import tf
 
     check_recompute_batchnorm(when)
@@ -405,9 +403,7 @@ def recompute_after_training(
     why = None
     if type(model.distribute_strategy).__name__ != "_DefaultDistributionStrategy":
         why = "the model lives under a distribution strategy"
-    elif inspect.isgenerator(data) or not (
-        isinstance(data, (np.ndarray, tuple, tf.data.Dataset))
-    ):
+    elif not isinstance(data, (np.ndarray, tuple, tf.data.Dataset)):  # a generator
         why = f"its training data ({type(data).__name__}) cannot be read again"
     if why:
         message = f"[{label}] BatchNorm statistics not recomputed after training: {why}"

@@ -38,12 +38,17 @@ CODE = textwrap.dedent(
 )
 
 
-@pytest.mark.large
-def test_fine_tune_under_mirrored_strategy():
+def _run(code: str) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [sys.executable, "-c", CODE], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+    return out
+
+
+@pytest.mark.large
+def test_fine_tune_under_mirrored_strategy():
+    _run(CODE)
 
 
 ONE_REPLICA = textwrap.dedent(
@@ -68,8 +73,5 @@ ONE_REPLICA = textwrap.dedent(
 def test_fine_tune_under_a_one_replica_mirrored_strategy_caches_the_head_phase():
     # The cached head phase's optimizer slots used to be created outside the
     # strategy's scope: RuntimeError "Need to be inside with strategy.scope()".
-    out = subprocess.run(
-        [sys.executable, "-c", ONE_REPLICA], capture_output=True, text=True, timeout=600
-    )
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+    out = _run(ONE_REPLICA)
     assert "head phase on cached features" in out.stdout + out.stderr
