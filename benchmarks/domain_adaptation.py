@@ -69,6 +69,7 @@ RESULT_KEYS = (
     "mixed_precision",
     "encoder",
     "batchnorm_momentum",
+    "target_batchnorm",
 )
 
 
@@ -470,7 +471,110 @@ def run_shared(
     if with_auto:
         rows.append(_ensemble_row(data, models, selection, methods, seed, rows))
         rows.append(_distilled_row(data, result, models, methods, seed, rows, kwargs))
+    if getattr(args, "target_batchnorm", False):
+        rows.extend(_target_batchnorm_rows(data, result, models, methods, seed, rows))
     return rows
+
+
+#: The suffixes of ``--target-batchnorm``'s rows: the same trained weights, every
+#: BatchNormalization layer's statistics re-estimated in one pass over the target
+#: training inputs (``[target_bn]``), or over as many source training inputs mixed
+#: with as many target ones (``[mixed_bn]``: the domains the training batches held,
+#: so that the change of data can be told apart from the change of estimator).
+TARGET_BN, MIXED_BN = "[target_bn]", "[mixed_bn]"
+
+
+def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[dict]:
+    """``--target-batchnorm``: every candidate again with its BatchNormalization
+    statistics re-estimated on the unlabelled target training inputs (AdaBN, Li et
+    al. 2016, applied after adaptation), and on mixed source and target inputs, side
+    by side with the statistics it trained with (the moving averages of mixed source
+    and target batches, or of source batches for source-only). No training: a copy
+    of each candidate, one pass over the inputs in training mode
+    (`keras_transfer.adaptation.adapt_batchnorm`).
+
+    Rows: ``<method>[target_bn]`` and ``<method>[mixed_bn]`` for every candidate;
+    ``auto>[target_bn]`` / ``auto>[mixed_bn]``, auto's choice (the ``auto`` row's)
+    with those statistics; ``auto[target_bn]``, EnsV re-run on the candidates'
+    target-statistics probabilities (the guard's floor as before) with target
+    statistics. No target label is read before the test numbers.
+    """
+    from keras_transfer._backend import keras
+    from keras_transfer.adaptation import (
+        AUTO_CANDIDATES,
+        adapt_batchnorm,
+        choose,
+        per_domain_accuracy,
+    )
+    from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
+    from keras_transfer.adaptation.predict import predict_eagerly
+
+    selection = result.selection
+    n = min(len(data["xs"]), len(data["xt"]))
+    mixed = np.concatenate([np.asarray(data["xs"][:n]), np.asarray(data["xt"][:n])])
+    mixed = mixed[np.random.default_rng(seed).permutation(len(mixed))]
+    inputs = {TARGET_BN: np.asarray(data["xt"]), MIXED_BN: mixed}
+    out, accuracy, probabilities = [], {}, {}
+    base = {r["method"]: r for r in rows}
+    for suffix, x in inputs.items():
+        for name in methods:
+            model = keras.models.clone_model(models[name])
+            model.set_weights(models[name].get_weights())
+            updated = adapt_batchnorm(model, x)
+            if suffix == TARGET_BN:
+                probabilities[name] = np.asarray(predict_eagerly(model, data["xt"]))
+            acc = accuracy[name + suffix] = per_domain_accuracy(
+                model,
+                {
+                    "source": (data["xs_test"], data["ys_test"]),
+                    "target": (data["xt_test"], data["yt_test"]),
+                },
+            )
+            out.append(
+                {
+                    **base[name],
+                    "method": name + suffix,
+                    "target_accuracy": acc["target"],
+                    "source_accuracy": acc["source"],
+                    "trained_statistics_target_accuracy": base[name]["target_accuracy"],
+                    "trained_statistics_source_accuracy": base[name]["source_accuracy"],
+                    "batchnorm_layers_updated": updated,
+                }
+            )
+    cands = [c for c in AUTO_CANDIDATES if c in methods] or list(methods)
+    auto = base.get("auto")
+    picks = [
+        ("auto" + TARGET_BN, TARGET_BN, "ensv on target statistics"),
+    ]
+    if auto is not None:
+        picks += [
+            ("auto>" + TARGET_BN, TARGET_BN, auto["trained_method"]),
+            ("auto>" + MIXED_BN, MIXED_BN, auto["trained_method"]),
+        ]
+    for label, suffix, chosen in picks:
+        if suffix == TARGET_BN and label == "auto" + TARGET_BN:
+            chosen = choose(
+                selection, cands, DEFAULT_SELECTOR, probabilities=probabilities
+            )
+        acc = accuracy[chosen + suffix]
+        out.append(
+            {
+                "method": label,
+                "seed": seed,
+                "target_accuracy": acc["target"],
+                "source_accuracy": acc["source"],
+                "source_val_accuracy": selection["candidates"][chosen][
+                    "source_accuracy"
+                ],
+                "trained_method": chosen,
+                "epochs_run": None,
+                "seconds_per_epoch": None,
+                "seconds": (auto or base[chosen])["seconds"],
+                "candidates": cands,
+                "selector": DEFAULT_SELECTOR,
+            }
+        )
+    return out
 
 
 def _ensemble_members(selection: dict, methods: list) -> tuple[list, list]:
@@ -671,6 +775,51 @@ def markdown_table(results: dict, path: str | Path = RESULTS) -> str:
         f"{epochs}. File: `{_display(path)}`. Command: "
         f"`{results.get('command', COMMAND)}`."
     )
+    return "\n".join(lines)
+
+
+def target_batchnorm_table(results: dict) -> str:
+    """``--target-batchnorm``'s rows next to the ones they were copied from: target
+    and held-out source accuracy with the trained statistics → with target
+    statistics (mean over seeds), per pair and over the pairs. Empty without them."""
+    summary = results.get("summary", {})
+    suffixes = (TARGET_BN, MIXED_BN)
+    if not any(m.endswith(suffixes) for s in summary.values() for m in s):
+        return ""
+    lines = [
+        "| pair | method | target acc: trained → re-estimated statistics | change "
+        "| held-out source acc: trained → re-estimated statistics |",
+        "|---|---|---|---|---|",
+    ]
+    pairs_of: dict[str, list] = {}
+    for pair, stats in summary.items():
+        for method in stats:
+            if not method.endswith(suffixes):
+                continue
+            before = method[: method.index("[")]
+            before = "auto" if before in ("auto>", "auto") else before
+            if before not in stats:
+                continue
+            a, b = stats[before], stats[method]
+            pairs_of.setdefault(method, []).append((a, b))
+            label = method
+            if method.startswith("auto"):
+                label = f"{method} (→ {', '.join(b['trained_methods'])})"
+            lines.append(
+                f"| {pair} | {label} | {a['target_accuracy_mean']:.3f} → "
+                f"{b['target_accuracy_mean']:.3f} | "
+                f"{100 * (b['target_accuracy_mean'] - a['target_accuracy_mean']):+.1f} | "
+                f"{a['source_accuracy_mean']:.3f} → {b['source_accuracy_mean']:.3f} |"
+            )
+    for method, both in pairs_of.items():
+        a = np.mean([x["target_accuracy_mean"] for x, _ in both])
+        b = np.mean([y["target_accuracy_mean"] for _, y in both])
+        sa = np.mean([x["source_accuracy_mean"] for x, _ in both])
+        sb = np.mean([y["source_accuracy_mean"] for _, y in both])
+        lines.append(
+            f"| mean of {len(both)} pairs | {method} | {a:.3f} → {b:.3f} | "
+            f"{100 * (b - a):+.1f} | {sa:.3f} → {sb:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -922,7 +1071,11 @@ def check_targets(summary: dict) -> list[str]:
         base, oracle = s.get("source_only"), s.get("oracle")
         if not base or not oracle:
             continue
-        methods = {m: r for m, r in s.items() if m not in BASELINES}
+        methods = {
+            m: r
+            for m, r in s.items()
+            if m not in BASELINES and not m.endswith((TARGET_BN, MIXED_BN))
+        }
         singles = {
             m: r
             for m, r in methods.items()
@@ -1051,6 +1204,13 @@ def parse_args(argv=None):
         default=None,
         help="adapt's batchnorm_momentum for every row: a float, or 'keep' (the "
         "encoder's own; default: the recipe's)",
+    )
+    parser.add_argument(
+        "--target-batchnorm",
+        action="store_true",
+        help="also evaluate every candidate with its BatchNormalization statistics "
+        "re-estimated on the target inputs (rows '<method>[target_bn]', "
+        "'auto>[target_bn]', 'auto[target_bn]'; no training)",
     )
     parser.add_argument(
         "--compare",
@@ -1210,6 +1370,9 @@ def main(argv=None) -> int:
             return 0
         print(markdown_table(payload, output))
         print()
+        if target_batchnorm_table(payload):
+            print(target_batchnorm_table(payload))
+            print()
         print(selector_table(payload))
         print()
         print(agreement_table(payload))
@@ -1239,6 +1402,7 @@ def main(argv=None) -> int:
         "mixed_precision": args.mixed_precision,
         "encoder": None if args.encoder == "cnn" else args.encoder,
         "batchnorm_momentum": args.batchnorm_momentum,
+        "target_batchnorm": args.target_batchnorm or None,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",
@@ -1282,6 +1446,9 @@ def main(argv=None) -> int:
     print()
     print(markdown_table(results, path))
     print()
+    if target_batchnorm_table(results):
+        print(target_batchnorm_table(results))
+        print()
     print("\n".join(check_targets(results["summary"])))
     print(f"\nwrote {path}")
     return 0
