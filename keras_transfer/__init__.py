@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "make_tuner": "keras_transfer.tuning",
     "maybe_distribute": "keras_transfer.distribute",
     "mix_dataset": "keras_transfer.augment",
+    "PreciseBatchNorm": "keras_transfer.normalization",
     "ProtoNetClassifier": "keras_transfer.fewshot",
     "register_backbone_loader": "keras_transfer.backbones",
     "reptile": "keras_transfer.fewshot",

@@ -17,7 +17,8 @@ initial values (never trained: a pretrained layer never has them) momentum
 `FRESH_BATCHNORM_MOMENTUM` (0.9, PyTorch's default) when its own is higher. Layers
 that hold trained statistics keep theirs. After training,
 `recompute_batchnorm_statistics` sets trained layers' statistics to their average
-over the training data (precise BatchNorm; `fine_tune(recompute_batchnorm="auto")`).
+over the training data (precise BatchNorm; `fine_tune(recompute_batchnorm="auto")`,
+or the `PreciseBatchNorm` callback for a plain ``model.fit``).
 
 (Over 400 lines on purpose: the one home of BatchNorm in backbones -- which layers
 are untrained, their momentum, their statistics after training -- that the builders,
@@ -28,6 +29,7 @@ documented with an example.)
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,7 @@ FRESH_BATCHNORM_MOMENTUM = 0.9
 
 __all__ = [
     "FRESH_BATCHNORM_MOMENTUM",
+    "PreciseBatchNorm",
     "batchnorm_layers",
     "check_batchnorm_momentum",
     "fresh_batchnorm_layers",
@@ -419,3 +422,92 @@ def recompute_after_training(
     if verbose != 0:
         print(message)
     return n
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """At the end of `fit`, recomputes BatchNorm statistics over ``data``.
+
+    The trainable BatchNormalization layers' moving mean and variance become the
+    average of their batch statistics over ``data`` (one pass in training mode,
+    weights unchanged: "precise BatchNorm", Wu & Johnson 2021), through
+    `keras_transfer.normalization.recompute_batchnorm_statistics`. It is what
+    `fine_tune(recompute_batchnorm=...)` does after its last phase, for a model
+    trained with plain ``model.fit``. Pass the training inputs (or, to normalise
+    for another domain, unlabelled inputs of that domain: AdaBN). Skipped, with a
+    warning, when the model lives under a distribution strategy.
+
+    Args:
+        data: array, ``(x, y)`` tuple or `tf.data.Dataset` of inputs (labels are
+            ignored). Read once, at the end of training.
+        include_frozen: bool. Also recompute frozen BatchNorm layers (pretrained
+            statistics). Defaults to False.
+        batch_size: int. Batch size for array data. Defaults to 128.
+        max_batches: int or None. Cap on the batches read. Defaults to 200.
+
+    Attributes:
+        layers_updated: int. Layers recomputed by the last `fit` (0 before).
+
+    Examples:
+    ```python
+    import numpy as np
+    import keras
+    from keras_transfer.normalization import PreciseBatchNorm
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)]
+    )
+    model.compile("adam", loss="mse")
+    x = np.random.default_rng(0).normal(5.0, 2.0, (64, 2)).astype("float32")
+    precise = PreciseBatchNorm(x)
+    model.fit(x, np.zeros((64, 2)), epochs=1, verbose=0, callbacks=[precise])
+    assert precise.layers_updated == 1
+    assert np.allclose(model.layers[0].moving_mean.numpy(), x.mean(0), atol=1e-3)
+    ```
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        include_frozen: bool = False,
+        batch_size: int = 128,
+        max_batches: int | None = 200,
+    ) -> None:
+        super().__init__()
+        if data is None:
+            raise ValueError(
+                "Expected data for PreciseBatchNorm: an array, an (x, y) tuple or a "
+                "tf.data.Dataset of inputs. Received: None"
+            )
+        if int(batch_size) < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: {batch_size}")
+        self.data = data
+        self.include_frozen = bool(include_frozen)
+        self.batch_size = int(batch_size)
+        self.max_batches = max_batches
+        self.layers_updated = 0
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if strategy is not None and type(strategy).__name__ != (
+            "_DefaultDistributionStrategy"
+        ):
+            message = (
+                "PreciseBatchNorm: BatchNorm statistics not recomputed: the model "
+                "lives under a distribution strategy"
+            )
+            logger.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
+            self.layers_updated = 0
+            return
+        self.layers_updated = recompute_batchnorm_statistics(
+            self.model,
+            self.data,
+            include_frozen=self.include_frozen,
+            batch_size=self.batch_size,
+            max_batches=self.max_batches,
+        )
+        logger.info(
+            "PreciseBatchNorm: recomputed the statistics of %d BatchNormalization "
+            "layer(s)",
+            self.layers_updated,
+        )

@@ -195,3 +195,61 @@ def test_recompute_after_training_says_why_it_skips(capsys):
     assert recompute_after_training(model, x, when=False) == 0
     with pytest.raises(ValueError, match="recompute_batchnorm"):
         recompute_after_training(model, x, when="yes")
+
+
+def _precise_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.BatchNormalization(name="frozen"),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def test_precise_batchnorm_makes_inference_mode_match_training_mode():
+    from keras_transfer.normalization import PreciseBatchNorm
+
+    x = np.random.default_rng(0).normal(5.0, 2.0, (256, 3)).astype("float32")
+    y = np.zeros((256, 2), "float32")
+    runs = {}
+    for precise in (None, PreciseBatchNorm(x, batch_size=256)):
+        model = _precise_model()
+        model.get_layer("frozen").trainable = False
+        model.compile("sgd", loss="mse")
+        callbacks = [] if precise is None else [precise]
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=callbacks)
+        gap = np.abs(model(x, training=False) - model(x, training=True)).max()
+        runs[precise is None] = (model, float(gap))
+    model, gap = runs[False]
+    assert gap < 1e-3  # the statistics are the data's: both modes agree
+    assert runs[True][1] > 100 * gap  # momentum 0.99 over 4 steps: far from it
+    h = model.layers[0](x).numpy()
+    np.testing.assert_allclose(
+        model.get_layer("bn").moving_mean.numpy(), h.mean(0), atol=1e-4
+    )
+    # the frozen layer keeps its statistics unless include_frozen
+    np.testing.assert_array_equal(model.get_layer("frozen").moving_mean, np.zeros(4))
+
+
+def test_precise_batchnorm_reads_datasets_and_frozen_layers_on_request():
+    from keras_transfer._backend import tf
+    from keras_transfer.normalization import PreciseBatchNorm
+
+    x = np.random.default_rng(1).normal(3.0, 1.0, (64, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, np.zeros((64, 2), "float32")))
+    model = _precise_model()
+    model.get_layer("frozen").trainable = False
+    model.compile("sgd", loss="mse")
+    precise = PreciseBatchNorm(data.batch(16), include_frozen=True)
+    model.fit(data.batch(16), epochs=1, verbose=0, callbacks=[precise])
+    assert precise.layers_updated == 2
+    assert np.abs(model.get_layer("frozen").moving_mean.numpy()).max() > 0.0
+    assert model.get_layer("frozen").trainable is False
+    with pytest.raises(ValueError, match="Expected data for PreciseBatchNorm"):
+        PreciseBatchNorm(None)
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        PreciseBatchNorm(x, batch_size=0)

@@ -72,6 +72,96 @@ def batchnorm_momentum(model: Any, momentum: float | None) -> Iterator[list]:
             layer.momentum = value
 
 
+#: What ``adapt(target_batchnorm=...)`` accepts.
+TARGET_BATCHNORM_CHOICES = ("auto", True, False)
+#: ``adapt``'s default (docs/domain_adaptation.md, "BatchNorm statistics
+#: re-estimated on the target after adapting").
+DEFAULT_TARGET_BATCHNORM: bool | str = False
+
+
+def check_target_batchnorm(value: Any) -> None:
+    """Raises a `ValueError` unless ``value`` is ``"auto"``, True or False."""
+    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
+        return
+    raise ValueError(
+        "Expected target_batchnorm to be 'auto' (when the backbone has trainable "
+        "BatchNormalization layers of its own), True (every trained "
+        "BatchNormalization layer, the bottleneck's included) or False. Received: "
+        f"target_batchnorm={value!r}"
+    )
+
+
+def target_batchnorm_statistics(
+    model: Any,
+    x_target: Any,
+    when: bool | str,
+    *,
+    backbone: Any = None,
+    batch_size: int = 128,
+    max_batches: int | None = 200,
+) -> tuple[int, str | None]:
+    """Re-estimates the trained BatchNorm layers' statistics on the target inputs.
+
+    After `adapt` trains, each BatchNormalization layer that trained holds a moving
+    average (momentum 0.9) of the batches it saw last: half source and half
+    target for every alignment method, source only for ``"source_only"``. The
+    returned model predicts on the target, so its statistics become the average
+    of the target's batch statistics (AdaBN, Li et al. 2016, after adaptation):
+    one pass over ``x_target`` in training mode, no label, weights unchanged
+    (`keras_transfer.normalization.recompute_batchnorm_statistics`). Frozen
+    BatchNorm layers (pretrained statistics kept by ``train_batchnorm``) are left
+    alone.
+
+    Args:
+        model: keras Model, the inference model of the trained candidate.
+        x_target: array. Unlabelled target inputs.
+        when: ``"auto"``: only when ``backbone`` has trainable BatchNormalization
+            layers of its own (the bottleneck alone is not enough); True: every
+            trainable BatchNormalization layer of ``model``; False: never.
+        backbone: keras Model or Layer, the encoder (read by ``"auto"``).
+        batch_size: int. Batch size of the pass. Defaults to 128.
+        max_batches: int or None. Cap on the batches read. Defaults to 200.
+
+    Returns:
+        tuple ``(layers updated, why it was skipped or None)``.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.adaptation.batchnorm import target_batchnorm_statistics
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    x = np.full((64, 3), 2.0, "float32")
+    assert target_batchnorm_statistics(model, x, True) == (1, None)
+    assert np.allclose(model.layers[0].moving_mean.numpy(), 2.0)
+    assert target_batchnorm_statistics(model, x, "auto", backbone=model) == (1, None)
+    assert target_batchnorm_statistics(model, x, False) == (0, None)
+    ```
+    """
+    check_target_batchnorm(when)
+    if when is False:
+        return 0, None
+    if when == "auto":
+        own = [] if backbone is None else _batchnorm_layers(backbone)
+        if not any(layer.trainable for layer in own):
+            return 0, None
+    if not any(layer.trainable for layer in _batchnorm_layers(model)):
+        return 0, None
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and type(strategy).__name__ != (
+        "_DefaultDistributionStrategy"
+    ):
+        return 0, "the model lives under a distribution strategy"
+    n = recompute_batchnorm_statistics(
+        model,
+        np.asarray(x_target),
+        include_frozen=False,
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
+    return n, None
+
+
 def has_batchnorm(model: Any) -> bool:
     """Whether ``model`` holds any `keras.layers.BatchNormalization` layer."""
     return bool(_batchnorm_layers(model))

@@ -183,6 +183,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             jit_compile=section.jit_compile,
             mixed_precision=section.mixed_precision,
             batchnorm_momentum=section.batchnorm_momentum,
+            target_batchnorm=section.target_batchnorm,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

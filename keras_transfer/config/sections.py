@@ -230,6 +230,16 @@ class AdaptationConfig:
         "layer's own is kept in the saved model. null: keep theirs. See "
         "docs/domain_adaptation.md, 'An encoder with BatchNormalization'.",
     )
+    target_batchnorm: bool | str = option(
+        False,
+        "After adapting, re-estimate the saved model's trained BatchNormalization "
+        "statistics on the target images (AdaBN; no label): 'auto' when the "
+        "backbone has trainable BatchNorm of its own, true also for the "
+        "bottleneck alone, false keeps the training batches' averages. See "
+        "docs/domain_adaptation.md, 'BatchNorm statistics re-estimated on the "
+        "target after adapting'.",
+        choices=("auto", True, False),
+    )
 
 
 @dataclass

@@ -841,3 +841,67 @@ def test_a_model_that_learnt_nothing_from_the_source_is_warned_about():
         warnings.filterwarnings("error", message=".*learnt nothing.*")
         learnt = kt.adapt(tiny_encoder(), (xs, ys), xt, method="mcc", verbose=0)
     assert learnt.selection["source_warning"] is None
+
+
+# 2 epochs on inputs far from 0: what is checked is the statistics, not learning
+@pytest.mark.filterwarnings("ignore:adapt. the chosen model's held-out source")
+def test_target_batchnorm_re_estimates_the_returned_models_statistics(capsys):
+    from keras_transfer.adaptation.result import accuracy
+
+    (xs, ys), (xt, _) = two_domains(n=120)
+    xs, xt = xs + 20.0, xt + 20.0
+    kwargs = dict(method="mcc", epochs=2, seed=3)
+    encoder = _bn_encoder(seed=1)
+    bn, frozen = encoder.get_layer("bn"), encoder.get_layer("frozen_bn")
+    result = kt.adapt(encoder, (xs, ys), xt, target_batchnorm=True, **kwargs)
+    printed = capsys.readouterr().out
+    # the trained layer now holds the target's statistics (one batch of 120)
+    h = encoder.get_layer("dense")(xt).numpy()
+    np.testing.assert_allclose(bn.moving_mean.numpy(), h.mean(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), h.var(0), rtol=1e-3)
+    # the frozen (pretrained-like) layer is left alone
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), np.zeros(8))
+    info = result.selection["target_batchnorm"]
+    assert info["requested"] is True and info["skipped"] is None
+    assert info["layers"] == 2  # the encoder's trainable one and the bottleneck's
+    assert "re-estimated the statistics of 2 trained BatchNormalization" in printed
+    # .source_accuracy is the returned model's; the trained statistics' is kept
+    _, _, xs_val, ys_val = split_source(xs, ys, 0.15, 3)
+    assert result.source_accuracy == accuracy(result.model, xs_val, ys_val)
+    assert 0.0 <= info["source_accuracy_trained_statistics"] <= 1.0
+    # candidate_model(chosen) is the returned model, statistics included
+    np.testing.assert_allclose(
+        result.candidate_model("mcc").predict(xt, verbose=0),
+        result.model.predict(xt, verbose=0),
+        atol=1e-5,
+    )
+    # False keeps the training batches' moving averages: not the target's
+    kept = kt.adapt(_bn_encoder(seed=1), (xs, ys), xt, target_batchnorm=False, **kwargs)
+    assert kept.selection["target_batchnorm"]["layers"] == 0
+    moving = kept.training_model.encoder.get_layer("bn").moving_mean.numpy()
+    assert np.abs(moving - h.mean(0)).max() > 0.05
+    # "auto": only a backbone with trainable BatchNorm of its own
+    auto = kt.adapt(
+        _bn_encoder(seed=1), (xs, ys), xt, target_batchnorm="auto", **kwargs
+    )
+    assert auto.selection["target_batchnorm"]["layers"] == 2
+    plain = kt.adapt(tiny_encoder(), (xs, ys), xt, target_batchnorm="auto", **kwargs)
+    assert plain.selection["target_batchnorm"]["layers"] == 0
+    with pytest.raises(ValueError, match="Expected target_batchnorm to be 'auto'"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, target_batchnorm="yes", verbose=0)
+
+
+def test_the_cli_offers_target_batchnorm_with_the_librarys_default():
+    import dataclasses
+
+    from keras_transfer.adaptation.batchnorm import (
+        DEFAULT_TARGET_BATCHNORM,
+        TARGET_BATCHNORM_CHOICES,
+    )
+    from keras_transfer.config.sections import AdaptationConfig
+
+    field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}[
+        "target_batchnorm"
+    ]
+    assert tuple(field.metadata["choices"]) == TARGET_BATCHNORM_CHOICES
+    assert field.default == DEFAULT_TARGET_BATCHNORM
