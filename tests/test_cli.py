@@ -353,6 +353,7 @@ def test_adapt_writes_projection_and_lambda_curves_in_mixed_precision(
             "source_augmentation": "auto",
             "mixed_precision": "mixed_bfloat16",
             "batchnorm_momentum": None,
+            "target_batchnorm": True,
         },
     }
     assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
@@ -372,6 +373,9 @@ def test_adapt_writes_projection_and_lambda_curves_in_mixed_precision(
     assert metrics["method"] == "dann" and metrics["selection"]["warmup_epochs"] == 1
     no_bn = {"momentum": None, "layers": 0}  # this backbone has no BatchNorm
     assert metrics["selection"]["encoder_batchnorm"] == no_bn
+    # target_batchnorm: true reached adapt; the bottleneck's statistics were
+    # re-estimated on the target images (the backbone has none of its own)
+    assert metrics["selection"]["target_batchnorm"]["layers"] == 1
     jitter = metrics["selection"]["source_augmentation"]  # the config reached adapt
     assert jitter == "auto: translation 0.1, rotation 0.1"
     page = (run / "report" / "report.html").read_text()
@@ -469,6 +473,13 @@ def test_adapt_rejects_choose_without_auto(tmp_path, capsys):
     args += ["adaptation.source_augmentation=choose", "--set", f"runs_dir={tmp_path}"]
     assert main(args) == 2
     assert "needs adaptation.method: auto" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_adapt_rejects_a_bad_target_batchnorm(tmp_path, capsys):
+    args = ["adapt", "--set", "adaptation.target_batchnorm=maybe"]
+    assert main([*args, "--set", f"runs_dir={tmp_path}"]) == 2
+    assert "adaptation.target_batchnorm: expected one of" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
