@@ -284,3 +284,50 @@ def test_cli_tune_quiet_prints_one_line_per_trial(tmp_path, capsys):
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "shuffle=True" in m], messages
     assert not [m for m in messages if "Skipping variable loading" in m], messages
+
+
+def _fresh_bn_backbone():
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)  # never trained: [build] line
+    return keras.Model(inputs, h, name="fresh_bn")
+
+
+def test_what_a_build_says_comes_out_once_per_search(capsys):
+    hm = TransferHyperModel(_fresh_bn_backbone, 2, unfreeze_depth=0)
+    for _ in range(3):  # three trials' builds
+        hm.build(kt.HyperParameters())
+    out = capsys.readouterr().out
+    assert out.count("BatchNormalization layer(s) have never been trained") == 1
+    assert hm.builds == 3
+    other = TransferHyperModel(_fresh_bn_backbone, 2, unfreeze_depth=0)
+    other.build(kt.HyperParameters())  # another search says it again
+    assert "have never been trained" in capsys.readouterr().out
+
+
+def test_said_once_drops_repeated_log_records_warnings_and_lines(caplog, capsys):
+    import logging
+    import warnings
+
+    from keras_transfer.tuning.repeats import said_once
+
+    seen: set = set()
+    logger = logging.getLogger("keras_transfer")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(3):
+            with said_once(seen):
+                logger.warning("the backbone is frozen and random")
+                warnings.warn(
+                    "the backbone is frozen and random", UserWarning, stacklevel=1
+                )
+                print("[build] momentum 0.9")
+                print(f"trial {i}")  # a new line each time: always shown
+    assert caplog.text.count("the backbone is frozen and random") == 1
+    assert len([w for w in caught if "frozen and random" in str(w.message)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("[build] momentum 0.9") == 1 and "trial 2" in out
+    with pytest.raises(RuntimeError), said_once(seen):  # shown even on an error
+        print("[build] before the error")
+        raise RuntimeError("boom")
+    assert "[build] before the error" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from keras_transfer._deprecation import rename_config_keys, warn_renamed
 from keras_transfer.features import check_cache_features
 from keras_transfer.finetune import build_optimizer
 from keras_transfer.tuning.cached import fit_cached
+from keras_transfer.tuning.repeats import said_once
 
 __all__ = ["TransferHyperModel"]
 
@@ -316,7 +317,18 @@ class TransferHyperModel(kt.HyperModel):
         return values
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        """Builds and compiles a fresh model for the trial's hyperparameters."""
+        """Builds and compiles a fresh model for the trial's hyperparameters.
+
+        What the builders say about the backbone (warnings, log and ``[build]``
+        lines) comes out on the first trial that says it, not on every trial
+        (`keras_transfer.tuning.repeats.said_once`).
+        """
+        if not hasattr(self, "_said"):
+            self._said: set = set()
+        with said_once(self._said):
+            return self._build_model(hp)
+
+    def _build_model(self, hp: kt.HyperParameters) -> keras.Model:
         v = self.declare(hp)
         self.builds += 1
         backbone = self.new_backbone()
