@@ -314,6 +314,8 @@ def adapt_to_target(
             method=name,
             epochs=epochs,
             seed=seed,
+            # the baseline uses no target image, its BatchNorm statistics included
+            target_batchnorm=False if name == "source_only" else "auto",
             verbose=0,
         )
     accuracy = {

@@ -231,11 +231,13 @@ class AdaptationConfig:
         "docs/domain_adaptation.md, 'An encoder with BatchNormalization'.",
     )
     target_batchnorm: bool | str = option(
-        False,
+        "auto",
         "After adapting, re-estimate the saved model's trained BatchNormalization "
         "statistics on the target images (AdaBN; no label): 'auto' when the "
-        "backbone has trainable BatchNorm of its own, true also for the "
-        "bottleneck alone, false keeps the training batches' averages. See "
+        "bottleneck is the only BatchNorm that trained (a backbone without "
+        "BatchNorm, or with frozen pretrained BatchNorm), true also for the "
+        "backbone's own trainable BatchNorm, false keeps the training batches' "
+        "averages. See "
         "docs/domain_adaptation.md, 'BatchNorm statistics re-estimated on the "
         "target after adapting'.",
         choices=("auto", True, False),

@@ -880,13 +880,23 @@ def test_target_batchnorm_re_estimates_the_returned_models_statistics(capsys):
     assert kept.selection["target_batchnorm"]["layers"] == 0
     moving = kept.training_model.encoder.get_layer("bn").moving_mean.numpy()
     assert np.abs(moving - h.mean(0)).max() > 0.05
-    # "auto": only a backbone with trainable BatchNorm of its own
-    auto = kt.adapt(
-        _bn_encoder(seed=1), (xs, ys), xt, target_batchnorm="auto", **kwargs
+    # "auto" (the default): only when the bottleneck is the only trained BatchNorm
+    auto = kt.adapt(_bn_encoder(seed=1), (xs, ys), xt, **kwargs)
+    assert auto.selection["target_batchnorm"]["requested"] == "auto"
+    assert auto.selection["target_batchnorm"]["layers"] == 0  # the encoder trains BN
+    baseline = kt.adapt(
+        tiny_encoder(), (xs, ys), xt, **{**kwargs, "method": "source_only"}
     )
-    assert auto.selection["target_batchnorm"]["layers"] == 2
-    plain = kt.adapt(tiny_encoder(), (xs, ys), xt, target_batchnorm="auto", **kwargs)
-    assert plain.selection["target_batchnorm"]["layers"] == 0
+    assert baseline.selection["target_batchnorm"]["layers"] == 0  # uses no target
+    plain = kt.adapt(tiny_encoder(), (xs, ys), xt, **kwargs)
+    assert plain.selection["target_batchnorm"]["layers"] == 1  # the bottleneck's
+    bottleneck = plain.training_model.bottleneck
+    bn = bottleneck.get_layer("bottleneck_bn")
+    dense = bottleneck.get_layer("bottleneck_dense")
+    target_features = dense(plain.training_model.encoder(xt)).numpy()
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), target_features.mean(0), rtol=1e-3, atol=1e-3
+    )
     with pytest.raises(ValueError, match="Expected target_batchnorm to be 'auto'"):
         kt.adapt(tiny_encoder(), (xs, ys), xt, target_batchnorm="yes", verbose=0)
 
