@@ -376,7 +376,17 @@ def run_shared(
     from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
 
     encoder = _seeded_encoder(data, seed, args.encoder)
-    kwargs = {"num_classes": data["num_classes"], "seed": seed, "verbose": 0}
+    # Every candidate row keeps the statistics it trained with (as every results
+    # file before stop 33): adapt's default re-estimates the chosen candidate's
+    # bottleneck on the target, which --target-batchnorm measures for every
+    # candidate side by side (its ``auto>[target_bn]`` row is that default for an
+    # encoder without BatchNorm of its own).
+    kwargs = {
+        "num_classes": data["num_classes"],
+        "seed": seed,
+        "verbose": 0,
+        "target_batchnorm": False,
+    }
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs
     if args.batch_size is not None:

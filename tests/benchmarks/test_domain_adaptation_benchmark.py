@@ -318,3 +318,48 @@ def test_distill_ensemble_refuses_bad_teachers(harness):
         distill_ensemble(student, (xs, ys), xt, np.full((5, 2), 0.5))
     with pytest.raises(ValueError, match="epochs"):
         distill_ensemble(student, (xs, ys), xt, np.full((5, 3), 1 / 3), epochs=0)
+
+
+def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
+    harness, tmp_path, capsys
+):
+    out = tmp_path / "tbn.json"
+    argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]
+    argv += [
+        "mcc",
+        "auto",
+        "--limit",
+        "200",
+        "--target-batchnorm",
+        "--output",
+        str(out),
+    ]
+    assert harness.main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["config"]["target_batchnorm"] is True
+    rows = {r["method"]: r for r in results["runs"]}
+    for name in ("source_only", "mcc"):
+        for suffix in ("[target_bn]", "[mixed_bn]"):
+            row = rows[name + suffix]
+            # a copy of the candidate: its trained-statistics numbers are the row's
+            assert (
+                row["trained_statistics_target_accuracy"]
+                == (rows[name]["target_accuracy"])
+            )
+            assert row["batchnorm_layers_updated"] == 1  # the bottleneck's
+            assert 0.0 <= row["target_accuracy"] <= 1.0
+    for label in ("auto>[target_bn]", "auto>[mixed_bn]", "auto[target_bn]"):
+        chosen = rows[label]["trained_method"]
+        suffix = label[label.index("[") :]
+        assert (
+            rows[label]["target_accuracy"] == rows[chosen + suffix]["target_accuracy"]
+        )
+    assert rows["auto>[target_bn]"]["trained_method"] == rows["auto"]["trained_method"]
+    # the re-estimated rows stay out of the targets and the main table
+    lines = harness.check_targets(results["summary"])
+    assert not any("_bn]" in line for line in lines)
+    capsys.readouterr()
+    assert harness.main(["--table", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "trained → re-estimated statistics" in table
+    assert "| mean of 1 pairs | auto>[target_bn] |" in table
