@@ -64,6 +64,7 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score(capsy
         candidates=["source_only", "entropy"],
         selector="entropy",
         epochs=4,
+        target_batchnorm=False,  # predictions = the scored ones
         verbose=1,
     )
     cands = result.selection["candidates"]
@@ -137,6 +138,7 @@ def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subse
             candidates=names,
             selector="ensv",
             epochs=4,
+            target_batchnorm=False,  # predictions = the scored ones
             verbose=0,
         )
     selection = result.selection
@@ -182,6 +184,7 @@ def test_ensemble_selector_returns_the_mean_of_the_eligible_candidates(
         candidates=names,
         selector="ensemble",
         epochs=4,
+        target_batchnorm=False,  # predictions = the scored ones
     )
     assert "auto returns the ensemble of" in capsys.readouterr().out
     selection = result.selection
@@ -424,6 +427,7 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch
             candidates=["source_only", "bnm", "mcc"],
             source_augmentation="choose",
             epochs=3,
+            target_batchnorm=False,  # predictions = the scored ones
             verbose=1,
         )
     said = [w for w in caught if "candidates agree" in str(w.message)]
@@ -896,6 +900,26 @@ def test_target_batchnorm_re_estimates_the_returned_models_statistics(capsys):
     target_features = dense(plain.training_model.encoder(xt)).numpy()
     np.testing.assert_allclose(
         bn.moving_mean.numpy(), target_features.mean(0), rtol=1e-3, atol=1e-3
+    )
+    # selector="ensemble": every member normalised for the target, not only EnsV's
+    from keras_transfer.adaptation.batchnorm import target_batchnorm_statistics
+
+    ens = kt.adapt(
+        tiny_encoder(),
+        (xs, ys),
+        xt,
+        candidates=["source_only", "entropy", "mcc"],
+        selector="ensemble",
+        **{**kwargs, "method": "auto"},
+    )
+    assert ens.selection["target_batchnorm"]["layers"] == 1
+    each = []
+    for name in ens.selection["members"]:
+        member = ens.candidate_model(name)
+        target_batchnorm_statistics(member, xt, True)
+        each.append(member.predict(xt, verbose=0))
+    np.testing.assert_allclose(
+        ens.model.predict(xt, verbose=0), np.mean(each, 0), atol=1e-5
     )
     with pytest.raises(ValueError, match="Expected target_batchnorm to be 'auto'"):
         kt.adapt(tiny_encoder(), (xs, ys), xt, target_batchnorm="yes", verbose=0)
