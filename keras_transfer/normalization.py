@@ -52,6 +52,7 @@ __all__ = [
     "recompute_after_training",
     "recompute_batchnorm_statistics",
     "set_batchnorm_momentum",
+    "under_distribution_strategy",
 ]
 
 
@@ -341,6 +342,15 @@ UNTRAINED_FLAG = "_kt_untrained_statistics"
 RECOMPUTE_CHOICES = ("auto", True, False)
 
 
+def under_distribution_strategy(model: Any) -> bool:
+    """Whether ``model`` lives under a (non-default) `tf.distribute` strategy, where
+    the eager passes of `recompute_batchnorm_statistics` are not run."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy is not None and (
+        type(strategy).__name__ != "_DefaultDistributionStrategy"
+    )
+
+
 def check_recompute_batchnorm(value: Any) -> None:
     """Raises a `ValueError` unless ``value`` is ``"auto"``, True or False."""
     if isinstance(value, bool) or value == "auto":
@@ -404,7 +414,7 @@ def recompute_after_training(
     if not trained:
         return 0
     why = None
-    if type(model.distribute_strategy).__name__ != "_DefaultDistributionStrategy":
+    if under_distribution_strategy(model):
         why = "the model lives under a distribution strategy"
     elif not isinstance(data, (np.ndarray, tuple, tf.data.Dataset)):  # a generator
         why = f"its training data ({type(data).__name__}) cannot be read again"
@@ -487,10 +497,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.layers_updated = 0
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        strategy = getattr(self.model, "distribute_strategy", None)
-        if strategy is not None and type(strategy).__name__ != (
-            "_DefaultDistributionStrategy"
-        ):
+        if under_distribution_strategy(self.model):
             message = (
                 "PreciseBatchNorm: BatchNorm statistics not recomputed: the model "
                 "lives under a distribution strategy"

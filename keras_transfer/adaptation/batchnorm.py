@@ -11,6 +11,7 @@ import numpy as np
 from keras_transfer.normalization import (
     FRESH_BATCHNORM_MOMENTUM,
     recompute_batchnorm_statistics,
+    under_distribution_strategy,
 )
 from keras_transfer.normalization import batchnorm_layers as _batchnorm_layers
 
@@ -153,10 +154,7 @@ def target_batchnorm_statistics(
             return 0, None
     if not any(layer.trainable for layer in _batchnorm_layers(model)):
         return 0, None
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and type(strategy).__name__ != (
-        "_DefaultDistributionStrategy"
-    ):
+    if under_distribution_strategy(model):
         return 0, "the model lives under a distribution strategy"
     n = recompute_batchnorm_statistics(
         model,
