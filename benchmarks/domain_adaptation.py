@@ -70,6 +70,7 @@ RESULT_KEYS = (
     "encoder",
     "batchnorm_momentum",
     "target_batchnorm",
+    "reverse_validation",
 )
 
 
@@ -374,6 +375,7 @@ def run_shared(
         per_domain_accuracy,
     )
     from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
+    from keras_transfer.adaptation.scores import REVERSE_SELECTORS
 
     encoder = _seeded_encoder(data, seed, args.encoder)
     # Every candidate row keeps the statistics it trained with (as every results
@@ -397,6 +399,9 @@ def run_shared(
         kwargs["mixed_precision"] = args.mixed_precision
     if args.batchnorm_momentum is not None:
         kwargs["batchnorm_momentum"] = _momentum_arg(args)
+    reverse = getattr(args, "reverse_validation", False)
+    if reverse:  # computes the rv score of every candidate; rows re-choose below
+        kwargs["selector"] = "ensv_rv"
     timer = _phase_timer()
     result = adapt(
         encoder,
@@ -408,6 +413,7 @@ def run_shared(
         **kwargs,
     )
     selection = result.selection
+    reverse_seconds = (selection.get("reverse_validation") or {}).get("seconds") or 0
     warm_times = [
         t
         for name, ts in timer.times.items()
@@ -448,6 +454,8 @@ def run_shared(
         )
     auto_sets = {"auto": (AUTO_CANDIDATES, DEFAULT_SELECTOR)} if with_auto else {}
     for sel in SELECTORS if with_auto else ():
+        if sel in REVERSE_SELECTORS and not reverse:
+            continue
         auto_sets[f"auto[{sel}]"] = (AUTO_CANDIDATES, sel)
         auto_sets[f"auto_all[{sel}]"] = (methods, sel)
     for label, (cands, sel) in auto_sets.items():
@@ -458,6 +466,8 @@ def run_shared(
         cost = sum(r["seconds"] for r in rows if r["method"] in cands) - (
             len(cands) - 1
         ) * float(np.sum(warm_times))
+        if sel in REVERSE_SELECTORS:  # the reverse fits (of every candidate run)
+            cost += reverse_seconds
         rows.append(
             {
                 "method": label,
@@ -1237,6 +1247,13 @@ def parse_args(argv=None):
         "warm-up, e.g. dann_256=dann:hidden_units=256,256 (then --methods dann "
         "dann_256 runs both side by side)",
     )
+    parser.add_argument(
+        "--reverse-validation",
+        action="store_true",
+        help="score every candidate by reverse validation too (adapt's "
+        "selector='ensv_rv' for the shared run: one short fit per candidate), and "
+        "add the rows auto[rv], auto[ensv_rv] (and auto_all[...])",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, small")
@@ -1413,6 +1430,7 @@ def main(argv=None) -> int:
         "encoder": None if args.encoder == "cnn" else args.encoder,
         "batchnorm_momentum": args.batchnorm_momentum,
         "target_batchnorm": args.target_batchnorm or None,
+        "reverse_validation": args.reverse_validation or None,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",

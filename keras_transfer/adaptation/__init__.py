@@ -43,12 +43,18 @@ from keras_transfer.adaptation.pipeline import (
     choose,
 )
 from keras_transfer.adaptation.recipe import AdaptationController
+from keras_transfer.adaptation.reverse import (
+    reverse_validation,
+    reverse_validation_scores,
+)
 from keras_transfer.adaptation.schedules import (
     DANNLearningRateSchedule,
     DomainLambdaScheduler,
     dann_lambda,
 )
 from keras_transfer.adaptation.scores import (
+    REVERSE_SELECTORS,
+    RV_VETO_SHARE,
     SELECTORS,
     ensemble_agreement,
     selection_scores,
@@ -81,7 +87,11 @@ __all__ = [
     "EntropyMinimization",
     "MinimumClassConfusion",
     "SELECTORS",
+    "REVERSE_SELECTORS",
+    "RV_VETO_SHARE",
     "SelfTraining",
+    "reverse_validation",
+    "reverse_validation_scores",
     "adapt",
     "adapt_batchnorm",
     "choose",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 import warnings
 from typing import Any
 
@@ -79,7 +80,12 @@ from keras_transfer.adaptation.result import (
     snapshot,
     source_check,
 )
-from keras_transfer.adaptation.scores import ensemble_agreement, selection_scores
+from keras_transfer.adaptation.reverse import REVERSE_EPOCHS
+from keras_transfer.adaptation.scores import (
+    REVERSE_SELECTORS,
+    ensemble_agreement,
+    selection_scores,
+)
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -376,6 +382,13 @@ def adapt(
                 made = keras.optimizers.LossScaleOptimizer(made)
             return made
 
+        layers = [shared.encoder, shared.classifier]
+        if shared.bottleneck is not None:
+            layers.append(shared.bottleneck)
+        reverse = method == "auto" and selector in REVERSE_SELECTORS
+        reverse_seconds = None
+        # the weights adapt starts from: every reverse model of "rv" starts there
+        initial_weights = snapshot(layers) if reverse else None
         store = AdaptBackup(backup_dir)
         # 1. warm-up on the source (shared by every candidate)
         warm = AdaptationController(
@@ -411,9 +424,6 @@ def adapt(
             store.save_phase("warmup", shared, warm, warm_history)
         warmup_epochs = len(warm_history.epoch)
         remaining = max(epochs - warmup_epochs, 0)
-        layers = [shared.encoder, shared.classifier]
-        if shared.bottleneck is not None:
-            layers.append(shared.bottleneck)
         warm_weights = snapshot(layers)
         warm_optimizer = optimizer_state(shared.optimizer)
         warm_accuracy = warm.best_warmup_accuracy
@@ -482,6 +492,26 @@ def adapt(
         )
         for n, r in results.items():
             r["scores"]["ensv"] = agreement[n]
+        if reverse:
+            if say:
+                say(
+                    f"reverse validation: {len(results)} fits of {REVERSE_EPOCHS} "
+                    f"epochs on the target's pseudo-labels (selector={selector!r})"
+                )
+            started = time.perf_counter()
+            rv = _reverse_scores(
+                results,
+                layers,
+                initial_weights,
+                shared,
+                xt,
+                (np.concatenate([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val])),
+                make_optimizer,
+                seed,
+            )
+            for n, r in results.items():
+                r["scores"]["rv"] = rv[n]
+            reverse_seconds = time.perf_counter() - started
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
@@ -544,6 +574,11 @@ def adapt(
                 "skipped": skipped,
                 "source_accuracy_trained_statistics": trained_source_accuracy,
             },
+            "reverse_validation": (
+                {"epochs": REVERSE_EPOCHS, "seconds": reverse_seconds}
+                if reverse
+                else None
+            ),
             "warmup_epochs": warmup_epochs,
             "warmup_source_accuracy": warm_accuracy,
             "warmup_events": warm.events,
@@ -679,12 +714,40 @@ def _as_ensemble(
 def _choice_line(results: dict, chosen: str, selector: str) -> str:
     """What ``verbose`` prints for auto's choice: every candidate's score, and the
     ones the collapse guard's floor left out."""
+    keys = ("ensv", "rv") if selector == "ensv_rv" else (selector,)
     shown = ", ".join(
-        f"{n} {r['scores'][selector]:.4f}"
+        f"{n} "
+        + "/".join(f"{r['scores'][key]:.4f}" for key in keys)
         + ("" if r["eligible"] else " (source accuracy below the floor)")
         for n, r in results.items()
     )
-    return f"auto chose {chosen!r} by {selector} (higher is better): {shown}"
+    by = "ensv among the candidates whose rv held" if len(keys) > 1 else selector
+    names = "/".join(keys)
+    return f"auto chose {chosen!r} by {by} ({names}, higher is better): {shown}"
+
+
+def _reverse_scores(results, layers, initial, shared, xt, source, make_optimizer, seed):
+    """``rv`` of every candidate (`reverse_validation_scores`): each reverse model
+    is the adapted network at the weights ``adapt`` started from, trained on the
+    candidate's target pseudo-labels and scored on the source."""
+    from keras_transfer.adaptation.reverse import reverse_validation_scores
+
+    def build():
+        restore(layers, initial)
+        return shared.inference_model()
+
+    current = snapshot(layers)
+    try:
+        return reverse_validation_scores(
+            {n: r["probabilities"] for n, r in results.items()},
+            build,
+            xt,
+            source,
+            make_optimizer=lambda: make_optimizer("warmup"),
+            seed=seed,
+        )
+    finally:
+        restore(layers, current)
 
 
 def _augmentation_name(requested: Any, augmentation: Any) -> str | None:

@@ -10,7 +10,12 @@ import numpy as np
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.model import compile_for_evaluation
 from keras_transfer.adaptation.predict import predict_eagerly
-from keras_transfer.adaptation.scores import SELECTORS, ensemble_agreement
+from keras_transfer.adaptation.scores import (
+    REVERSE_SELECTORS,
+    RV_VETO_SHARE,
+    SELECTORS,
+    ensemble_agreement,
+)
 
 #: The unsupervised score "auto" ranks candidates by (higher is better): EnsV's
 #: agreement with the candidates' mean prediction (Hu et al. 2024).
@@ -233,9 +238,27 @@ class AdaptResult:
 
 
 def _choose(results: dict, selector: str) -> str:
-    """The best-scoring candidate among those whose source accuracy held."""
+    """The best-scoring candidate among those whose source accuracy held.
+
+    ``ensv_rv``: the best EnsV among them whose reverse-validation score is at least
+    `RV_VETO_SHARE` of the best one's.
+    """
     pool = {n: r for n, r in results.items() if r["eligible"]} or results
-    return max(pool, key=lambda n: pool[n]["scores"][selector])
+    key = "ensv" if selector == "ensv_rv" else selector
+    needed = "rv" if selector in REVERSE_SELECTORS else key
+    missing = sorted(n for n, r in pool.items() if needed not in r["scores"])
+    if missing:
+        raise ValueError(
+            f"The {selector!r} selector needs the {needed!r} score, which this run "
+            f"did not compute for {missing} (adapt computes 'rv' only when the "
+            f"selector is one of {REVERSE_SELECTORS})."
+        )
+    if selector == "ensv_rv":
+        best = max(r["scores"]["rv"] for r in pool.values())
+        pool = {
+            n: r for n, r in pool.items() if r["scores"]["rv"] >= RV_VETO_SHARE * best
+        }
+    return max(pool, key=lambda n: pool[n]["scores"][key])
 
 
 def choose(
@@ -280,12 +303,15 @@ def choose(
             f"Expected candidates from the run's {sorted(ran)}. Received: {missing}"
         )
     pool = {n: ran[n] for n in names}
-    if selector == "ensv" and set(names) != set(ran):
+    if selector in ("ensv", "ensv_rv") and set(names) != set(ran):
         if probabilities is None or not set(names) <= set(probabilities):
             raise ValueError(
                 "The 'ensv' selector on a subset of the candidates needs their "
                 "target predictions: pass probabilities=result.target_probabilities."
             )
         agreement = ensemble_agreement({n: probabilities[n] for n in names})
-        pool = {n: {**r, "scores": {"ensv": agreement[n]}} for n, r in pool.items()}
+        pool = {
+            n: {**r, "scores": {**r["scores"], "ensv": agreement[n]}}
+            for n, r in pool.items()
+        }
     return _choose(pool, selector)

@@ -10,7 +10,14 @@ Every score is oriented so that HIGHER IS BETTER:
 - ``ensv``: EnsV (Hu et al. 2024), the share of target examples on which a
   candidate's predicted class equals that of the mean prediction of ALL the run's
   candidates (`ensemble_agreement`). Unlike the others it depends on the pool: it is
-  computed once every candidate has trained.
+  computed once every candidate has trained;
+- ``rv``: reverse validation (`keras_transfer.adaptation.reverse`): the held-out
+  source accuracy of a fresh model trained on the candidate's target pseudo-labels.
+  It trains one short model per candidate, so `adapt` computes it only when the
+  selector needs it;
+- ``ensv_rv``: EnsV among the candidates whose ``rv`` is at least
+  `RV_VETO_SHARE` of the best candidate's (a candidate whose labelling of the target
+  teaches the source task back at under half the best rate is vetoed).
 
 `adapt(method="auto")` ranks its candidates by one of them (`SELECTORS`); the
 benchmark records all of them so the agreement of each with the truth can be checked.
@@ -26,9 +33,13 @@ import numpy as np
 from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.adaptation.selection import dev_risk
 
-SELECTORS = ("snd", "entropy", "im", "dev", "ensv")
+SELECTORS = ("snd", "entropy", "im", "dev", "ensv", "rv", "ensv_rv")
 #: Selectors computed per model (`selection_scores`); the rest need the whole pool.
 MODEL_SELECTORS = ("snd", "entropy", "im", "dev")
+#: Selectors that need the reverse-validation score (one short fit per candidate).
+REVERSE_SELECTORS = ("rv", "ensv_rv")
+#: ``ensv_rv`` keeps the candidates whose ``rv`` is at least this share of the best.
+RV_VETO_SHARE = 0.5
 
 
 def ensemble_agreement(probabilities: Mapping[str, Any]) -> dict[str, float]:

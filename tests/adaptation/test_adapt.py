@@ -45,9 +45,11 @@ def test_adapt_returns_a_compiled_inference_model_and_merged_history():
     assert len(result.history.epoch) == 4
     assert len(hist["source_val_accuracy"]) == 4
     assert result.selection["warmup_epochs"] >= 1
-    assert set(result.selection["candidates"]["mcc"]["scores"]) == set(
-        kt.adaptation.SELECTORS
-    )
+    # every score but reverse validation's, which costs a fit per candidate
+    assert set(result.selection["candidates"]["mcc"]["scores"]) == {
+        *kt.adaptation.scores.MODEL_SELECTORS,
+        "ensv",
+    }
     # the held-out source accuracy is the model's, on the held-out split
     _, _, xv, yv = split_source(xs, ys, 0.15, 0)
     got = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
@@ -939,3 +941,68 @@ def test_the_cli_offers_target_batchnorm_with_the_librarys_default():
     ]
     assert tuple(field.metadata["choices"]) == TARGET_BATCHNORM_CHOICES
     assert field.default == DEFAULT_TARGET_BATCHNORM
+
+
+def test_ensv_rv_vetoes_by_reverse_validation_from_the_starting_weights(
+    monkeypatch, capsys
+):
+    from keras_transfer.adaptation import reverse
+
+    (xs, ys), (xt, _) = two_domains()
+    encoder = tiny_encoder()
+    start = [np.array(w) for w in encoder.get_weights()]
+    built = []
+    real = reverse.reverse_validation
+
+    def spy(build_model, *args, **kwargs):
+        def build():
+            model = build_model()
+            built.append([np.array(w) for w in model.layers[1].get_weights()])
+            return model
+
+        return real(build, *args, **kwargs)
+
+    monkeypatch.setattr(reverse, "reverse_validation", spy)
+    names = ["source_only", "entropy", "mcc"]
+    result = kt.adapt(
+        encoder,
+        (xs, ys),
+        xt,
+        method="auto",
+        candidates=names,
+        selector="ensv_rv",
+        epochs=4,
+        target_batchnorm=False,  # predictions = the scored ones
+        verbose=1,
+    )
+    out = capsys.readouterr().out
+    assert "reverse validation: 3 fits" in out
+    assert "ensv among the candidates whose rv held" in out
+    # every reverse model started from the encoder's weights before adapt
+    assert len(built) == 3
+    for weights in built:
+        for got, want in zip(weights, start):
+            np.testing.assert_array_equal(got, want)
+    cands = result.selection["candidates"]
+    rv = {n: cands[n]["scores"]["rv"] for n in names}
+    assert all(0.0 <= v <= 1.0 for v in rv.values())
+    pool = [n for n in names if cands[n]["eligible"]] or names
+    kept = [n for n in pool if rv[n] >= 0.5 * max(rv[m] for m in pool)]
+    assert result.method == max(kept, key=lambda n: cands[n]["scores"]["ensv"])
+    assert kt.adaptation.choose(result.selection, names, "rv") == max(pool, key=rv.get)
+    # the reverse fits left the returned model as it was scored
+    np.testing.assert_allclose(
+        result.target_probabilities[result.method],
+        result.model.predict(xt, verbose=0),
+        atol=1e-5,
+    )
+    # a run that did not compute rv says so instead of a KeyError
+    plain = {
+        **result.selection,
+        "candidates": {
+            n: {**c, "scores": {k: v for k, v in c["scores"].items() if k != "rv"}}
+            for n, c in cands.items()
+        },
+    }
+    with pytest.raises(ValueError, match="needs the 'rv' score"):
+        kt.adaptation.choose(plain, names, "ensv_rv")

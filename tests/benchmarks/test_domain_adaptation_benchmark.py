@@ -363,3 +363,26 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     table = capsys.readouterr().out
     assert "trained → re-estimated statistics" in table
     assert "| mean of 1 pairs | auto>[target_bn] |" in table
+
+
+def test_reverse_validation_adds_the_rv_selectors_rows(harness, tmp_path):
+    out = tmp_path / "rv.json"
+    argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]
+    argv += ["mcc", "auto", "--limit", "200", "--reverse-validation"]
+    assert harness.main([*argv, "--output", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["config"]["reverse_validation"] is True
+    rows = {r["method"]: r for r in results["runs"]}
+    rv = {m: rows[m]["scores"]["rv"] for m in ("source_only", "mcc")}
+    assert all(0.0 <= v <= 1.0 for v in rv.values())
+    eligible = [m for m in rv if rows["auto[rv]"]["eligible"][m]] or list(rv)
+    assert rows["auto[rv]"]["trained_method"] == max(eligible, key=rv.get)
+    assert rows["auto[ensv_rv]"]["trained_method"] in eligible
+    # the reverse fits are part of what the rv selectors cost
+    assert rows["auto[rv]"]["seconds"] > rows["auto[ensv]"]["seconds"]
+    # without the flag: no rv score, no rv rows
+    plain = tmp_path / "plain.json"
+    assert harness.main([*argv[:-1], "--output", str(plain)]) == 0
+    runs = json.loads(plain.read_text())["runs"]
+    assert not any("rv]" in r["method"] for r in runs)
+    assert all("rv" not in r.get("scores", {}) for r in runs)

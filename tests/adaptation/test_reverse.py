@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from keras_transfer._backend import keras
+from keras_transfer.adaptation.reverse import (
+    reverse_validation,
+    reverse_validation_scores,
+)
+
+
+def _blobs(seed: int = 0, shift: float = 0.0):
+    """Two Gaussian classes in 4-D; the target is the source shifted."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    x[:, 0] += np.where(y == 1, 2.0, -2.0)
+    return x + shift, y
+
+
+def _build():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
+
+
+def test_a_consistent_labelling_scores_above_a_swapped_one():
+    xs, ys = _blobs(0)
+    xt, yt = _blobs(1, shift=0.5)
+    right = np.eye(2)[yt]
+    swapped = np.eye(2)[1 - yt]
+    half = np.eye(2)[np.where(np.arange(300) % 2 == 0, yt, 1 - yt)]
+    scores = reverse_validation_scores(
+        {"right": right, "swapped": swapped, "half": half},
+        _build,
+        xt,
+        (xs, ys),
+        make_optimizer=lambda: keras.optimizers.Adam(0.05),
+        epochs=10,
+        batch_size=32,
+    )
+    assert scores["right"] > 0.9
+    assert scores["swapped"] < 0.1
+    assert scores["swapped"] < scores["half"] < scores["right"]
+
+
+def test_same_inputs_same_score_and_max_source_subsamples():
+    xs, ys = _blobs(0)
+    xt, yt = _blobs(1, shift=0.5)
+    p = np.eye(2)[yt]
+    a = reverse_validation(_build, xt, p, (xs, ys), epochs=3, max_source=50)
+    b = reverse_validation(_build, xt, p, (xs, ys), epochs=3, max_source=50)
+    assert a == b
+    # 50 examples: the accuracy is a multiple of 1/50
+    assert round(a * 50, 6) == round(a * 50)
+
+
+def test_fresh_optimizer_per_fit():
+    xs, ys = _blobs(0)
+    xt, yt = _blobs(1, shift=0.5)
+    made = []
+
+    def make():
+        made.append(keras.optimizers.Adam(1e-2))
+        return made[-1]
+
+    reverse_validation_scores(
+        {"a": np.eye(2)[yt], "b": np.eye(2)[1 - yt]},
+        _build,
+        xt,
+        (xs, ys),
+        make_optimizer=make,
+        epochs=1,
+    )
+    assert len(made) == 2 and made[0] is not made[1]
+
+
+@pytest.mark.parametrize(
+    "probabilities, source, epochs, match",
+    [
+        (np.ones((300,)), None, 1, "shape"),
+        (np.ones((300, 1)), None, 1, "at least two"),
+        (np.ones((299, 2)), None, 1, "one row"),
+        (np.ones((300, 2)), "xy", 1, r"tuple \(x, y\)"),
+        (np.ones((300, 2)), (np.ones((5, 4)), np.ones(4)), 1, "as many source"),
+        (np.ones((300, 2)), None, 0, "epochs >= 1"),
+    ],
+)
+def test_bad_input_is_refused_before_training(probabilities, source, epochs, match):
+    xs, ys = _blobs(0)
+    xt, _ = _blobs(1)
+    built = []
+    with pytest.raises(ValueError, match=match):
+        reverse_validation(
+            lambda: built.append(1) or _build(),
+            xt,
+            probabilities,
+            (xs, ys) if source is None else source,
+            epochs=epochs,
+        )
+    assert not built
