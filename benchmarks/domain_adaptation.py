@@ -526,7 +526,6 @@ def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[di
         choose,
         per_domain_accuracy,
     )
-    from keras_transfer.adaptation.pipeline import DEFAULT_SELECTOR
     from keras_transfer.adaptation.predict import predict_eagerly
 
     selection = result.selection
@@ -573,9 +572,7 @@ def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[di
         ]
     for label, suffix, chosen in picks:
         if suffix == TARGET_BN and label == "auto" + TARGET_BN:
-            chosen = choose(
-                selection, cands, DEFAULT_SELECTOR, probabilities=probabilities
-            )
+            chosen = choose(selection, cands, "ensv", probabilities=probabilities)
         acc = accuracy[chosen + suffix]
         out.append(
             {
@@ -591,7 +588,7 @@ def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[di
                 "seconds_per_epoch": None,
                 "seconds": (auto or base[chosen])["seconds"],
                 "candidates": cands,
-                "selector": DEFAULT_SELECTOR,
+                "selector": "ensv",
             }
         )
     return out

@@ -515,7 +515,8 @@ def adapt(
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
-        ranking = DEFAULT_SELECTOR if selector == ENSEMBLE else selector
+        # "ensemble" returns the mean; its ensv_choice labels the history
+        ranking = "ensv" if selector == ENSEMBLE else selector
         chosen = _choose(results, ranking) if method == "auto" else names[0]
         best = results[chosen]
         if best["weights"] is not None:
