@@ -335,6 +335,16 @@ def run_one(data: dict, method: str, *, seed: int, args) -> dict:
     }
 
 
+def _reverse_validation(args) -> bool:
+    """Whether the shared run scores every candidate by reverse validation."""
+    from keras_transfer.adaptation.result import DEFAULT_SELECTOR
+    from keras_transfer.adaptation.scores import REVERSE_SELECTORS
+
+    return bool(getattr(args, "reverse_validation", False)) or (
+        DEFAULT_SELECTOR in REVERSE_SELECTORS
+    )
+
+
 def _phase_timer():
     """Epoch wall times per model name (the warm-up and each candidate's branch)."""
     from keras_transfer._backend import keras
@@ -399,8 +409,10 @@ def run_shared(
         kwargs["mixed_precision"] = args.mixed_precision
     if args.batchnorm_momentum is not None:
         kwargs["batchnorm_momentum"] = _momentum_arg(args)
-    reverse = getattr(args, "reverse_validation", False)
-    if reverse:  # computes the rv score of every candidate; rows re-choose below
+    # the rv score of every candidate, whenever auto's default needs it (since
+    # stop 34) or --reverse-validation asks; every auto row re-chooses below
+    reverse = _reverse_validation(args)
+    if reverse:
         kwargs["selector"] = "ensv_rv"
     timer = _phase_timer()
     result = adapt(
@@ -1249,7 +1261,9 @@ def parse_args(argv=None):
         action="store_true",
         help="score every candidate by reverse validation too (adapt's "
         "selector='ensv_rv' for the shared run: one short fit per candidate), and "
-        "add the rows auto[rv], auto[ensv_rv] (and auto_all[...])",
+        "add the rows auto[rv], auto[ensv_rv] (and auto_all[...]); since stop 34 "
+        "the default selector needs it, so it is on either way (the flag keeps "
+        "the stop's commands valid)",
     )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--resume", action="store_true")
@@ -1427,7 +1441,7 @@ def main(argv=None) -> int:
         "encoder": None if args.encoder == "cnn" else args.encoder,
         "batchnorm_momentum": args.batchnorm_momentum,
         "target_batchnorm": args.target_batchnorm or None,
-        "reverse_validation": args.reverse_validation or None,
+        "reverse_validation": _reverse_validation(args) or None,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",

@@ -64,7 +64,8 @@ print("auto's candidates and their unsupervised scores:")
 for name, cand in results["auto"].selection["candidates"].items():
     scores = cand["scores"]
     print(
-        f"  {name:>12}: EnsV {scores['ensv']:.3f}, DEV (minus the risk) {scores['dev']:.4f}"
+        f"  {name:>12}: EnsV {scores['ensv']:.3f}, reverse validation "
+        f"{scores['rv']:.3f}, DEV (minus the risk) {scores['dev']:.4f}"
     )
 
 # %% Source vs target features (PCA) for each model

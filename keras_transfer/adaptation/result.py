@@ -18,8 +18,10 @@ from keras_transfer.adaptation.scores import (
 )
 
 #: The unsupervised score "auto" ranks candidates by (higher is better): EnsV's
-#: agreement with the candidates' mean prediction (Hu et al. 2024).
-DEFAULT_SELECTOR = "ensv"
+#: agreement with the candidates' mean prediction (Hu et al. 2024), among the
+#: candidates that reverse validation does not veto (``"ensv_rv"``, since stop 34:
+#: docs/domain_adaptation.md, "Reverse validation").
+DEFAULT_SELECTOR = "ensv_rv"
 
 #: `adapt` warns (and sets ``selection["low_agreement"]``) when the chosen candidate
 #: predicts the pool's mean class on fewer than this share of the target examples.

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.adaptation.predict import predict_eagerly
 
 #: Epochs of each reverse fit over the target inputs.
 REVERSE_EPOCHS = 10
@@ -144,7 +145,8 @@ def reverse_validation(
         batch_size=batch_size,
         verbose=0,
     )
-    predicted = np.asarray(model.predict(xs, batch_size=256, verbose=0)).argmax(-1)
+    # eagerly: no predict graph per reverse model (no retracing warning)
+    predicted = np.asarray(predict_eagerly(model, xs, 256)).argmax(-1)
     return float(np.mean(predicted == ys))
 
 

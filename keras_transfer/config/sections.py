@@ -184,12 +184,12 @@ class AdaptationConfig:
         None, "Methods tried by method=auto (null: the library's default list)."
     )
     selector: str = option(
-        "ensv",
+        "ensv_rv",
         "Unsupervised score ranking auto's candidates ('ensv' needs several "
         "candidates: it compares each with their mean prediction; 'rv' trains a "
         "fresh model on each candidate's target pseudo-labels and scores it on the "
-        "source; 'ensv_rv' is ensv among the candidates whose rv is at least half "
-        "the best), or 'ensemble': keep that mean itself, one model averaging the "
+        "source; 'ensv_rv', the default, is ensv among the candidates whose rv is "
+        "at least half the best), or 'ensemble': keep that mean itself, one model averaging the "
         "candidates whose source accuracy held (one forward pass per member).",
         choices=("snd", "entropy", "im", "dev", "ensv", "rv", "ensv_rv", "ensemble"),
     )

@@ -89,7 +89,7 @@ def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score(capsy
     assert -ent == pytest.approx(cands[best]["scores"]["entropy"], abs=1e-4)
 
 
-def test_default_auto_ranks_the_five_default_candidates_by_ensv(monkeypatch):
+def test_default_auto_ranks_the_five_default_candidates_by_ensv_rv(monkeypatch):
     (xs, ys), (xt, _) = two_domains(n=120)
     traced = []
     make = keras.Model.make_predict_function
@@ -111,11 +111,15 @@ def test_default_auto_ranks_the_five_default_candidates_by_ensv(monkeypatch):
         "mcc",
     )
     selection = result.selection
-    assert selection["requested"] == "auto" and selection["selector"] == "ensv"
+    assert selection["requested"] == "auto" and selection["selector"] == "ensv_rv"
     cands = selection["candidates"]
     assert list(cands) == list(kt.adaptation.AUTO_CANDIDATES)
     eligible = [n for n in cands if cands[n]["eligible"]] or list(cands)
-    assert result.method == max(eligible, key=lambda n: cands[n]["scores"]["ensv"])
+    # EnsV among the candidates that reverse validation does not veto
+    best_rv = max(cands[n]["scores"]["rv"] for n in eligible)
+    kept = [n for n in eligible if cands[n]["scores"]["rv"] >= 0.5 * best_rv]
+    assert result.method == max(kept, key=lambda n: cands[n]["scores"]["ensv"])
+    assert selection["reverse_validation"]["epochs"] == 10
     agreement = cands[result.method]["scores"]["ensv"]
     assert selection["agreement"] == pytest.approx(agreement)
     assert selection["low_agreement"] is (agreement < kt.adaptation.LOW_AGREEMENT)

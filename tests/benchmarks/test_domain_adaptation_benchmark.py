@@ -380,9 +380,6 @@ def test_reverse_validation_adds_the_rv_selectors_rows(harness, tmp_path):
     assert rows["auto[ensv_rv]"]["trained_method"] in eligible
     # the reverse fits are part of what the rv selectors cost
     assert rows["auto[rv]"]["seconds"] > rows["auto[ensv]"]["seconds"]
-    # without the flag: no rv score, no rv rows
-    plain = tmp_path / "plain.json"
-    assert harness.main([*argv[:-1], "--output", str(plain)]) == 0
-    runs = json.loads(plain.read_text())["runs"]
-    assert not any("rv]" in r["method"] for r in runs)
-    assert all("rv" not in r.get("scores", {}) for r in runs)
+    # auto's default (ensv_rv) needs the score: the row is that rule's choice
+    assert rows["auto"]["trained_method"] == rows["auto[ensv_rv]"]["trained_method"]
+    assert rows["auto"]["selector"] == "ensv_rv"
