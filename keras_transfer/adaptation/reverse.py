@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_transfer._backend import keras
+from keras_transfer._backend import keras, tf
 from keras_transfer.adaptation.predict import predict_eagerly
 
 #: Epochs of each reverse fit over the target inputs.
@@ -138,13 +138,15 @@ def reverse_validation(
         metrics=["accuracy"],
     )
     keras.utils.set_random_seed(seed)
-    model.fit(
-        target_x,
-        probabilities.argmax(-1),
-        epochs=int(epochs),
-        batch_size=batch_size,
-        verbose=0,
-    )
+    labels = probabilities.argmax(-1)
+    if np.asarray(target_x).dtype.kind in "biuf":
+        model.fit(
+            target_x, labels, epochs=int(epochs), batch_size=batch_size, verbose=0
+        )
+    else:  # raw text: Keras's array adapter takes numbers only
+        data = tf.data.Dataset.from_tensor_slices((target_x, labels))
+        data = data.shuffle(len(labels), seed=seed).batch(batch_size)
+        model.fit(data, epochs=int(epochs), verbose=0)
     # eagerly: no predict graph per reverse model (no retracing warning)
     predicted = np.asarray(predict_eagerly(model, xs, 256)).argmax(-1)
     return float(np.mean(predicted == ys))

@@ -1010,3 +1010,28 @@ def test_ensv_rv_vetoes_by_reverse_validation_from_the_starting_weights(
     }
     with pytest.raises(ValueError, match="needs the 'rv' score"):
         kt.adaptation.choose(plain, names, "ensv_rv")
+
+
+@pytest.mark.filterwarnings("ignore:adapt. the chosen model's held-out source")
+@pytest.mark.filterwarnings("ignore:adapt. the .* candidates agree")
+def test_default_auto_runs_on_raw_text_inputs():
+    words = np.array(["good", "great", "fine", "bad", "awful", "poor"])
+    rng = np.random.default_rng(0)
+
+    def make(n, suffix):
+        y = rng.integers(0, 2, n)
+        x = [" ".join(rng.choice(words[:3] if t else words[3:], 3)) + suffix for t in y]
+        return np.array(x), y
+
+    (xs, ys), (xt, _) = make(120, ""), make(120, " shipped")
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_mode="multi_hot")
+    vectorize.adapt(np.concatenate([xs, xt]))
+    inputs = keras.Input((), dtype="string")
+    encoder = keras.Model(inputs, keras.layers.Dense(8, "relu")(vectorize(inputs)))
+    result = kt.adapt(
+        encoder, (xs, ys), xt, candidates=["source_only", "mcc"], epochs=3, verbose=0
+    )
+    scores = result.selection["candidates"]
+    assert all(0.0 <= s["scores"]["rv"] <= 1.0 for s in scores.values())
+    # (Keras's predict() takes no NumPy strings; a tensor is fine)
+    assert result.model(keras.ops.convert_to_tensor(xt[:4])).shape == (4, 2)
