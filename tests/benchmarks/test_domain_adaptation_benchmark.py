@@ -355,6 +355,16 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
             rows[label]["target_accuracy"] == rows[chosen + suffix]["target_accuracy"]
         )
     assert rows["auto>[target_bn]"]["trained_method"] == rows["auto"]["trained_method"]
+    # reverse validation: auto's default (ensv_rv) needs it, so every run scores it
+    assert results["config"]["reverse_validation"] is True
+    rv = {m: rows[m]["scores"]["rv"] for m in ("source_only", "mcc")}
+    assert all(0.0 <= v <= 1.0 for v in rv.values())
+    eligible = [m for m in rv if rows["auto[rv]"]["eligible"][m]] or list(rv)
+    assert rows["auto[rv]"]["trained_method"] == max(eligible, key=rv.get)
+    assert rows["auto"]["trained_method"] == rows["auto[ensv_rv]"]["trained_method"]
+    assert rows["auto"]["selector"] == "ensv_rv"
+    # the reverse fits are part of what the rv selectors cost
+    assert rows["auto[rv]"]["seconds"] > rows["auto[ensv]"]["seconds"]
     # the re-estimated rows stay out of the targets and the main table
     lines = harness.check_targets(results["summary"])
     assert not any("_bn]" in line for line in lines)
@@ -363,23 +373,3 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     table = capsys.readouterr().out
     assert "trained → re-estimated statistics" in table
     assert "| mean of 1 pairs | auto>[target_bn] |" in table
-
-
-def test_reverse_validation_adds_the_rv_selectors_rows(harness, tmp_path):
-    out = tmp_path / "rv.json"
-    argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]
-    argv += ["mcc", "auto", "--limit", "200", "--reverse-validation"]
-    assert harness.main([*argv, "--output", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert results["config"]["reverse_validation"] is True
-    rows = {r["method"]: r for r in results["runs"]}
-    rv = {m: rows[m]["scores"]["rv"] for m in ("source_only", "mcc")}
-    assert all(0.0 <= v <= 1.0 for v in rv.values())
-    eligible = [m for m in rv if rows["auto[rv]"]["eligible"][m]] or list(rv)
-    assert rows["auto[rv]"]["trained_method"] == max(eligible, key=rv.get)
-    assert rows["auto[ensv_rv]"]["trained_method"] in eligible
-    # the reverse fits are part of what the rv selectors cost
-    assert rows["auto[rv]"]["seconds"] > rows["auto[ensv]"]["seconds"]
-    # auto's default (ensv_rv) needs the score: the row is that rule's choice
-    assert rows["auto"]["trained_method"] == rows["auto[ensv_rv]"]["trained_method"]
-    assert rows["auto"]["selector"] == "ensv_rv"
