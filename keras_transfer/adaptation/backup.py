@@ -3,6 +3,8 @@
 Layout of ``backup_dir``::
 
     state.json                 finished phases: history, controller state
+    initial.npz                the weights the run started from (only when the
+                               selector needs them: reverse validation)
     <phase>.weights.h5         weights when the phase finished
     <phase>/                   `ResumableBackup` of the running phase (weights,
                                optimizer and random state)
@@ -25,8 +27,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer.distribute import cluster
@@ -83,6 +88,35 @@ class AdaptBackup:
             path = self.dir / "state.json"
             if path.exists():
                 self.state = json.loads(path.read_text())
+
+    def starting_weights(self, take: Callable[[], list]) -> list:
+        """The weights the run started from, the same on a resumed run.
+
+        ``take()`` snapshots them now (a list per layer of arrays). Without a
+        backup folder that is the answer; with one, the first run saves it and a
+        resumed run reads it back, whatever the backbone object holds by then (a
+        caller may resume with one the interrupted call trained in place).
+        """
+        if self.dir is None:
+            return take()
+        path = self.dir / "initial.npz"
+        if path.exists():
+            with np.load(path) as saved:
+                counts = saved["counts"].tolist()
+                flat = [saved[f"w{i}"] for i in range(sum(counts))]
+            out, start = [], 0
+            for count in counts:
+                out.append(flat[start : start + count])
+                start += count
+            return out
+        weights = take()
+        self.write_dir.mkdir(parents=True, exist_ok=True)
+        arrays = {f"w{i}": w for i, w in enumerate(w for ws in weights for w in ws)}
+        tmp = self.write_dir / "initial.tmp.npz"
+        np.savez(tmp, counts=np.array([len(ws) for ws in weights]), **arrays)
+        os.replace(tmp, self.write_dir / "initial.npz")
+        cluster.remove_write_dir(self.dir, self.write_dir)
+        return weights
 
     def done(self, phase: str) -> bool:
         return self.dir is not None and phase in self.state

@@ -392,9 +392,12 @@ def adapt(
             layers.append(shared.bottleneck)
         reverse = method == "auto" and selector in REVERSE_SELECTORS
         reverse_seconds = None
-        # the weights adapt starts from: every reverse model of "rv" starts there
-        initial_weights = snapshot(layers) if reverse else None
         store = AdaptBackup(backup_dir)
+        # the weights adapt starts from: every reverse model of "rv" starts there
+        # (kept in the backup, so that a resumed run starts them there too)
+        initial_weights = (
+            store.starting_weights(lambda: snapshot(layers)) if reverse else None
+        )
         # 1. warm-up on the source (shared by every candidate)
         warm = AdaptationController(
             (xs_val, ys_val),

@@ -1035,3 +1035,47 @@ def test_default_auto_runs_on_raw_text_inputs():
     assert all(0.0 <= s["scores"]["rv"] <= 1.0 for s in scores.values())
     # (Keras's predict() takes no NumPy strings; a tensor is fine)
     assert result.model(keras.ops.convert_to_tensor(xt[:4])).shape == (4, 2)
+
+
+def test_a_resumed_run_starts_its_reverse_models_where_the_first_run_started(
+    tmp_path, monkeypatch
+):
+    from keras_transfer.adaptation import reverse
+
+    (xs, ys), (xt, _) = two_domains(n=90)
+    backup = tmp_path / "backup"
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if self.model.name == "adapt_mcc":
+                raise KeyboardInterrupt
+
+    kwargs = dict(candidates=["source_only", "mcc"], epochs=4, warmup=2, verbose=0)
+    encoder = tiny_encoder()
+    start = [np.array(w) for w in encoder.get_weights()]
+    with pytest.raises(KeyboardInterrupt):
+        kt.adapt(
+            encoder, (xs, ys), xt, backup_dir=str(backup), callbacks=[Stop()], **kwargs
+        )
+    assert (backup / "initial.npz").exists()
+    # the interrupted call trained this object in place: resuming with it
+    assert not np.allclose(encoder.get_weights()[0], start[0])
+    built = []
+    real = reverse.reverse_validation
+
+    def spy(build_model, *args, **kw):
+        def build():
+            model = build_model()
+            built.append([np.array(w) for w in model.layers[1].get_weights()])
+            return model
+
+        return real(build, *args, **kw)
+
+    monkeypatch.setattr(reverse, "reverse_validation", spy)
+    resumed = kt.adapt(encoder, (xs, ys), xt, backup_dir=str(backup), **kwargs)
+    assert len(built) == 2
+    for weights in built:  # the first run's starting weights, from the backup
+        for got, want in zip(weights, start):
+            np.testing.assert_array_equal(got, want)
+    assert resumed.selection["selector"] == "ensv_rv"
+    assert not backup.exists()
