@@ -947,16 +947,11 @@ def test_the_cli_offers_target_batchnorm_with_the_librarys_default():
     assert field.default == DEFAULT_TARGET_BATCHNORM
 
 
-def test_ensv_rv_vetoes_by_reverse_validation_from_the_starting_weights(
-    monkeypatch, capsys
-):
+def _record_reverse_starts(monkeypatch) -> list:
+    """Records the encoder weights each reverse-validation model starts from."""
     from keras_transfer.adaptation import reverse
 
-    (xs, ys), (xt, _) = two_domains()
-    encoder = tiny_encoder()
-    start = [np.array(w) for w in encoder.get_weights()]
-    built = []
-    real = reverse.reverse_validation
+    built, real = [], reverse.reverse_validation
 
     def spy(build_model, *args, **kwargs):
         def build():
@@ -967,6 +962,16 @@ def test_ensv_rv_vetoes_by_reverse_validation_from_the_starting_weights(
         return real(build, *args, **kwargs)
 
     monkeypatch.setattr(reverse, "reverse_validation", spy)
+    return built
+
+
+def test_ensv_rv_vetoes_by_reverse_validation_from_the_starting_weights(
+    monkeypatch, capsys
+):
+    (xs, ys), (xt, _) = two_domains()
+    encoder = tiny_encoder()
+    start = [np.array(w) for w in encoder.get_weights()]
+    built = _record_reverse_starts(monkeypatch)
     names = ["source_only", "entropy", "mcc"]
     result = kt.adapt(
         encoder,
@@ -1040,8 +1045,6 @@ def test_default_auto_runs_on_raw_text_inputs():
 def test_a_resumed_run_starts_its_reverse_models_where_the_first_run_started(
     tmp_path, monkeypatch
 ):
-    from keras_transfer.adaptation import reverse
-
     (xs, ys), (xt, _) = two_domains(n=90)
     backup = tmp_path / "backup"
 
@@ -1060,18 +1063,7 @@ def test_a_resumed_run_starts_its_reverse_models_where_the_first_run_started(
     assert (backup / "initial.npz").exists()
     # the interrupted call trained this object in place: resuming with it
     assert not np.allclose(encoder.get_weights()[0], start[0])
-    built = []
-    real = reverse.reverse_validation
-
-    def spy(build_model, *args, **kw):
-        def build():
-            model = build_model()
-            built.append([np.array(w) for w in model.layers[1].get_weights()])
-            return model
-
-        return real(build, *args, **kw)
-
-    monkeypatch.setattr(reverse, "reverse_validation", spy)
+    built = _record_reverse_starts(monkeypatch)
     resumed = kt.adapt(encoder, (xs, ys), xt, backup_dir=str(backup), **kwargs)
     assert len(built) == 2
     for weights in built:  # the first run's starting weights, from the backup
