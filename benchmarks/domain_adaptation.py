@@ -71,6 +71,7 @@ RESULT_KEYS = (
     "batchnorm_momentum",
     "target_batchnorm",
     "reverse_validation",
+    "domain_batchnorm",
 )
 
 
@@ -366,7 +367,13 @@ def _phase_timer():
 
 
 def run_shared(
-    data: dict, methods: list[str], *, seed: int, args, with_auto: bool = True
+    data: dict,
+    methods: list[str],
+    *,
+    seed: int,
+    args,
+    with_auto: bool = True,
+    domain_batchnorm: bool = False,
 ) -> list[dict]:
     """One ``adapt(method="auto", candidates=methods)`` run: a row per method, plus
     ``auto`` (the default candidates and selector) and ``auto[<selector>]`` rows.
@@ -414,6 +421,8 @@ def run_shared(
     reverse = _reverse_validation(args)
     if reverse:
         kwargs["selector"] = "ensv_rv"
+    if domain_batchnorm:  # every candidate re-estimated on the target by adapt
+        kwargs.update(domain_batchnorm=True, target_batchnorm="auto")
     timer = _phase_timer()
     result = adapt(
         encoder,
@@ -465,7 +474,7 @@ def run_shared(
             }
         )
     auto_sets = {"auto": (AUTO_CANDIDATES, DEFAULT_SELECTOR)} if with_auto else {}
-    for sel in SELECTORS if with_auto else ():
+    for sel in SELECTORS if with_auto and not domain_batchnorm else ():
         if sel in REVERSE_SELECTORS and not reverse:
             continue
         auto_sets[f"auto[{sel}]"] = (AUTO_CANDIDATES, sel)
@@ -500,11 +509,28 @@ def run_shared(
                 },
             }
         )
+    if domain_batchnorm:
+        for row in rows:
+            row["method"] += DSBN
+        return rows
     if with_auto:
         rows.append(_ensemble_row(data, models, selection, methods, seed, rows))
         rows.append(_distilled_row(data, result, models, methods, seed, rows, kwargs))
     if getattr(args, "target_batchnorm", False):
         rows.extend(_target_batchnorm_rows(data, result, models, methods, seed, rows))
+    if getattr(args, "domain_batchnorm", False):
+        # the same candidates trained again with domain-specific batch statistics,
+        # from the same seeded encoder: rows '<method>[dsbn]' and 'auto[dsbn]'
+        rows.extend(
+            run_shared(
+                data,
+                methods,
+                seed=seed,
+                args=args,
+                with_auto=with_auto,
+                domain_batchnorm=True,
+            )
+        )
     return rows
 
 
@@ -514,6 +540,10 @@ def run_shared(
 #: with as many target ones (``[mixed_bn]``: the domains the training batches held,
 #: so that the change of data can be told apart from the change of estimator).
 TARGET_BN, MIXED_BN = "[target_bn]", "[mixed_bn]"
+#: The suffix of ``--domain-batchnorm``'s rows: the candidates trained again with
+#: ``adapt(domain_batchnorm=True)`` (each domain normalised by its own batch
+#: statistics while training; every candidate re-estimated on the target after).
+DSBN = "[dsbn]"
 
 
 def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[dict]:
@@ -852,6 +882,57 @@ def target_batchnorm_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def domain_batchnorm_table(results: dict) -> str:
+    """``--domain-batchnorm``'s rows next to the default's: each candidate's target
+    accuracy with the statistics re-estimated on the target after training on joint
+    batches (``[target_bn]``; for ``auto`` the ``auto>[target_bn]`` row, what
+    ``adapt``'s default returns for an encoder without BatchNorm of its own) →
+    trained with domain-specific batch statistics (``[dsbn]``), mean over seeds,
+    per pair and over the pairs, with the held-out source accuracy. Empty without
+    them."""
+    summary = results.get("summary", {})
+    if not any(m.endswith(DSBN) for s in summary.values() for m in s):
+        return ""
+    lines = [
+        "| pair | method | target acc: default → domain-specific BN | change "
+        "| held-out source acc: default → domain-specific BN |",
+        "|---|---|---|---|---|",
+    ]
+    pairs_of: dict[str, list] = {}
+    for pair, stats in summary.items():
+        for method in stats:
+            if not method.endswith(DSBN):
+                continue
+            name = method[: -len(DSBN)]
+            before = "auto>" + TARGET_BN if name == "auto" else name + TARGET_BN
+            if before not in stats:
+                continue
+            a, b = stats[before], stats[method]
+            pairs_of.setdefault(name, []).append((a, b))
+            label = name
+            if name == "auto":
+                label = (
+                    f"auto (→ {', '.join(a['trained_methods'])} / "
+                    f"{', '.join(b['trained_methods'])})"
+                )
+            lines.append(
+                f"| {pair} | {label} | {a['target_accuracy_mean']:.3f} → "
+                f"{b['target_accuracy_mean']:.3f} | "
+                f"{100 * (b['target_accuracy_mean'] - a['target_accuracy_mean']):+.1f} | "
+                f"{a['source_accuracy_mean']:.3f} → {b['source_accuracy_mean']:.3f} |"
+            )
+    for name, both in pairs_of.items():
+        a = np.mean([x["target_accuracy_mean"] for x, _ in both])
+        b = np.mean([y["target_accuracy_mean"] for _, y in both])
+        sa = np.mean([x["source_accuracy_mean"] for x, _ in both])
+        sb = np.mean([y["source_accuracy_mean"] for _, y in both])
+        lines.append(
+            f"| mean of {len(both)} pairs | {name} | {a:.3f} → {b:.3f} | "
+            f"{100 * (b - a):+.1f} | {sa:.3f} → {sb:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def selector_table(results: dict) -> str:
     """How well each unsupervised selector picks, per pair: the target accuracy of
     its choice among auto's default candidates (``auto[sel]``) and among every
@@ -1103,7 +1184,7 @@ def check_targets(summary: dict) -> list[str]:
         methods = {
             m: r
             for m, r in s.items()
-            if m not in BASELINES and not m.endswith((TARGET_BN, MIXED_BN))
+            if m not in BASELINES and not m.endswith((TARGET_BN, MIXED_BN, DSBN))
         }
         singles = {
             m: r
@@ -1265,6 +1346,15 @@ def parse_args(argv=None):
         "the default selector needs it, so it is on either way (the flag keeps "
         "the stop's commands valid)",
     )
+    parser.add_argument(
+        "--domain-batchnorm",
+        action="store_true",
+        help="train every candidate a second time with adapt(domain_batchnorm=True) "
+        "from the same seeded encoder (rows '<method>[dsbn]', 'auto[dsbn]'), next "
+        "to the default's rows; implies --target-batchnorm (the baseline rows "
+        "'<method>[target_bn]' and 'auto>[target_bn]', adapt's default for an "
+        "encoder without BatchNorm of its own)",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, small")
@@ -1286,6 +1376,8 @@ def parse_args(argv=None):
                 "--batchnorm-momentum takes a float in [0, 1) or 'keep'. "
                 f"Received: {args.batchnorm_momentum!r}"
             )
+    if args.domain_batchnorm:
+        args.target_batchnorm = True
     if args.quick:
         args.seeds = 1
         args.epochs = args.epochs or 1
@@ -1411,6 +1503,9 @@ def main(argv=None) -> int:
         if target_batchnorm_table(payload):
             print(target_batchnorm_table(payload))
             print()
+        if domain_batchnorm_table(payload):
+            print(domain_batchnorm_table(payload))
+            print()
         print(selector_table(payload))
         print()
         print(agreement_table(payload))
@@ -1442,6 +1537,7 @@ def main(argv=None) -> int:
         "batchnorm_momentum": args.batchnorm_momentum,
         "target_batchnorm": args.target_batchnorm or None,
         "reverse_validation": _reverse_validation(args) or None,
+        "domain_batchnorm": args.domain_batchnorm or None,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",
@@ -1487,6 +1583,9 @@ def main(argv=None) -> int:
     print()
     if target_batchnorm_table(results):
         print(target_batchnorm_table(results))
+        print()
+    if domain_batchnorm_table(results):
+        print(domain_batchnorm_table(results))
         print()
     print("\n".join(check_targets(results["summary"])))
     print(f"\nwrote {path}")

@@ -95,6 +95,59 @@ def check_target_batchnorm(value: Any) -> None:
     )
 
 
+#: ``adapt``'s default for ``domain_batchnorm`` (domain-specific batch statistics
+#: while training): off until measured on pairs no choice was made on
+#: (docs/domain_adaptation.md, "Domain-specific batch statistics while training").
+DEFAULT_DOMAIN_BATCHNORM = False
+
+
+def check_domain_batchnorm(value: Any, target_batchnorm: Any, strategy: Any) -> None:
+    """Raises a `ValueError` for a ``domain_batchnorm`` that `adapt` cannot run.
+
+    Args:
+        value: what was passed as ``domain_batchnorm`` (True or False).
+        target_batchnorm: ``adapt``'s ``target_batchnorm``: with True,
+            it must not be False (a model trained with the target's own statistics
+            predicts the target with them).
+        strategy: ``adapt``'s ``strategy``: with True, it must be None or the
+            default strategy (the target statistics are re-estimated outside a
+            distribution strategy).
+
+    Examples:
+    ```python
+    from keras_transfer.adaptation.batchnorm import check_domain_batchnorm
+    check_domain_batchnorm(True, "auto", None)
+    try:
+        check_domain_batchnorm(True, False, None)
+    except ValueError as err:
+        assert "target_batchnorm" in str(err)
+    ```
+    """
+    if not isinstance(value, bool):
+        raise ValueError(
+            "Expected domain_batchnorm to be True or False. Received: "
+            f"domain_batchnorm={value!r}"
+        )
+    if value and target_batchnorm is False:
+        raise ValueError(
+            "domain_batchnorm=True trains each domain with its own BatchNorm "
+            "statistics, so the returned model predicts the target with the "
+            "target's: target_batchnorm must be 'auto' or True with it. Received: "
+            "target_batchnorm=False"
+        )
+    default = strategy is None or (
+        strategy == "default"
+        if isinstance(strategy, str)
+        else type(strategy).__name__ == "_DefaultDistributionStrategy"
+    )
+    if value and not default:
+        raise ValueError(
+            "domain_batchnorm=True re-estimates each candidate's statistics on the "
+            "target outside a distribution strategy, so it runs without one. "
+            f"Received: strategy={strategy!r}"
+        )
+
+
 def target_batchnorm_statistics(
     model: Any,
     x_target: Any,

@@ -24,6 +24,7 @@ from keras_transfer.adaptation.methods import (
     get_alignment_method,
 )
 from keras_transfer.adaptation.predict import predict_eagerly
+from keras_transfer.normalization import batchnorm_layers
 
 ops = keras.ops
 _TRAIN_KEYS = (
@@ -94,6 +95,16 @@ class DomainAdaptationModel(keras.Model):
             features: ``"avg"``, ``"max"`` or ``"flatten"`` (every position kept;
             `keras_transfer.heads.pool_features`). Part of the built encoder, so
             not a config entry of its own. Defaults to "avg".
+        domain_batchnorm: bool. Domain-specific batch statistics while training
+            (DSBN, Chang et al. 2019; AdaBN, Li et al. 2016, applied during training):
+            the source and the target batch go through the network separately, so
+            every BatchNormalization layer that trains normalises each domain with
+            that domain's own batch statistics, and the moving statistics follow
+            the source batches only (the target pass's update is undone). Predict
+            on the target after re-estimating them there
+            (`keras_transfer.adaptation.adapt_batchnorm`; `adapt` does it).
+            False (the default) runs one joint source + target batch. Defaults to
+            False.
         **kwargs: `keras.Model` keyword arguments (``name``...).
 
     Raises:
@@ -132,9 +143,16 @@ class DomainAdaptationModel(keras.Model):
         bottleneck: Any = None,
         strong_augmentation: Any = None,
         pooling: str = "avg",
+        domain_batchnorm: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(domain_batchnorm, bool):
+            raise ValueError(
+                "Expected domain_batchnorm to be True or False. Received: "
+                f"domain_batchnorm={domain_batchnorm!r}"
+            )
+        self.domain_batchnorm = domain_batchnorm
         if classifier is None:
             if not isinstance(num_classes, int) or num_classes < 2:
                 raise ValueError(
@@ -227,11 +245,24 @@ class DomainAdaptationModel(keras.Model):
             if strong_view:
                 strong = self.strong_augmentation(xt, training=True)
                 parts = [tf.cast(p, strong.dtype) for p in parts] + [strong]
-            joint = tf.nest.map_structure(lambda *a: tf.concat(a, 0), *parts)
-            features = self._embed(joint, training)
-            logits = self.classifier(features, training=training)
-            fs, ft = features[:ns], features[ns : ns + nt]
-            ls, lt = logits[:ns], logits[ns : ns + nt]
+            if self.domain_batchnorm and training:
+                # each domain normalised by its own batch statistics; the moving
+                # statistics keep the source pass's update only
+                fs = self._embed(parts[0], training)
+                ls = self.classifier(fs, training=training)
+                target = tf.nest.map_structure(lambda *a: tf.concat(a, 0), *parts[1:])
+                kept = self._moving_statistics()
+                features = self._embed(target, training)
+                logits = self.classifier(features, training=training)
+                for variable, value in kept:
+                    variable.assign(value)
+                ns = 0
+            else:
+                joint = tf.nest.map_structure(lambda *a: tf.concat(a, 0), *parts)
+                features = self._embed(joint, training)
+                logits = self.classifier(features, training=training)
+                fs, ls = features[:ns], logits[:ns]
+            ft, lt = features[ns : ns + nt], logits[ns : ns + nt]
             extras = {"target_logits_strong": logits[ns + nt :]} if strong_view else {}
             add, logged, accuracy = self.method.alignment_loss(
                 fs, ft, ls, lt, training, **extras
@@ -246,6 +277,16 @@ class DomainAdaptationModel(keras.Model):
             total = total + ops.cast(ops.sum(self.losses), total.dtype)
         correct = ops.cast(ops.equal(ops.argmax(ls, axis=-1), y), "float32")
         return total, source_loss, correct, logged, accuracy
+
+    def _moving_statistics(self) -> list:
+        """``(variable, its value now)`` for the moving statistics of every
+        BatchNormalization layer that runs in training mode."""
+        kept = []
+        for layer in batchnorm_layers(self):
+            if layer.trainable and layer.built:
+                for variable in (layer.moving_mean, layer.moving_variance):
+                    kept.append((variable, tf.identity(variable.value)))
+        return kept
 
     # ------------------------------------------------------------ train / test
     def train_step(self, data):
@@ -407,6 +448,7 @@ class DomainAdaptationModel(keras.Model):
                 "strong_augmentation": None
                 if self.strong_augmentation is None
                 else keras.saving.serialize_keras_object(self.strong_augmentation),
+                "domain_batchnorm": self.domain_batchnorm,
             }
         )
         return config

@@ -35,7 +35,9 @@ from keras_transfer._deprecation import renamed_arguments
 from keras_transfer.adaptation.backup import AdaptBackup
 from keras_transfer.adaptation.batchnorm import (
     ADAPT_BATCHNORM_MOMENTUM,
+    DEFAULT_DOMAIN_BATCHNORM,
     DEFAULT_TARGET_BATCHNORM,
+    check_domain_batchnorm,
     check_target_batchnorm,
     target_batchnorm_statistics,
 )
@@ -128,6 +130,7 @@ def adapt(
     mixed_precision: str | None = None,
     batchnorm_momentum: float | None = ADAPT_BATCHNORM_MOMENTUM,
     target_batchnorm: bool | str = DEFAULT_TARGET_BATCHNORM,
+    domain_batchnorm: bool = DEFAULT_DOMAIN_BATCHNORM,
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
@@ -262,6 +265,19 @@ def adapt(
             their statistics. Measured in docs/domain_adaptation.md ("BatchNorm
             statistics re-estimated on the target"). Defaults to
             `DEFAULT_TARGET_BATCHNORM`.
+        domain_batchnorm: bool. Domain-specific batch statistics while training
+            (DSBN, Chang et al. 2019): the source and the target batch go through
+            the network separately, so every BatchNormalization layer that trains
+            (the bottleneck's, a backbone's trainable ones) normalises each domain
+            by its own statistics, from the warm-up on, and keeps moving
+            statistics of the source (the warm-up, guard and held-out source
+            accuracy read those). After training, each candidate's statistics are
+            re-estimated on the target inputs before its target predictions are
+            scored, so the candidates are chosen, and the model returned, as they
+            will predict (``target_batchnorm`` must not be False; ``"auto"`` and
+            True mean the same here; ``method="source_only"`` is left alone).
+            Not under a distribution strategy. Defaults to
+            `DEFAULT_DOMAIN_BATCHNORM`.
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -321,6 +337,7 @@ def adapt(
     if mixed_precision is not None:
         check_policy(mixed_precision)
     check_target_batchnorm(target_batchnorm)
+    check_domain_batchnorm(domain_batchnorm, target_batchnorm, strategy)
     xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys, validation_split, seed)
     say = (lambda text: print(f"[adapt] {text}", flush=True)) if verbose else None
     augmentation = source_augmentation_for(source_augmentation, xs, seed)
@@ -349,6 +366,7 @@ def adapt(
             unfreeze_depth=unfreeze_depth,
             bottleneck_units=bottleneck_units,
             pooling=pooling,
+            domain_batchnorm=domain_batchnorm,
         )
         lowered = stack.enter_context(
             lowered_batchnorm_momentum(shared.encoder, batchnorm_momentum)
@@ -472,6 +490,11 @@ def adapt(
             )
             inference = model.inference_model()
             src_acc = accuracy(inference, xs_val, ys_val)
+            # domain_batchnorm: the candidate predicts (and is scored) with the
+            # target's statistics; its held-out source accuracy read the source's
+            domain_layers = 0
+            if domain_batchnorm and method != "source_only":
+                domain_layers, _ = target_batchnorm_statistics(inference, xt, True)
             probabilities = np.asarray(predict_eagerly(inference, xt))
             scores = selection_scores(
                 inference,
@@ -487,6 +510,7 @@ def adapt(
                 "history": history,
                 "weights": snapshot(layers) if method == "auto" else None,
                 "source_accuracy": src_acc,
+                "domain_layers": domain_layers,
                 "scores": scores,
                 "probabilities": probabilities,
                 "events": [] if controller is None else controller.events,
@@ -535,11 +559,12 @@ def adapt(
         # method="source_only" asked for a baseline that uses no target input:
         # "auto" leaves its statistics alone (True still re-estimates: AdaBN)
         when = target_batchnorm
-        if method == "source_only" and when == "auto":
-            when = False
+        if (method == "source_only" and when == "auto") or domain_batchnorm:
+            when = False  # domain_batchnorm re-estimated every candidate already
         updated, skipped = target_batchnorm_statistics(
             best["inference"], xt, when, backbone=shared.encoder
         )
+        updated = updated or best["domain_layers"]
         if updated:
             best["source_accuracy"] = accuracy(best["inference"], xs_val, ys_val)
             if best["weights"] is not None:  # candidate_model(chosen) is this model
@@ -577,6 +602,7 @@ def adapt(
                 "momentum": batchnorm_momentum if lowered else None,
                 "layers": len(lowered),
             },
+            "domain_batchnorm": domain_batchnorm,
             "target_batchnorm": {
                 "requested": target_batchnorm,
                 "layers": updated,
@@ -611,7 +637,7 @@ def adapt(
             _inference=best["inference"],
         )
         if method == "auto" and selector == ENSEMBLE:
-            target_inputs = xt if updated else None
+            target_inputs = xt if updated and not domain_batchnorm else None
             result = _as_ensemble(result, results, (xs_val, ys_val), say, target_inputs)
         store.clear()
         return result

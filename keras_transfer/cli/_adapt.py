@@ -184,6 +184,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             mixed_precision=section.mixed_precision,
             batchnorm_momentum=section.batchnorm_momentum,
             target_batchnorm=section.target_batchnorm,
+            domain_batchnorm=section.domain_batchnorm,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

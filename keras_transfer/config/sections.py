@@ -244,6 +244,15 @@ class AdaptationConfig:
         "target after adapting'.",
         choices=("auto", True, False),
     )
+    domain_batchnorm: bool = option(
+        False,
+        "Domain-specific batch statistics while adapting (DSBN): source and "
+        "target batches go through the network separately, each normalised by its "
+        "own statistics; every candidate is then re-estimated on the target images "
+        "before it is scored and saved (needs target_batchnorm auto or true). See "
+        "docs/domain_adaptation.md, 'Domain-specific batch statistics while "
+        "training'.",
+    )
 
 
 @dataclass
