@@ -1232,6 +1232,55 @@ def check_targets(summary: dict) -> list[str]:
     return lines
 
 
+def default_view(summary: dict) -> dict:
+    """The summary as ``adapt``'s defaults return the models, from
+    ``--target-batchnorm``'s rows: each method's ``<method>[target_bn]`` row (the
+    chosen model's trained BatchNorm statistics re-estimated on the target, what
+    ``target_batchnorm="auto"`` does for an encoder without BatchNorm of its own)
+    and ``auto>[target_bn]`` as ``auto``; source-only and the oracle as trained
+    (``"auto"`` leaves an explicit source-only run alone). Gap and time ratios
+    are recomputed against them. Empty when the rows are missing."""
+    view = {}
+    for pair, stats in summary.items():
+        if "auto>" + TARGET_BN not in stats:
+            continue
+        rows = {}
+        for method, row in stats.items():
+            if method in BASELINES:
+                rows[method] = dict(row)
+            elif method == "auto>" + TARGET_BN:
+                rows["auto"] = dict(row)
+            elif (
+                method.endswith(TARGET_BN)
+                and not method.startswith("auto")
+                and method[: -len(TARGET_BN)] not in BASELINES
+            ):
+                rows[method[: -len(TARGET_BN)]] = dict(row)
+        base, oracle = rows.get("source_only"), rows.get("oracle")
+        for row in rows.values():
+            row["gap_closed_percent"] = None
+            if base and oracle:
+                gap = oracle["target_accuracy_mean"] - base["target_accuracy_mean"]
+                if gap > 1e-9:
+                    gain = row["target_accuracy_mean"] - base["target_accuracy_mean"]
+                    row["gap_closed_percent"] = 100.0 * gain / gap
+        view[pair] = rows
+    return view
+
+
+def default_targets(summary: dict) -> list[str]:
+    """`check_targets` on `default_view`: the issue's targets for the models
+    ``adapt``'s defaults return. Empty without ``--target-batchnorm``'s rows."""
+    view = default_view(summary)
+    if not view:
+        return []
+    return [
+        "Targets for the models adapt's defaults return (rows '<method>[target_bn]' "
+        "and 'auto>[target_bn]'):",
+        *check_targets(view),
+    ]
+
+
 # -------------------------------------------------------------------- I/O
 def save(results: dict, output: Path) -> str:
     """Writes the results atomically (``write_results`` for the default place)."""
@@ -1513,6 +1562,9 @@ def main(argv=None) -> int:
         print(lopo_table(payload))
         print()
         print("\n".join(check_targets(payload.get("summary", {}))))
+        if default_targets(payload.get("summary", {})):
+            print()
+            print("\n".join(default_targets(payload.get("summary", {}))))
         return 0
     from keras_transfer._backend import tf
 
@@ -1588,6 +1640,9 @@ def main(argv=None) -> int:
         print(domain_batchnorm_table(results))
         print()
     print("\n".join(check_targets(results["summary"])))
+    if default_targets(results["summary"]):
+        print()
+        print("\n".join(default_targets(results["summary"])))
     print(f"\nwrote {path}")
     return 0
 
