@@ -373,3 +373,51 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     table = capsys.readouterr().out
     assert "trained → re-estimated statistics" in table
     assert "| mean of 1 pairs | auto>[target_bn] |" in table
+
+
+def test_default_view_reads_the_rows_adapts_defaults_return(harness):
+    runs = [
+        _row("p", "source_only", 0, 0.40),
+        _row("p", "source_only[target_bn]", 0, 0.55),
+        _row("p", "oracle", 0, 0.80),
+        _row("p", "dann", 0, 0.45),
+        _row("p", "dann[target_bn]", 0, 0.60, source=0.85),
+        _row("p", "auto", 0, 0.45),
+        _row("p", "auto>[target_bn]", 0, 0.60),
+    ]
+    summary = harness.summarize(runs)
+    view = harness.default_view(summary)["p"]
+    # the explicit source-only baseline keeps its statistics (it uses no target)
+    assert view["source_only"]["target_accuracy_mean"] == pytest.approx(0.40)
+    assert view["dann"]["target_accuracy_mean"] == pytest.approx(0.60)
+    assert view["auto"]["target_accuracy_mean"] == pytest.approx(0.60)
+    # (0.60 - 0.40) / (0.80 - 0.40)
+    assert view["dann"]["gap_closed_percent"] == pytest.approx(50.0)
+    lines = harness.default_targets(summary)
+    assert lines[0].startswith("Targets for the models adapt's defaults return")
+    assert any("DANN +20.0 points" in line for line in lines)
+    assert any("source drop 5.0 points (dann; missed" in line for line in lines)
+    # without the re-estimated rows there is no such view
+    assert harness.default_targets(harness.summarize(runs[:1] + runs[2:4])) == []
+
+
+def test_domain_batchnorm_rows_train_the_candidates_again(harness, tmp_path, capsys):
+    out = tmp_path / "dsbn.json"
+    argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]
+    argv += ["mcc", "auto", "--limit", "120", "--domain-batchnorm", "--output"]
+    assert harness.main([*argv, str(out)]) == 0
+    results = json.loads(out.read_text())
+    config = results["config"]
+    assert config["domain_batchnorm"] is True and config["target_batchnorm"] is True
+    rows = {r["method"]: r for r in results["runs"]}
+    for name in ("source_only", "mcc", "auto"):
+        assert 0.0 <= rows[name + "[dsbn]"]["target_accuracy"] <= 1.0
+    # the baseline of the comparison: the default's rows (re-estimated statistics)
+    assert "auto>[target_bn]" in rows and "mcc[target_bn]" in rows
+    lines = harness.check_targets(results["summary"])
+    assert not any("[dsbn]" in line for line in lines)
+    capsys.readouterr()
+    assert harness.main(["--table", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "default → domain-specific BN" in table
+    assert "| mean of 1 pairs | auto |" in table
