@@ -633,7 +633,68 @@ def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[di
                 "selector": "ensv",
             }
         )
+    if auto is not None and getattr(result, "_initial", None) is not None:
+        out.append(
+            _ensv_rv_on_target_statistics(
+                data, result, cands, probabilities, accuracy, auto, seed
+            )
+        )
     return out
+
+
+#: ``--target-batchnorm``'s row that chooses as ``adapt``'s default selector does
+#: (EnsV among the candidates whose reverse-validation score is at least half the
+#: best), but on every candidate's predictions with target statistics, the ones
+#: the returned model makes: EnsV recomputed on them and ``rv`` refitted on them.
+AUTO_ENSV_RV_TARGET_BN = "auto[ensv_rv@target_bn]"
+
+
+def _ensv_rv_on_target_statistics(
+    data, result, cands, probabilities, accuracy, auto, seed
+) -> dict:
+    """The ``auto[ensv_rv@target_bn]`` row: `choose` with ``"ensv_rv"`` on the
+    candidates' target-statistics predictions (EnsV over them; ``rv`` from
+    reverse models trained on their argmax, started where ``adapt``'s were, on
+    the source ``adapt`` scored), the chosen candidate returned with target
+    statistics. The extra reverse fits are added to the row's seconds."""
+    from keras_transfer.adaptation import choose, ensemble_agreement, split_source
+    from keras_transfer.adaptation.pipeline import reverse_scores_again
+
+    ys = np.asarray(data["ys"]).reshape(-1).astype("int64")
+    xs_tr, ys_tr, xs_val, ys_val = split_source(data["xs"], ys, 0.15, seed)
+    source = (np.concatenate([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val]))
+    mine = {n: probabilities[n] for n in cands}
+    started = time.perf_counter()
+    rv = reverse_scores_again(result, mine, data["xt"], source, seed=seed)
+    seconds = time.perf_counter() - started
+    agreement = ensemble_agreement(mine)
+    selection = dict(result.selection)
+    selection["candidates"] = {
+        n: {
+            **c,
+            "scores": {
+                **c["scores"],
+                **({"rv": rv[n], "ensv": agreement[n]} if n in mine else {}),
+            },
+        }
+        for n, c in result.selection["candidates"].items()
+    }
+    chosen = choose(selection, cands, "ensv_rv", probabilities=mine)
+    acc = accuracy[chosen + TARGET_BN]
+    return {
+        **auto,
+        "method": AUTO_ENSV_RV_TARGET_BN,
+        "target_accuracy": acc["target"],
+        "source_accuracy": acc["source"],
+        "source_val_accuracy": result.selection["candidates"][chosen][
+            "source_accuracy"
+        ],
+        "trained_method": chosen,
+        "seconds": auto["seconds"] + seconds,
+        "candidates": cands,
+        "selector": "ensv_rv@target_bn",
+        "rv_target_bn": {n: float(v) for n, v in rv.items()},
+    }
 
 
 def _ensemble_members(selection: dict, methods: list) -> tuple[list, list]:
@@ -878,6 +939,49 @@ def target_batchnorm_table(results: dict) -> str:
         lines.append(
             f"| mean of {len(both)} pairs | {method} | {a:.3f} → {b:.3f} | "
             f"{100 * (b - a):+.1f} | {sa:.3f} → {sb:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def ensv_rv_target_table(results: dict) -> str:
+    """``auto[ensv_rv@target_bn]`` next to ``auto>[target_bn]`` (the default's
+    model: chosen on trained-statistics predictions, returned with target
+    statistics) and the best single method with target statistics, mean over
+    seeds, per pair and over the pairs. Empty without the rows."""
+    summary = results.get("summary", {})
+    label = AUTO_ENSV_RV_TARGET_BN
+    if not any(label in s for s in summary.values()):
+        return ""
+    lines = [
+        "| pair | best single method (target statistics) | default `auto>[target_bn]` "
+        f"(picks) | `{label}` (picks) | change |",
+        "|---|---|---|---|---|",
+    ]
+    both = []
+    for pair, stats in summary.items():
+        if label not in stats or "auto>" + TARGET_BN not in stats:
+            continue
+        a, b = stats["auto>" + TARGET_BN], stats[label]
+        singles = {
+            m[: -len(TARGET_BN)]: r["target_accuracy_mean"]
+            for m, r in stats.items()
+            if m.endswith(TARGET_BN)
+            and not m.startswith("auto")
+            and m[: -len(TARGET_BN)] not in BASELINES
+        }
+        best = max(singles, key=singles.get) if singles else None
+        both.append((a["target_accuracy_mean"], b["target_accuracy_mean"]))
+        lines.append(
+            f"| {pair} | {best} {singles.get(best, float('nan')):.3f} | "
+            f"{a['target_accuracy_mean']:.3f} ({', '.join(a['trained_methods'])}) | "
+            f"{b['target_accuracy_mean']:.3f} ({', '.join(b['trained_methods'])}) | "
+            f"{100 * (b['target_accuracy_mean'] - a['target_accuracy_mean']):+.1f} |"
+        )
+    if both:
+        a = float(np.mean([x for x, _ in both]))
+        b = float(np.mean([y for _, y in both]))
+        lines.append(
+            f"| mean of {len(both)} pairs | | {a:.3f} | {b:.3f} | {100 * (b - a):+.1f} |"
         )
     return "\n".join(lines)
 
@@ -1555,6 +1659,9 @@ def main(argv=None) -> int:
         if domain_batchnorm_table(payload):
             print(domain_batchnorm_table(payload))
             print()
+        if ensv_rv_target_table(payload):
+            print(ensv_rv_target_table(payload))
+            print()
         print(selector_table(payload))
         print()
         print(agreement_table(payload))
@@ -1638,6 +1745,9 @@ def main(argv=None) -> int:
         print()
     if domain_batchnorm_table(results):
         print(domain_batchnorm_table(results))
+        print()
+    if ensv_rv_target_table(results):
+        print(ensv_rv_target_table(results))
         print()
     print("\n".join(check_targets(results["summary"])))
     if default_targets(results["summary"]):

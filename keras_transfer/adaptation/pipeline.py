@@ -635,6 +635,7 @@ def adapt(
             _candidates={n: r["weights"] for n, r in results.items() if r["weights"]},
             _layers=layers,
             _inference=best["inference"],
+            _initial=initial_weights,
         )
         if method == "auto" and selector == ENSEMBLE:
             target_inputs = xt if updated and not domain_batchnorm else None
@@ -768,6 +769,58 @@ def _reverse_scores(results, layers, initial, shared, xt, source, make_optimizer
     """``rv`` of every candidate (`reverse_validation_scores`): each reverse model
     is the adapted network at the weights ``adapt`` started from, trained on the
     candidate's target pseudo-labels and scored on the source."""
+    return _reverse_of(
+        {n: r["probabilities"] for n, r in results.items()},
+        layers,
+        initial,
+        shared,
+        xt,
+        source,
+        make_optimizer,
+        seed,
+    )
+
+
+def reverse_scores_again(
+    result: AdaptResult,
+    probabilities: dict,
+    x_target: Any,
+    source: tuple,
+    *,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> dict:
+    """``rv`` of other target predictions with the reverse models of ``result``.
+
+    For measuring (benchmarks/domain_adaptation.py): the reverse models start from
+    the weights the `adapt` call started from, as its own did, and train with Adam
+    at ``learning_rate`` (the default recipe's optimizer). ``source`` is the
+    labelled source as `adapt` scored it (train split then held-out split).
+
+    Raises:
+        ValueError: If ``result`` did not compute reverse validation.
+    """
+    if result._initial is None:
+        raise ValueError(
+            "Expected the result of an adapt call that computed reverse validation "
+            "(a selector in REVERSE_SELECTORS). Received: one without it"
+        )
+    shared = result.training_model
+    return _reverse_of(
+        probabilities,
+        result._layers,
+        result._initial,
+        shared,
+        x_target,
+        source,
+        lambda phase="warmup": keras.optimizers.Adam(learning_rate),
+        seed,
+    )
+
+
+def _reverse_of(
+    probabilities, layers, initial, shared, xt, source, make_optimizer, seed
+):
     from keras_transfer.adaptation.reverse import reverse_validation_scores
 
     def build():
@@ -777,7 +830,7 @@ def _reverse_scores(results, layers, initial, shared, xt, source, make_optimizer
     current = snapshot(layers)
     try:
         return reverse_validation_scores(
-            {n: r["probabilities"] for n, r in results.items()},
+            probabilities,
             build,
             xt,
             source,

@@ -210,6 +210,8 @@ class AdaptResult:
     _layers: list = field(default_factory=list, repr=False)
     # the candidates' inference model (``model`` may be an ensemble or a student)
     _inference: Any = field(default=None, repr=False)
+    # the weights adapt started from (kept when it computed reverse validation)
+    _initial: Any = field(default=None, repr=False)
 
     def candidate_model(self, name: str) -> Any:
         """A compiled inference model holding candidate ``name``'s final weights.

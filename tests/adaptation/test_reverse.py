@@ -131,3 +131,45 @@ def test_raw_text_inputs_train_the_reverse_model():
         **fast,
     )
     assert right > 0.9 and swapped < 0.1
+
+
+def test_reverse_scores_again_reproduces_adapts_own_scores():
+    import keras_transfer as kt
+    from keras_transfer.adaptation import split_source
+    from keras_transfer.adaptation.pipeline import reverse_scores_again
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, size=(3, 4))
+    ys = rng.integers(0, 3, 150)
+    xs = (centres[ys] + rng.normal(size=(150, 4))).astype("float32")
+    xt = (centres[rng.integers(0, 3, 90)] + 1.0).astype("float32")
+    xt += rng.normal(size=xt.shape).astype("float32")
+    keras.utils.set_random_seed(1)
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu")])
+    result = kt.adapt(
+        encoder,
+        (xs, ys),
+        xt,
+        candidates=["source_only", "mcc"],
+        epochs=3,
+        seed=2,
+        verbose=0,
+    )
+    xs_tr, ys_tr, xs_val, ys_val = split_source(xs, ys.astype("int64"), 0.15, 2)
+    source = (np.concatenate([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val]))
+    before = result.model.get_weights()
+    again = reverse_scores_again(
+        result, result.target_probabilities, xt, source, seed=2
+    )
+    for name, value in again.items():
+        assert value == pytest.approx(
+            result.selection["candidates"][name]["scores"]["rv"], abs=1e-6
+        )
+    # the returned model is left as it was
+    for a, b in zip(before, result.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    plain = kt.adapt(
+        encoder, (xs, ys), xt, method="mcc", epochs=2, selector="ensv", verbose=0
+    )
+    with pytest.raises(ValueError, match="computed reverse validation"):
+        reverse_scores_again(plain, plain.target_probabilities, xt, source)

@@ -355,6 +355,12 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
             rows[label]["target_accuracy"] == rows[chosen + suffix]["target_accuracy"]
         )
     assert rows["auto>[target_bn]"]["trained_method"] == rows["auto"]["trained_method"]
+    # ensv_rv again on the target-statistics predictions: its rv refitted on them
+    again = rows["auto[ensv_rv@target_bn]"]
+    chosen = again["trained_method"]
+    assert again["target_accuracy"] == rows[chosen + "[target_bn]"]["target_accuracy"]
+    assert set(again["rv_target_bn"]) == {"source_only", "mcc"}
+    assert again["seconds"] > rows["auto"]["seconds"]
     # reverse validation: auto's default (ensv_rv) needs it, so every run scores it
     assert results["config"]["reverse_validation"] is True
     rv = {m: rows[m]["scores"]["rv"] for m in ("source_only", "mcc")}
@@ -373,6 +379,7 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     table = capsys.readouterr().out
     assert "trained → re-estimated statistics" in table
     assert "| mean of 1 pairs | auto>[target_bn] |" in table
+    assert "`auto[ensv_rv@target_bn]` (picks)" in table
 
 
 def test_default_view_reads_the_rows_adapts_defaults_return(harness):
