@@ -898,6 +898,32 @@ def markdown_table(results: dict, path: str | Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def _change_row(pair: str, label: str, a: dict, b: dict) -> str:
+    """``| pair | label | target a → b | change | held-out source a → b |``."""
+    ta, tb = a["target_accuracy_mean"], b["target_accuracy_mean"]
+    return (
+        f"| {pair} | {label} | {ta:.3f} → {tb:.3f} | {100 * (tb - ta):+.1f} | "
+        f"{a['source_accuracy_mean']:.3f} → {b['source_accuracy_mean']:.3f} |"
+    )
+
+
+def _mean_rows(pairs_of: dict) -> list[str]:
+    """`_change_row`'s columns averaged over the pairs, one line per method."""
+    lines = []
+    for name, both in pairs_of.items():
+        mean = {
+            side: {
+                key: float(np.mean([pair[i][key] for pair in both]))
+                for key in ("target_accuracy_mean", "source_accuracy_mean")
+            }
+            for i, side in enumerate(("a", "b"))
+        }
+        lines.append(
+            _change_row(f"mean of {len(both)} pairs", name, mean["a"], mean["b"])
+        )
+    return lines
+
+
 def target_batchnorm_table(results: dict) -> str:
     """``--target-batchnorm``'s rows next to the ones they were copied from: target
     and held-out source accuracy with the trained statistics → with target
@@ -925,21 +951,8 @@ def target_batchnorm_table(results: dict) -> str:
             label = method
             if method.startswith("auto"):
                 label = f"{method} (→ {', '.join(b['trained_methods'])})"
-            lines.append(
-                f"| {pair} | {label} | {a['target_accuracy_mean']:.3f} → "
-                f"{b['target_accuracy_mean']:.3f} | "
-                f"{100 * (b['target_accuracy_mean'] - a['target_accuracy_mean']):+.1f} | "
-                f"{a['source_accuracy_mean']:.3f} → {b['source_accuracy_mean']:.3f} |"
-            )
-    for method, both in pairs_of.items():
-        a = np.mean([x["target_accuracy_mean"] for x, _ in both])
-        b = np.mean([y["target_accuracy_mean"] for _, y in both])
-        sa = np.mean([x["source_accuracy_mean"] for x, _ in both])
-        sb = np.mean([y["source_accuracy_mean"] for _, y in both])
-        lines.append(
-            f"| mean of {len(both)} pairs | {method} | {a:.3f} → {b:.3f} | "
-            f"{100 * (b - a):+.1f} | {sa:.3f} → {sb:.3f} |"
-        )
+            lines.append(_change_row(pair, label, a, b))
+    lines.extend(_mean_rows(pairs_of))
     return "\n".join(lines)
 
 
@@ -1019,21 +1032,8 @@ def domain_batchnorm_table(results: dict) -> str:
                     f"auto (→ {', '.join(a['trained_methods'])} / "
                     f"{', '.join(b['trained_methods'])})"
                 )
-            lines.append(
-                f"| {pair} | {label} | {a['target_accuracy_mean']:.3f} → "
-                f"{b['target_accuracy_mean']:.3f} | "
-                f"{100 * (b['target_accuracy_mean'] - a['target_accuracy_mean']):+.1f} | "
-                f"{a['source_accuracy_mean']:.3f} → {b['source_accuracy_mean']:.3f} |"
-            )
-    for name, both in pairs_of.items():
-        a = np.mean([x["target_accuracy_mean"] for x, _ in both])
-        b = np.mean([y["target_accuracy_mean"] for _, y in both])
-        sa = np.mean([x["source_accuracy_mean"] for x, _ in both])
-        sb = np.mean([y["source_accuracy_mean"] for _, y in both])
-        lines.append(
-            f"| mean of {len(both)} pairs | {name} | {a:.3f} → {b:.3f} | "
-            f"{100 * (b - a):+.1f} | {sa:.3f} → {sb:.3f} |"
-        )
+            lines.append(_change_row(pair, label, a, b))
+    lines.extend(_mean_rows(pairs_of))
     return "\n".join(lines)
 
 
