@@ -151,7 +151,7 @@ def test_reverse_scores_again_reproduces_adapts_own_scores():
         (xs, ys),
         xt,
         candidates=["source_only", "mcc"],
-        epochs=3,
+        epochs=2,
         seed=2,
         verbose=0,
     )
@@ -169,7 +169,7 @@ def test_reverse_scores_again_reproduces_adapts_own_scores():
     for a, b in zip(before, result.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     plain = kt.adapt(
-        encoder, (xs, ys), xt, method="mcc", epochs=2, selector="ensv", verbose=0
+        encoder, (xs, ys), xt, method="mcc", epochs=1, selector="ensv", verbose=0
     )
     with pytest.raises(ValueError, match="computed reverse validation"):
         reverse_scores_again(plain, plain.target_probabilities, xt, source)

@@ -411,20 +411,20 @@ def test_default_view_reads_the_rows_adapts_defaults_return(harness):
 def test_domain_batchnorm_rows_train_the_candidates_again(harness, tmp_path, capsys):
     out = tmp_path / "dsbn.json"
     argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]
-    argv += ["mcc", "auto", "--limit", "120", "--domain-batchnorm", "--output"]
+    argv += ["mcc", "--limit", "120", "--domain-batchnorm", "--output"]
     assert harness.main([*argv, str(out)]) == 0
     results = json.loads(out.read_text())
     config = results["config"]
     assert config["domain_batchnorm"] is True and config["target_batchnorm"] is True
     rows = {r["method"]: r for r in results["runs"]}
-    for name in ("source_only", "mcc", "auto"):
+    for name in ("source_only", "mcc"):
         assert 0.0 <= rows[name + "[dsbn]"]["target_accuracy"] <= 1.0
     # the baseline of the comparison: the default's rows (re-estimated statistics)
-    assert "auto>[target_bn]" in rows and "mcc[target_bn]" in rows
+    assert "mcc[target_bn]" in rows
     lines = harness.check_targets(results["summary"])
     assert not any("[dsbn]" in line for line in lines)
     capsys.readouterr()
     assert harness.main(["--table", "--output", str(out)]) == 0
     table = capsys.readouterr().out
     assert "default → domain-specific BN" in table
-    assert "| mean of 1 pairs | auto |" in table
+    assert "| mean of 1 pairs | mcc |" in table
