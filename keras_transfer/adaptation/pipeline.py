@@ -498,13 +498,15 @@ def adapt(
             # "auto" scores every candidate as it would be returned: with the
             # target's statistics where target_batchnorm applies (always with
             # domain_batchnorm); its held-out source accuracy read its own
-            domain_layers, domain_skipped = 0, None
+            layers_re_estimated, re_estimation_skipped = 0, None
             if each_candidate and method != "source_only":
-                domain_layers, domain_skipped = target_batchnorm_statistics(
-                    inference,
-                    xt,
-                    True if domain_batchnorm else target_batchnorm,
-                    backbone=shared.encoder,
+                layers_re_estimated, re_estimation_skipped = (
+                    target_batchnorm_statistics(
+                        inference,
+                        xt,
+                        True if domain_batchnorm else target_batchnorm,
+                        backbone=shared.encoder,
+                    )
                 )
             probabilities = np.asarray(predict_eagerly(inference, xt))
             scores = selection_scores(
@@ -521,8 +523,8 @@ def adapt(
                 "history": history,
                 "weights": snapshot(layers) if method == "auto" else None,
                 "source_accuracy": src_acc,
-                "domain_layers": domain_layers,
-                "domain_skipped": domain_skipped,
+                "layers_re_estimated": layers_re_estimated,
+                "re_estimation_skipped": re_estimation_skipped,
                 "scores": scores,
                 "probabilities": probabilities,
                 "events": [] if controller is None else controller.events,
@@ -576,8 +578,8 @@ def adapt(
         updated, skipped = target_batchnorm_statistics(
             best["inference"], xt, when, backbone=shared.encoder
         )
-        updated = updated or best["domain_layers"]
-        skipped = skipped or best["domain_skipped"]
+        updated = updated or best["layers_re_estimated"]
+        skipped = skipped or best["re_estimation_skipped"]
         if updated:
             best["source_accuracy"] = accuracy(best["inference"], xs_val, ys_val)
             if best["weights"] is not None:  # candidate_model(chosen) is this model
