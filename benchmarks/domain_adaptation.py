@@ -639,7 +639,105 @@ def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[di
                 data, result, cands, probabilities, accuracy, auto, seed
             )
         )
+    if auto is not None:
+        ensv_pick = next(r for r in out if r["method"] == "auto" + TARGET_BN)
+        soup = _soup_row(data, models, selection, methods, seed, auto, ensv_pick)
+        out.append(soup)
+        default = next((r for r in out if r["method"] == AUTO_ENSV_RV_TARGET_BN), None)
+        if default is not None:
+            out.append(_soup_if_low_row(default, soup))
     return out
+
+
+#: ``--target-batchnorm``'s row of the rule "the default's choice, or the soup
+#: when adapt's low-agreement warning fires" (the chosen candidate's EnsV
+#: agreement below `keras_transfer.adaptation.LOW_AGREEMENT`).
+SOUP_IF_LOW_ROW = "auto[soup_if_low]"
+
+
+def _soup_if_low_row(default: dict, soup: dict) -> dict:
+    """``auto[soup_if_low]``: the ``auto[ensv_rv@target_bn]`` row (today's
+    default) when its chosen candidate agrees with the pool on at least
+    `LOW_AGREEMENT` of the target, else the ``soup[target_bn]`` row. No target
+    label is read to choose; the seconds are the default's plus the soup's pass."""
+    from keras_transfer.adaptation import LOW_AGREEMENT
+
+    low = default["agreement"] < LOW_AGREEMENT
+    # a soup below the guard's floor is not returned: adapt keeps its choice
+    picked = soup if low and not soup["soup_fallback"] else default
+    extra = max(soup["seconds"] - soup.get("seconds_without_soup", soup["seconds"]), 0)
+    return {
+        **picked,
+        "method": SOUP_IF_LOW_ROW,
+        "agreement": default["agreement"],
+        "low_agreement": low,
+        "trained_method": picked["trained_method"]
+        if low
+        else default["trained_method"],
+        "seconds": default["seconds"] + (extra if low else 0.0),
+        "selector": "ensv_rv, soup below LOW_AGREEMENT",
+    }
+
+
+#: ``--target-batchnorm``'s row of ``adapt(selector="soup")``: the mean of the
+#: weights of `auto`'s eligible candidates (the ensemble row's members), its
+#: BatchNorm statistics re-estimated on the target (`soup_model`, as ``adapt``
+#: does when it re-estimated each candidate on the target).
+SOUP_ROW = "soup" + TARGET_BN
+
+
+def _soup_row(data, models, selection, methods, seed, auto, ensv_pick) -> dict:
+    """The ``soup[target_bn]`` row: `keras_transfer.adaptation.soup_model` over
+    the ensemble row's members, re-estimated on the target training inputs; if its
+    held-out source accuracy (the split ``adapt`` scored) is below the collapse
+    guard's floor, ``adapt`` keeps EnsV's choice on target statistics, and so
+    does the row (``soup_fallback``). Costs no training: the auto row's seconds
+    without its reverse fits, plus the averaging and the statistics pass."""
+    from keras_transfer.adaptation import per_domain_accuracy, soup_model, split_source
+
+    _, eligible = _ensemble_members(selection, methods)
+    started = time.perf_counter()
+    soup = soup_model({c: models[c] for c in eligible}, np.asarray(data["xt"]))
+    seconds = time.perf_counter() - started
+    ys = np.asarray(data["ys"]).reshape(-1).astype("int64")
+    _, _, xs_val, ys_val = split_source(data["xs"], ys, 0.15, seed)
+    val = float(
+        np.mean(np.asarray(soup.predict(xs_val, verbose=0)).argmax(-1) == ys_val)
+    )
+    floor = selection.get("source_floor")
+    fallback = floor is not None and val < floor
+    if fallback:
+        return {
+            **ensv_pick,
+            "method": SOUP_ROW,
+            "soup_fallback": True,
+            "members": eligible,
+            "soup_source_val_accuracy": val,
+        }
+    acc = per_domain_accuracy(
+        soup,
+        {
+            "source": (data["xs_test"], data["ys_test"]),
+            "target": (data["xt_test"], data["yt_test"]),
+        },
+    )
+    return {
+        **auto,
+        "method": SOUP_ROW,
+        "target_accuracy": acc["target"],
+        "source_accuracy": acc["source"],
+        "source_val_accuracy": val,
+        "trained_method": "+".join(eligible),
+        # the auto row's training, without its reverse fits (soup needs none)
+        "seconds": auto["seconds"]
+        - ((selection.get("reverse_validation") or {}).get("seconds") or 0)
+        + seconds,
+        "seconds_without_soup": auto["seconds"]
+        - ((selection.get("reverse_validation") or {}).get("seconds") or 0),
+        "selector": "soup",
+        "members": eligible,
+        "soup_fallback": False,
+    }
 
 
 #: ``--target-batchnorm``'s row that chooses as ``adapt``'s default selector does
@@ -694,6 +792,9 @@ def _ensv_rv_on_target_statistics(
         "candidates": cands,
         "selector": "ensv_rv@target_bn",
         "rv_target_bn": {n: float(v) for n, v in rv.items()},
+        # the chosen candidate's EnsV agreement with the pool: what adapt's
+        # low-agreement warning reads (selection["agreement"])
+        "agreement": float(agreement[chosen]),
     }
 
 
@@ -996,6 +1097,64 @@ def ensv_rv_target_table(results: dict) -> str:
         b = float(np.mean([y for _, y in both]))
         lines.append(
             f"| mean of {len(both)} pairs | | {a:.3f} | {b:.3f} | {100 * (b - a):+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def soup_table(results: dict) -> str:
+    """``soup[target_bn]`` (``adapt(selector="soup")``) and ``auto[soup_if_low]``
+    (the soup only where the low-agreement warning fires) next to today's default
+    (``auto[ensv_rv@target_bn]``, with its chosen candidate's agreement), the
+    ensemble of the soup's members and the best single method with target
+    statistics: target accuracy, mean over seeds, per pair and over the pairs,
+    and the soup's held-out source accuracy against source-only's. Empty without
+    the rows."""
+    summary = results.get("summary", {})
+    if not any(SOUP_ROW in s for s in summary.values()):
+        return ""
+    lines = [
+        "| pair | best single method (target statistics) | default `auto` (picks) | "
+        "agreement | ensemble | soup | soup − default | soup if low | "
+        "soup if low − default | soup's held-out source (source-only's) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cols = []
+    for pair, stats in summary.items():
+        if SOUP_ROW not in stats or AUTO_ENSV_RV_TARGET_BN not in stats:
+            continue
+        a, b = stats[AUTO_ENSV_RV_TARGET_BN], stats[SOUP_ROW]
+        c = stats.get(SOUP_IF_LOW_ROW, a)
+        singles = {
+            m[: -len(TARGET_BN)]: r["target_accuracy_mean"]
+            for m, r in stats.items()
+            if m.endswith(TARGET_BN)
+            and not m.startswith(("auto", "soup"))
+            and m[: -len(TARGET_BN)] not in BASELINES
+        }
+        best = max(singles, key=singles.get) if singles else None
+        ens = stats.get("ensemble", {}).get("target_accuracy_mean")
+        src = stats.get("source_only", {}).get("source_accuracy_mean")
+        agree = [
+            r["agreement"]
+            for r in results.get("runs", [])
+            if r.get("pair") == pair and r["method"] == AUTO_ENSV_RV_TARGET_BN
+        ]
+        ta, tb, tc = (x["target_accuracy_mean"] for x in (a, b, c))
+        cols.append((ta, tb, tc, ens))
+        lines.append(
+            f"| {pair} | {best} {singles.get(best, float('nan')):.3f} | "
+            f"{ta:.3f} ({', '.join(a['trained_methods'])}) | "
+            f"{' / '.join(f'{x:.2f}' for x in agree) or '–'} | {_fmt(ens, '.3f')} | "
+            f"{tb:.3f} | {100 * (tb - ta):+.1f} | {tc:.3f} | {100 * (tc - ta):+.1f} | "
+            f"{b['source_accuracy_mean']:.3f} ({_fmt(src, '.3f')}) |"
+        )
+    if cols:
+        ta, tb, tc = (float(np.mean([x[i] for x in cols])) for i in range(3))
+        ens = [x[3] for x in cols if x[3] is not None]
+        mean_ens = float(np.mean(ens)) if len(ens) == len(cols) else None
+        lines.append(
+            f"| mean of {len(cols)} pairs | | {ta:.3f} | | {_fmt(mean_ens, '.3f')} | "
+            f"{tb:.3f} | {100 * (tb - ta):+.1f} | {tc:.3f} | {100 * (tc - ta):+.1f} | |"
         )
     return "\n".join(lines)
 
@@ -1361,7 +1520,7 @@ def default_view(summary: dict) -> dict:
                 rows["auto"] = dict(row)
             elif (
                 method.endswith(TARGET_BN)
-                and not method.startswith("auto")
+                and not method.startswith(("auto", "soup"))
                 and method[: -len(TARGET_BN)] not in BASELINES
             ):
                 rows[method[: -len(TARGET_BN)]] = dict(row)
@@ -1667,6 +1826,9 @@ def main(argv=None) -> int:
         if ensv_rv_target_table(payload):
             print(ensv_rv_target_table(payload))
             print()
+        if soup_table(payload):
+            print(soup_table(payload))
+            print()
         print(selector_table(payload))
         print()
         print(agreement_table(payload))
@@ -1753,6 +1915,9 @@ def main(argv=None) -> int:
         print()
     if ensv_rv_target_table(results):
         print(ensv_rv_target_table(results))
+        print()
+    if soup_table(results):
+        print(soup_table(results))
         print()
     print("\n".join(check_targets(results["summary"])))
     if default_targets(results["summary"]):

@@ -65,6 +65,7 @@ from keras_transfer.adaptation.selection import (
     deep_embedded_validation,
     dev_risk,
 )
+from keras_transfer.adaptation.soup import SOUP, soup_model
 from keras_transfer.adaptation.target_methods import (
     BatchNuclearNorm,
     EntropyMinimization,
@@ -98,6 +99,8 @@ __all__ = [
     "ensemble_agreement",
     "ENSEMBLE",
     "ensemble_model",
+    "SOUP",
+    "soup_model",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

@@ -88,6 +88,7 @@ from keras_transfer.adaptation.scores import (
     ensemble_agreement,
     selection_scores,
 )
+from keras_transfer.adaptation.soup import SOUP, soup_model
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -184,7 +185,13 @@ def adapt(
             ``selection["members"]`` names them and ``selection["ensv_choice"]``
             the candidate EnsV would have returned (``training_model`` and the
             history are its). It costs no extra training, but one forward pass per
-            member at inference and export. Defaults to "ensv_rv".
+            member at inference and export. ``"soup"`` (opt-in) returns one
+            model holding the mean of those candidates' weights, its trainable
+            BatchNorm statistics re-estimated (`soup_model`): ``.method`` is
+            ``"soup"``, ``training_model`` holds the soup too, and if its held-out
+            source accuracy falls below the collapse guard's floor EnsV's choice
+            is kept (``selection["soup_fallback"]``). It costs one statistics pass
+            and no reverse fit. Defaults to "ensv_rv".
         bottleneck_units: int or None. Width of the normalised bottleneck.
             Defaults to 256.
         pooling: str. How a backbone's feature maps become features: ``"avg"``,
@@ -319,9 +326,9 @@ def adapt(
         return _adapt_choosing_augmentation(arguments)
     from keras_transfer.adaptation.scores import SELECTORS
 
-    if selector not in (*SELECTORS, ENSEMBLE):
+    if selector not in (*SELECTORS, ENSEMBLE, SOUP):
         raise ValueError(
-            f"Expected selector in {(*SELECTORS, ENSEMBLE)}. "
+            f"Expected selector in {(*SELECTORS, ENSEMBLE, SOUP)}. "
             f"Received: selector={selector!r}"
         )
     if not isinstance(epochs, int) or epochs < 1:
@@ -561,8 +568,8 @@ def adapt(
         floor = warm.strict_floor() if tolerance is not None else None
         for r in results.values():
             r["eligible"] = floor is None or r["source_accuracy"] >= floor
-        # "ensemble" returns the mean; its ensv_choice labels the history
-        ranking = "ensv" if selector == ENSEMBLE else selector
+        # "ensemble" and "soup" return a mean; their ensv_choice labels the history
+        ranking = "ensv" if selector in (ENSEMBLE, SOUP) else selector
         chosen = _choose(results, ranking) if method == "auto" else names[0]
         best = results[chosen]
         if best["weights"] is not None:
@@ -631,6 +638,7 @@ def adapt(
             ),
             "warmup_epochs": warmup_epochs,
             "warmup_source_accuracy": warm_accuracy,
+            "source_floor": floor,
             "warmup_events": warm.events,
             "guard_events": best["events"],
             "agreement": check["agreement"],
@@ -655,6 +663,20 @@ def adapt(
         if method == "auto" and selector == ENSEMBLE:
             target_inputs = xt if updated and not each_candidate else None
             result = _as_ensemble(result, results, (xs_val, ys_val), say, target_inputs)
+        if method == "auto" and selector == SOUP:
+            # the inputs the candidates' statistics were estimated on: the target
+            # where each was re-estimated on it, else the joint training batches'
+            if any(r["layers_re_estimated"] for r in results.values()):
+                statistics_inputs = np.asarray(xt)
+            else:
+                n = min(len(xs_tr), len(xt))
+                joint = np.concatenate([np.asarray(xs_tr[:n]), np.asarray(xt[:n])])
+                statistics_inputs = joint[
+                    np.random.default_rng(seed).permutation(2 * n)
+                ]
+            result = _as_soup(
+                result, results, (xs_val, ys_val), say, statistics_inputs, floor
+            )
         store.clear()
         return result
 
@@ -758,6 +780,64 @@ def _as_ensemble(
         model=model,
         method=ENSEMBLE,
         selection=selection,
+        source_accuracy=src_acc,
+    )
+
+
+def _as_soup(
+    result: AdaptResult,
+    results: dict,
+    source_validation: tuple,
+    say: Any,
+    statistics_inputs: Any,
+    floor: float | None,
+) -> AdaptResult:
+    """``selector="soup"``: the mean of the eligible candidates' weights.
+
+    The members are the candidates whose held-out source accuracy stayed above the
+    collapse guard's floor (all of them if none did), as for ``"ensemble"``; their
+    averaged network's trainable BatchNorm statistics are re-estimated on
+    ``statistics_inputs`` (`soup_model`). The soup goes into the shared layers, so
+    ``model`` and ``training_model`` hold it; the history stays EnsV's choice's. If
+    its held-out source accuracy falls below the floor, EnsV's choice is kept and
+    ``selection["soup_fallback"]`` says so.
+    """
+    members = [n for n, r in results.items() if r["eligible"]] or list(results)
+    soup = soup_model(
+        {n: result.candidate_model(n) for n in members}, statistics_inputs
+    )
+    src_acc = accuracy(soup, *source_validation)
+    fallback = floor is not None and src_acc < floor
+    soup_info = {
+        "members": members,
+        "ensv_choice": result.method,
+        "soup_source_accuracy": src_acc,
+        "soup_fallback": fallback,
+    }
+    if fallback:
+        if say:
+            say(
+                f"the soup of {', '.join(members)} scored {src_acc:.3f} on the "
+                f"held-out source, below the floor {floor:.3f}: auto keeps "
+                f"{result.method!r}"
+            )
+        return dataclasses.replace(result, selection={**result.selection, **soup_info})
+    if say:
+        say(
+            f"auto returns the soup (mean weights) of {', '.join(members)}: held-out "
+            f"source accuracy {src_acc:.3f}"
+        )
+    inference = result.model
+    inference.set_weights(soup.get_weights())  # the layers training_model shares
+    return dataclasses.replace(
+        result,
+        method=SOUP,
+        selection={
+            **result.selection,
+            **soup_info,
+            "chosen": SOUP,
+            "selector": SOUP,
+        },
         source_accuracy=src_acc,
     )
 

@@ -190,8 +190,19 @@ class AdaptationConfig:
         "fresh model on each candidate's target pseudo-labels and scores it on the "
         "source; 'ensv_rv', the default, is ensv among the candidates whose rv is "
         "at least half the best), or 'ensemble': keep that mean itself, one model averaging the "
-        "candidates whose source accuracy held (one forward pass per member).",
-        choices=("snd", "entropy", "im", "dev", "ensv", "rv", "ensv_rv", "ensemble"),
+        "candidates whose source accuracy held (one forward pass per member), or "
+        "'soup': one model holding the mean of those candidates' weights.",
+        choices=(
+            "snd",
+            "entropy",
+            "im",
+            "dev",
+            "ensv",
+            "rv",
+            "ensv_rv",
+            "ensemble",
+            "soup",
+        ),
     )
     warmup: int | str = option(
         "auto", "Source warm-up epochs: 'auto' (until accuracy plateaus) or an int."

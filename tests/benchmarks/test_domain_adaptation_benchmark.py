@@ -361,6 +361,25 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     assert again["target_accuracy"] == rows[chosen + "[target_bn]"]["target_accuracy"]
     assert set(again["rv_target_bn"]) == {"source_only", "mcc"}
     assert again["seconds"] > rows["auto"]["seconds"]
+    # the soup of the eligible candidates (adapt(selector="soup")), re-estimated on
+    # the target: no reverse fit in its seconds
+    soup = rows["soup[target_bn]"]
+    eligible = [m for m in ("source_only", "mcc") if rows["auto"]["eligible"][m]]
+    assert soup["members"] == (eligible or ["source_only", "mcc"])
+    assert 0.0 <= soup["target_accuracy"] <= 1.0
+    if not soup["soup_fallback"]:
+        assert soup["selector"] == "soup"
+        assert soup["seconds"] < rows["auto"]["seconds"]
+    # the soup only where the default's choice agrees with the pool below 0.9
+    from keras_transfer.adaptation import LOW_AGREEMENT
+
+    default, either = rows["auto[ensv_rv@target_bn]"], rows["auto[soup_if_low]"]
+    assert 0.0 <= default["agreement"] <= 1.0
+    assert either["low_agreement"] == (default["agreement"] < LOW_AGREEMENT)
+    use_soup = either["low_agreement"] and not soup["soup_fallback"]
+    assert (
+        either["target_accuracy"] == (soup if use_soup else default)["target_accuracy"]
+    )
     # reverse validation: auto's default (ensv_rv) needs it, so every run scores it
     assert results["config"]["reverse_validation"] is True
     rv = {m: rows[m]["scores"]["rv"] for m in ("source_only", "mcc")}
@@ -380,6 +399,7 @@ def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     assert "trained → re-estimated statistics" in table
     assert "| mean of 1 pairs | auto>[target_bn] |" in table
     assert "`auto[ensv_rv@target_bn]` (picks)" in table
+    assert "| soup | soup − default | soup if low |" in table
 
 
 def test_default_view_reads_the_rows_adapts_defaults_return(harness):
