@@ -65,7 +65,12 @@ from keras_transfer.adaptation.selection import (
     deep_embedded_validation,
     dev_risk,
 )
-from keras_transfer.adaptation.soup import SOUP, soup_model
+from keras_transfer.adaptation.soup import (
+    DEFAULT_ON_LOW_AGREEMENT,
+    LOW_AGREEMENT_ACTIONS,
+    SOUP,
+    soup_model,
+)
 from keras_transfer.adaptation.target_methods import (
     BatchNuclearNorm,
     EntropyMinimization,
@@ -101,6 +106,8 @@ __all__ = [
     "ensemble_model",
     "SOUP",
     "soup_model",
+    "DEFAULT_ON_LOW_AGREEMENT",
+    "LOW_AGREEMENT_ACTIONS",
     "default_strong_augmentation",
     "has_batchnorm",
     "make_bottleneck",

@@ -88,7 +88,12 @@ from keras_transfer.adaptation.scores import (
     ensemble_agreement,
     selection_scores,
 )
-from keras_transfer.adaptation.soup import SOUP, soup_model
+from keras_transfer.adaptation.soup import (
+    DEFAULT_ON_LOW_AGREEMENT,
+    LOW_AGREEMENT_ACTIONS,
+    SOUP,
+    soup_model,
+)
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -132,6 +137,7 @@ def adapt(
     batchnorm_momentum: float | None = ADAPT_BATCHNORM_MOMENTUM,
     target_batchnorm: bool | str = DEFAULT_TARGET_BATCHNORM,
     domain_batchnorm: bool = DEFAULT_DOMAIN_BATCHNORM,
+    on_low_agreement: str = DEFAULT_ON_LOW_AGREEMENT,
     verbose: int = 1,
 ) -> AdaptResult:
     """Adapts ``backbone`` from labelled ``source`` to unlabelled ``target`` data.
@@ -289,6 +295,16 @@ def adapt(
             True mean the same here; ``method="source_only"`` is left alone).
             Not under a distribution strategy. Defaults to
             `DEFAULT_DOMAIN_BATCHNORM`.
+        on_low_agreement: str. What ``method="auto"`` returns when its
+            low-agreement warning fires (the chosen candidate agrees with the pool
+            on less than `LOW_AGREEMENT` of the target, so no single candidate is
+            trustworthy): ``"soup"`` returns the soup of the
+            eligible candidates, as ``selector="soup"`` does, unless its held-out
+            source accuracy is below the collapse guard's floor; ``"keep"``
+            (the default) returns the selector's choice. The warning fires either way, and
+            ``selection["on_low_agreement"]`` says what was done. No effect with
+            ``selector="ensemble"`` or ``"soup"``, or without a pool of at least
+            three candidates. Defaults to "keep".
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:
@@ -326,6 +342,11 @@ def adapt(
         return _adapt_choosing_augmentation(arguments)
     from keras_transfer.adaptation.scores import SELECTORS
 
+    if on_low_agreement not in LOW_AGREEMENT_ACTIONS:
+        raise ValueError(
+            f"Expected on_low_agreement in {LOW_AGREEMENT_ACTIONS}. "
+            f"Received: on_low_agreement={on_low_agreement!r}"
+        )
     if selector not in (*SELECTORS, ENSEMBLE, SOUP):
         raise ValueError(
             f"Expected selector in {(*SELECTORS, ENSEMBLE, SOUP)}. "
@@ -601,6 +622,19 @@ def adapt(
                 else f"target BatchNorm statistics not re-estimated: {skipped}"
             )
         check = agreement_check(agreement, chosen)
+        soup_instead = (
+            method == "auto"
+            and selector not in (ENSEMBLE, SOUP)
+            and bool(check["low_agreement"])
+            and on_low_agreement == SOUP
+        )
+        if soup_instead:
+            check["message"] += (
+                " adapt returns the soup of the candidates (their mean weights: "
+                "on_low_agreement='soup') instead of one of them, unless the soup "
+                "scores below the collapse guard's floor on the held-out source "
+                "(selection['soup_fallback'])."
+            )
         if check["message"]:  # stacklevel 3: the user's line, past the decorator
             warnings.warn(f"adapt: {check['message']}", UserWarning, stacklevel=3)
         not_learnt = source_check(trained_source_accuracy, k)
@@ -639,6 +673,7 @@ def adapt(
             "warmup_epochs": warmup_epochs,
             "warmup_source_accuracy": warm_accuracy,
             "source_floor": floor,
+            "on_low_agreement": on_low_agreement if soup_instead else None,
             "warmup_events": warm.events,
             "guard_events": best["events"],
             "agreement": check["agreement"],
@@ -663,7 +698,7 @@ def adapt(
         if method == "auto" and selector == ENSEMBLE:
             target_inputs = xt if updated and not each_candidate else None
             result = _as_ensemble(result, results, (xs_val, ys_val), say, target_inputs)
-        if method == "auto" and selector == SOUP:
+        if method == "auto" and (selector == SOUP or soup_instead):
             # the inputs the candidates' statistics were estimated on: the target
             # where each was re-estimated on it, else the joint training batches'
             if any(r["layers_re_estimated"] for r in results.values()):
@@ -675,7 +710,13 @@ def adapt(
                     np.random.default_rng(seed).permutation(2 * n)
                 ]
             result = _as_soup(
-                result, results, (xs_val, ys_val), say, statistics_inputs, floor
+                result,
+                results,
+                (xs_val, ys_val),
+                say,
+                statistics_inputs,
+                floor,
+                selector=selector,
             )
         store.clear()
         return result
@@ -791,6 +832,7 @@ def _as_soup(
     say: Any,
     statistics_inputs: Any,
     floor: float | None,
+    selector: str = SOUP,
 ) -> AdaptResult:
     """``selector="soup"``: the mean of the eligible candidates' weights.
 
@@ -836,7 +878,7 @@ def _as_soup(
             **result.selection,
             **soup_info,
             "chosen": SOUP,
-            "selector": SOUP,
+            "selector": selector,
         },
         source_accuracy=src_acc,
     )

@@ -24,6 +24,12 @@ from keras_transfer.normalization import (
 #: The ``selector`` of `adapt` that returns the mean of the eligible candidates'
 #: weights (docs/domain_adaptation.md, "A soup of the candidates").
 SOUP = "soup"
+#: What ``adapt(method="auto")`` may do when its low-agreement warning fires:
+#: return the soup of the eligible candidates, or keep the selector's choice.
+LOW_AGREEMENT_ACTIONS = (SOUP, "keep")
+#: The default of ``adapt(on_low_agreement=...)`` (docs/domain_adaptation.md,
+#: "A soup of the candidates (stop 36)").
+DEFAULT_ON_LOW_AGREEMENT = "keep"
 
 
 def soup_model(

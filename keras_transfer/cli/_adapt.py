@@ -185,6 +185,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             batchnorm_momentum=section.batchnorm_momentum,
             target_batchnorm=section.target_batchnorm,
             domain_batchnorm=section.domain_batchnorm,
+            on_low_agreement=section.on_low_agreement,
             verbose=verbose,
         )
         model, inference = result.training_model, result.model

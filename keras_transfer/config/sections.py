@@ -264,6 +264,15 @@ class AdaptationConfig:
         "docs/domain_adaptation.md, 'Domain-specific batch statistics while "
         "training'.",
     )
+    on_low_agreement: str = option(
+        "keep",
+        "What method=auto saves when its candidates agree with its choice on less "
+        "than 90% of the target (the low-agreement warning): 'soup' (one model "
+        "holding the mean of the eligible candidates' weights) or 'keep' (the "
+        "selector's choice). See docs/domain_adaptation.md, 'A soup of the "
+        "candidates'.",
+        choices=("soup", "keep"),
+    )
 
 
 @dataclass

@@ -145,6 +145,7 @@ def test_ensv_scores_each_candidate_against_the_pool_and_choose_recomputes_subse
             selector="ensv",
             epochs=4,
             target_batchnorm=False,  # predictions = the scored ones
+            on_low_agreement="keep",  # the choice itself (the soup: test_soup.py)
             verbose=0,
         )
     selection = result.selection
@@ -434,6 +435,7 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch
             source_augmentation="choose",
             epochs=3,
             target_batchnorm=False,  # predictions = the scored ones
+            on_low_agreement="keep",  # a candidate, whose predictions are stored
             verbose=1,
         )
     said = [w for w in caught if "candidates agree" in str(w.message)]
@@ -736,7 +738,7 @@ def test_the_cli_accepts_every_selector_the_library_has():
     from keras_transfer.config.sections import AdaptationConfig
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
-    want = (*kt.adaptation.SELECTORS, kt.adaptation.ENSEMBLE)
+    want = (*kt.adaptation.SELECTORS, kt.adaptation.ENSEMBLE, kt.adaptation.SOUP)
     assert tuple(field.metadata["choices"]) == want
     assert field.default == DEFAULT_SELECTOR  # the CLI's default is the library's
 

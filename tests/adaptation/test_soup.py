@@ -168,3 +168,56 @@ def test_soup_is_a_choice_of_the_cli_config():
 
     field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}["selector"]
     assert "soup" in field.metadata["choices"]
+    field = {f.name: f for f in dataclasses.fields(AdaptationConfig)}[
+        "on_low_agreement"
+    ]
+    assert field.default == kt.adaptation.soup.DEFAULT_ON_LOW_AGREEMENT
+    assert field.metadata["choices"] == ("soup", "keep")
+
+
+@pytest.mark.parametrize("action", ["soup", "keep"])
+def test_on_low_agreement_soup_returns_the_soup_when_the_warning_fires(
+    monkeypatch, action
+):
+    import keras_transfer.adaptation.result as result_module
+
+    # every pool now counts as disagreeing: the warning fires on these easy domains
+    monkeypatch.setattr(result_module, "LOW_AGREEMENT", 1.01)
+    (xs, ys), (xt, _) = two_domains(n=150)
+    names = ["source_only", "entropy", "mcc"]
+    kwargs = {"on_low_agreement": action}
+    with pytest.warns(UserWarning, match="candidates agree with the chosen") as got:
+        result = kt.adapt(
+            tiny_encoder(),
+            (xs, ys),
+            xt,
+            method="auto",
+            candidates=names,
+            epochs=3,
+            verbose=0,
+            **kwargs,
+        )
+    message = " ".join(str(w.message) for w in got)
+    selection = result.selection
+    assert selection["low_agreement"]
+    if action == "keep":
+        assert result.method in names and selection["on_low_agreement"] is None
+        assert "soup" not in message
+        return
+    assert "adapt returns the soup of the candidates" in message
+    assert selection["on_low_agreement"] == "soup"
+    assert result.method == selection["chosen"] == SOUP
+    assert selection["selector"] == "ensv_rv"  # the default selector ranked them
+    assert selection["ensv_choice"] in names and not selection["soup_fallback"]
+    members = selection["members"]
+    each = [result.candidate_model(n) for n in members]
+    kernel = result.model.weights[0].numpy()
+    np.testing.assert_allclose(
+        kernel, np.mean([m.weights[0].numpy() for m in each], 0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_on_low_agreement_refuses_other_values():
+    (xs, ys), (xt, _) = two_domains(n=60)
+    with pytest.raises(ValueError, match="on_low_agreement in"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt, on_low_agreement="average")
