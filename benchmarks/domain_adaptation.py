@@ -405,6 +405,9 @@ def run_shared(
         "seed": seed,
         "verbose": 0,
         "target_batchnorm": False,
+        # the candidates are the rows; what adapt returns on low agreement (the
+        # soup) is the row auto[soup_if_low], measured beside them
+        "on_low_agreement": "keep",
     }
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs
@@ -1503,9 +1506,11 @@ def default_view(summary: dict) -> dict:
     ``target_batchnorm="auto"`` does for an encoder without BatchNorm of its own)
     and ``auto>[target_bn]`` as ``auto`` (``auto[ensv_rv@target_bn]`` where the
     file has it: since stop 35 ``adapt`` scores the candidates with target
-    statistics before choosing); source-only and the oracle as trained
-    (``"auto"`` leaves an explicit source-only run alone). Gap and time ratios
-    are recomputed against them. Empty when the rows are missing."""
+    statistics before choosing; ``auto[soup_if_low]`` where the file has it: since
+    stop 36 it returns the soup when its low-agreement warning fires);
+    source-only and the oracle as trained (``"auto"`` leaves an explicit
+    source-only run alone). Gap and time ratios are recomputed against them.
+    Empty when the rows are missing."""
     view = {}
     for pair, stats in summary.items():
         if "auto>" + TARGET_BN not in stats:
@@ -1516,7 +1521,9 @@ def default_view(summary: dict) -> dict:
                 rows[method] = dict(row)
             elif method == "auto>" + TARGET_BN and AUTO_ENSV_RV_TARGET_BN not in stats:
                 rows["auto"] = dict(row)
-            elif method == AUTO_ENSV_RV_TARGET_BN:  # the default since stop 35
+            elif method == AUTO_ENSV_RV_TARGET_BN and SOUP_IF_LOW_ROW not in stats:
+                rows["auto"] = dict(row)  # the default of stops 35-36
+            elif method == SOUP_IF_LOW_ROW:  # the default since stop 36
                 rows["auto"] = dict(row)
             elif (
                 method.endswith(TARGET_BN)

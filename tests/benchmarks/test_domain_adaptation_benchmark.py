@@ -426,6 +426,18 @@ def test_default_view_reads_the_rows_adapts_defaults_return(harness):
     assert any("source drop 5.0 points (dann; missed" in line for line in lines)
     # without the re-estimated rows there is no such view
     assert harness.default_targets(harness.summarize(runs[:1] + runs[2:4])) == []
+    # later defaults, where the file has their rows: the stop-35 choice, then
+    # the soup when the low-agreement warning fires (stop 36); the soup is no method
+    later = runs + [
+        _row("p", "auto[ensv_rv@target_bn]", 0, 0.62),
+        _row("p", "soup[target_bn]", 0, 0.70),
+    ]
+    view = harness.default_view(harness.summarize(later))["p"]
+    assert view["auto"]["target_accuracy_mean"] == pytest.approx(0.62)
+    assert "soup" not in view
+    later.append(_row("p", "auto[soup_if_low]", 0, 0.66))
+    view = harness.default_view(harness.summarize(later))["p"]
+    assert view["auto"]["target_accuracy_mean"] == pytest.approx(0.66)
 
 
 def test_domain_batchnorm_rows_train_the_candidates_again(harness, tmp_path, capsys):
