@@ -298,13 +298,13 @@ def adapt(
         on_low_agreement: str. What ``method="auto"`` returns when its
             low-agreement warning fires (the chosen candidate agrees with the pool
             on less than `LOW_AGREEMENT` of the target, so no single candidate is
-            trustworthy): ``"soup"`` returns the soup of the
+            trustworthy): ``"soup"`` (the default) returns the soup of the
             eligible candidates, as ``selector="soup"`` does, unless its held-out
             source accuracy is below the collapse guard's floor; ``"keep"``
-            (the default) returns the selector's choice. The warning fires either way, and
+            returns the selector's choice. The warning fires either way, and
             ``selection["on_low_agreement"]`` says what was done. No effect with
             ``selector="ensemble"`` or ``"soup"``, or without a pool of at least
-            three candidates. Defaults to "keep".
+            three candidates. Defaults to "soup".
         verbose: int. 0 silent, 1 phase lines, 2 also Keras progress. Defaults to 1.
 
     Returns:

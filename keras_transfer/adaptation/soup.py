@@ -29,7 +29,7 @@ SOUP = "soup"
 LOW_AGREEMENT_ACTIONS = (SOUP, "keep")
 #: The default of ``adapt(on_low_agreement=...)`` (docs/domain_adaptation.md,
 #: "A soup of the candidates (stop 36)").
-DEFAULT_ON_LOW_AGREEMENT = "keep"
+DEFAULT_ON_LOW_AGREEMENT = SOUP
 
 
 def soup_model(

@@ -265,7 +265,7 @@ class AdaptationConfig:
         "training'.",
     )
     on_low_agreement: str = option(
-        "keep",
+        "soup",
         "What method=auto saves when its candidates agree with its choice on less "
         "than 90% of the target (the low-agreement warning): 'soup' (one model "
         "holding the mean of the eligible candidates' weights) or 'keep' (the "

@@ -176,16 +176,14 @@ def test_soup_is_a_choice_of_the_cli_config():
 
 
 @pytest.mark.parametrize("action", ["soup", "keep"])
-def test_on_low_agreement_soup_returns_the_soup_when_the_warning_fires(
-    monkeypatch, action
-):
+def test_low_agreement_returns_the_soup_by_default(monkeypatch, action):
     import keras_transfer.adaptation.result as result_module
 
     # every pool now counts as disagreeing: the warning fires on these easy domains
     monkeypatch.setattr(result_module, "LOW_AGREEMENT", 1.01)
     (xs, ys), (xt, _) = two_domains(n=150)
     names = ["source_only", "entropy", "mcc"]
-    kwargs = {"on_low_agreement": action}
+    kwargs = {} if action == "soup" else {"on_low_agreement": "keep"}  # the default
     with pytest.warns(UserWarning, match="candidates agree with the chosen") as got:
         result = kt.adapt(
             tiny_encoder(),
