@@ -387,3 +387,27 @@ def tf_config(ports: list[int], index: int) -> str:
 
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def two_gaussian_domains(n=240, seed=0, k=3):
+    """k Gaussian classes in 4-D; the target is the source shifted and scaled.
+
+    Returns ``((xs, ys), (xt, yt))``: the small labelled source and target the
+    `adapt` tests train on in seconds.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(k, 4))
+
+    def make(shift):
+        y = rng.integers(0, k, n)
+        x = centres[y] + rng.normal(0, 1.0, (n, 4))
+        return (x * (1.0 + 0.3 * shift) + 2.0 * shift).astype("float32"), y
+
+    return make(0.0), make(1.0)
+
+
+def tiny_dense_encoder():
+    """A one-layer encoder for `two_gaussian_domains` (4 features in, 16 out)."""
+    from keras_transfer._backend import keras
+
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, "relu")])

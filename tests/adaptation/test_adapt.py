@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import tiny_dense_encoder as tiny_encoder
+from helpers import two_gaussian_domains as two_domains
 
 import keras_transfer as kt
 from keras_transfer._backend import keras
@@ -15,23 +17,6 @@ from keras_transfer.adaptation import (
     split_source,
 )
 from keras_transfer.data import domain_pairs
-
-
-def two_domains(n=240, seed=0, k=3):
-    """k Gaussian classes; the target is the source shifted and scaled."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 3, size=(k, 4))
-
-    def make(shift):
-        y = rng.integers(0, k, n)
-        x = centres[y] + rng.normal(0, 1.0, (n, 4))
-        return (x * (1.0 + 0.3 * shift) + 2.0 * shift).astype("float32"), y
-
-    return make(0.0), make(1.0)
-
-
-def tiny_encoder():
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, "relu")])
 
 
 def test_adapt_returns_a_compiled_inference_model_and_merged_history():
