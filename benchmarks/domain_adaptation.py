@@ -1551,7 +1551,8 @@ def default_targets(summary: dict) -> list[str]:
         return []
     return [
         "Targets for the models adapt's defaults return (rows '<method>[target_bn]' "
-        "and, as auto, 'auto[ensv_rv@target_bn]' or else 'auto>[target_bn]'):",
+        "and, as auto, the newest default the file has: 'auto[soup_if_low]', "
+        "'auto[ensv_rv@target_bn]' or 'auto>[target_bn]'):",
         *check_targets(view),
     ]
 
