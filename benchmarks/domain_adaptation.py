@@ -697,6 +697,7 @@ def _soup_row(data, models, selection, methods, seed, auto, ensv_pick) -> dict:
     does the row (``soup_fallback``). Costs no training: the auto row's seconds
     without its reverse fits, plus the averaging and the statistics pass."""
     from keras_transfer.adaptation import per_domain_accuracy, soup_model, split_source
+    from keras_transfer.adaptation.result import accuracy
 
     _, eligible = _ensemble_members(selection, methods)
     started = time.perf_counter()
@@ -704,9 +705,7 @@ def _soup_row(data, models, selection, methods, seed, auto, ensv_pick) -> dict:
     seconds = time.perf_counter() - started
     ys = np.asarray(data["ys"]).reshape(-1).astype("int64")
     _, _, xs_val, ys_val = split_source(data["xs"], ys, 0.15, seed)
-    val = float(
-        np.mean(np.asarray(soup.predict(xs_val, verbose=0)).argmax(-1) == ys_val)
-    )
+    val = accuracy(soup, xs_val, ys_val)  # as adapt's _as_soup reads it
     floor = selection.get("source_floor")
     fallback = floor is not None and val < floor
     if fallback:
