@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "export_saved_model": "keras_transfer.export",
     "export_tflite": "keras_transfer.export",
     "ExportReport": "keras_transfer.export",
+    "feature_extractor": "keras_transfer.backbones",
     "find_backbone": "keras_transfer.freezing",
     "fine_tune": "keras_transfer.finetune",
     "get_strategy": "keras_transfer.distribute",

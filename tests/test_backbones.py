@@ -332,3 +332,72 @@ def test_random_backbone_with_frozen_batchnorm_warns_in_both_builders():
                 train_batchnorm=train_batchnorm,
             )
         build_classifier(random_mobilenet(), 3, unfreeze_depth="all")
+
+
+# ------------------------------------------------------------- feature_extractor
+def _dense_top(features_layer=None, final_activation=False):
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if features_layer is not None:
+        x = features_layer(x)
+    x = keras.layers.Dropout(0.3, name="drop")(x)
+    if final_activation:
+        x = keras.layers.Dense(3, name="logits")(x)
+        x = keras.layers.Activation("softmax", name="probabilities")(x)
+    else:
+        x = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, x, name="clf")
+
+
+def test_feature_extractor_ends_where_the_head_begins():
+    from keras_transfer import feature_extractor
+    from keras_transfer.backbones import looks_like_classifier
+
+    x = np.random.default_rng(0).random((2, 6, 6, 3)).astype("float32")
+    model = _dense_top()
+    features = feature_extractor(model)
+    assert looks_like_classifier(model) and not looks_like_classifier(features)
+    assert features.name == "clf_features" and features.layers[-1].name == "pool"
+    pooled = keras.Model(model.inputs, model.get_layer("pool").output)
+    np.testing.assert_allclose(features.predict(x, verbose=0), pooled(x), atol=1e-6)
+    assert features.get_layer("conv") is model.get_layer("conv")  # shared weights
+    # an adapted model's top: Dense logits then a softmax Activation
+    assert feature_extractor(_dense_top(final_activation=True)).output.shape[-1] == 4
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")
+    assert feature_extractor(_dense_top(hidden)).layers[-1].name == "hidden"
+    # the builder's own classifiers, linear and mlp heads; the result is a backbone
+    backbone = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+    linear = build_classifier(backbone, num_classes=3, compile=False)
+    assert feature_extractor(linear).output.shape == (None, 4)
+    mlp = build_classifier(backbone, 3, head="mlp", head_units=7, compile=False)
+    assert feature_extractor(mlp, name="emb").output.shape == (None, 7)
+    assert load_backbone(feature_extractor(mlp)).model.output.shape == (None, 7)
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        ("not a model", "Expected a keras.Model"),
+        (
+            keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")]),
+            "directly to its input",
+        ),
+        (
+            keras.Sequential(
+                [keras.Input((4,)), keras.layers.Dense(3), keras.layers.ReLU()]
+            ),
+            r"end in a Dense classification layer.*'re_lu\w*' \(ReLU\)",
+        ),
+    ],
+)
+def test_feature_extractor_refuses_what_has_no_dense_head(model, match):
+    from keras_transfer import feature_extractor
+
+    with pytest.raises(ValueError, match=match):
+        feature_extractor(model)
+
+
+def test_classifier_refusal_names_feature_extractor():
+    with pytest.raises(ValueError, match=r"keras_transfer.feature_extractor\(model\)"):
+        load_backbone(_dense_top())

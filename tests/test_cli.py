@@ -221,6 +221,31 @@ def test_evaluate_and_predict(trained_run, tmp_path, capsys, image_folder):
     assert "Inputs not found" in capsys.readouterr().err
 
 
+def test_a_trained_model_is_a_backbone_for_the_next_run(
+    trained_run, tmp_path, capsys, image_folder
+):
+    # train -> train (new classes) -> evaluate, and fewshot, on the first run's model
+    _, tmp, _ = trained_run
+    first = str(tmp / "runs" / "first" / "model.keras")
+    cfg = _train_cfg(tmp_path, first, source=str(image_folder))
+    assert main(["train", _write(tmp_path / "c.yaml", cfg), "--name", "next"]) == 0
+    out = capsys.readouterr().out
+    assert f"model.backbone: {first} is a classifier; its head is removed" in out
+    assert "(16 values from layer 'pool')" in out
+    model = str(tmp_path / "runs" / "next" / "model.keras")
+    eval_cfg = {"model_path": model, "data": {"source": str(image_folder)}}
+    assert main(["evaluate", _write(tmp_path / "e.yaml", eval_cfg)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    classes = json.loads((tmp_path / "runs" / "next" / "classes.json").read_text())
+    assert classes == ["cat", "dog", "owl"]  # the new run's classes, not the first's
+    args = ["fewshot", "--set", f"backbone={first}", "--set", f"runs_dir={tmp_path}"]
+    args += ["--set", f"data.source={image_folder}", "--set", f"data.image_size={SIZE}"]
+    args += ["--set", "fewshot.n_way=3", "--set", "fewshot.k_shot=2"]
+    args += ["--set", "fewshot.n_query=2", "--set", "fewshot.eval_episodes=5"]
+    assert main(args) == 0
+    assert "3-way 2-shot accuracy" in capsys.readouterr().out
+
+
 def test_train_on_image_folder_and_npz(tmp_path, tiny_backbone, image_folder):
     cfg = _train_cfg(tmp_path, tiny_backbone, source=str(image_folder))
     cfg["data"]["validation_split"] = 0.25

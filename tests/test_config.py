@@ -89,6 +89,22 @@ def test_overrides_are_parsed_as_yaml_and_validated():
         apply_overrides(TrainConfig(), ["training.nope=1"])
 
 
+def test_one_value_for_a_list_field_is_a_list_of_it():
+    from keras_transfer.config import ExportConfig, TuneConfig
+
+    cfg = apply_overrides(ExportConfig(), ["quantization=int8"])
+    assert cfg.quantization == ["int8"]
+    cfg = apply_overrides(TuneConfig(), ["tuning.learning_rates=1e-3"])
+    assert cfg.tuning.learning_rates == [pytest.approx(1e-3)]
+    assert from_dict(ExportConfig, {"quantization": ["float32"]}).quantization == [
+        "float32"
+    ]
+    with pytest.raises(ConfigError, match="expected list"):
+        from_dict(ExportConfig, {"quantization": {"int8": True}})
+    with pytest.raises(ConfigError, match="expected list"):
+        from_dict(ExportConfig, {"quantization": True})
+
+
 def test_yaml_and_json_files(tmp_path):
     y = tmp_path / "c.yaml"
     y.write_text("training:\n  learning_rate: 1e-4\n  epochs: 2\n")

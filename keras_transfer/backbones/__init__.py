@@ -15,6 +15,7 @@ from keras_transfer.backbones.base import (
     warn_if_frozen_batchnorm_random,
     warn_if_frozen_random,
 )
+from keras_transfer.backbones.headless import feature_extractor, looks_like_classifier
 from keras_transfer.backbones.kerashub import load_keras_hub
 from keras_transfer.backbones.minilm import register_minilm
 from keras_transfer.backbones.registry import (
@@ -32,10 +33,12 @@ __all__ = [
     "ApplicationPreprocessing",
     "HubLayer",
     "LoadedBackbone",
+    "feature_extractor",
     "find_backbone",
     "list_backbone_aliases",
     "list_backbone_schemes",
     "load_backbone",
+    "looks_like_classifier",
     "register_backbone_alias",
     "register_backbone_loader",
     "validate_features",
@@ -67,8 +70,6 @@ register_backbone_loader(
     description="keras.applications model name, e.g. MobileNetV3Small (headless)",
     overwrite=True,
 )
-
-_CLASSIFIER_ACTIVATIONS = {"softmax", "sigmoid"}
 
 
 def validate_features(model: Any) -> None:
@@ -114,13 +115,15 @@ def validate_features(model: Any) -> None:
             "(vector), 3 (sequence) or 4 (feature map). Received output shape "
             f"{tuple(output.shape)} with dtype {output.dtype}."
         )
-    last = model.layers[-1] if model.layers else None
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if activation in _CLASSIFIER_ACTIVATIONS:
+    if looks_like_classifier(model):
+        last = model.layers[-1]
         raise ValueError(
-            f"The model's last layer {last.name!r} applies {activation}: it looks like "
-            "a classifier, not a feature extractor. Pass the model without its top "
-            "(e.g. include_top=False) or a sub-model ending at the features."
+            f"The model's last layer {last.name!r} applies "
+            f"{last.activation.__name__}: it looks like a classifier, not a feature "
+            "extractor. Pass the model without its top (e.g. include_top=False), a "
+            "sub-model ending at the features, or "
+            "keras_transfer.feature_extractor(model) (the features its head "
+            "classifies)."
         )
 
 

@@ -263,6 +263,8 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
         "  tfhub:/path/to/module                 (TF-Hub handle or local dir)\n"
         "  saved_model:/path/to/dir\n"
         "  path/to/feature_extractor.keras       (a Keras model outputting features)\n"
+        "  runs/first/model.keras                (a run's classifier: its head is "
+        "removed)\n"
         "Register more with keras_transfer.register_backbone_loader(scheme, fn)."
     )
     return 0

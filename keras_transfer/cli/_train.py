@@ -47,16 +47,28 @@ from keras_transfer.config import (
 )
 from keras_transfer.runs import RunDir
 
+# `.keras` classifiers whose head removal was announced (once per process: `tune`
+# loads the backbone once per trial)
+_ANNOUNCED: set[str] = set()
+
 
 def load_backbone_from_config(
     mcfg: ModelConfig, input_shape: tuple, field: str = "model.backbone"
 ) -> Any:
-    """Loads `model.backbone`: a `.keras` feature extractor file or a backbone spec.
+    """Loads `model.backbone`: a `.keras` file or a backbone spec.
+
+    A `.keras` file holding a classifier (a model `train`, `adapt` or `distill`
+    wrote) gives the features its head classifies (`feature_extractor`), announced
+    once per file.
 
     ``field`` is the config field errors name (``backbone`` for `fewshot`,
     ``distillation.student`` for `distill`).
     """
-    from keras_transfer.backbones import load_backbone
+    from keras_transfer.backbones import (
+        feature_extractor,
+        load_backbone,
+        looks_like_classifier,
+    )
 
     spec = mcfg.backbone
     if spec.endswith(".keras"):
@@ -66,7 +78,24 @@ def load_backbone_from_config(
                 "existing .keras file or a spec such as 'keras_applications:"
                 "MobileNetV3Small' (see `keras-transfer backbones`)."
             )
-        return load_backbone(load_model(spec, field, compile=False))
+        model = load_model(spec, field, compile=False)
+        if looks_like_classifier(model):  # a trained model: reuse its features
+            try:
+                model = feature_extractor(model)
+            except ValueError as err:
+                raise ConfigError(
+                    f"{field}={spec!r} holds a classifier whose features cannot be "
+                    f"taken out: {err}"
+                ) from err
+            if spec not in _ANNOUNCED:
+                _ANNOUNCED.add(spec)
+                print(
+                    f"{field}: {spec} is a classifier; its head is removed and the "
+                    f"features it classifies are used ({model.output.shape[-1]} "
+                    f"values from layer {model.layers[-1].name!r})",
+                    flush=True,
+                )
+        return load_backbone(model)
     kwargs = dict(mcfg.backbone_kwargs)
     if spec.startswith(("keras_applications:", "tfhub:", "saved_model:")):
         kwargs.setdefault("input_shape", tuple(input_shape))

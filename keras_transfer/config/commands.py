@@ -122,8 +122,9 @@ class FewShotCommandConfig(RunConfig):
     name: str = run_name("fewshot")
     backbone: str = option(
         "keras_applications:MobileNetV3Small",
-        "The encoder: a backbone spec or a .keras feature extractor (see "
-        "`keras-transfer backbones`); its pooled features are the embeddings.",
+        "The encoder: a backbone spec or a .keras feature extractor or classifier "
+        "(its head is removed; see `keras-transfer backbones`); its pooled features "
+        "are the embeddings.",
     )
     backbone_kwargs: dict = option({}, BACKBONE_KWARGS_HELP)
     data: DataConfig = section(DataConfig)

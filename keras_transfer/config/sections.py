@@ -72,7 +72,8 @@ class ModelConfig:
         "keras_applications:MobileNetV3Small",
         "Backbone spec ('keras_hub:<preset>', 'tfhub:<handle or dir>', "
         "'saved_model:<dir>', 'keras_applications:<Name>') or a path to a .keras "
-        "file holding a feature extractor. See `keras-transfer backbones`.",
+        "file: a feature extractor, or a classifier an earlier run wrote (its head "
+        "is removed). See `keras-transfer backbones`.",
     )
     backbone_kwargs: dict = option({}, BACKBONE_KWARGS_HELP)
     num_classes: int | None = option(

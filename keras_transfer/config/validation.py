@@ -66,6 +66,10 @@ def _check_value(path: str, tp: Any, value: Any, choices: tuple | None) -> Any:
         value = float(value) if ok else value
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # `--set quantization=int8` means [int8]
+        ok = isinstance(value, list)
     else:
         ok = isinstance(value, tp)
     if not ok:
@@ -100,6 +104,9 @@ def from_dict(cls: type, data: dict | None, _prefix: str = "") -> Any:
     from keras_transfer.config import TrainConfig, from_dict
     cfg = from_dict(TrainConfig, {"training": {"learning_rate": "1e-4"}})
     assert cfg.training.learning_rate == 1e-4 and cfg.training.epochs == 3
+    # one value where a list is expected is a list of that value
+    from keras_transfer.config import ExportConfig
+    assert from_dict(ExportConfig, {"quantization": "int8"}).quantization == ["int8"]
     ```
     """
     data = {} if data is None else data
