@@ -72,6 +72,7 @@ RESULT_KEYS = (
     "target_batchnorm",
     "reverse_validation",
     "domain_batchnorm",
+    "target_imbalance",
 )
 
 
@@ -184,6 +185,32 @@ def load_pair(name: str, *, size: int, seed: int, limit: int | None) -> dict:
     data["modality"] = info.modality
     data["num_classes"] = info.num_classes
     return data
+
+
+def imbalance_target(data: dict, ratio: float, seed: int) -> dict:
+    """Label shift: the target's classes thinned to fractions 1 ... 1/`ratio`.
+
+    The class kept whole and the order of the rest are drawn from `seed`; the
+    fractions fall geometrically (class of rank r keeps ``ratio ** (-r / (K - 1))``
+    of its examples), in the unlabelled training target and the labelled target
+    test alike, so the test measures the target as it is. The source is untouched.
+    """
+    rng = np.random.default_rng(7_919 + seed)
+    k = int(data["num_classes"])
+    order = rng.permutation(k)
+    keep = {int(c): ratio ** (-rank / (k - 1)) for rank, c in enumerate(order)}
+    out = dict(data)
+    for x_key, y_key in (("xt", "yt"), ("xt_test", "yt_test")):
+        labels = np.asarray(data[y_key])
+        chosen = []
+        for c in range(k):
+            members = np.flatnonzero(labels == c)
+            n = max(1, int(round(len(members) * keep[c])))
+            chosen.extend(rng.choice(members, n, replace=False).tolist())
+        chosen = np.sort(np.asarray(chosen))
+        out[x_key], out[y_key] = np.asarray(data[x_key])[chosen], labels[chosen]
+    out["target_class_counts"] = np.bincount(out["yt"], minlength=k).tolist()
+    return out
 
 
 # --------------------------------------------------------------- training
@@ -1615,6 +1642,15 @@ def parse_args(argv=None):
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the pairs")
     parser.add_argument("--limit", type=int, default=None, help="cap on every split")
     parser.add_argument(
+        "--target-imbalance",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="label shift: thin the target's classes (training and test) to fractions "
+        "falling geometrically from 1 to 1/RATIO, in a class order drawn from "
+        "--data-seed (imbalance_target); the source stays balanced",
+    )
+    parser.add_argument(
         "--source-augmentation",
         choices=("none", "default", "auto", "appearance", "auto+appearance"),
         default=None,
@@ -1690,6 +1726,11 @@ def parse_args(argv=None):
         "shared warm-up per seed, auto's choice read off the same run)",
     )
     args = parser.parse_args(argv)
+    if args.target_imbalance is not None and not args.target_imbalance >= 1.0:
+        parser.error(
+            "--target-imbalance takes a ratio >= 1 (largest class / smallest). "
+            f"Received: {args.target_imbalance}"
+        )
     if args.batchnorm_momentum not in (None, "keep"):
         try:
             valid = 0.0 <= float(args.batchnorm_momentum) < 1.0
@@ -1871,6 +1912,7 @@ def main(argv=None) -> int:
         "target_batchnorm": args.target_batchnorm or None,
         "reverse_validation": _reverse_validation(args) or None,
         "domain_batchnorm": args.domain_batchnorm or None,
+        "target_imbalance": args.target_imbalance,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",
@@ -1888,6 +1930,9 @@ def main(argv=None) -> int:
         if not todo:
             continue
         data = load_pair(pair, size=args.size, seed=args.data_seed, limit=args.limit)
+        if args.target_imbalance:
+            data = imbalance_target(data, args.target_imbalance, args.data_seed)
+            print(f"{pair}: target class counts {data['target_class_counts']}")
         shared = [m for m in order if m not in ("oracle", "auto")]
         for method, seed in todo:
             if args.separate or method == "oracle" or (method == "auto" and not shared):
