@@ -73,6 +73,7 @@ RESULT_KEYS = (
     "reverse_validation",
     "domain_batchnorm",
     "target_imbalance",
+    "thin_evenly",
 )
 
 
@@ -187,18 +188,25 @@ def load_pair(name: str, *, size: int, seed: int, limit: int | None) -> dict:
     return data
 
 
-def imbalance_target(data: dict, ratio: float, seed: int) -> dict:
+def imbalance_target(
+    data: dict, ratio: float, seed: int, *, evenly: bool = False
+) -> dict:
     """Label shift: the target's classes thinned to fractions 1 ... 1/`ratio`.
 
     The class kept whole and the order of the rest are drawn from `seed`; the
     fractions fall geometrically (class of rank r keeps ``ratio ** (-r / (K - 1))``
     of its examples), in the unlabelled training target and the labelled target
     test alike, so the test measures the target as it is. The source is untouched.
+    `evenly=True` is the control: every class keeps the mean of those fractions
+    (about as many target examples, classes balanced).
     """
     rng = np.random.default_rng(7_919 + seed)
     k = int(data["num_classes"])
     order = rng.permutation(k)
     keep = {int(c): ratio ** (-rank / (k - 1)) for rank, c in enumerate(order)}
+    if evenly:
+        mean = float(np.mean(list(keep.values())))
+        keep = dict.fromkeys(keep, mean)
     out = dict(data)
     for x_key, y_key in (("xt", "yt"), ("xt_test", "yt_test")):
         labels = np.asarray(data[y_key])
@@ -1651,6 +1659,12 @@ def parse_args(argv=None):
         "--data-seed (imbalance_target); the source stays balanced",
     )
     parser.add_argument(
+        "--thin-evenly",
+        action="store_true",
+        help="with --target-imbalance: the control, every target class thinned to "
+        "the mean of those fractions (as many target examples, balanced classes)",
+    )
+    parser.add_argument(
         "--source-augmentation",
         choices=("none", "default", "auto", "appearance", "auto+appearance"),
         default=None,
@@ -1730,6 +1744,10 @@ def parse_args(argv=None):
         parser.error(
             "--target-imbalance takes a ratio >= 1 (largest class / smallest). "
             f"Received: {args.target_imbalance}"
+        )
+    if args.thin_evenly and not args.target_imbalance:
+        parser.error(
+            "--thin-evenly needs --target-imbalance RATIO (whose mean it keeps)"
         )
     if args.batchnorm_momentum not in (None, "keep"):
         try:
@@ -1913,6 +1931,7 @@ def main(argv=None) -> int:
         "reverse_validation": _reverse_validation(args) or None,
         "domain_batchnorm": args.domain_batchnorm or None,
         "target_imbalance": args.target_imbalance,
+        "thin_evenly": args.thin_evenly or None,
         "image_encoder": "benchmarks/domain_adaptation.py "
         + {
             "cnn": "make_encoder (small CNN)",
@@ -1931,7 +1950,9 @@ def main(argv=None) -> int:
             continue
         data = load_pair(pair, size=args.size, seed=args.data_seed, limit=args.limit)
         if args.target_imbalance:
-            data = imbalance_target(data, args.target_imbalance, args.data_seed)
+            data = imbalance_target(
+                data, args.target_imbalance, args.data_seed, evenly=args.thin_evenly
+            )
             print(f"{pair}: target class counts {data['target_class_counts']}")
         shared = [m for m in order if m not in ("oracle", "auto")]
         for method, seed in todo:

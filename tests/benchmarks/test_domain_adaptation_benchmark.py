@@ -460,3 +460,36 @@ def test_domain_batchnorm_rows_train_the_candidates_again(harness, tmp_path, cap
     table = capsys.readouterr().out
     assert "default → domain-specific BN" in table
     assert "| mean of 1 pairs | mcc |" in table
+
+
+def test_target_imbalance_thins_the_target_classes_geometrically(harness):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 100)
+    data = {
+        "xs": rng.random((1000, 3)),
+        "ys": y.copy(),
+        "xt": np.arange(1000)[:, None] * np.ones((1, 3)),
+        "yt": y.copy(),
+        "xt_test": rng.random((500, 3)),
+        "yt_test": np.repeat(np.arange(10), 50),
+        "num_classes": 10,
+    }
+    out = harness.imbalance_target(data, 10.0, seed=0)
+    counts = np.bincount(out["yt"], minlength=10)
+    assert out["target_class_counts"] == counts.tolist()
+    assert sorted(counts.tolist()) == [10, 13, 17, 22, 28, 36, 46, 60, 77, 100]
+    test_counts = np.bincount(out["yt_test"], minlength=10)
+    # the same class order on the test: its largest class is the training's
+    assert np.argmax(test_counts) == np.argmax(counts) and test_counts.min() == 5
+    # inputs stay with their labels; the source is untouched
+    np.testing.assert_array_equal(y[out["xt"][:, 0].astype(int)], out["yt"])
+    assert out["xs"] is data["xs"] and len(out["ys"]) == 1000
+    assert len(data["yt"]) == 1000  # the caller's dict is not changed
+    other = harness.imbalance_target(data, 10.0, seed=1)["target_class_counts"]
+    assert other != counts.tolist()  # another data seed, another class order
+    assert (
+        harness.imbalance_target(data, 1.0, seed=0)["target_class_counts"] == [100] * 10
+    )
+    even = harness.imbalance_target(data, 10.0, seed=0, evenly=True)
+    assert even["target_class_counts"] == [41] * 10  # the control: as many, balanced
+    assert abs(sum(even["target_class_counts"]) - counts.sum()) <= 10
