@@ -375,6 +375,23 @@ def test_feature_extractor_ends_where_the_head_begins():
     assert load_backbone(feature_extractor(mlp)).model.output.shape == (None, 7)
 
 
+def test_feature_extractor_follows_this_models_call_of_a_shared_layer():
+    # layers called in two models (a shared backbone and head, as an adapted
+    # model's bottleneck is called in training and in inference)
+    from keras_transfer import feature_extractor
+
+    backbone = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(4, 3)])
+    pool, dense = (
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, "softmax"),
+    )
+    first_in, second_in = keras.Input((6, 6, 3)), keras.Input((6, 6, 3))
+    keras.Model(first_in, dense(pool(backbone(first_in))))
+    second = keras.Model(second_in, dense(pool(backbone(second_in))))
+    features = feature_extractor(second)
+    assert features.inputs[0] is second_in and features.output.shape == (None, 4)
+
+
 @pytest.mark.parametrize(
     "model, match",
     [

@@ -45,36 +45,30 @@ def looks_like_classifier(model: Any) -> bool:
     return _activation_name(layers[-1]) in CLASSIFIER_ACTIVATIONS
 
 
-def _single(tensors: Any, what: str) -> Any:
-    if isinstance(tensors, list | tuple):
-        if len(tensors) != 1:
-            raise ValueError(
-                f"Expected {what} to be one tensor. Received {len(tensors)} tensors."
-            )
-        return tensors[0]
-    return tensors
+def _producer(tensor: Any) -> tuple[Any, Any]:
+    """The layer that computed the symbolic `tensor` and its call (node).
+
+    Read from the tensor's own history, so a layer called in several models (a
+    shared backbone, an adapted model's bottleneck) is followed through the call
+    that belongs to this graph. `(None, None)` for a model input.
+    """
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        raise ValueError(f"Cannot follow the graph back from {tensor!r}.")
+    layer, node_index = history[0], history[1]
+    if isinstance(layer, keras.layers.InputLayer):
+        return None, None
+    return layer, layer._inbound_nodes[node_index]
 
 
-def _producer(model: keras.Model, tensor: Any) -> Any:
-    """The layer of `model` whose output is `tensor` (None for the model's input)."""
-    for layer in model.layers:
-        try:
-            outputs = layer.output
-        except (AttributeError, ValueError):
-            continue  # called more than once: several outputs, not this chain's
-        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-        if any(o is tensor for o in outputs):
-            return layer
-    return None
-
-
-def _input_of(layer: Any) -> Any:
-    try:
-        return _single(layer.input, f"the input of layer {layer.name!r}")
-    except (AttributeError, ValueError) as err:
+def _input_of(layer: Any, node: Any) -> Any:
+    tensors = list(node.input_tensors)
+    if len(tensors) != 1:
         raise ValueError(
-            f"Cannot follow the graph through layer {layer.name!r}: {err}"
-        ) from err
+            f"Expected layer {layer.name!r} to take one input tensor. Received "
+            f"{len(tensors)}."
+        )
+    return tensors[0]
 
 
 def feature_extractor(model: Any, *, name: str | None = None) -> keras.Model:
@@ -131,12 +125,16 @@ def feature_extractor(model: Any, *, name: str | None = None) -> keras.Model:
             f"{model.name!r} ({type(model).__name__}) has none. Build it with "
             "keras.Input, or pass the sub-model ending at its features."
         )
-    layer = _producer(model, _single(output, f"the output of model {model.name!r}"))
+    if len(output) != 1:
+        raise ValueError(
+            f"Expected model {model.name!r} to have one output. Received {len(output)}."
+        )
+    layer, node = _producer(output[0])
     if (
         isinstance(layer, keras.layers.Activation)
         and _activation_name(layer) in CLASSIFIER_ACTIVATIONS
     ):
-        layer = _producer(model, _input_of(layer))
+        layer, node = _producer(_input_of(layer, node))
     if not isinstance(layer, keras.layers.Dense):
         found = "its input" if layer is None else f"layer {layer.name!r}"
         found += "" if layer is None else f" ({type(layer).__name__})"
@@ -145,15 +143,15 @@ def feature_extractor(model: Any, *, name: str | None = None) -> keras.Model:
             "(optionally followed by a softmax/sigmoid Activation). Its output comes "
             f"from {found}."
         )
-    features = _input_of(layer)
-    before = _producer(model, features)
+    features = _input_of(layer, node)
+    before, before_node = _producer(features)
     from keras_transfer.layers.training_only import is_training_only
 
     while before is not None and (
         isinstance(before, keras.layers.Dropout) or is_training_only(before)
     ):
-        features = _input_of(before)
-        before = _producer(model, features)
+        features = _input_of(before, before_node)
+        before, before_node = _producer(features)
     if before is None:
         raise ValueError(
             f"Model {model.name!r} applies its classification layer {layer.name!r} "

@@ -39,6 +39,10 @@ def test_adapt_returns_a_compiled_inference_model_and_merged_history():
     _, _, xv, yv = split_source(xs, ys, 0.15, 0)
     got = np.mean(result.model.predict(xv, verbose=0).argmax(-1) == yv)
     assert result.source_accuracy == pytest.approx(got)
+    # its features, in this process (the bottleneck was also called in training)
+    features = kt.feature_extractor(result.model)
+    assert features.layers[-1].name == "bottleneck"
+    assert features.predict(xv[:4], verbose=0).shape[0] == 4
 
 
 def test_auto_branches_candidates_from_one_warmup_and_picks_the_best_score(capsys):
