@@ -18,6 +18,12 @@ from keras_transfer.adaptation.evaluation import (
     per_domain_accuracy,
 )
 from keras_transfer.adaptation.inputs import split_source
+from keras_transfer.adaptation.label_shift import (
+    LABEL_SHIFT_ESTIMATORS,
+    PriorCorrection,
+    estimate_label_shift,
+    prior_corrected,
+)
 from keras_transfer.adaptation.losses import coral_loss, mmd_loss
 from keras_transfer.adaptation.methods import (
     AlignmentMethod,
@@ -124,6 +130,10 @@ __all__ = [
     "dev_risk",
     "domain_classification_reports",
     "importance_weights",
+    "LABEL_SHIFT_ESTIMATORS",
+    "PriorCorrection",
+    "estimate_label_shift",
+    "prior_corrected",
     "per_domain_accuracy",
     "AlignmentMethod",
     "CORALAlignment",
