@@ -83,6 +83,11 @@ from keras_transfer.adaptation.target_methods import (
     MinimumClassConfusion,
     SelfTraining,
 )
+from keras_transfer.adaptation.weighted import (
+    ClassWeightEstimator,
+    ImportanceWeightedConditionalDomainAdversarial,
+    ImportanceWeightedDomainAdversarial,
+)
 from keras_transfer.adaptation.weighting import importance_weights
 
 __all__ = [
@@ -134,6 +139,9 @@ __all__ = [
     "PriorCorrection",
     "estimate_label_shift",
     "prior_corrected",
+    "ClassWeightEstimator",
+    "ImportanceWeightedConditionalDomainAdversarial",
+    "ImportanceWeightedDomainAdversarial",
     "per_domain_accuracy",
     "AlignmentMethod",
     "CORALAlignment",

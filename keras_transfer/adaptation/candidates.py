@@ -23,6 +23,10 @@ from keras_transfer.adaptation.methods import get_alignment_method
 from keras_transfer.adaptation.model import DomainAdaptationModel
 from keras_transfer.adaptation.recipe import AdaptationController
 from keras_transfer.adaptation.result import carry_optimizer_state
+from keras_transfer.adaptation.weighted import (
+    ClassWeightEstimator,
+    class_weighted_parts,
+)
 
 #: Methods "auto" tries by default (branched from one shared warm-up), ranked by
 #: EnsV (`DEFAULT_SELECTOR`). Since stop 23: on four pairs written before any run
@@ -33,6 +37,8 @@ AUTO_CANDIDATES = ("source_only", "bnm", "cdan", "dann", "mcc")
 METHOD_DEFAULTS: dict[str, dict] = {
     "dann": {"hidden_units": (1024, 1024), "dropout": 0.5},
     "cdan": {"hidden_units": (1024, 1024), "dropout": 0.5},
+    "iwdan": {"hidden_units": (1024, 1024), "dropout": 0.5},
+    "iwcdan": {"hidden_units": (1024, 1024), "dropout": 0.5},
 }
 _NO_TRAINING = ("source_only", "adabn")
 
@@ -274,13 +280,21 @@ def train_candidate(
         controller.best_warmup_accuracy = warm_accuracy
         model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
         carry_optimizer_state(model, warm_optimizer)
+        estimators = []
+        if class_weighted_parts(method):  # IWDAN / IWCDAN: weights from the model
+            estimators.append(ClassWeightEstimator(source_validation, target))
         if store.done(name):
             history = store.load_phase(name, model, controller)
         else:
             history = model.fit(
                 pairs,
                 epochs=remaining,
-                callbacks=[controller, *store.callbacks(name, controller), *callbacks],
+                callbacks=[
+                    controller,
+                    *estimators,
+                    *store.callbacks(name, controller),
+                    *callbacks,
+                ],
                 verbose=fit_verbose,
                 shuffle=False,
             )

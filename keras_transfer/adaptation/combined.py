@@ -140,7 +140,11 @@ class CombinedAlignment(AlignmentMethod):
     def alignment_loss(self, fs, ft, ls, lt, training, **extras):
         add = logged = accuracy = None
         for part in self.parts:
-            extra = extras if part.needs_strong_view else {}
+            extra = {
+                key: value
+                for key, value in extras.items()
+                if key != "target_logits_strong" or part.needs_strong_view
+            }
             a, log, acc = part.alignment_loss(fs, ft, ls, lt, training, **extra)
             add = a if add is None else add + ops.cast(a, add.dtype)
             if log is not None:

@@ -220,18 +220,27 @@ class ConditionalDomainAdversarial(_Adversarial):
         return ops.reshape(outer, (ops.shape(features)[0], -1))
 
     def alignment_loss(self, fs, ft, ls, lt, training, **extras):
+        return self._conditional_loss(fs, ft, ls, lt, training)
+
+    def _conditional_loss(self, fs, ft, ls, lt, training, source_weights=None):
+        """The CDAN(+E) loss; ``source_weights`` (one per source example, or None)
+        multiply the source side's example weights before they are normalised."""
         features = ops.concatenate([fs, ft], axis=0)
         probs = ops.stop_gradient(ops.softmax(ops.concatenate([ls, lt], axis=0)))
         joint = self._multilinear(features, probs)
         weights = None
-        if self.entropy_conditioning:
-            ns = ops.shape(fs)[0]
-            w = 1.0 + ops.exp(-entropy(probs))
-            ws = w[:ns] / ops.sum(w[:ns])
+        ns = ops.shape(fs)[0]
+        if self.entropy_conditioning or source_weights is not None:
+            if self.entropy_conditioning:
+                w = 1.0 + ops.exp(-entropy(probs))
+            else:
+                w = ops.ones_like(probs[:, 0])
+            ws = w[:ns] if source_weights is None else w[:ns] * source_weights
+            ws = ws / ops.sum(ws)
             wt = w[ns:] / ops.sum(w[ns:])
             weights = ops.stop_gradient(ops.concatenate([ws, wt], axis=0) / 2.0)
         loss, accuracy = self._discriminate(
-            joint, ops.shape(fs)[0], weights=weights, training=training
+            joint, ns, weights=weights, training=training
         )
         return loss, loss, accuracy
 
@@ -357,6 +366,7 @@ def register_alignment_method(name: str, cls: type[AlignmentMethod]) -> None:
 def list_alignment_methods() -> list[str]:
     """Names accepted by ``method=`` (besides ``"source_only"``)."""
     import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
+    import keras_transfer.adaptation.weighted  # noqa: F401  (registers names)
 
     return sorted(_METHODS)
 
@@ -377,6 +387,7 @@ def get_alignment_method(method: Any, **kwargs: Any) -> AlignmentMethod | None:
         ValueError: For an unknown name or type.
     """
     import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
+    import keras_transfer.adaptation.weighted  # noqa: F401  (registers names)
 
     if method is None or method == "source_only":
         return None

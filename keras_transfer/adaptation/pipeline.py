@@ -94,6 +94,7 @@ from keras_transfer.adaptation.soup import (
     SOUP,
     soup_model,
 )
+from keras_transfer.adaptation.weighted import class_weighted_parts
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -556,6 +557,13 @@ def adapt(
                 "scores": scores,
                 "probabilities": probabilities,
                 "events": [] if controller is None else controller.events,
+                "class_weights": next(
+                    (
+                        part.get_class_weights()
+                        for part in class_weighted_parts(model.method)
+                    ),
+                    None,
+                ),
             }
             if say:
                 shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
@@ -650,6 +658,8 @@ def adapt(
                     "source_accuracy": r["source_accuracy"],
                     "eligible": r["eligible"],
                     "guard_events": r["events"],
+                    # IWDAN / IWCDAN: the estimated p_target(y) / p_source(y)
+                    "class_weights": r["class_weights"],
                 }
                 for n, r in results.items()
             },
