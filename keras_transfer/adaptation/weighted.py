@@ -104,8 +104,12 @@ class ImportanceWeightedDomainAdversarial(_ClassWeighted, DomainAdversarial):
         ns, nt = ops.shape(fs)[0], ops.shape(ft)[0]
         weights = None
         if source_weights is not None:
-            ws = source_weights / ops.sum(source_weights) / 2.0
-            wt = ops.ones((nt,), "float32") / ops.cast(nt, "float32") / 2.0
+            # DANN's mean over both domains when every weight is 1: the source
+            # keeps its share of the batch, spread over its examples by weight
+            total = ops.cast(ns + nt, "float32")
+            share = ops.cast(ns, "float32") / total
+            ws = share * source_weights / ops.sum(source_weights)
+            wt = ops.ones((nt,), "float32") / total
             weights = ops.stop_gradient(ops.concatenate([ws, wt], axis=0))
         loss, accuracy = self._discriminate(
             features, ns, weights=weights, training=training
