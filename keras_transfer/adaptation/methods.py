@@ -141,9 +141,7 @@ class DomainAdversarial(_Adversarial):
 
     def alignment_loss(self, fs, ft, ls, lt, training, **extras):
         features = ops.concatenate([fs, ft], axis=0)
-        loss, accuracy = self._discriminate(
-            features, ops.shape(fs)[0], training=training
-        )
+        loss, accuracy = self._discriminate(features, ops.shape(fs)[0], None, training)
         return loss, loss, accuracy
 
 
@@ -223,25 +221,17 @@ class ConditionalDomainAdversarial(_Adversarial):
         return self._conditional_loss(fs, ft, ls, lt, training)
 
     def _conditional_loss(self, fs, ft, ls, lt, training, source_weights=None):
-        """The CDAN(+E) loss; ``source_weights`` (one per source example, or None)
-        multiply the source side's example weights before they are normalised."""
-        features = ops.concatenate([fs, ft], axis=0)
+        """CDAN(+E); ``source_weights`` (per source example) scale the source side."""
         probs = ops.stop_gradient(ops.softmax(ops.concatenate([ls, lt], axis=0)))
-        joint = self._multilinear(features, probs)
-        weights = None
-        ns = ops.shape(fs)[0]
+        joint = self._multilinear(ops.concatenate([fs, ft], axis=0), probs)
+        weights, ns = None, ops.shape(fs)[0]
         if self.entropy_conditioning or source_weights is not None:
-            if self.entropy_conditioning:
-                w = 1.0 + ops.exp(-entropy(probs))
-            else:
-                w = ops.ones_like(probs[:, 0])
+            w = 1.0 + ops.exp(-entropy(probs))
+            w = w if self.entropy_conditioning else ops.ones_like(w)
             ws = w[:ns] if source_weights is None else w[:ns] * source_weights
-            ws = ws / ops.sum(ws)
-            wt = w[ns:] / ops.sum(w[ns:])
+            ws, wt = ws / ops.sum(ws), w[ns:] / ops.sum(w[ns:])
             weights = ops.stop_gradient(ops.concatenate([ws, wt], axis=0) / 2.0)
-        loss, accuracy = self._discriminate(
-            joint, ns, weights=weights, training=training
-        )
+        loss, accuracy = self._discriminate(joint, ns, weights, training)
         return loss, loss, accuracy
 
     def get_config(self) -> dict[str, Any]:
@@ -366,7 +356,6 @@ def register_alignment_method(name: str, cls: type[AlignmentMethod]) -> None:
 def list_alignment_methods() -> list[str]:
     """Names accepted by ``method=`` (besides ``"source_only"``)."""
     import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
-    import keras_transfer.adaptation.weighted  # noqa: F401  (registers names)
 
     return sorted(_METHODS)
 
@@ -387,7 +376,6 @@ def get_alignment_method(method: Any, **kwargs: Any) -> AlignmentMethod | None:
         ValueError: For an unknown name or type.
     """
     import keras_transfer.adaptation.target_methods  # noqa: F401  (registers names)
-    import keras_transfer.adaptation.weighted  # noqa: F401  (registers names)
 
     if method is None or method == "source_only":
         return None

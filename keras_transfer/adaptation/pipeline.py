@@ -158,9 +158,13 @@ def adapt(
         num_classes: int or None. Defaults to ``max(y) + 1``.
         method: str. A registered alignment method (``"dann"``, ``"cdan"``,
             ``"coral"``, ``"mmd"``, ``"mcc"``, ``"entropy"``, ``"bnm"``,
-            ``"self_training"``), ``"adabn"`` (source training, then target
-            BatchNorm statistics), ``"source_only"`` or ``"auto"`` (train the
-            ``candidates`` from one warm-up and keep the best by ``selector``).
+            ``"self_training"``; ``"iwdan"`` and ``"iwcdan"``, DANN and CDAN
+            with source examples weighted by the target's class prior, estimated
+            each epoch without labels, for a target whose classes are
+            imbalanced: `keras_transfer.adaptation.weighted`), ``"adabn"``
+            (source training, then target BatchNorm statistics),
+            ``"source_only"`` or ``"auto"`` (train the ``candidates`` from one
+            warm-up and keep the best by ``selector``).
             Defaults to "auto".
         epochs: int. Total epochs (warm-up included); one epoch is one pass over the
             larger domain. Defaults to 20.

@@ -260,3 +260,6 @@ def _register() -> None:
 
 
 _register()
+
+# the class-weighted methods register their names (iwdan, iwcdan) on import too
+import keras_transfer.adaptation.weighted  # noqa: E402, F401

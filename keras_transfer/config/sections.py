@@ -169,7 +169,9 @@ class AdaptationConfig:
     method: str = option(
         "auto",
         "Adaptation method: auto, source_only, adabn, or a registered alignment "
-        "method (dann, cdan, coral, mmd, mcc, entropy, bnm, self_training).",
+        "method (dann, cdan, coral, mmd, mcc, entropy, bnm, self_training; "
+        "iwdan, iwcdan: class-weighted DANN/CDAN for a target whose classes are "
+        "imbalanced).",
     )
     epochs: int = option(20, "Training epochs in total (warm-up included).")
     learning_rate: float = option(1e-3, "Adam learning rate.")
