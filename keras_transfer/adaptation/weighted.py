@@ -32,6 +32,8 @@ from keras_transfer.adaptation.methods import (
 
 ops = keras.ops
 
+#: The method names of the class-weighted methods.
+CLASS_WEIGHTED_METHODS = ("iwdan", "iwcdan")
 #: Most target inputs `ClassWeightEstimator` predicts on per epoch.
 ESTIMATE_TARGET_LIMIT = 2000
 
@@ -243,6 +245,7 @@ register_alignment_method("iwcdan", ImportanceWeightedConditionalDomainAdversari
 
 
 __all__ = [
+    "CLASS_WEIGHTED_METHODS",
     "ClassWeightEstimator",
     "ESTIMATE_TARGET_LIMIT",
     "ImportanceWeightedConditionalDomainAdversarial",

@@ -125,6 +125,8 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
     # the target is 85% class 1 and the source balanced: w ≈ (0.3, 1.7)
     assert weights[1] > 1.2 and weights[0] < 0.7, weights
     json.dumps(result.selection)  # what the CLI writes to selection.json
+    # an imbalanced target's statistics are not put in the bottleneck by default
+    assert result.selection["target_batchnorm"]["layers"] == 0
     path = tmp_path / "model.keras"
     result.model.save(path)
     loaded = keras.saving.load_model(path)
@@ -143,3 +145,4 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
         verbose=0,
     )
     assert plain.selection["candidates"]["dann"]["class_weights"] is None
+    assert plain.selection["target_batchnorm"]["layers"] == 1  # DANN's are
