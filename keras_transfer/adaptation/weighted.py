@@ -12,9 +12,9 @@ held-out source and the target, `estimate_label_shift`) and moves them halfway
 toward each new estimate; they start at 1 (plain DANN / CDAN).
 
 `adapt(method="iwdan")` / ``"iwcdan"`` add the estimator by themselves. Opt-in:
-measured in docs/domain_adaptation.md ("Class-weighted alignment for label shift"),
-they gain where the target's classes are imbalanced and can lose where they are
-not.
+measured in docs/domain_adaptation.md ("Class-weighted alignment for label shift"):
+on five pairs with the target's classes thinned 10:1, IWCDAN +8.1 points over CDAN
+and IWDAN +2.6 over DANN; on the same pairs balanced, −3.1 and −3.5 (one seed).
 """
 
 from __future__ import annotations
