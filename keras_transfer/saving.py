@@ -37,10 +37,12 @@ __all__ = [
 # and fails when a registering module is missing here.
 REGISTERING_MODULES: tuple[str, ...] = (
     "keras_transfer.adaptation.combined",
+    "keras_transfer.adaptation.label_shift",
     "keras_transfer.adaptation.methods",
     "keras_transfer.adaptation.model",
     "keras_transfer.adaptation.schedules",
     "keras_transfer.adaptation.target_methods",
+    "keras_transfer.adaptation.weighted",
     "keras_transfer.augment",
     "keras_transfer.backbones.applications",
     "keras_transfer.backbones.tfhub",

@@ -59,6 +59,14 @@ ALIGNMENT_METHODS = {
     "BatchNuclearNorm": (adaptation.BatchNuclearNorm, {"lambda_": 0.2}),
     "SelfTraining": (adaptation.SelfTraining, {"threshold": 0.8}),
     "JointForward": (JointForward, {}),
+    "ImportanceWeightedDomainAdversarial": (
+        adaptation.ImportanceWeightedDomainAdversarial,
+        {"hidden_units": (8,)},
+    ),
+    "ImportanceWeightedConditionalDomainAdversarial": (
+        adaptation.ImportanceWeightedConditionalDomainAdversarial,
+        {"hidden_units": (8,), "lambda_": 0.5},
+    ),
 }
 
 
@@ -87,6 +95,16 @@ def test_combined_alignment_roundtrip(tmp_path):
         "MinimumClassConfusion",
     ]
     assert restored.parts[0].hidden_units == (8,)
+
+
+def test_prior_correction_roundtrip(tmp_path):
+    probabilities = np.full((2, 3), 1 / 3, "float32")
+    run_serialization_test(
+        adaptation.PriorCorrection([0.5, 1.0, 1.5]),
+        tmp_path,
+        inputs=probabilities,
+        expected_config={"class_weights": [0.5, 1.0, 1.5]},
+    )
 
 
 def test_gradient_reversal_roundtrip(tmp_path):
