@@ -137,13 +137,18 @@ class CombinedAlignment(AlignmentMethod):
                 part.build(input_shape if part.needs_logits else feature_shape)
         self.built = True
 
+    @property
+    def needs_source_labels(self) -> bool:
+        return any(_needs_labels(part) for part in self.parts)
+
     def alignment_loss(self, fs, ft, ls, lt, training, **extras):
         add = logged = accuracy = None
         for part in self.parts:
             extra = {
                 key: value
                 for key, value in extras.items()
-                if key != "target_logits_strong" or part.needs_strong_view
+                if (key == "target_logits_strong" and part.needs_strong_view)
+                or (key == "source_labels" and _needs_labels(part))
             }
             a, log, acc = part.alignment_loss(fs, ft, ls, lt, training, **extra)
             add = a if add is None else add + ops.cast(a, add.dtype)
@@ -157,6 +162,10 @@ class CombinedAlignment(AlignmentMethod):
         config = super().get_config()
         config["methods"] = [keras.saving.serialize_keras_object(p) for p in self.parts]
         return config
+
+
+def _needs_labels(part) -> bool:
+    return bool(getattr(part, "needs_source_labels", False))
 
 
 __all__ = ["CombinedAlignment", "build_parts", "split_method_name"]

@@ -56,7 +56,8 @@ class AlignmentMethod(keras.layers.Layer):
         """Returns ``(loss_to_add, loss_to_log, accuracy_or_None)``.
 
         ``extras`` may hold ``target_logits_strong`` (logits of a strongly augmented
-        view of the target batch) for methods with ``needs_strong_view``.
+        view of the target batch) for methods with ``needs_strong_view``, and
+        ``source_labels`` for methods with ``needs_source_labels``.
         """
         raise NotImplementedError
 

@@ -264,8 +264,8 @@ class DomainAdaptationModel(keras.Model):
                 fs, ls = features[:ns], logits[:ns]
             ft, lt = features[ns : ns + nt], logits[ns : ns + nt]
             extras = {"target_logits_strong": logits[ns + nt :]} if strong_view else {}
-            # class-weighted methods (IWDAN, IWCDAN) weight the source by its labels
-            extras["source_labels"] = ops.reshape(ops.cast(y, "int32"), (-1,))
+            if getattr(self.method, "needs_source_labels", False):  # IWDAN, IWCDAN
+                extras["source_labels"] = ops.reshape(ops.cast(y, "int32"), (-1,))
             add, logged, accuracy = self.method.alignment_loss(
                 fs, ft, ls, lt, training, **extras
             )

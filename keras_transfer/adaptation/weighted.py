@@ -42,6 +42,7 @@ class _ClassWeighted:
     """Mixin: a non-trainable ``class_weights`` vector read by the domain loss."""
 
     class_weighted = True
+    needs_source_labels = True  # the training step passes ``source_labels``
     needs_logits = True  # build() learns the number of classes from the logits
 
     def _build_class_weights(self, num_classes: int) -> None:

@@ -146,3 +146,25 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
     )
     assert plain.selection["candidates"]["dann"]["class_weights"] is None
     assert plain.selection["target_batchnorm"]["layers"] == 1  # DANN's are
+
+
+def test_only_methods_that_ask_get_the_source_labels():
+    from keras_transfer.adaptation import CombinedAlignment, DomainAdaptationModel
+    from keras_transfer.adaptation.methods import AlignmentMethod
+    from keras_transfer.data import domain_pairs
+
+    class NoExtras(AlignmentMethod):  # a user's method written before extras
+        def build(self, input_shape):
+            self.built = True
+
+        def alignment_loss(self, fs, ft, ls, lt, training):
+            return ops.mean(fs) * 0.0, None, None
+
+    (xs, ys), (xt, _) = _label_shifted(n=40)
+    encoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, "relu")])
+    model = DomainAdaptationModel(encoder, 2, method=NoExtras())
+    model.compile("adam")
+    model.fit(domain_pairs((xs, ys), xt, 8), epochs=1, verbose=0)
+    combined = CombinedAlignment(["dann", "iwcdan"])
+    assert combined.needs_source_labels
+    assert not CombinedAlignment(["dann", "mcc"]).needs_source_labels
