@@ -269,12 +269,13 @@ def prior_corrected(model: Any, weights: Any, name: str | None = None) -> Any:
                                model.predict(x, verbose=0), atol=1e-6)
     ```
     """
-    if not getattr(model, "_inputs_struct", None) and not model.inputs:
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
         raise ValueError(
             "Expected a model with known inputs (a functional or built Sequential "
             f"model). Received: {type(model).__name__} {model.name!r}"
         )
-    inputs = model.inputs if len(model.inputs) > 1 else model.inputs[0]
+    inputs = inputs if len(inputs) > 1 else inputs[0]
     outputs = PriorCorrection(weights, name="prior_correction")(model.outputs[0])
     return keras.Model(inputs, outputs, name=name or model.name)
 
