@@ -509,6 +509,7 @@ def run_shared(
                 "scores": selection["candidates"][name]["scores"],
                 "guard_events": len(selection["candidates"][name]["guard_events"]),
                 "warmup_epochs": selection["warmup_epochs"],
+                **_class_weight_fields(data, selection["candidates"][name]),
             }
         )
     auto_sets = {"auto": (AUTO_CANDIDATES, DEFAULT_SELECTOR)} if with_auto else {}
@@ -582,6 +583,24 @@ TARGET_BN, MIXED_BN = "[target_bn]", "[mixed_bn]"
 #: ``adapt(domain_batchnorm=True)`` (each domain normalised by its own batch
 #: statistics while training; every candidate re-estimated on the target after).
 DSBN = "[dsbn]"
+
+
+def _class_weight_fields(data: dict, candidate: dict) -> dict:
+    """IWDAN / IWCDAN rows: the final class weights and how far the target prior
+    they imply is from the true one (total variation; read here, never in
+    training)."""
+    weights = candidate.get("class_weights")
+    if weights is None:
+        return {}
+    k = int(data["num_classes"])
+    source = np.bincount(np.asarray(data["ys"]), minlength=k) / len(data["ys"])
+    true = np.bincount(np.asarray(data["yt"]), minlength=k) / len(data["yt"])
+    implied = np.asarray(weights) * source
+    implied = implied / implied.sum()
+    return {
+        "class_weights": [round(float(w), 4) for w in weights],
+        "class_prior_tv": float(0.5 * np.abs(implied - true).sum()),
+    }
 
 
 def _target_batchnorm_rows(data, result, models, methods, seed, rows) -> list[dict]:
@@ -1797,7 +1816,10 @@ def parse_args(argv=None):
 
 
 def _value(text: str):
-    """``"256,256"`` -> (256, 256); ``"0.5"`` -> 0.5; ``"x"`` -> "x"."""
+    """``"256,256"`` -> (256, 256); ``"0.5"`` -> 0.5; ``"false"`` -> False; ``"x"``
+    -> "x"."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     parts = []
     for item in text.split(","):
         for kind in (int, float):

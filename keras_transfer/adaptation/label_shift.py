@@ -87,6 +87,7 @@ def estimate_label_shift(
     estimator: str = "bbse",
     max_weight: float = 20.0,
     em_iterations: int = 100,
+    shrink: bool = False,
 ) -> dict:
     """Estimates the target's class prior from a classifier's predictions.
 
@@ -103,12 +104,22 @@ def estimate_label_shift(
             max_weight]`` before the prior is renormalised, so that a class the
             estimate thinks absent still keeps a little mass. Defaults to 20.
         em_iterations: int. Most EM iterations. Defaults to 100.
+        shrink: bool. Whether to shrink the estimated prior toward the source's
+            by how little the two estimators agree: with ``d`` the total
+            variation between the BBSE and the EM prior and ``s`` that between
+            the chosen estimate and the source prior, the estimated shift is
+            kept in the share ``reliability = max(0, 1 - d / s)``. Under label
+            shift alone both estimators are consistent and agree; under a domain
+            shift the classifier misreads the target and they part ways, so a
+            shift no larger than their disagreement is not trusted. Defaults to
+            False (the estimate as it is).
 
     Returns:
         A dict: ``"weights"`` (``p_target(y) / p_source(y)`` per class, as a list),
         ``"target_prior"``, ``"source_prior"`` (the class frequencies of
-        ``source_labels``), ``"estimator"`` and ``"imbalance"`` (the largest over
-        the smallest estimated target class frequency).
+        ``source_labels``), ``"estimator"``, ``"imbalance"`` (the largest over
+        the smallest estimated target class frequency) and ``"reliability"``
+        (the share of the shift kept when ``shrink=True``, else None).
 
     Raises:
         ValueError: probabilities that are not ``(n, num_classes)`` arrays of
@@ -170,13 +181,23 @@ def estimate_label_shift(
             f"each class's predictions). Missing: {np.flatnonzero(counts == 0).tolist()}"
         )
     source_prior = counts / counts.sum()
-    if estimator == "bbse":
-        weights = _bbse(ps, ys, pt, k)
-    else:
-        weights = _em(source_prior, pt, int(em_iterations), 1e-8)
-    weights = np.clip(weights, 1.0 / max_weight, max_weight)
-    target_prior = weights * source_prior
-    target_prior /= target_prior.sum()
+
+    def prior(name: str) -> np.ndarray:
+        if name == "bbse":
+            weights = _bbse(ps, ys, pt, k)
+        else:
+            weights = _em(source_prior, pt, int(em_iterations), 1e-8)
+        weights = np.clip(weights, 1.0 / max_weight, max_weight)
+        return weights * source_prior / np.sum(weights * source_prior)
+
+    target_prior = prior(estimator)
+    reliability = None
+    if shrink:
+        other = prior("em" if estimator == "bbse" else "bbse")
+        disagreement = 0.5 * np.abs(target_prior - other).sum()
+        shift = 0.5 * np.abs(target_prior - source_prior).sum()
+        reliability = float(max(0.0, 1.0 - disagreement / shift)) if shift else 0.0
+        target_prior = source_prior + reliability * (target_prior - source_prior)
     weights = target_prior / source_prior
     return {
         "estimator": estimator,
@@ -184,6 +205,7 @@ def estimate_label_shift(
         "target_prior": target_prior.tolist(),
         "source_prior": source_prior.tolist(),
         "imbalance": float(target_prior.max() / target_prior.min()),
+        "reliability": reliability,
     }
 
 

@@ -45,6 +45,17 @@ class _ClassWeighted:
     needs_source_labels = True  # the training step passes ``source_labels``
     needs_logits = True  # build() learns the number of classes from the logits
 
+    def __init__(self, *, shrink_weights: bool = True, **kwargs: Any) -> None:
+        if not isinstance(shrink_weights, bool):
+            raise ValueError(
+                f"Expected shrink_weights True or False. Received: {shrink_weights!r}"
+            )
+        super().__init__(**kwargs)
+        self.shrink_weights = shrink_weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shrink_weights": self.shrink_weights}
+
     def _build_class_weights(self, num_classes: int) -> None:
         self.class_weights = self.add_weight(
             name="class_weights",
@@ -78,8 +89,11 @@ class _ClassWeighted:
 class ImportanceWeightedDomainAdversarial(_ClassWeighted, DomainAdversarial):
     """IWDAN: DANN whose source examples weigh ``p_target(y) / p_source(y)``.
 
-    Same arguments as `DomainAdversarial`. The weights start at 1 and are set by
-    `set_class_weights` (`ClassWeightEstimator` does it during `adapt`).
+    Same arguments as `DomainAdversarial`, and ``shrink_weights`` (bool: whether
+    `ClassWeightEstimator` shrinks each estimate toward 1 by the disagreement of
+    two estimators, `estimate_label_shift(shrink=True)`; defaults to True). The
+    weights start at 1 and are set by `set_class_weights` (`ClassWeightEstimator`
+    does it during `adapt`).
 
     References:
         Tachet des Combes, Zhao, Wang and Gordon 2020, "Domain Adaptation with
@@ -126,8 +140,9 @@ class ImportanceWeightedConditionalDomainAdversarial(
 ):
     """IWCDAN: CDAN(+E) whose source examples weigh ``p_target(y) / p_source(y)``.
 
-    Same arguments as `ConditionalDomainAdversarial`; the class weights multiply
-    CDAN+E's entropy weights on the source side.
+    Same arguments as `ConditionalDomainAdversarial`, and ``shrink_weights`` (as
+    in `ImportanceWeightedDomainAdversarial`); the class weights multiply CDAN+E's
+    entropy weights on the source side.
 
     References:
         Tachet des Combes, Zhao, Wang and Gordon 2020, "Domain Adaptation with
@@ -172,6 +187,11 @@ class ClassWeightEstimator(keras.callbacks.Callback):
     estimates ``p_target(y) / p_source(y)`` with `estimate_label_shift`, and moves
     the method's weights ``momentum`` of the way toward it (Tachet des Combes et
     al. 2020 re-estimate every epoch the same way). No target label is read.
+    When the method's ``shrink_weights`` is True (its default) each estimate is
+    first shrunk toward 1 by how much BBSE and EM disagree
+    (`estimate_label_shift(shrink=True)`): a model that misreads the target
+    (domain shift) sees a class imbalance that is not there, and the two
+    estimators then part ways.
 
     Args:
         source_validation: tuple ``(x, y)``: labelled source data the model does
@@ -185,6 +205,8 @@ class ClassWeightEstimator(keras.callbacks.Callback):
 
     Attributes:
         history: list of the weights after each update.
+        reliabilities: list of the share of each estimate kept (1.0 every epoch
+            when the method does not shrink).
 
     Examples:
     ```python
@@ -194,7 +216,7 @@ class ClassWeightEstimator(keras.callbacks.Callback):
     estimator = ClassWeightEstimator(
         (rng.normal(size=(20, 4)), np.arange(20) % 2), rng.normal(size=(30, 4))
     )
-    assert estimator.history == []
+    assert estimator.history == [] and estimator.reliabilities == []
     ```
     """
 
@@ -221,6 +243,7 @@ class ClassWeightEstimator(keras.callbacks.Callback):
         self.momentum = float(momentum)
         self.estimator = estimator
         self.history: list[list[float]] = []
+        self.reliabilities: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
         from keras_transfer.adaptation.label_shift import estimate_label_shift
@@ -232,13 +255,17 @@ class ClassWeightEstimator(keras.callbacks.Callback):
         x_val, y_val = self.source_validation
         ps = predict_eagerly(self.model, x_val)
         pt = predict_eagerly(self.model, self.target)
-        new = np.asarray(
-            estimate_label_shift(ps, y_val, pt, estimator=self.estimator)["weights"]
+        shrink = any(getattr(part, "shrink_weights", False) for part in parts)
+        estimate = estimate_label_shift(
+            ps, y_val, pt, estimator=self.estimator, shrink=shrink
         )
+        new = np.asarray(estimate["weights"])
         for part in parts:
             old = np.asarray(part.get_class_weights())
             part.set_class_weights((1.0 - self.momentum) * old + self.momentum * new)
         self.history.append(parts[0].get_class_weights())
+        reliability = estimate["reliability"]
+        self.reliabilities.append(1.0 if reliability is None else reliability)
 
 
 register_alignment_method("iwdan", ImportanceWeightedDomainAdversarial)
