@@ -54,6 +54,46 @@ def test_a_balanced_target_gives_weights_near_one():
     np.testing.assert_allclose(got["weights"], 1.0, atol=0.1)
 
 
+def test_shrink_keeps_a_shift_both_estimators_agree_on():
+    rng = np.random.default_rng(0)
+    k = 4
+    ys = rng.integers(0, k, 2000)
+    truth = np.array([0.55, 0.25, 0.15, 0.05])
+    yt = rng.choice(k, 4000, p=truth)
+    ps, pt = _confused(ys, k, 2.0, rng), _confused(yt, k, 2.0, rng)
+    raw = estimate_label_shift(ps, ys, pt)
+    got = estimate_label_shift(ps, ys, pt, shrink=True)
+    assert raw["reliability"] is None
+    assert got["reliability"] > 0.8
+    assert np.abs(np.asarray(got["target_prior"]) - truth).max() < 0.06
+    source_prior = np.asarray(got["source_prior"])
+    # the shrunk prior lies on the segment from the source prior to the estimate
+    np.testing.assert_allclose(
+        got["target_prior"],
+        source_prior
+        + got["reliability"] * (np.asarray(raw["target_prior"]) - source_prior),
+        atol=1e-9,
+    )
+
+
+def test_shrink_drops_a_shift_the_estimators_disagree_on():
+    """A classifier unsure on every target input, leaning to class 0 a little:
+    BBSE reads a mild shift, EM drives class 0's prior up; not trusted."""
+    rng = np.random.default_rng(3)
+    k = 4
+    ys = rng.integers(0, k, 1000)
+    ps = _confused(ys, k, 3.0, rng)
+    pt = np.tile([0.4, 0.2, 0.2, 0.2], (1000, 1))
+    raw = estimate_label_shift(ps, ys, pt)
+    assert raw["imbalance"] > 1.5
+    got = estimate_label_shift(ps, ys, pt, shrink=True)
+    assert got["reliability"] == 0.0
+    np.testing.assert_allclose(got["weights"], 1.0, atol=1e-9)
+    assert got["imbalance"] == pytest.approx(
+        max(got["source_prior"]) / min(got["source_prior"])
+    )
+
+
 def test_weights_are_clipped_so_no_class_vanishes():
     rng = np.random.default_rng(2)
     ys = rng.integers(0, 2, 500)

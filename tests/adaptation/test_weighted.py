@@ -97,6 +97,36 @@ def test_registered_and_serializable():
     again = type(method).from_config(method.get_config())
     assert isinstance(again, ImportanceWeightedConditionalDomainAdversarial)
     assert again.hidden_units == (8,)
+    assert again.shrink_weights is True
+    raw = get_alignment_method("iwdan", shrink_weights=False)
+    assert type(raw).from_config(raw.get_config()).shrink_weights is False
+    with pytest.raises(ValueError, match="shrink_weights True or False"):
+        get_alignment_method("iwcdan", shrink_weights="no")
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_estimator_shrinks_an_estimate_the_estimators_disagree_on(shrink):
+    k = 3
+    method = get_alignment_method("iwcdan", hidden_units=(4,), shrink_weights=shrink)
+    method.build(((None, 2), (None, k)))
+    # a model whose inputs are the log-probabilities it predicts: a 90%-sure
+    # source, and a target it is unsure about on every input, leaning to class 0
+    model = keras.Sequential([keras.Input((k,)), keras.layers.Softmax()])
+    model.method = method
+    ys = np.arange(60) % k
+    source = np.full((60, k), 0.05)
+    source[np.arange(60), ys] = 0.9
+    target = np.tile([0.5, 0.25, 0.25], (40, 1))
+    estimator = ClassWeightEstimator((np.log(source), ys), np.log(target), momentum=1)
+    estimator.set_model(model)
+    estimator.on_epoch_end(0)
+    weights = np.asarray(method.get_class_weights())
+    if shrink:
+        assert estimator.reliabilities == [0.0]
+        np.testing.assert_allclose(weights, 1.0, atol=1e-6)
+    else:
+        assert estimator.reliabilities == [1.0]
+        assert weights[0] > 1.2
 
 
 def _label_shifted(n=300, seed=0):

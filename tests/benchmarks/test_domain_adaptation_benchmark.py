@@ -274,10 +274,27 @@ def test_variant_specs_parse_register_and_refuse_bad_input(harness):
     for bad in ("dann_w", "=dann:x=1", "w=dann:hidden_units", "a+b=dann:x=1"):
         with pytest.raises(ValueError, match="--variant|KEY=VALUE"):
             harness.parse_variant(bad)
+    assert harness.parse_variant("raw=iwcdan:shrink_weights=false")[1] == {
+        "method": "iwcdan",
+        "kwargs": {"shrink_weights": False},
+    }
     with pytest.raises(SystemExit, match="registered alignment method"):
         harness.register_variants({"w": {"method": "nope", "kwargs": {}}})
     with pytest.raises(SystemExit, match="not already a method"):
         harness.register_variants({"mcc": {"method": "dann", "kwargs": {}}})
+
+
+def test_class_weight_fields_compare_the_implied_prior_with_the_true_one(harness):
+    data = {
+        "num_classes": 2,
+        "ys": np.array([0, 1, 0, 1]),
+        "yt": np.array([1, 1, 1, 0]),
+    }
+    assert harness._class_weight_fields(data, {"class_weights": None}) == {}
+    exact = harness._class_weight_fields(data, {"class_weights": [0.5, 1.5]})
+    assert exact == {"class_weights": [0.5, 1.5], "class_prior_tv": 0.0}
+    ones = harness._class_weight_fields(data, {"class_weights": [1.0, 1.0]})
+    assert ones["class_prior_tv"] == pytest.approx(0.25)
 
 
 def test_distill_ensemble_moves_the_student_to_the_teacher_on_the_target(harness):
