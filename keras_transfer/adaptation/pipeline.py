@@ -94,10 +94,7 @@ from keras_transfer.adaptation.soup import (
     SOUP,
     soup_model,
 )
-from keras_transfer.adaptation.weighted import (
-    CLASS_WEIGHTED_METHODS,
-    class_weighted_parts,
-)
+from keras_transfer.adaptation.weighted import class_weighted_parts
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -279,7 +276,8 @@ def adapt(
             the runs, so not by default); False keeps the moving averages of the
             training batches. ``"auto"`` leaves ``method="source_only"`` alone (a
             baseline that uses no target input; True makes it AdaBN), and
-            ``"iwdan"`` / ``"iwcdan"`` (methods for an imbalanced target, whose
+            ``"iwdan"`` / ``"iwcdan"``, alone or in a combination such as
+            ``"dann+iwcdan"`` (methods for an imbalanced target, whose
             statistics lowered them 1.2 and 2.4 points on the mean of five
             thinned pairs, `domain_adaptation_label_shift_iw.json`). Frozen (pretrained)
             BatchNorm is never touched; skipped, with a line, under a
@@ -617,11 +615,14 @@ def adapt(
             say(_choice_line(results, chosen, ranking))
         trained_source_accuracy = best["source_accuracy"]
         # method="source_only" asked for a baseline that uses no target input, and
-        # iwdan/iwcdan for a target whose classes are imbalanced, whose statistics
-        # would re-centre the features on its majority classes: "auto" leaves
-        # their statistics alone (True still re-estimates them)
+        # a class-weighted method (iwdan/iwcdan, alone or in a combination such as
+        # "dann+iwcdan") for a target whose classes are imbalanced, whose
+        # statistics would re-centre the features on its majority classes: "auto"
+        # leaves their statistics alone (True still re-estimates them)
         when = target_batchnorm
-        keep_statistics = method in ("source_only", *CLASS_WEIGHTED_METHODS)
+        keep_statistics = method == "source_only" or bool(
+            class_weighted_parts(getattr(best["model"], "method", None))
+        )
         if (keep_statistics and when == "auto") or each_candidate:
             when = False  # every candidate was re-estimated before it was scored
         updated, skipped = target_batchnorm_statistics(

@@ -176,6 +176,18 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
     )
     assert plain.selection["candidates"]["dann"]["class_weights"] is None
     assert plain.selection["target_batchnorm"]["layers"] == 1  # DANN's are
+    # a combination with a class-weighted part is for an imbalanced target too
+    combined = kt.adapt(
+        keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, "relu")]),
+        (xs, ys),
+        xt,
+        method="dann+iwcdan",
+        epochs=2,
+        warmup=1,
+        verbose=0,
+    )
+    assert combined.selection["candidates"]["dann+iwcdan"]["class_weights"]
+    assert combined.selection["target_batchnorm"]["layers"] == 0
 
 
 def test_only_methods_that_ask_get_the_source_labels():
