@@ -572,6 +572,13 @@ def adapt(
                     ),
                     None,
                 ),
+                "class_weight_reliability": next(
+                    (
+                        getattr(part, "weight_reliability", None)
+                        for part in class_weighted_parts(model.method)
+                    ),
+                    None,
+                ),
             }
             if say:
                 shown = ", ".join(f"{key} {val:.4f}" for key, val in scores.items())
@@ -672,8 +679,10 @@ def adapt(
                     "source_accuracy": r["source_accuracy"],
                     "eligible": r["eligible"],
                     "guard_events": r["events"],
-                    # IWDAN / IWCDAN: the estimated p_target(y) / p_source(y)
+                    # IWDAN / IWCDAN: the estimated p_target(y) / p_source(y),
+                    # and the share of the last estimate's shift that was kept
                     "class_weights": r["class_weights"],
+                    "class_weight_reliability": r["class_weight_reliability"],
                 }
                 for n, r in results.items()
             },

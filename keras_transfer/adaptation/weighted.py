@@ -264,8 +264,12 @@ class ClassWeightEstimator(keras.callbacks.Callback):
             old = np.asarray(part.get_class_weights())
             part.set_class_weights((1.0 - self.momentum) * old + self.momentum * new)
         self.history.append(parts[0].get_class_weights())
-        reliability = estimate["reliability"]
-        self.reliabilities.append(1.0 if reliability is None else reliability)
+        reliability = (
+            1.0 if estimate["reliability"] is None else estimate["reliability"]
+        )
+        self.reliabilities.append(reliability)
+        for part in parts:  # read by adapt's selection record
+            part.weight_reliability = reliability
 
 
 register_alignment_method("iwdan", ImportanceWeightedDomainAdversarial)

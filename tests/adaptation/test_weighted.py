@@ -154,6 +154,8 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
     weights = result.selection["candidates"][method]["class_weights"]
     # the target is 85% class 1 and the source balanced: w ≈ (0.3, 1.7)
     assert weights[1] > 1.2 and weights[0] < 0.7, weights
+    reliability = result.selection["candidates"][method]["class_weight_reliability"]
+    assert 0.0 < reliability <= 1.0
     json.dumps(result.selection)  # what the CLI writes to selection.json
     # an imbalanced target's statistics are not put in the bottleneck by default
     assert result.selection["target_batchnorm"]["layers"] == 0
@@ -175,6 +177,7 @@ def test_adapt_estimates_the_targets_class_weights(method, tmp_path):
         verbose=0,
     )
     assert plain.selection["candidates"]["dann"]["class_weights"] is None
+    assert plain.selection["candidates"]["dann"]["class_weight_reliability"] is None
     assert plain.selection["target_batchnorm"]["layers"] == 1  # DANN's are
     # a combination with a class-weighted part is for an imbalanced target too
     combined = kt.adapt(
