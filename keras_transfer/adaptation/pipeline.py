@@ -79,6 +79,8 @@ from keras_transfer.adaptation.result import (
     merge_histories,
     optimizer_state,
     restore,
+    restore_seed_states,
+    seed_states,
     snapshot,
     source_check,
 )
@@ -492,6 +494,9 @@ def adapt(
         warmup_epochs = len(warm_history.epoch)
         remaining = max(epochs - warmup_epochs, 0)
         warm_weights = snapshot(layers)
+        # the random layers' states too: every candidate draws the dropout masks
+        # and source jitter a standalone run of it would, whatever ran before it
+        warm_seeds = seed_states([*layers, augmentation])
         warm_optimizer = optimizer_state(shared.optimizer)
         warm_accuracy = warm.best_warmup_accuracy
 
@@ -504,6 +509,7 @@ def adapt(
                 )
                 say(f"{name}: {remaining} epochs from the warm-up's weights{of}")
             restore(layers, warm_weights)
+            restore_seed_states([*layers, augmentation], warm_seeds)
             keras.utils.set_random_seed(seed + 1)
             # a fresh pipeline per candidate: the same batches as a standalone run
             branch_pairs = augment_source(

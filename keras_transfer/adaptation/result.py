@@ -139,6 +139,25 @@ def restore(layers: list, snapshot: list) -> None:
         layer.set_weights(weights)
 
 
+def _seed_variables(obj: Any) -> list:
+    if obj is None or not hasattr(obj, "variables"):
+        return []
+    return [v for v in obj.variables if v.name == "seed_generator_state"]
+
+
+def seed_states(objects: list) -> list:
+    """The seed-generator states of the random layers in ``objects`` (layers,
+    models or None): `get_weights` leaves them out, so `restore` would leave them
+    where the last fit left them (dropout masks, augmentation draws)."""
+    return [[np.array(v) for v in _seed_variables(obj)] for obj in objects]
+
+
+def restore_seed_states(objects: list, states: list) -> None:
+    for obj, values in zip(objects, states):
+        for variable, value in zip(_seed_variables(obj), values):
+            variable.assign(value)
+
+
 def optimizer_state(optimizer) -> dict:
     """The optimizer's slot variables (moments, step count) by name.
 
