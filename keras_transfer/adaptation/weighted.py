@@ -15,8 +15,9 @@ toward each new estimate; they start at 1 (plain DANN / CDAN).
 measured in docs/domain_adaptation.md ("Class-weighted alignment for label shift"
 and "Class weights shrunk by the estimators' disagreement"): stop 39's IWCDAN +8.1
 points over CDAN on five pairs with the target's classes thinned 10:1 (one seed)
-did not replicate on two seeds (−2.9); with ``shrink_weights=True`` +0.1 there and
-+0.5 on the same pairs balanced.
+did not replicate on two seeds (−2.9 before candidates were made order-independent,
++2.0 after, inside a per-run spread of 4-11 points); ``shrink_weights=True`` +0.1
+and −1.5 there.
 """
 
 from __future__ import annotations
