@@ -53,24 +53,40 @@ def test_same_inputs_same_score_and_max_source_subsamples():
     assert round(a * 50, 6) == round(a * 50)
 
 
-def test_fresh_optimizer_per_fit():
+def test_one_reverse_model_scores_as_a_fresh_model_per_labelling(monkeypatch):
+    """The scores share one model, optimizer and training graph, and each equals
+    `reverse_validation` with a fresh model and a fresh optimizer: the weights and
+    the optimizer's moments and step count are reset before every fit."""
     xs, ys = _blobs(0)
     xt, yt = _blobs(1, shift=0.5)
-    made = []
+    noisy = np.where(np.arange(300) % 3 == 0, 1 - yt, yt)
+    labellings = {"a": np.eye(2)[yt], "b": np.eye(2)[1 - yt], "c": np.eye(2)[noisy]}
+    made, traced = [], []
 
     def make():
         made.append(keras.optimizers.Adam(1e-2))
         return made[-1]
 
-    reverse_validation_scores(
-        {"a": np.eye(2)[yt], "b": np.eye(2)[1 - yt]},
-        _build,
-        xt,
-        (xs, ys),
-        make_optimizer=make,
-        epochs=1,
+    make_train = keras.Model.make_train_function
+
+    def counting(self, *args, **kwargs):
+        if self.train_function is None:
+            traced.append(self.name)
+        return make_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "make_train_function", counting)
+    scores = reverse_validation_scores(
+        labellings, _build, xt, (xs, ys), make_optimizer=make, epochs=2
     )
-    assert len(made) == 2 and made[0] is not made[1]
+    assert len(made) == 1 and len(traced) == 1
+    assert made[0].iterations.numpy() == 2 * 5  # the last fit's steps only
+    for name, p in labellings.items():
+        alone = reverse_validation(
+            _build, xt, p, (xs, ys), optimizer=keras.optimizers.Adam(1e-2), epochs=2
+        )
+        assert scores[name] == alone, name
+    assert len(set(scores.values())) == 3  # three labellings, three scores
+    assert reverse_validation_scores({}, _build, xt, (xs, ys)) == {}
 
 
 @pytest.mark.parametrize(
