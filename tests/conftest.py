@@ -15,3 +15,27 @@ def _seed():
 
     keras.utils.set_random_seed(0)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Test files with slow end-to-end tests (marked ``large``) run first.
+
+    With ``--dist loadfile`` (``addopts``), pytest-xdist hands each worker one file at a
+    time, by default the files with the most tests first. That puts one-test files
+    such as the user's CLI path (about 95 s) last, where one worker runs them while
+    the other has nothing left. Files with a ``large`` test are sent first instead
+    (``--no-loadscope-reorder`` keeps this order), each group by number of tests,
+    so the quick files fill in at the end. Each file's tests keep their order.
+    """
+
+    def path(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    large = {path(item) for item in items if item.get_closest_marker("large")}
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        counts[path(item)] = counts.get(path(item), 0) + 1
+        first.setdefault(path(item), index)
+    order = {p: (p not in large, -counts[p], first[p]) for p in counts}
+    items.sort(key=lambda item: order[path(item)])

@@ -393,6 +393,7 @@ def test_auto_source_augmentation_jitters_image_sources_only(capsys):
     )
 
 
+@pytest.mark.large
 def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch):
     rng = np.random.default_rng(0)
     ys = np.arange(60) % 3
@@ -545,6 +546,7 @@ def test_candidates_continue_with_the_warmup_optimizer_state():
     assert carry_optimizer_state(branch, {}) == 0
 
 
+@pytest.mark.large
 def test_adapt_trains_with_xla_and_refuses_a_bad_jit_compile():
     (xs, ys), (xt, _) = two_domains(n=60)
     result = kt.adapt(
@@ -828,6 +830,7 @@ def test_encoder_batchnorm_uses_momentum_0_9_while_adapting_then_its_own(capsys)
         kt.adapt(_bn_encoder(0), (xs, ys), xt, batchnorm_momentum=1.5, verbose=0)
 
 
+@pytest.mark.large
 def test_a_model_that_learnt_nothing_from_the_source_is_warned_about():
     # Blank inputs: every candidate predicts one class, agrees with the others
     # (no agreement warning), and sits at chance on the held-out source.
@@ -846,6 +849,7 @@ def test_a_model_that_learnt_nothing_from_the_source_is_warned_about():
 
 # 2 epochs on inputs far from 0: what is checked is the statistics, not learning
 @pytest.mark.filterwarnings("ignore:adapt. the chosen model's held-out source")
+@pytest.mark.large
 def test_target_batchnorm_re_estimates_the_returned_models_statistics(capsys):
     from keras_transfer.adaptation.result import accuracy
 

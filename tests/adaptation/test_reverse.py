@@ -149,6 +149,7 @@ def test_raw_text_inputs_train_the_reverse_model():
     assert right > 0.9 and swapped < 0.1
 
 
+@pytest.mark.large
 def test_reverse_scores_again_reproduces_adapts_own_scores():
     import keras_transfer as kt
     from keras_transfer.adaptation import split_source

@@ -337,6 +337,7 @@ def test_distill_ensemble_refuses_bad_teachers(harness):
         distill_ensemble(student, (xs, ys), xt, np.full((5, 3), 1 / 3), epochs=0)
 
 
+@pytest.mark.large
 def test_target_batchnorm_rows_copy_each_candidate_and_re_estimate_it(
     harness, tmp_path, capsys
 ):
@@ -457,6 +458,7 @@ def test_default_view_reads_the_rows_adapts_defaults_return(harness):
     assert view["auto"]["target_accuracy_mean"] == pytest.approx(0.66)
 
 
+@pytest.mark.large
 def test_domain_batchnorm_rows_train_the_candidates_again(harness, tmp_path, capsys):
     out = tmp_path / "dsbn.json"
     argv = ["--quick", "--epochs", "2", "--pairs", "digits_mnistm", "--methods"]

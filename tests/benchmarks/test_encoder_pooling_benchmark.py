@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 
+
+@pytest.mark.large
 def test_quick_run_compares_avg_and_flatten_from_one_preset(load_benchmark, tmp_path):
     bench = load_benchmark("encoder_pooling")
     out = tmp_path / "pooling.json"
