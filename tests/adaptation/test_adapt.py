@@ -943,20 +943,17 @@ def test_the_cli_offers_target_batchnorm_with_the_librarys_default():
 
 
 def _record_reverse_starts(monkeypatch) -> list:
-    """Records the encoder weights each reverse-validation model starts from."""
+    """Records the encoder weights each reverse-validation fit starts from (one
+    shared reverse model, reset before each fit: `reverse_validation_scores`)."""
     from keras_transfer.adaptation import reverse
 
-    built, real = [], reverse.reverse_validation
+    built, real = [], reverse._fit_and_score
 
-    def spy(build_model, *args, **kwargs):
-        def build():
-            model = build_model()
-            built.append([np.array(w) for w in model.layers[1].get_weights()])
-            return model
+    def spy(model, *args, **kwargs):
+        built.append([np.array(w) for w in model.layers[1].get_weights()])
+        return real(model, *args, **kwargs)
 
-        return real(build, *args, **kwargs)
-
-    monkeypatch.setattr(reverse, "reverse_validation", spy)
+    monkeypatch.setattr(reverse, "_fit_and_score", spy)
     return built
 
 
