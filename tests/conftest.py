@@ -1,6 +1,7 @@
 """Shared pytest setup: TensorFlow backend, quiet logs, seeded Keras."""
 
 import os
+from collections import Counter
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,10 +33,6 @@ def pytest_collection_modifyitems(config, items):
         return item.nodeid.split("::")[0]
 
     large = {path(item) for item in items if item.get_closest_marker("large")}
-    counts: dict[str, int] = {}
-    first: dict[str, int] = {}
-    for index, item in enumerate(items):
-        counts[path(item)] = counts.get(path(item), 0) + 1
-        first.setdefault(path(item), index)
-    order = {p: (p not in large, -counts[p], first[p]) for p in counts}
-    items.sort(key=lambda item: order[path(item)])
+    counts = Counter(path(item) for item in items)
+    # a stable sort: files stay whole and, between equal keys, in collection order
+    items.sort(key=lambda item: (path(item) not in large, -counts[path(item)]))

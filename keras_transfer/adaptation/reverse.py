@@ -125,19 +125,18 @@ def reverse_validation(
         Datasets for Transfer Learning", ECML PKDD. Ganin et al. 2016,
         "Domain-Adversarial Training of Neural Networks", JMLR 17 (section 5.1.2).
     """
-    if int(epochs) < 1:
-        raise ValueError(f"Expected epochs >= 1. Received: epochs={epochs!r}")
-    probabilities, xs, ys = _check(target_x, target_probabilities, source)
-    xs, ys = _source_subset(xs, ys, max_source, seed)
-    model = build_model()
-    model.compile(
-        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(1e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return _fit_and_score(
-        model, target_x, probabilities, (xs, ys), int(epochs), batch_size, seed
-    )
+    (score,) = reverse_validation_scores(
+        {"model": target_probabilities},
+        build_model,
+        target_x,
+        source,
+        make_optimizer=None if optimizer is None else lambda: optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        max_source=max_source,
+    ).values()
+    return score
 
 
 def _source_subset(xs: Any, ys: Any, max_source: int | None, seed: int) -> tuple:
@@ -190,8 +189,8 @@ def reverse_validation_scores(
     and its optimizer are compiled and built once, and before each fit their weights
     and the optimizer's state (moments, step count) are put back where they were
     when it was built. Keras traces one training step for all the fits instead of
-    one per model, which is most of a reverse fit's time on small data (about
-    2 s of 2.4 s per candidate for the tests' small CNN on 2 cores). Random state
+    one per model: about 1.2-1.4 s per candidate for the benchmark's small CNN on
+    2 cores (`benchmarks/reverse_validation_time.py`). Random state
     that lives outside the weights (the Keras seed generators of dropout or
     augmentation layers) carries on from one fit to the next, as it does when
     ``build_model`` returns a model over the same layers each time.
