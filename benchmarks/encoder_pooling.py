@@ -10,7 +10,8 @@ on that path.
 
 For each pair: one KerasHub VGG preset pretrained on the source train split
 (`keras_transfer.pretrain.pretrain_preset`, the CLI `pretrain` defaults: filters
-(32, 64, 128), 30 epochs, augmentation on; 4x4 feature maps at 32 px); then for
+(32, 64, 128), 30 epochs, augmentation on from the first step (`augment_warmup=0.0`,
+the default until stop 43); 4x4 feature maps at 32 px); then for
 each seed and each pooling ("avg", "flatten") one `adapt(method="auto")` from that
 preset with every layer trainable (the CLI's `adaptation.unfreeze_depth: all`) and
 every other setting `adapt`'s default. Reported on the target test split (never
@@ -94,6 +95,9 @@ def run_pair(pair: str, args, workdir: str) -> list[dict]:
         x_val=data["xs_test"],
         y_val=data["ys_test"],
         epochs=args.pretrain_epochs,
+        # the jitter from the first step, as when the committed file was run
+        # (before stop 43's ramp, benchmarks/pretrain_augmentation.py)
+        augment_warmup=0.0,
         seed=0,
     )
     print(

@@ -144,10 +144,12 @@ def pretrain_source_preset(
 
 
 def _pretrain_settings(epochs: int, seed: int, image_size: int) -> dict:
+    from keras_transfer.pretrain import AUGMENT_WARMUP
     from keras_transfer.version import __version__
 
     return {
         "epochs": epochs,
+        "augment_warmup": AUGMENT_WARMUP,
         "seed": seed,
         "image_size": image_size,
         "filters": list(DEMO_FILTERS),

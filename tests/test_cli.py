@@ -221,6 +221,28 @@ def test_evaluate_and_predict(trained_run, tmp_path, capsys, image_folder):
     assert "Inputs not found" in capsys.readouterr().err
 
 
+def test_predict_takes_a_built_in_domain_as_evaluate_does(trained_run, tmp_path):
+    # `predict --set inputs=digits_target` scores the examples `evaluate` scores:
+    # its top-1 classes give evaluate's accuracy on the same domain.
+    from keras_transfer.cli._data import evaluation_arrays
+    from keras_transfer.config import DataConfig
+
+    _, tmp, _ = trained_run
+    model = str(tmp / "runs" / "first" / "model.keras")
+    eval_cfg = {"model_path": model, "output": str(tmp_path / "eval")}
+    eval_cfg["data"] = {"source": "digits_target", "image_size": SIZE}
+    assert main(["evaluate", _write(tmp_path / "e.yaml", eval_cfg)]) == 0
+    accuracy = json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"]
+    out = tmp_path / "pred.json"
+    args = ["predict", "--set", f"model_path={model}", "--set", "inputs=digits_target"]
+    assert main([*args, "--set", f"output={out}"]) == 0
+    preds = json.loads(out.read_text())
+    _, y, _ = evaluation_arrays(DataConfig(source="digits_target", image_size=SIZE))
+    assert [p["input"] for p in preds] == [f"digits_target:{i}" for i in range(len(y))]
+    top = np.array([int(p["predictions"][0]["class"]) for p in preds])
+    assert np.mean(top == y) == pytest.approx(accuracy, abs=1e-6)
+
+
 def test_a_trained_model_is_a_backbone_for_the_next_run(
     trained_run, tmp_path, capsys, image_folder
 ):

@@ -8,7 +8,12 @@ import pytest
 
 from keras_transfer import build_classifier, load_backbone
 from keras_transfer.cli import main
-from keras_transfer.pretrain import color_augment, pretrain_preset
+from keras_transfer.pretrain import (
+    _ramped_augment,
+    augment_probability,
+    color_augment,
+    pretrain_preset,
+)
 
 
 def _separable(n=48, size=16, classes=3, seed=0):
@@ -59,6 +64,8 @@ def test_pretrain_preset_trains_and_loads(tmp_path):
         ({"epochs": 0}, "epochs"),
         ({"filters": ()}, "filters"),
         ({"filters": (4, 8), "repeats": (1,)}, "repeats"),
+        ({"augment_warmup": 1.0}, "augment_warmup"),
+        ({"augment_warmup": -0.1}, "augment_warmup"),
     ],
 )
 def test_pretrain_preset_bad_arguments(tmp_path, kwargs, match):
@@ -73,6 +80,57 @@ def test_color_augment_inverts_and_jitters():
     out = np.asarray(out)
     assert out.min() >= 0.0 and out.max() <= 255.0
     assert (out.reshape(64, -1).max(axis=1) > 50).mean() > 0.2  # some inverted
+
+
+def test_augment_probability_ramps_then_holds():
+    assert [augment_probability(e, 10, 0.3) for e in range(5)] == [
+        0.0,
+        1 / 3,
+        2 / 3,
+        1.0,
+        1.0,
+    ]
+    assert [augment_probability(e, 30, 0.3) for e in (0, 3, 9, 29)] == [0, 1 / 3, 1, 1]
+    # no ramp: every image jittered from the first epoch (as before stop 43)
+    assert augment_probability(0, 10, 0.0) == 1.0
+    assert augment_probability(0, 2, 0.2) == 1.0  # a ramp shorter than one epoch
+
+
+def test_ramped_augment_jitters_the_share_the_variable_holds():
+    import tensorflow as tf
+
+    x = np.full((400, 2, 2, 3), 100.0, "float32")
+    probability = tf.Variable(0.0)
+    augment = _ramped_augment(probability)
+    out, _ = augment(x, np.zeros(400))
+    np.testing.assert_array_equal(np.asarray(out), x)  # none jittered
+    probability.assign(0.5)
+    changed = np.any(np.asarray(augment(x, np.zeros(400))[0]) != x, axis=(1, 2, 3))
+    assert 0.4 < changed.mean() < 0.6
+    probability.assign(1.0)
+    changed = np.any(np.asarray(augment(x, np.zeros(400))[0]) != x, axis=(1, 2, 3))
+    assert changed.all()
+
+
+def test_pretrain_ramps_the_jitter_epoch_by_epoch(tmp_path, monkeypatch):
+    # the ramp's callback sets the share before each epoch's batches are drawn
+    import keras_transfer.pretrain as pretrain
+
+    seen = []
+
+    def spy(epoch, epochs, warmup):
+        seen.append(augment_probability(epoch, epochs, warmup))
+        return seen[-1]
+
+    monkeypatch.setattr(pretrain, "augment_probability", spy)
+    x, y = _separable(n=12, size=8)
+    path = str(tmp_path / "p")
+    pretrain_preset(x, y, path, filters=(2,), epochs=4, augment_warmup=0.5)
+    assert seen == [0.0, 0.5, 1.0, 1.0]
+    seen.clear()
+    pretrain_preset(x, y, path, filters=(2,), epochs=2, augment_warmup=0.0,
+                    overwrite=True)  # fmt: skip
+    assert seen == []  # no ramp: color_augment maps every batch as before
 
 
 def _folder(root, size=16):
@@ -110,6 +168,8 @@ def test_cli_pretrain_writes_a_preset(tmp_path, capsys):
         ("pretrain.repeats=[1]", "pretrain.repeats"),
         ("pretrain.epochs=0", "pretrain.epochs"),
         ("pretrain.architecture=resnet", "pretrain.architecture"),
+        ("pretrain.augment_warmup=1", "pretrain.augment_warmup"),
+        ("pretrain.augment_warmup=true", "pretrain.augment_warmup"),
     ],
 )
 def test_cli_pretrain_bad_config(tmp_path, capsys, override, field):

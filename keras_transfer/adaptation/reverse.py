@@ -164,7 +164,7 @@ def _fit_and_score(
     else:  # raw text: Keras's array adapter takes numbers only
         data = tf.data.Dataset.from_tensor_slices((target_x, labels))
         data = data.shuffle(len(labels), seed=seed).batch(batch_size)
-        model.fit(data, epochs=epochs, verbose=0)
+        model.fit(data, epochs=epochs, shuffle=False, verbose=0)
     # eagerly: no predict graph per reverse model (no retracing warning)
     predicted = np.asarray(predict_eagerly(model, xs, 256)).argmax(-1)
     return float(np.mean(predicted == ys))

@@ -140,7 +140,10 @@ def run_distill(
     from keras_transfer.data import from_arrays
     from keras_transfer.distillation import Distiller
 
-    teacher = load_model(cfg.distillation.teacher, "distillation.teacher")
+    # the teacher only predicts: its optimizer state is not needed
+    teacher = load_model(
+        cfg.distillation.teacher, "distillation.teacher", compile=False
+    )
     num_classes = int(teacher.output_shape[-1])
     check_num_classes(num_classes, names, "data.source")
     data = load_labelled(cfg.data)
@@ -177,6 +180,7 @@ def run_distill(
             train,
             validation_data=val,
             epochs=d.epochs,
+            shuffle=False,  # `train` reshuffles itself each epoch (from_arrays)
             callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
             verbose=verbose,
         )

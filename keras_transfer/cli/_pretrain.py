@@ -74,6 +74,7 @@ def run_pretrain(
             learning_rate=p.learning_rate,
             batch_size=cfg.data.batch_size,
             augment=p.augment,
+            augment_warmup=p.augment_warmup,
             seed=p.seed,
             overwrite=True,
             callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],

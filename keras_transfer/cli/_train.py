@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.cli._data import (
+    BUILTIN,
     check_data_config,
     check_num_classes,
     evaluation_arrays,
@@ -715,16 +716,20 @@ def run_predict(cfg: PredictConfig) -> list[dict]:
 
     `model_path` may be a `.keras` file, a `.tflite` file, or a TFLite or SavedModel
     export folder. Images are read at the model's input size unless `image_size` is
-    set (which must then match it).
+    set (which must then match it). `inputs` may also name a built-in domain
+    (`digits`, `digits_target`): its test split, the examples `evaluate` scores,
+    identified as `<domain>:<index>`.
 
     Raises:
         ConfigError: missing inputs or model, a bad `top_k`, `image_size` or
             `output` (the message names the field).
     """
-    if not cfg.inputs or not os.path.exists(cfg.inputs):
+    builtin = cfg.inputs in BUILTIN
+    if not builtin and (not cfg.inputs or not os.path.exists(cfg.inputs)):
         raise ConfigError(
             f"Inputs not found: inputs={cfg.inputs!r}. Accepted: an image file, a "
-            "folder of images or a .npz file with an array x."
+            "folder of images, a .npz file with an array x, or a built-in domain "
+            f"({', '.join(BUILTIN)})."
         )
     if cfg.top_k < 1:
         raise ConfigError(f"Expected top_k >= 1. Received: top_k={cfg.top_k}")
@@ -758,7 +763,12 @@ def run_predict(cfg: PredictConfig) -> list[dict]:
             "image_size",
             cfg.model_path,
         ).image_size
-        x, ids = read_images(cfg.inputs, size)
+        if builtin:
+            # the examples `evaluate` scores on this domain (its test split)
+            x = evaluation_arrays(DataConfig(source=cfg.inputs, image_size=size))[0]
+            ids = [f"{cfg.inputs}:{i}" for i in range(len(x))]
+        else:
+            x, ids = read_images(cfg.inputs, size)
     probs = np.asarray(predictor.run(x))
     names = _class_names(cfg, probs.shape[-1], predictor.class_names)
     results = []

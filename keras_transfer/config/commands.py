@@ -194,7 +194,9 @@ class PredictConfig:
         "folder.",
     )
     inputs: str = option(
-        "", "An image file, a folder of images (searched recursively) or a .npz (x)."
+        "",
+        "An image file, a folder of images (searched recursively), a .npz (x), or "
+        "a built-in domain (digits, digits_target: its test split).",
     )
     image_size: int | None = option(
         None, "Images are resized to image_size x image_size; null: the model's."

@@ -314,4 +314,11 @@ class PretrainSection:
         "Random inversion and colour jitter of the training images (features that "
         "survive colour and background changes transfer better).",
     )
+    augment_warmup: float = option(
+        0.3,
+        "With augment: the share of jittered images rises from 0 in the first epoch "
+        "to all after this fraction of the epochs, in [0, 1); 0 jitters all from the "
+        "start (fully jittered from step 0 the network sat at chance for ~12 of 30 "
+        "epochs on digits; benchmarks/pretrain_augmentation.py).",
+    )
     seed: int = option(0, "Seed of weight initialization and shuffling.")

@@ -209,5 +209,12 @@ def check_pretrain_config(cfg: Any) -> None:
         ),
         ("epochs", p.epochs >= 1, "an int >= 1"),
         ("learning_rate", p.learning_rate > 0, "a float > 0"),
+        (
+            "augment_warmup",
+            not isinstance(p.augment_warmup, bool)
+            and isinstance(p.augment_warmup, (int, float))
+            and 0 <= p.augment_warmup < 1,
+            "a float in [0, 1)",
+        ),
     )
     check_fields("pretrain", p, rules)
