@@ -5,9 +5,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """``python benchmarks/<script> <arguments>``: how a results file was made.
+
+    ``argv`` is the list ``main`` was called with (None: the process's own).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join([f"python benchmarks/{script}", *args])
 
 
 def write_results(name: str, payload: dict, path: str | None = None) -> str:

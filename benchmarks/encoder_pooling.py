@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import write_results  # noqa: E402
+from _common import command_line, write_results  # noqa: E402
 
 POOLINGS = ("avg", "flatten")
 DEFAULT_PAIRS = ("demo", "digits_mnistm", "fonts_digits", "digits_svhnlike")
@@ -238,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'–' if closed is None else f'{100 * closed:.0f}%'} |"
             )
     payload = {
-        "command": " ".join(
-            [
-                "python benchmarks/encoder_pooling.py",
-                *(sys.argv[1:] if argv is None else argv),
-            ]
-        ),
+        "command": command_line("encoder_pooling.py", argv),
         "config": {
             "pairs": args.pairs,
             "seeds": args.seeds,

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_results  # noqa: E402
+from _common import command_line, write_results  # noqa: E402
 
 PAIRS = ("digits_mnistm", "digits_rotnoise", "digits_svhnlike", "fonts_digits")
 
@@ -75,7 +75,7 @@ def run_one(pair: str, epochs: int, seed: int, warmup: float, size: int, limit):
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Means per (pair, epochs, warmup) and the ramp's change against no ramp."""
+    """Means per (pair, epochs, warmup): accuracies, seconds, take-off epochs."""
     import numpy as np
 
     out: dict = {}
@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     payload = {
-        "command": " ".join(
-            [
-                "python benchmarks/pretrain_augmentation.py",
-                *(sys.argv[1:] if argv is None else argv),
-            ]
-        ),
+        "command": command_line("pretrain_augmentation.py", argv),
         "config": {
             "pairs": args.pairs,
             "epochs": args.epochs,

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_results  # noqa: E402
+from _common import command_line, write_results  # noqa: E402
 
 LABELLINGS = ("exact", "noise_10", "noise_30", "noise_50", "permuted")
 
@@ -144,12 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or REVERSE_EPOCHS
     rows = [measure(size, args.repeats, epochs) for size in args.sizes]
     payload = {
-        "command": " ".join(
-            [
-                "python benchmarks/reverse_validation_time.py",
-                *(sys.argv[1:] if argv is None else argv),
-            ]
-        ),
+        "command": command_line("reverse_validation_time.py", argv),
         "config": {"sizes": args.sizes, "repeats": args.repeats, "epochs": epochs},
         "runs": rows,
     }

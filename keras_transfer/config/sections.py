@@ -315,7 +315,7 @@ class PretrainSection:
         "survive colour and background changes transfer better).",
     )
     augment_warmup: float = option(
-        0.3,
+        0.3,  # pretrain.AUGMENT_WARMUP (not imported: config loads no TensorFlow)
         "With augment: the share of jittered images rises from 0 in the first epoch "
         "to all after this fraction of the epochs, in [0, 1); 0 jitters all from the "
         "start (fully jittered from step 0 the network sat at chance for ~12 of 30 "
