@@ -85,6 +85,6 @@ print("left: source-only, right: adapted ->", path)
 
 # %% Save and export the adapted model (no discriminator, no bottleneck tricks)
 model = results["auto"].model
-model.save(os.path.join(OUT, "adapted.keras"))
+kt.save_model(model, os.path.join(OUT, "adapted.keras"))  # with its frozen layers
 reloaded = kt.load_model(os.path.join(OUT, "adapted.keras"))
 print("reloaded:", reloaded.predict(target.x_test[:4], verbose=0).argmax(-1))

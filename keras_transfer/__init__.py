@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "ProtoNetClassifier": "keras_transfer.fewshot",
     "register_backbone_loader": "keras_transfer.backbones",
     "reptile": "keras_transfer.fewshot",
+    "save_model": "keras_transfer.saving",
     "set_batchnorm_momentum": "keras_transfer.normalization",
     "set_trainable": "keras_transfer.freezing",
     "strip_augmentation": "keras_transfer.augment",

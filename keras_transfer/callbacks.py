@@ -4,6 +4,9 @@ A run whose final accuracy is no better than always predicting the most frequent
 class has learned nothing, whatever its status says (a frozen random backbone, a
 learning rate far too high, labels shuffled away from their inputs). The check here
 turns that into a `UserWarning` plus a log line on the `keras_transfer` logger.
+`SaveModelCheckpoint` saves the model each epoch with `saving.save_model`, so a
+checkpoint keeps which layers are frozen (what `keras.callbacks.ModelCheckpoint`
+loses for a KerasHub backbone).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.saving import save_model
 
 __all__ = [
     "MajorityClassCheck",
+    "SaveModelCheckpoint",
     "check_against_majority",
     "check_fit_history",
     "majority_rate",
@@ -196,3 +201,42 @@ class MajorityClassCheck(keras.callbacks.Callback):
         self.warned = check_against_majority(
             float(logs[key]), self.labels, margin=self.margin, context=self.context
         )
+
+
+class SaveModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model to a `.keras` file at the end of every epoch, frozen layers kept.
+
+    `keras.callbacks.ModelCheckpoint(path)` with `saving.save_model`: each save is
+    whole or not at all and records every layer's `trainable` flag, which
+    `keras_transfer.load_model` restores (a KerasHub backbone's frozen layers, and
+    so the optimizer state, survive the reload).
+
+    Args:
+        path: str or PathLike. The `.keras` file, overwritten each epoch.
+
+    Examples:
+    ```python
+    import os, tempfile
+    import numpy as np
+    import keras_transfer as kt
+    from keras_transfer._backend import keras
+    from keras_transfer.callbacks import SaveModelCheckpoint
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    path = os.path.join(tempfile.mkdtemp(), "last.keras")
+    model.fit(np.zeros((4, 2)), np.zeros(4), epochs=1, verbose=0,
+              callbacks=[SaveModelCheckpoint(path)])
+    assert kt.load_model(path).optimizer.iterations.numpy() == 1
+    ```
+    """
+
+    def __init__(self, path: Any) -> None:
+        super().__init__()
+        if not str(path).endswith(".keras"):
+            raise ValueError(
+                f"Expected a path ending in '.keras'. Received: path={str(path)!r}"
+            )
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        save_model(self.model, self.path)

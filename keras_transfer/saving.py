@@ -5,12 +5,23 @@ and a `keras_transfer` class is in that registry only once the module defining i
 been imported. `load_model` imports every such module first (one explicit list, kept
 complete by a test), then calls `keras.saving.load_model`, and turns the usual
 mistakes (a missing file, a corrupt file, an export folder) into messages that say
-what to pass instead. `save_model_atomically` and `write_json_atomically` write a
-file whole or not at all (a temporary file, then one rename).
+what to pass instead. `save_model` (and `save_model_atomically`, its old name) and
+`write_json_atomically` write a file whole or not at all (a temporary file, then one
+rename).
+
+Which layers are frozen is part of a model a user trains further, but not every
+layer keeps it in a `.keras` file: KerasHub rebuilds a backbone from its
+constructor arguments, so its layers' `trainable` flags (and keras-transfer's mark
+on BatchNorm layers whose statistics were never trained) come back as defaults.
+`save_model` adds a record of every layer's flags to the archive (a
+`keras_transfer/trainable.json` member, which Keras ignores), and `load_model`
+puts them back before Keras rebuilds the optimizer, so the optimizer state saved
+with a compiled model loads too.
 
 Examples:
 ```python
 import keras_transfer as kt
+# kt.save_model(model, "runs/first/model.keras")
 # model = kt.load_model("runs/first/model.keras")
 ```
 """
@@ -19,18 +30,29 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from keras_transfer.trainability import apply_trainable_record, trainable_record
+
 __all__ = [
     "REGISTERING_MODULES",
+    "TRAINABLE_RECORD",
     "load_model",
     "register_all",
+    "save_model",
     "save_model_atomically",
     "write_json_atomically",
 ]
+
+logger = logging.getLogger("keras_transfer")
+
+#: The archive member of a `.keras` file in which `save_model` records every
+#: layer's `trainable` flag (`trainability.trainable_record`).
+TRAINABLE_RECORD = "keras_transfer/trainable.json"
 
 # Every module of keras_transfer that registers a class with
 # `keras.saving.register_keras_serializable`. tests/test_saving.py walks the package
@@ -53,17 +75,60 @@ REGISTERING_MODULES: tuple[str, ...] = (
 )
 
 
-def save_model_atomically(model: Any, path: str | os.PathLike) -> None:
-    """Saves `model` to the `.keras` file `path` whole or not at all.
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """Saves `model` as a `.keras` file, whole or not at all, with its frozen layers.
 
     Keras writes to a temporary `.keras` file next to `path`, which then replaces
-    `path` in one step: an interrupted save leaves the previous file as it was.
+    `path` in one step: an interrupted save leaves the previous file as it was. The
+    archive also records every layer's `trainable` flag (`TRAINABLE_RECORD`), which
+    `keras_transfer.load_model` restores: a KerasHub backbone frozen whole or to its
+    top N layers comes back frozen the same way, and a compiled model's optimizer
+    state loads. `keras.saving.load_model` reads the file too (ignoring the record).
+    The CLI saves every model it writes this way.
+
+    Args:
+        model: keras.Model.
+        path: str or PathLike. The file, ending in `.keras`.
+
+    Returns:
+        The path, as a `Path`.
+
+    Raises:
+        ValueError: `path` does not end in `.keras`.
+
+    Examples:
+    ```python
+    import os, tempfile
+    import keras_transfer as kt
+    from keras_transfer._backend import keras
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.Dense(2)])
+    model.layers[0].trainable = False
+    path = kt.save_model(model, os.path.join(tempfile.mkdtemp(), "model.keras"))
+    assert not kt.load_model(path).layers[0].trainable
+    ```
     """
-    path = os.fspath(path)
-    stem, ext = os.path.splitext(path)
-    tmp = f"{stem}.tmp{ext}"
-    model.save(tmp)
-    os.replace(tmp, path)
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(
+            f"Expected a path ending in '.keras' (the Keras v3 format). Received: "
+            f"{str(path)!r}."
+        )
+    tmp = path.with_name(f"{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(TRAINABLE_RECORD, json.dumps(trainable_record(model)))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_model_atomically(model: Any, path: str | os.PathLike) -> None:
+    """`save_model` under its earlier name (kept for existing callers)."""
+    save_model(model, path)
 
 
 def write_json_atomically(path: str | os.PathLike, data: Any) -> None:
@@ -204,6 +269,78 @@ def load_model(
     register_all()
     from keras_transfer._backend import keras
 
-    return keras.saving.load_model(
-        path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
-    )
+    record, top = _read_record(path)
+    if record is None:
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+        )
+    restorer = _restorer(top, record)
+    scope = {} if restorer is None else {top["registered_name"]: restorer}
+    with keras.saving.CustomObjectScope(scope):
+        model = keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+        )
+    if restorer is None or not restorer.applied:
+        # The top-level class could not be wrapped: put the flags back now; a
+        # compiled model then needs an optimizer over its new trainable weights.
+        changed = apply_trainable_record(model, record)
+        if changed and compile and top.get("compile_config"):
+            model.compile_from_config(top["compile_config"])
+            logger.warning(
+                "load_model: %s: layers' trainable flags restored after loading; the "
+                "model was recompiled with a fresh optimizer (its saved state was "
+                "not loaded).",
+                str(path),
+            )
+    return model
+
+
+def _read_record(path: Path) -> tuple[dict | None, dict | None]:
+    """The trainable record of a `.keras` file and its top-level config entry."""
+    if path.suffix != ".keras":
+        return None, None
+    with zipfile.ZipFile(path) as archive:
+        if TRAINABLE_RECORD not in archive.namelist():
+            return None, None
+        record = json.loads(archive.read(TRAINABLE_RECORD))
+        config = json.loads(archive.read("config.json"))
+    return record, config
+
+
+def _restorer(top: dict, record: dict) -> Any:
+    """A stand-in for the file's top-level class whose `from_config` builds the
+    model with the real class, then restores the recorded flags -- before Keras
+    compiles it and builds the optimizer. None when the class cannot be found."""
+    from keras_transfer._backend import keras
+
+    name = top.get("registered_name") or top.get("class_name")
+    real = keras.saving.get_registered_object(name) if name else None
+    if real is None and top.get("module") and top.get("class_name"):
+        try:
+            real = getattr(importlib.import_module(top["module"]), top["class_name"])
+        except (ImportError, AttributeError):
+            real = None
+    if real is None or not hasattr(real, "from_config") or not name:
+        return None
+    top["registered_name"] = name
+
+    class _Restorer:
+        applied = False
+        depth = 0
+
+        @classmethod
+        def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
+            # Nested objects of the same class pass through here too (their
+            # configs are deserialized inside the top-level one's): only the
+            # outermost call restores.
+            cls.depth += 1
+            try:
+                model = real.from_config(config)
+            finally:
+                cls.depth -= 1
+            if cls.depth == 0 and not cls.applied:
+                apply_trainable_record(model, record)
+                cls.applied = True
+            return model
+
+    return _Restorer

@@ -110,3 +110,10 @@ def test_docstring_examples_run(module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(block, f"<{module} docstring>", "exec"), {})
+
+
+def test_save_model_checkpoint_refuses_other_formats():
+    from keras_transfer.callbacks import SaveModelCheckpoint
+
+    with pytest.raises(ValueError, match=r"ending in '\.keras'"):
+        SaveModelCheckpoint("last.h5")

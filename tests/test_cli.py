@@ -641,3 +641,34 @@ def test_export_per_quantization(trained_run, tmp_path, capsys):
     assert "export tflite 2/2" in capsys.readouterr().err
     cfg["quantization"] = ["int4"]
     assert main(["export", _write(tmp_path / "x.yaml", cfg)]) == 2
+
+
+def test_train_files_keep_a_keras_hub_backbones_frozen_layers(tmp_path):
+    """`train` with a KerasHub backbone, top 1 layer unfrozen: its `model.keras` and
+    `checkpoints/last.keras` load with that trainability and their optimizer state."""
+    import warnings
+
+    from test_saving import _vgg_preset
+
+    import keras_transfer as kt
+    from keras_transfer._backend import keras
+
+    preset = str(tmp_path / "preset")
+    _vgg_preset(preset)
+    cfg = _train_cfg(tmp_path, f"keras_hub:{preset}")
+    cfg["training"].update(fine_tune_epochs=1, unfreeze_depth=1)
+    assert main(["train", _write(tmp_path / "c.yaml", cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "r"
+    plain = keras.saving.load_model(run / "model.keras", compile=False)
+    everything = len(plain.trainable_variables)
+    kt.set_trainable(plain, 1)
+    expected = sorted(v.path.split("/", 1)[1] for v in plain.trainable_variables)
+    assert len(expected) < everything
+    for path in (run / "model.keras", run / "checkpoints" / "last.keras"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = kt.load_model(path)
+        assert not [w for w in caught if "Skipping variable" in str(w.message)], path
+        got = sorted(v.path.split("/", 1)[1] for v in model.trainable_variables)
+        assert got == expected, path
+        assert int(model.optimizer.iterations.numpy()) > 0, path

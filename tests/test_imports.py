@@ -9,7 +9,8 @@ subpackage), any unit of a lower layer and, where the layer says so, a sibling u
 of its own layer (never in a cycle).
 
 1. foundation: the backend shim, deprecation aliases, version, the TensorFlow-free
-   config schemas, run folders, progress and report writing, saving and training callbacks.
+   config schemas, run folders, progress and report writing, saving (and the record of
+   which layers are frozen it keeps) and training callbacks.
 2. blocks: what every model is built from: layers, heads, backbone loaders, the
    encoder (backbone -> pooled features) of adaptation and few-shot models, the
    compile recipe, mixed precision, the trainable policy, cached features of frozen backbones,
@@ -52,6 +53,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
                 "progress",
                 "reports",
                 "saving",
+                "trainability",
                 "callbacks",
             }
         ),

@@ -143,6 +143,7 @@ for name, item in manifest["models"].items():
             out[f"{name}/{key}"] = np.asarray(value)
     else:
         out[name] = np.asarray(pred)
+    out[f"{name}/trainable"] = np.array(len(model.trainable_variables))
     if item.get("optimizer"):
         for i, v in enumerate(model.optimizer.variables):
             out[f"{name}/opt/{i}"] = v.numpy()
@@ -231,7 +232,8 @@ def test_every_model_kind_loads_and_exports_in_a_fresh_process(tmp_path):
     expected = {}
     for name, model, x, extra in _models(tmp_path):
         path = tmp_path / f"{name}.keras"
-        model.save(path)
+        keras_transfer.save_model(model, path)
+        expected[f"{name}/trainable"] = np.array(len(model.trainable_variables))
         np.save(tmp_path / f"{name}_x.npy", x)
         item = {"path": str(path), "x": str(tmp_path / f"{name}_x.npy")}
         pred = model.predict(x, verbose=0)
@@ -271,3 +273,106 @@ def test_load_model_docstring_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", inspect.getdoc(saving.load_model), re.S)
     assert blocks
     exec(compile(blocks[0], "<docstring>", "exec"), {})
+
+
+# ------------------------------------------------ save_model: frozen layers on reload
+@pytest.fixture(scope="module")
+def vgg_preset(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("vgg") / "preset")
+    _vgg_preset(path)
+    return path
+
+
+def _fitted_hub_classifier(preset: str, depth: int):
+    model = keras_transfer.build_classifier(
+        f"keras_hub:{preset}", 3, unfreeze_depth=depth
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    return model, x
+
+
+@pytest.mark.parametrize("depth", [0, 1])
+def test_save_model_keeps_keras_hub_frozen_layers_and_optimizer(
+    tmp_path, vgg_preset, depth
+):
+    import warnings
+
+    from keras_transfer._backend import keras
+
+    model, x = _fitted_hub_classifier(vgg_preset, depth)
+    path = keras_transfer.save_model(model, tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reloaded = keras_transfer.load_model(path)
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+    names = sorted(v.path.split("/", 1)[1] for v in model.trainable_variables)
+    got = sorted(v.path.split("/", 1)[1] for v in reloaded.trainable_variables)
+    assert got == names
+    saved = [v.numpy() for v in model.optimizer.variables]
+    loaded = [v.numpy() for v in reloaded.optimizer.variables]
+    assert len(loaded) == len(saved) > 2
+    for a, b in zip(saved, loaded):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+    # What the record fixes: Keras alone rebuilds the backbone all trainable (the
+    # same file, the record ignored; keras-hub 0.32 -- see the README).
+    plain = keras.saving.load_model(path, compile=False)
+    assert len(plain.trainable_variables) > len(model.trainable_variables)
+    np.testing.assert_allclose(
+        plain.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+
+
+def test_save_model_keeps_untrained_batchnorm_mark(tmp_path):
+    from helpers import tiny_bn_backbone
+
+    from keras_transfer.normalization import UNTRAINED_FLAG, batchnorm_layers
+
+    model = keras_transfer.build_classifier(
+        tiny_bn_backbone(pretrained=False), 2, unfreeze_depth="all"
+    )
+    marked = [bool(getattr(b, UNTRAINED_FLAG, False)) for b in batchnorm_layers(model)]
+    assert any(marked)
+    path = keras_transfer.save_model(model, tmp_path / "m.keras")
+    reloaded = keras_transfer.load_model(path)
+    got = [bool(getattr(b, UNTRAINED_FLAG, False)) for b in batchnorm_layers(reloaded)]
+    assert got == marked
+
+
+def test_load_model_restores_after_loading_when_the_class_cannot_be_wrapped(
+    tmp_path, vgg_preset, monkeypatch, caplog
+):
+    from keras_transfer import saving
+
+    model, _ = _fitted_hub_classifier(vgg_preset, 0)
+    path = keras_transfer.save_model(model, tmp_path / "m.keras")
+    monkeypatch.setattr(saving, "_restorer", lambda top, record: None)
+    with caplog.at_level("WARNING", logger="keras_transfer"):
+        reloaded = keras_transfer.load_model(path)
+    assert len(reloaded.trainable_variables) == len(model.trainable_variables)
+    assert "recompiled with a fresh optimizer" in caplog.text
+    assert reloaded.optimizer is not None
+
+
+def test_save_model_is_whole_or_nothing(tmp_path, monkeypatch):
+    from keras_transfer._backend import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = keras_transfer.save_model(model, tmp_path / "m.keras")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"ending in '\.keras'"):
+        keras_transfer.save_model(model, tmp_path / "m.h5")
+
+    def broken_save(*args, **kwargs):
+        Path(args[0]).write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        keras_transfer.save_model(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]

@@ -28,6 +28,7 @@ from keras_transfer.cli._train import (
 )
 from keras_transfer.config import AdaptConfig, ConfigError
 from keras_transfer.runs import RunDir
+from keras_transfer.saving import save_model
 
 
 def _check(cfg: AdaptConfig) -> list[str]:
@@ -193,7 +194,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
             model.features(_sample(src.x_val)),
             model.features(_sample(x_target_held)),
         )
-        inference.save(run.model_path)
+        save_model(inference, run.model_path)
         hist = {
             k: [None if v is None else float(v) for v in vals]
             for k, vals in result.history.history.items()

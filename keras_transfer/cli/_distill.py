@@ -29,6 +29,7 @@ from keras_transfer.config import (
     to_dict,
 )
 from keras_transfer.runs import RunDir
+from keras_transfer.saving import save_model
 
 __all__ = ["default_student", "run_distill"]
 
@@ -184,7 +185,7 @@ def run_distill(
             callbacks=[keras.callbacks.TensorBoard(str(run.logs_dir))],
             verbose=verbose,
         )
-        student.save(run.model_path)
+        save_model(student, run.model_path)
         hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         metrics = {
             "teacher_accuracy": _accuracy(teacher, data.x_val, data.y_val),

@@ -47,6 +47,7 @@ from keras_transfer.config import (
     to_dict,
 )
 from keras_transfer.runs import RunDir
+from keras_transfer.saving import save_model
 
 # `.keras` classifiers whose head removal was announced (once per process: `tune`
 # loads the backbone once per trial)
@@ -452,9 +453,11 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
         val = from_arrays(
             data.x_val, data.y_val, batch_size=cfg.data.batch_size, shuffle=False
         )
+        from keras_transfer.callbacks import SaveModelCheckpoint
+
         callbacks = [
             keras.callbacks.TensorBoard(str(run.logs_dir)),
-            keras.callbacks.ModelCheckpoint(str(run.checkpoints_dir / "last.keras")),
+            SaveModelCheckpoint(run.checkpoints_dir / "last.keras"),
         ]
         history = fine_tune(
             model,
@@ -481,7 +484,7 @@ def _run_train(cfg, strategy, runs_dir, resume, overwrite, verbose) -> RunDir:
             from keras_transfer.augment import strip_augmentation
 
             model = strip_augmentation(model)  # the saved model is for inference
-        model.save(run.model_path)
+        save_model(model, run.model_path)
         hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         report = reports.Report(f"keras-transfer train: {cfg.name}", run.report_dir)
         report.add_text(f"Backbone {cfg.model.backbone}; data {cfg.data.source}.")

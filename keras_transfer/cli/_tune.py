@@ -21,6 +21,7 @@ from keras_transfer.cli._train import (
 )
 from keras_transfer.config import ConfigError, TuneConfig
 from keras_transfer.runs import RunDir
+from keras_transfer.saving import save_model
 
 
 def _choices(name: str, values: list, kind: type | tuple) -> list:
@@ -300,7 +301,7 @@ def _run_tune(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Run
             best, retrained = _retrain(cfg, tuner, data)
         else:
             best = _best_model(tuner, chief, Path(cfg.runs_dir) / cfg.name, strategy)
-        best.save(run.model_path)
+        save_model(best, run.model_path)
         trials = [
             {
                 "hyperparameters": {
