@@ -36,18 +36,30 @@ MARK_PREFIX = "_kt_"
 _RECORD_VERSION = 1
 
 
-def _walk(layer: Any, prefix: str = ""):
-    """(key, layer) for every layer below `layer`, parents before their children.
+def _walk(layer: Any, prefix: str = "", seen: set | None = None):
+    """(key, layer) for every layer below `layer` that holds weights, parents first.
 
-    A key is the chain of `index:class` from the top (`"2:VGGBackbone/1:Conv2D"`):
-    the same for a model rebuilt from the same config, which is all it must match
-    (not names: Keras numbers automatic names apart, `vgg_backbone_1`, per process).
+    A key is the chain of `index:class` from the top (`"2:VGGBackbone/1:Conv2D"`),
+    counting only children that hold weights: the same for a model rebuilt from the
+    same config, which is all it must match (not names: Keras numbers automatic names
+    apart, `vgg_backbone_1`, per process). Layers without weights (inputs, dropout,
+    a tokenizer's packer built on first call) are left out, and a layer reached
+    twice (a builder's `model.backbone` attribute, also a node of the graph) counts
+    once, where it is first reached.
     """
-    children = layer._flatten_layers(include_self=False, recursive=False)
+    seen = {id(layer)} if seen is None else seen
+    children = [
+        child
+        for child in layer._flatten_layers(include_self=False, recursive=False)
+        if child.weights
+    ]
     for index, child in enumerate(children):
+        if id(child) in seen:  # reached already (depth first), e.g. model.backbone
+            continue
+        seen.add(id(child))
         key = f"{prefix}{index}:{type(child).__name__}"
         yield key, child
-        yield from _walk(child, key + "/")
+        yield from _walk(child, key + "/", seen)
 
 
 def _marks(layer: Any) -> list[str]:
@@ -125,11 +137,11 @@ def apply_trainable_record(model: Any, record: dict) -> int:
         _set_trainable(model, record["trainable"])
         changed += 1
     layers = dict(_walk(model))
-    missing = 0
+    missing = []
     for key, trainable, marks in record["layers"]:
         layer = layers.pop(key, None)
         if layer is None:
-            missing += 1
+            missing.append(key)
             continue
         if bool(layer.trainable) != trainable:
             _set_trainable(layer, trainable)
@@ -139,9 +151,10 @@ def apply_trainable_record(model: Any, record: dict) -> int:
     if missing or layers:
         logger.warning(
             "load_model: the saved trainable flags did not match the model's layers "
-            "(%d recorded layers not found, %d layers not recorded); those layers "
+            "(%d recorded layers not found, %d layers not recorded%s); those layers "
             "keep the flags Keras loaded.",
-            missing,
+            len(missing),
             len(layers),
+            ": " + ", ".join((missing + list(layers))[:3]),
         )
     return changed

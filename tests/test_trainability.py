@@ -48,3 +48,31 @@ def test_record_is_applied_parents_first_and_keeps_marks():
     assert not rebuilt.layers[0].trainable and rebuilt.layers[0].layers[0].trainable
     assert rebuilt.layers[0].layers[0]._kt_example_mark is True
     assert len(rebuilt.trainable_variables) == len(model.trainable_variables)
+
+
+def test_a_layer_reached_twice_counts_once_and_weightless_layers_are_left_out(caplog):
+    from keras_transfer._backend import keras
+
+    def build(with_attribute):
+        backbone = keras.Sequential(
+            [keras.Input((3,)), keras.layers.Dense(3), keras.layers.Dropout(0.1)],
+            name="bb",
+        )
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
+        if with_attribute:
+            model.backbone = backbone  # what the builders set: tracked again
+        return model
+
+    model = build(True)
+    model.backbone.trainable = False
+    record = trainable_record(model)
+    keys = [key for key, *_ in record["layers"]]
+    assert keys == ["0:Sequential", "0:Sequential/0:Dense", "1:Dense"]
+    rebuilt = build(False)  # as load_model rebuilds it: no attribute
+    with caplog.at_level("WARNING", logger="keras_transfer"):
+        apply_trainable_record(rebuilt, record)
+    assert "did not match" not in caplog.text
+    assert [v.path for v in rebuilt.trainable_variables] == [
+        v.path for v in rebuilt.layers[-1].trainable_variables
+    ]

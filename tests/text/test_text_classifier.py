@@ -228,3 +228,31 @@ def test_set_text_trainable_is_a_deprecated_alias(tiny_text_backbone):
     with pytest.raises(ValueError, match=r"int in \[0, 2\].*unfreeze_depth=3"):
         with pytest.warns(DeprecationWarning):
             set_text_trainable(encoder, 3)
+
+
+def test_save_model_keeps_the_top_block_trainable_and_the_optimizer(
+    tiny_text_backbone, tmp_path, caplog
+):
+    import warnings
+
+    import keras_transfer as kt
+
+    model = build_text_classifier(
+        tiny_text_backbone, 2, unfreeze_depth=1, sequence_length=16
+    )
+    _fit(model)
+    path = kt.save_model(model, tmp_path / "text.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level("WARNING", logger="keras_transfer"):
+            reloaded = kt.load_model(path)
+    assert not [w for w in caught if "Skipping variable" in str(w.message)]
+    assert "did not match" not in caplog.text  # the record fits the rebuilt tree
+    assert count_params(reloaded)["trainable"] == count_params(model)["trainable"]
+    assert count_params(reloaded)["trainable"] < count_params(reloaded)["total"]
+    for a, b in zip(model.optimizer.variables, reloaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = tf.constant(["good food", "bad"])
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
