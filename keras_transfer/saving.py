@@ -32,6 +32,7 @@ import importlib
 import json
 import logging
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,18 @@ def load_model(
 
     record, top = _read_record(path)
     if record is None:
+        hub = _keras_hub_backbones(top) if compile and top else []
+        if hub and top.get("compile_config"):
+            warnings.warn(
+                f"{str(path)!r} was written by `model.save`, which does not keep a "
+                f"KerasHub backbone's frozen layers ({', '.join(hub)}): all of its "
+                "layers load trainable, and Keras may skip the saved optimizer state. "
+                "Before training it further, set its trainability again "
+                "(`keras_transfer.set_trainable(model, unfreeze_depth)`); save with "
+                "`keras_transfer.save_model` to keep it.",
+                UserWarning,
+                stacklevel=2,
+            )
         return keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
         )
@@ -296,15 +309,32 @@ def load_model(
 
 
 def _read_record(path: Path) -> tuple[dict | None, dict | None]:
-    """The trainable record of a `.keras` file and its top-level config entry."""
+    """The trainable record of a `.keras` file (None if it has none) and its config."""
     if path.suffix != ".keras":
         return None, None
     with zipfile.ZipFile(path) as archive:
-        if TRAINABLE_RECORD not in archive.namelist():
-            return None, None
-        record = json.loads(archive.read(TRAINABLE_RECORD))
         config = json.loads(archive.read("config.json"))
+        if TRAINABLE_RECORD not in archive.namelist():
+            return None, config
+        record = json.loads(archive.read(TRAINABLE_RECORD))
     return record, config
+
+
+def _keras_hub_backbones(config: Any) -> list[str]:
+    """Class names of the KerasHub backbones anywhere in a saved model's config."""
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            name = item.get("registered_name")
+            if isinstance(name, str) and name.startswith("keras_hub>"):
+                if str(item.get("class_name", "")).endswith("Backbone"):
+                    found.append(item["class_name"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return sorted(set(found))
 
 
 def _restorer(top: dict, record: dict) -> Any:

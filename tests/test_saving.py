@@ -376,3 +376,20 @@ def test_save_model_is_whole_or_nothing(tmp_path, monkeypatch):
         keras_transfer.save_model(model, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+
+
+def test_load_model_warns_when_plain_save_lost_keras_hub_flags(tmp_path, vgg_preset):
+    import warnings
+
+    model, _ = _fitted_hub_classifier(vgg_preset, 0)
+    model.save(tmp_path / "plain.keras")
+    with pytest.warns(UserWarning, match=r"does not keep a KerasHub backbone's frozen"):
+        keras_transfer.load_model(tmp_path / "plain.keras")
+    with pytest.warns(UserWarning, match=r"\(VGGBackbone\)"):
+        keras_transfer.load_model(tmp_path / "plain.keras")
+    # Loading only to predict, or a file that keeps the flags: no warning.
+    keras_transfer.save_model(model, tmp_path / "kept.keras")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*KerasHub backbone's frozen")
+        keras_transfer.load_model(tmp_path / "plain.keras", compile=False)
+        keras_transfer.load_model(tmp_path / "kept.keras")
