@@ -79,12 +79,13 @@ REGISTERING_MODULES: tuple[str, ...] = (
 def save_model(model: Any, path: str | os.PathLike) -> Path:
     """Saves `model` as a `.keras` file, whole or not at all, with its frozen layers.
 
-    Keras writes to a temporary `.keras` file next to `path`, which then replaces
-    `path` in one step: an interrupted save leaves the previous file as it was. The
-    archive also records every layer's `trainable` flag (`TRAINABLE_RECORD`), which
-    `keras_transfer.load_model` restores: a KerasHub backbone frozen whole or to its
-    top N layers comes back frozen the same way, and a compiled model's optimizer
-    state loads. `keras.saving.load_model` reads the file too (ignoring the record).
+    Keras writes to a temporary `.keras` file next to `path` (its folder is created
+    if missing), which then replaces `path` in one step: an interrupted save leaves
+    the previous file as it was. The archive also records every layer's `trainable`
+    flag (`TRAINABLE_RECORD`), which `keras_transfer.load_model` restores: a
+    KerasHub backbone frozen whole or to its top N layers comes back frozen the same
+    way, and a compiled model's optimizer state loads. `keras.saving.load_model`
+    reads the file too (ignoring the record).
     The CLI saves every model it writes this way.
 
     Args:
@@ -115,6 +116,7 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
             f"Expected a path ending in '.keras' (the Keras v3 format). Received: "
             f"{str(path)!r}."
         )
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp.keras")
     try:
         model.save(tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -362,6 +363,9 @@ def test_save_model_is_whole_or_nothing(tmp_path, monkeypatch):
     from keras_transfer._backend import keras
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    nested = keras_transfer.save_model(model, tmp_path / "new" / "dir" / "m.keras")
+    assert keras_transfer.load_model(nested).count_params() == model.count_params()
+    shutil.rmtree(tmp_path / "new")
     path = keras_transfer.save_model(model, tmp_path / "m.keras")
     before = path.read_bytes()
     with pytest.raises(ValueError, match=r"ending in '\.keras'"):
