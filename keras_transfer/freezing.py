@@ -30,6 +30,7 @@ from keras_transfer._backend import keras
 from keras_transfer.backbones import find_backbone
 from keras_transfer.compiling import recompile as _recompile
 from keras_transfer.normalization import UNTRAINED_FLAG, is_fresh_batchnorm
+from keras_transfer.trainability import set_layer_trainable
 
 UnfreezeDepth = int | str
 TrainBatchnorm = bool | str
@@ -58,17 +59,6 @@ def register_parent(backbone: Any, model: Any) -> None:
         DeprecationWarning,
         stacklevel=2,
     )
-
-
-def set_layer_trainable(layer: Any, value: bool) -> None:
-    """Sets `layer.trainable`, always running the property setter.
-
-    With the TensorFlow backend, `layer.trainable = False` on a layer whose flag is
-    already False is skipped by TF's attribute tracking (`AutoTrackable` short-circuits
-    `self.x = self.x`), so variables created trainable afterwards would stay
-    trainable. Calling the setter directly avoids that.
-    """
-    type(layer).trainable.fset(layer, bool(value))
 
 
 def check_unfreeze_depth(unfreeze_depth: Any) -> UnfreezeDepth:

@@ -289,8 +289,9 @@ def load_model(
         return keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
         )
-    restorer = _restorer(top, record)
-    scope = {} if restorer is None else {top["registered_name"]: restorer}
+    name = top.get("registered_name") or top.get("class_name")
+    restorer = _restorer(name, top, record) if name else None
+    scope = {} if restorer is None else {name: restorer}
     with keras.saving.CustomObjectScope(scope):
         model = keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
@@ -339,22 +340,20 @@ def _keras_hub_backbones(config: Any) -> list[str]:
     return sorted(set(found))
 
 
-def _restorer(top: dict, record: dict) -> Any:
+def _restorer(name: str, top: dict, record: dict) -> Any:
     """A stand-in for the file's top-level class whose `from_config` builds the
     model with the real class, then restores the recorded flags -- before Keras
     compiles it and builds the optimizer. None when the class cannot be found."""
     from keras_transfer._backend import keras
 
-    name = top.get("registered_name") or top.get("class_name")
-    real = keras.saving.get_registered_object(name) if name else None
+    real = keras.saving.get_registered_object(name)
     if real is None and top.get("module") and top.get("class_name"):
         try:
             real = getattr(importlib.import_module(top["module"]), top["class_name"])
         except (ImportError, AttributeError):
             real = None
-    if real is None or not hasattr(real, "from_config") or not name:
+    if real is None or not hasattr(real, "from_config"):
         return None
-    top["registered_name"] = name
 
     class _Restorer:
         applied = False

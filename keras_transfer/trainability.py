@@ -26,7 +26,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["MARK_PREFIX", "apply_trainable_record", "trainable_record"]
+__all__ = [
+    "MARK_PREFIX",
+    "apply_trainable_record",
+    "set_layer_trainable",
+    "trainable_record",
+]
 
 logger = logging.getLogger("keras_transfer")
 
@@ -71,8 +76,14 @@ def _marks(layer: Any) -> list[str]:
     )
 
 
-def _set_trainable(layer: Any, value: bool) -> None:
-    # The property setter, always (as freezing.set_layer_trainable, which says why).
+def set_layer_trainable(layer: Any, value: bool) -> None:
+    """Sets `layer.trainable`, always running the property setter.
+
+    With the TensorFlow backend, `layer.trainable = False` on a layer whose flag is
+    already False is skipped by TF's attribute tracking (`AutoTrackable` short-circuits
+    `self.x = self.x`), so variables created trainable afterwards would stay
+    trainable. Calling the setter directly avoids that.
+    """
     type(layer).trainable.fset(layer, bool(value))
 
 
@@ -134,7 +145,7 @@ def apply_trainable_record(model: Any, record: dict) -> int:
         return 0
     changed = 0
     if bool(model.trainable) != record["trainable"]:
-        _set_trainable(model, record["trainable"])
+        set_layer_trainable(model, record["trainable"])
         changed += 1
     layers = dict(_walk(model))
     missing = []
@@ -144,7 +155,7 @@ def apply_trainable_record(model: Any, record: dict) -> int:
             missing.append(key)
             continue
         if bool(layer.trainable) != trainable:
-            _set_trainable(layer, trainable)
+            set_layer_trainable(layer, trainable)
             changed += 1
         for mark in marks:
             setattr(layer, mark, True)

@@ -351,7 +351,7 @@ def test_load_model_restores_after_loading_when_the_class_cannot_be_wrapped(
 
     model, _ = _fitted_hub_classifier(vgg_preset, 0)
     path = keras_transfer.save_model(model, tmp_path / "m.keras")
-    monkeypatch.setattr(saving, "_restorer", lambda top, record: None)
+    monkeypatch.setattr(saving, "_restorer", lambda *args: None)
     with caplog.at_level("WARNING", logger="keras_transfer"):
         reloaded = keras_transfer.load_model(path)
     assert len(reloaded.trainable_variables) == len(model.trainable_variables)

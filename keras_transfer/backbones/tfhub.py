@@ -173,7 +173,7 @@ class HubLayer(keras.layers.Layer):
                     )
                 )
         self._module_weights = weights
-        # Run the setter now that the weights exist (see freezing.set_layer_trainable).
+        # Run the setter now that the weights exist (see trainability.set_layer_trainable).
         type(self).trainable.fset(self, trainable)
         self._reg_losses = list(getattr(module, "regularization_losses", []) or [])
         self.built = True
