@@ -20,8 +20,9 @@ from keras_transfer.demo import (
     reusable_pretraining,
 )
 
-# Quick mode, seeds 0, 1, 2 (benchmarks/results/demo.json): transfer 0.619 / 0.630 / 0.537
-# vs scratch 0.126 / 0.196 / 0.122 (smallest gain 0.415; the runs before: 0.430, 0.434).
+# Quick mode, seeds 0, 1, 2 (benchmarks/results/demo.json, stop 45): transfer 0.604 /
+# 0.641 / 0.604 vs scratch 0.126 / 0.196 / 0.122 (smallest gain 0.408; the runs before:
+# 0.415, 0.430, 0.434).
 MARGIN = 0.2
 # Quick mode's adaptation step, seeds 0, 1, 2 (benchmarks/results/demo.json): adapted
 # 0.967 / 0.889 / 0.930 vs source only 0.615 / 0.722 / 0.748 (smallest gain 0.167; the
@@ -55,10 +56,19 @@ def test_demo_quick_shows_transfer(demo_dir):
     result = _demo(out, "--quick")
     assert result["extra"]["pretrain"] == ("reused" if stamped else "trained")
     assert os.path.exists(result["model_path"])
-    # The verified TFLite export the demo ends with (int8, or dynamic if refused).
-    assert result["export"]["quantization"] in ("int8", "dynamic"), result["export"]
-    assert result["export"]["top1_agreement"] >= 0.99, result["export"]
-    assert any(p in os.listdir(out) for p in ("demo_int8", "demo_dynamic"))
+    # The verified TFLite int8 file the demo ends with: the adapted model (the best
+    # on the target), verified on the labelled target test split. Seeds 0, 1, 2 in
+    # both modes (benchmarks/results/demo.json) shipped full int8, agreement >= 0.993;
+    # the fine-tuned model it exported before needed 2-4 ops in float or 16x8.
+    export = result["export"]
+    assert export["model"] == "adapted", export
+    assert export["quantization"] == "int8", export
+    assert export["top1_agreement"] >= 0.99, export
+    assert export["keras_accuracy"] == pytest.approx(
+        result["adaptation"]["adapted"], abs=1e-6
+    ), export
+    assert abs(export["tflite_accuracy"] - export["keras_accuracy"]) <= 0.01, export
+    assert os.path.exists(os.path.join(export["path"], "model.tflite"))
     # Measured over seeds 0, 1, 2 (docs/cli.md, "The demo"): fine-tuned from the
     # preset beats the same network from scratch by MARGIN or more, and beats
     # the source model used with no target label.
@@ -80,8 +90,9 @@ def test_demo_quick_shows_transfer(demo_dir):
     assert not [p for p in os.listdir(out) if p.startswith(".preset-") or ".tmp" in p]
 
 
-# Full mode, seeds 0, 1, 2 (benchmarks/results/demo.json): transfer 0.581 / 0.637 / 0.619
-# vs scratch 0.348 / 0.400 / 0.333 (smallest gain 0.233; the runs before: 0.241, 0.226).
+# Full mode, seeds 0, 1, 2 (benchmarks/results/demo.json, stop 45): transfer 0.637 /
+# 0.648 / 0.630 vs scratch 0.348 / 0.400 / 0.333 (smallest gain 0.248; the runs
+# before: 0.233, 0.241, 0.226).
 FULL_MARGIN = 0.15
 
 
