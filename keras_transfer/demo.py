@@ -570,4 +570,8 @@ def _export(
             overwrite=True,
         )
     say(f"      {report}")
+    say(
+        f"  try it: keras-transfer predict --set model_path={report.path} "
+        "--set inputs=<a folder of images>"
+    )
     return report
