@@ -36,7 +36,15 @@ def take_off_epoch(accuracy: list[float], chance: float) -> int | None:
     return next((i + 1 for i, a in enumerate(accuracy) if a > 3 * chance), None)
 
 
-def run_one(pair: str, epochs: int, seed: int, warmup: float, size: int, limit):
+def run_one(
+    pair: str,
+    epochs: int,
+    seed: int,
+    warmup: float,
+    size: int,
+    limit,
+    initializer: str | None = None,
+):
     import numpy as np
 
     from keras_transfer.datasets import domain_pair
@@ -56,6 +64,7 @@ def run_one(pair: str, epochs: int, seed: int, warmup: float, size: int, limit):
             num_classes=classes,
             epochs=epochs,
             augment_warmup=warmup,
+            conv_initializer=initializer,
             seed=seed,
         )
     seconds = time.perf_counter() - start
@@ -66,6 +75,7 @@ def run_one(pair: str, epochs: int, seed: int, warmup: float, size: int, limit):
         "epochs": epochs,
         "seed": seed,
         "augment_warmup": warmup,
+        "conv_initializer": initializer,
         "source_accuracy": float(result.val_accuracy),
         "target_accuracy": float(np.mean(probs.argmax(-1) == target.y_test)),
         "take_off_epoch": take_off_epoch(accuracy, 1.0 / classes),
@@ -74,23 +84,28 @@ def run_one(pair: str, epochs: int, seed: int, warmup: float, size: int, limit):
     }
 
 
+def variant(row: dict) -> str:
+    """A row's variant: its warm-up, and its initializer when one was given."""
+    init = row.get("conv_initializer")
+    return str(row["augment_warmup"]) + ("" if init is None else f"/{init}")
+
+
 def summarize(rows: list[dict]) -> dict:
-    """Means per (pair, epochs, warmup): accuracies, seconds, take-off epochs."""
+    """Means per (pair, epochs, variant): accuracies, seconds, take-off epochs."""
     import numpy as np
 
     out: dict = {}
     keys = sorted({(r["pair"], r["epochs"]) for r in rows})
     for pair, epochs in keys:
         cell = {}
-        for warmup in dict.fromkeys(r["augment_warmup"] for r in rows):
+        for name in dict.fromkeys(variant(r) for r in rows):
             sel = [
                 r
                 for r in rows
-                if (r["pair"], r["epochs"], r["augment_warmup"])
-                == (pair, epochs, warmup)
+                if (r["pair"], r["epochs"], variant(r)) == (pair, epochs, name)
             ]
             offs = [r["take_off_epoch"] for r in sel]
-            cell[str(warmup)] = {
+            cell[name] = {
                 "seeds": len(sel),
                 "source_accuracy": float(np.mean([r["source_accuracy"] for r in sel])),
                 "target_accuracy": float(np.mean([r["target_accuracy"] for r in sel])),
@@ -107,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--warmups", type=float, nargs="+", default=[0.0, 0.3])
+    parser.add_argument(
+        "--initializers",
+        nargs="+",
+        default=["keras_hub"],
+        help="conv_initializer of pretrain_preset per variant ('keras_hub': its own)",
+    )
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None, help="source examples")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -119,11 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.pairs:
         for epochs in args.epochs:
             for seed in range(args.seeds):
-                for warmup in args.warmups:  # interleaved: same load for both
-                    row = run_one(pair, epochs, seed, warmup, args.size, args.limit)
+                for warmup, init in [  # interleaved: the same load for all
+                    (w, i) for w in args.warmups for i in args.initializers
+                ]:
+                    init = None if init == "keras_hub" else init
+                    row = run_one(
+                        pair, epochs, seed, warmup, args.size, args.limit, init
+                    )
                     rows.append(row)
                     print(
-                        f"{pair} {epochs} ep seed {seed} warmup {warmup}: source "
+                        f"{pair} {epochs} ep seed {seed} {variant(row)}: source "
                         f"{row['source_accuracy']:.3f} target "
                         f"{row['target_accuracy']:.3f} take-off "
                         f"{row['take_off_epoch']} ({row['seconds']:.0f} s)",
@@ -136,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "seeds": args.seeds,
             "warmups": args.warmups,
+            "initializers": args.initializers,
             "size": args.size,
             "limit": args.limit,
         },

@@ -193,6 +193,27 @@ def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
+    """Draws every Conv2D kernel of `backbone` from the initializer `name`."""
+    try:
+        keras.initializers.get(name)
+    except ValueError as e:
+        raise ValueError(
+            "Expected conv_initializer to be a Keras initializer name such as "
+            f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
+        ) from e
+    convolutions = [
+        layer
+        for layer in backbone._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    for i, layer in enumerate(convolutions):
+        init = keras.initializers.get(
+            {"class_name": name, "config": {"seed": seed + i}}
+        )
+        layer.kernel.assign(init(tuple(layer.kernel.shape), dtype=layer.kernel.dtype))
+
+
 def pretrain_preset(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -208,6 +229,7 @@ def pretrain_preset(
     batch_size: int = 32,
     augment: bool = True,
     augment_warmup: float = AUGMENT_WARMUP,
+    conv_initializer: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
     callbacks: list | None = None,
@@ -236,6 +258,10 @@ def pretrain_preset(
             built-in digits; see `benchmarks/pretrain_augmentation.py`. 0 jitters
             every image from the start (the behaviour before stop 43). Defaults to
             0.3.
+        conv_initializer: str or None. A Keras initializer name (e.g.
+            ``"he_normal"``) that draws the backbone's convolution kernels afresh
+            (seeded by ``seed``); None keeps KerasHub's own (Glorot uniform).
+            Defaults to None.
         seed: int. Seed of initialization and shuffling. Defaults to 0.
         overwrite: bool. Replace an existing `preset_dir`. Defaults to False.
         callbacks: list or None. Keras callbacks of `fit`.
@@ -285,6 +311,8 @@ def pretrain_preset(
     num_classes = int(num_classes or int(y_train.max()) + 1)
     keras.utils.set_random_seed(seed)
     backbone = make_vgg_backbone(filters, repeats)
+    if conv_initializer is not None:
+        _initialize_convolutions(backbone, conv_initializer, seed)
     converter = keras_hub.layers.ImageConverter(image_size=None, scale=1.0 / 255.0)
     model = build_classifier(
         LoadedBackbone(
