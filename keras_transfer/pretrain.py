@@ -193,15 +193,24 @@ def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
-    """Draws every Conv2D kernel of `backbone` from the initializer `name`."""
+def _check_initializer(name: Any) -> None:
+    error = ValueError(
+        "Expected conv_initializer to be None or a Keras initializer name such as "
+        f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
+    )
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise error
     try:
         keras.initializers.get(name)
     except ValueError as e:
-        raise ValueError(
-            "Expected conv_initializer to be a Keras initializer name such as "
-            f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
-        ) from e
+        raise error from e
+
+
+def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
+    """Draws every Conv2D kernel of `backbone` from the initializer `name`."""
+    _check_initializer(name)
     convolutions = [
         layer
         for layer in backbone._flatten_layers(include_self=False)
@@ -303,6 +312,7 @@ def pretrain_preset(
             "Expected augment_warmup to be a float in [0, 1). "
             f"Received: augment_warmup={augment_warmup!r}"
         )
+    _check_initializer(conv_initializer)
     if os.path.exists(preset_dir) and not overwrite:
         raise ValueError(
             f"The preset directory exists: preset_dir={preset_dir!r}. Pass "

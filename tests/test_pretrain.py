@@ -9,9 +9,11 @@ import pytest
 from keras_transfer import build_classifier, load_backbone
 from keras_transfer.cli import main
 from keras_transfer.pretrain import (
+    _initialize_convolutions,
     _ramped_augment,
     augment_probability,
     color_augment,
+    make_vgg_backbone,
     pretrain_preset,
 )
 
@@ -66,12 +68,52 @@ def test_pretrain_preset_trains_and_loads(tmp_path):
         ({"filters": (4, 8), "repeats": (1,)}, "repeats"),
         ({"augment_warmup": 1.0}, "augment_warmup"),
         ({"augment_warmup": -0.1}, "augment_warmup"),
+        ({"conv_initializer": "no_such_initializer"}, "conv_initializer"),
+        ({"conv_initializer": 0.1}, "conv_initializer"),
     ],
 )
 def test_pretrain_preset_bad_arguments(tmp_path, kwargs, match):
     x, y = _separable(n=6)
     with pytest.raises(ValueError, match=match):
         pretrain_preset(x, y, str(tmp_path / "p"), **kwargs)
+
+
+def _kernels(backbone):
+    return [
+        layer.kernel.numpy()
+        for layer in backbone._flatten_layers(include_self=False)
+        if layer.__class__.__name__ == "Conv2D"
+    ]
+
+
+def test_conv_initializer_draws_every_kernel_seeded():
+    backbone = make_vgg_backbone((8, 16))
+    glorot = _kernels(backbone)
+    _initialize_convolutions(backbone, "he_normal", seed=3)
+    he = _kernels(backbone)
+    assert len(he) == 2
+    for before, after in zip(glorot, he):
+        fan_in = np.prod(after.shape[:-1])
+        # He normal: std sqrt(2 / fan_in) (Keras rescales its truncated normal)
+        assert after.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.15)
+        assert after.std() > 1.3 * before.std()  # Glorot's is smaller for ReLU
+    again = make_vgg_backbone((8, 16))
+    _initialize_convolutions(again, "he_normal", seed=3)
+    for a, b in zip(he, _kernels(again)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pretrain_preset_saves_the_kernels_it_drew(tmp_path):
+    x, y = _separable(n=12)
+    kwargs = dict(filters=(4, 8), epochs=1, learning_rate=1e-9, augment=False)
+    runs = {}
+    for init in (None, "he_normal"):
+        preset = str(tmp_path / f"p_{init}")
+        pretrain_preset(x, y, preset, conv_initializer=init, **kwargs)
+        runs[init] = _kernels(load_backbone(f"keras_hub:{preset}").model)
+    # a step of 1e-9 leaves the drawn kernels as they were: He normal's scale
+    first_he, first_glorot = runs["he_normal"][0], runs[None][0]
+    assert first_he.std() > 1.3 * first_glorot.std()
 
 
 def test_color_augment_inverts_and_jitters():
