@@ -95,7 +95,10 @@ def color_augment(images: Any, labels: Any, seed: Any = None) -> tuple:
     Args:
         images: tensor `(batch, h, w, 3)`, float pixels in `[0, 255]`.
         labels: tensor. Passed through.
-        seed: unused; a `tf.data` map signature convenience.
+        seed: None, or an integer tensor of shape `(2,)`: the draws are then
+            stateless (`tf.random.stateless_uniform`), the same for the same seed
+            whatever ran before or in parallel. None draws from TensorFlow's
+            global random state. Defaults to None.
 
     Returns:
         `(augmented images, labels)`.
@@ -104,10 +107,17 @@ def color_augment(images: Any, labels: Any, seed: Any = None) -> tuple:
 
     x = tf.cast(images, "float32")
     n = tf.shape(x)[0]
-    invert = tf.random.uniform((n, 1, 1, 1)) < 0.5
-    x = tf.where(invert, 255.0 - x, x)
-    gain = tf.random.uniform((n, 1, 1, 3), 0.3, 1.0)
-    offset = tf.random.uniform((n, 1, 1, 3)) * 255.0 * (1.0 - gain)
+    if seed is None:
+        draws = [tf.random.uniform((n, 1, 1, c)) for c in (1, 3, 3)]
+    else:
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        draws = [
+            tf.random.stateless_uniform((n, 1, 1, c), seed=seeds[i])
+            for i, c in enumerate((1, 3, 3))
+        ]
+    x = tf.where(draws[0] < 0.5, 255.0 - x, x)
+    gain = 0.3 + 0.7 * draws[1]
+    offset = draws[2] * 255.0 * (1.0 - gain)
     return x * gain + offset, labels
 
 
@@ -140,27 +150,45 @@ def augment_probability(epoch: int, epochs: int, warmup: float) -> float:
     return 1.0 if ramp < 1 else min(1.0, epoch / ramp)
 
 
-def _ramped_augment(probability: Any) -> Any:
-    """`color_augment` applied to each image with the probability a variable holds."""
+def _ramped_augment(probability: Any, epoch: Any = None, seed: int = 0) -> Any:
+    """`color_augment` applied to each image with the probability a variable holds.
+
+    The returned ``augment(images, labels, index=None)`` draws from TensorFlow's
+    global random state when ``index`` is None; given a batch ``index`` (and the
+    ``epoch`` variable), its draws are stateless, seeded by ``(seed, epoch, index)``:
+    the same every run, however many batches a parallel ``map`` prepares at once.
+    """
     import tensorflow as tf
 
-    def augment(images: Any, labels: Any) -> tuple:
-        jittered, _ = color_augment(images, labels)
+    def augment(images: Any, labels: Any, index: Any = None) -> tuple:
         x = tf.cast(images, "float32")
-        chosen = tf.random.uniform((tf.shape(x)[0], 1, 1, 1)) < probability
+        shape = (tf.shape(x)[0], 1, 1, 1)
+        if index is None:
+            jittered, _ = color_augment(images, labels)
+            chosen = tf.random.uniform(shape) < probability
+        else:
+            step = tf.cast(epoch, "int64") * (1 << 24) + tf.cast(index, "int64")
+            key = tf.stack([tf.constant(seed, "int64"), step])
+            seeds = tf.random.experimental.stateless_split(key, 2)
+            jittered, _ = color_augment(images, labels, seed=seeds[0])
+            chosen = tf.random.stateless_uniform(shape, seed=seeds[1]) < probability
         return tf.where(chosen, jittered, x), labels
 
     return augment
 
 
 class _AugmentRamp(keras.callbacks.Callback):
-    """Sets the augmentation probability at the start of every epoch."""
+    """Sets the epoch and the augmentation probability before every epoch."""
 
-    def __init__(self, probability: Any, epochs: int, warmup: float) -> None:
+    def __init__(
+        self, probability: Any, epoch: Any, epochs: int, warmup: float
+    ) -> None:
         super().__init__()
-        self.probability, self.epochs, self.warmup = probability, epochs, warmup
+        self.probability, self.epoch = probability, epoch
+        self.epochs, self.warmup = epochs, warmup
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.assign(epoch)
         self.probability.assign(augment_probability(epoch, self.epochs, self.warmup))
 
 
@@ -341,13 +369,18 @@ def pretrain_preset(
     train = train.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
     train = train.batch(batch_size)
     callbacks = list(callbacks or [])
-    if augment and round(augment_warmup * epochs) >= 1:
+    if augment:
+        # Stateless draws keyed by (seed, epoch, batch): the parallel map then gives
+        # the same jitter on every run (stateful draws, handed out in whatever order
+        # the parallel calls ran, made two runs of one seed differ).
         probability = tf.Variable(0.0, trainable=False, dtype="float32")
-        callbacks.insert(0, _AugmentRamp(probability, epochs, augment_warmup))
-        ramped = _ramped_augment(probability)
-        train = train.map(ramped, num_parallel_calls=tf.data.AUTOTUNE)
-    elif augment:
-        train = train.map(color_augment, num_parallel_calls=tf.data.AUTOTUNE)
+        epoch = tf.Variable(0, trainable=False, dtype="int64")
+        callbacks.insert(0, _AugmentRamp(probability, epoch, epochs, augment_warmup))
+        ramped = _ramped_augment(probability, epoch, seed)
+        train = train.enumerate().map(
+            lambda index, batch: ramped(*batch, index=index),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     validation = None
     if x_val is not None and y_val is not None and len(x_val):
         validation = (np.asarray(x_val, "float32"), np.asarray(y_val, "int32"))
