@@ -299,7 +299,9 @@ def pretrain_preset(
             ``"he_normal"``) that draws the backbone's convolution kernels afresh
             (seeded by ``seed``); None keeps KerasHub's own (Glorot uniform).
             Defaults to None.
-        seed: int. Seed of initialization and shuffling. Defaults to 0.
+        seed: int. Seed of initialization, shuffling and the jitter (whose draws
+            are stateless, keyed by seed, epoch and batch): the same seed and data
+            give the same preset on every run (on one machine). Defaults to 0.
         overwrite: bool. Replace an existing `preset_dir`. Defaults to False.
         callbacks: list or None. Keras callbacks of `fit`.
         verbose: Passed to `fit`.
