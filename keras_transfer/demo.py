@@ -542,10 +542,10 @@ def _export(
     verify_data: tuple[np.ndarray, np.ndarray],
     output_dir: str,
     say: Any,
-    step: str = "",
+    title: str = "Exporting the model",
 ) -> Any:
     """TFLite int8, verified; the dynamic-range file when verification refuses it."""
-    say(f"{step} to TFLite int8 (verified against the Keras model)")
+    say(f"{title} to TFLite int8 (verified against the Keras model)")
     from keras_transfer.export import ExportVerificationError, export_tflite
 
     try:
