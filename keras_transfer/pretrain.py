@@ -222,18 +222,15 @@ def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
 
 
 def _check_initializer(name: Any) -> None:
-    error = ValueError(
-        "Expected conv_initializer to be None or a Keras initializer name such as "
-        f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
-    )
-    if name is None:
-        return
-    if not isinstance(name, str):
-        raise error
     try:
-        keras.initializers.get(name)
-    except ValueError as e:
-        raise error from e
+        ok = name is None or (isinstance(name, str) and keras.initializers.get(name))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            "Expected conv_initializer to be None or a Keras initializer name such as "
+            f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
+        )
 
 
 def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
