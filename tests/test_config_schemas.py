@@ -159,6 +159,10 @@ def test_check_pretrain_config_names_the_field():
     cfg = C.apply_overrides(C.PretrainConfig(), ["pretrain.repeats=[1, 1]"])
     with pytest.raises(C.ConfigError, match=r"Received: pretrain.repeats=\[1, 1\]"):
         C.check_pretrain_config(cfg)
+    # repeats defaults to null (one convolution per stage), whatever the filters
+    cfg = C.apply_overrides(C.PretrainConfig(), ["pretrain.filters=[8, 16]"])
+    assert cfg.pretrain.repeats is None
+    C.check_pretrain_config(cfg)
     cfg = C.apply_overrides(C.PretrainConfig(), ["pretrain.learning_rate=0"])
     with pytest.raises(C.ConfigError, match="expected a float > 0"):
         C.check_pretrain_config(cfg)

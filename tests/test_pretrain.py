@@ -219,7 +219,6 @@ def test_cli_pretrain_writes_a_preset(tmp_path, capsys):
         "pretrain", "--name", "base", "--runs-dir", runs, "--quiet",
         "--set", f"data.source={data}", "--set", "data.image_size=16",
         "--set", "pretrain.epochs=2", "--set", "pretrain.filters=[4, 8]",
-        "--set", "pretrain.repeats=[1, 1]",
     ]  # fmt: skip
     assert main(argv) == 0
     preset = os.path.join(runs, "base", "preset")

@@ -73,8 +73,7 @@ def test_pretrain_train_evaluate_export_predict(tmp_path):
         "--set", "data.batch_size=16",
         "--set", "pretrain.epochs=20",
         "--set", "pretrain.learning_rate=0.003",
-        "--set", "pretrain.filters=[16, 32]",
-        "--set", "pretrain.repeats=[1, 1]",
+        "--set", "pretrain.filters=[16, 32]",  # repeats: one per stage by default
         cwd=tmp_path,
     ).stdout  # fmt: skip
     preset = "runs/base/preset"

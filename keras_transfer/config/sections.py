@@ -306,7 +306,10 @@ class PretrainSection:
     filters: list = option(
         [32, 64, 128], "Convolution filters per stage (each stage halves the size)."
     )
-    repeats: list = option([1, 1, 1], "Convolutions per stage (one entry per filters).")
+    repeats: list | None = option(
+        None,
+        "Convolutions per stage, one entry per filters entry; null: one per stage.",
+    )
     epochs: int = option(30, "Training epochs.")
     learning_rate: float = option(1e-3, "Adam learning rate.")
     augment: bool = option(

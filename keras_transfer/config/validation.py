@@ -202,10 +202,14 @@ def check_pretrain_config(cfg: Any) -> None:
         ),
         (
             "repeats",
-            len(p.repeats) == len(p.filters)
-            and _ints(p.repeats)
-            and min(p.repeats, default=0) >= 1,
-            f"a list of {len(p.filters)} ints >= 1 (one per pretrain.filters entry)",
+            p.repeats is None
+            or (
+                len(p.repeats) == len(p.filters)
+                and _ints(p.repeats)
+                and min(p.repeats, default=0) >= 1
+            ),
+            f"null (one per stage) or a list of {len(p.filters)} ints >= 1 (one per "
+            "pretrain.filters entry)",
         ),
         ("epochs", p.epochs >= 1, "an int >= 1"),
         ("learning_rate", p.learning_rate > 0, "a float > 0"),
