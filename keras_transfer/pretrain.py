@@ -150,28 +150,24 @@ def augment_probability(epoch: int, epochs: int, warmup: float) -> float:
     return 1.0 if ramp < 1 else min(1.0, epoch / ramp)
 
 
-def _ramped_augment(probability: Any, epoch: Any = None, seed: int = 0) -> Any:
+def _ramped_augment(probability: Any, epoch: Any = 0, seed: int = 0) -> Any:
     """`color_augment` applied to each image with the probability a variable holds.
 
-    The returned ``augment(images, labels, index=None)`` draws from TensorFlow's
-    global random state when ``index`` is None; given a batch ``index`` (and the
-    ``epoch`` variable), its draws are stateless, seeded by ``(seed, epoch, index)``:
-    the same every run, however many batches a parallel ``map`` prepares at once.
+    The returned ``augment(images, labels, index=0)`` draws statelessly, seeded by
+    ``(seed, epoch, index)`` (``index``: the batch; ``epoch``: a variable the ramp's
+    callback sets): the same every run, however many batches a parallel ``map``
+    prepares at once.
     """
     import tensorflow as tf
 
-    def augment(images: Any, labels: Any, index: Any = None) -> tuple:
+    def augment(images: Any, labels: Any, index: Any = 0) -> tuple:
         x = tf.cast(images, "float32")
+        step = tf.cast(epoch, "int64") * (1 << 24) + tf.cast(index, "int64")
+        key = tf.stack([tf.constant(seed, "int64"), step])
+        seeds = tf.random.experimental.stateless_split(key, 2)
+        jittered, _ = color_augment(images, labels, seed=seeds[0])
         shape = (tf.shape(x)[0], 1, 1, 1)
-        if index is None:
-            jittered, _ = color_augment(images, labels)
-            chosen = tf.random.uniform(shape) < probability
-        else:
-            step = tf.cast(epoch, "int64") * (1 << 24) + tf.cast(index, "int64")
-            key = tf.stack([tf.constant(seed, "int64"), step])
-            seeds = tf.random.experimental.stateless_split(key, 2)
-            jittered, _ = color_augment(images, labels, seed=seeds[0])
-            chosen = tf.random.stateless_uniform(shape, seed=seeds[1]) < probability
+        chosen = tf.random.stateless_uniform(shape, seed=seeds[1]) < probability
         return tf.where(chosen, jittered, x), labels
 
     return augment
@@ -234,8 +230,8 @@ def _check_initializer(name: Any) -> None:
 
 
 def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
-    """Draws every Conv2D kernel of `backbone` from the initializer `name`."""
-    _check_initializer(name)
+    """Draws every Conv2D kernel of `backbone` from the initializer `name`
+    (checked by the caller, `_check_initializer`)."""
     convolutions = [
         layer
         for layer in backbone._flatten_layers(include_self=False)
