@@ -246,9 +246,14 @@ def set_batchnorm_momentum(
 
 def _input_batches(data: Any, batch_size: int, max_batches: int | None) -> Any:
     """Input batches (no labels) of an array, a tuple ``(x, ...)`` or a dataset."""
+    from keras_transfer.data.folders import ImageFiles
+
     if isinstance(data, tuple):
         data = data[0]
-    if isinstance(data, np.ndarray) or not hasattr(data, "__iter__"):
+    if isinstance(data, ImageFiles):  # decoded batch by batch
+        starts = range(0, len(data), batch_size)
+        batches = (np.asarray(data[s : s + batch_size]) for s in starts)
+    elif isinstance(data, np.ndarray) or not hasattr(data, "__iter__"):
         x = np.asarray(data)
         starts = range(0, len(x), batch_size)
         batches = (x[start : start + batch_size] for start in starts)

@@ -482,6 +482,44 @@ def test_adapt_and_export_with_an_unlabelled_target_folder(tmp_path, tiny_backbo
     assert row["export_accuracy"] is None  # half the inputs have no label
 
 
+@pytest.mark.large
+def test_adapt_streams_a_target_folder_too_large_for_memory(
+    tmp_path, tiny_backbone, monkeypatch
+):
+    """A folder over `STREAM_BYTES` reaches `adapt` as lazy `ImageFiles` (decoded
+    batch by batch there: tests/adaptation/test_adapt_image_files.py), and the run's
+    export reads it the same way."""
+    import keras_transfer.adaptation as adaptation
+    from keras_transfer.cli import _data
+    from keras_transfer.data import ImageFiles
+
+    monkeypatch.setattr(_data, "STREAM_BYTES", 0)  # every folder streams
+    seen = {}
+    real_adapt = adaptation.adapt
+
+    def spy(encoder, source, target, **kwargs):
+        seen["target"] = target
+        return real_adapt(encoder, source, target, **kwargs)
+
+    monkeypatch.setattr(adaptation, "adapt", spy)
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
+        "target": {"source": str(_flat_target(tmp_path / "flat")), "image_size": SIZE},
+        "model": {"backbone": tiny_backbone, "pooling": "flatten"},
+        "adaptation": {"method": "mcc", "epochs": 2, "warmup": 1},
+    }
+    assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
+    assert isinstance(seen["target"], ImageFiles) and len(seen["target"]) == 32
+    run = tmp_path / "runs" / "adapt"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == "mcc" and metrics["source_accuracy"] > 0.0
+    args = ["export", "--set", f"model_path={run / 'model.keras'}"]
+    assert main([*args, "--set", "quantization=[float32]"]) == 0
+    (row,) = json.loads((run / "export" / "summary.json").read_text())
+    assert "unlabelled target" in row["data"] and row["agreement"] >= 0.999
+
+
 def test_adapt_refuses_a_labelled_target_with_other_classes(tmp_path, capsys):
     rng = np.random.default_rng(0)
     npz = tmp_path / "t.npz"

@@ -6,8 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
+from keras_transfer.data.files import lazy_asarray
 from keras_transfer.normalization import (
     FRESH_BATCHNORM_MOMENTUM,
     recompute_batchnorm_statistics,
@@ -211,7 +210,7 @@ def target_batchnorm_statistics(
         return 0, "the model lives under a distribution strategy"
     n = recompute_batchnorm_statistics(
         model,
-        np.asarray(x_target),
+        lazy_asarray(x_target),
         include_frozen=False,
         batch_size=batch_size,
         max_batches=max_batches,
@@ -257,7 +256,7 @@ def adapt_batchnorm(model: Any, x: Any, *, batch_size: int = 128) -> int:
     """
     return recompute_batchnorm_statistics(
         model,
-        np.asarray(x),
+        lazy_asarray(x),
         include_frozen=True,
         batch_size=batch_size,
         max_batches=None,

@@ -146,7 +146,15 @@ def is_image_batch(xs: Any) -> bool:
 
 
 def _value_range(xs: Any) -> tuple[float, float]:
-    """[0, 1] or [0, 255], read from (a sample of) the source images."""
+    """[0, 1] or [0, 255], read from (a sample of) the source images.
+
+    Image files (`ImageFiles`, decoded to uint8 from image files) are [0, 255]:
+    nothing is decoded to say so.
+    """
+    from keras_transfer.data.folders import ImageFiles
+
+    if isinstance(xs, ImageFiles):
+        return (0.0, 255.0)
     sample = np.asarray(xs[:512], "float32")
     low, high = float(sample.min()), float(sample.max())
     if low >= 0.0 and high <= 1.0:

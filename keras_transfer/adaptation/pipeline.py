@@ -60,6 +60,7 @@ from keras_transfer.adaptation.candidates import (
 from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.inputs import (
     check_inputs,
+    join,
     labelled_arrays,
     split_source,
     unlabelled_array,
@@ -155,8 +156,13 @@ def adapt(
         backbone: keras Model/Layer, `LoadedBackbone` or backbone spec string
             (anything `DomainAdaptationModel` accepts). Its weights are trained in
             place. ``encoder=`` is its deprecated alias (docs/vocabulary.md).
-        source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`.
-        target: array ``x`` or an unlabelled `tf.data.Dataset` (inputs only).
+        source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`
+            (read into memory). ``x`` may be image files read lazily
+            (`keras_transfer.data.image_files`): they stream from disk and are
+            decoded one batch at a time, never whole.
+        target: array ``x``, image files (`keras_transfer.data.image_files(...,
+            labels=None)`, streamed the same way) or an unlabelled
+            `tf.data.Dataset` (inputs only; read into memory).
         num_classes: int or None. Defaults to ``max(y) + 1``.
         method: str. A registered alignment method (``"dann"``, ``"cdan"``,
             ``"coral"``, ``"mmd"``, ``"mcc"``, ``"entropy"``, ``"bnm"``,
@@ -608,7 +614,7 @@ def adapt(
                 initial_weights,
                 shared,
                 xt,
-                (np.concatenate([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val])),
+                (join([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val])),
                 make_optimizer,
                 seed,
             )
@@ -741,10 +747,10 @@ def adapt(
             # the inputs the candidates' statistics were estimated on: the target
             # where each was re-estimated on it, else the joint training batches'
             if any(r["layers_re_estimated"] for r in results.values()):
-                statistics_inputs = np.asarray(xt)
+                statistics_inputs = xt
             else:
                 n = min(len(xs_tr), len(xt))
-                joint = np.concatenate([np.asarray(xs_tr[:n]), np.asarray(xt[:n])])
+                joint = join([xs_tr[:n], xt[:n]])
                 statistics_inputs = joint[
                     np.random.default_rng(seed).permutation(2 * n)
                 ]

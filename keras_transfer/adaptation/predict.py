@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.data.folders import ImageFiles
 
 
 def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
@@ -24,7 +25,9 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
 
     Args:
         model: keras Model (or any callable layer taking ``training``).
-        x: array, or a dict / tuple of arrays with the same first dimension.
+        x: array, or a dict / tuple of arrays with the same first dimension,
+            or image files (`keras_transfer.data.ImageFiles`, decoded one slice
+            at a time).
             A `tf.data.Dataset` is passed to ``model.predict`` unchanged, and so
             is everything under a strategy with more than one replica.
         batch_size: int. Examples per call. Defaults to 256.
@@ -60,7 +63,14 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
     parts = []
     step = int(batch_size)
     for start in range(0, n, step):
-        batch = tf.nest.map_structure(lambda a, i=start: a[i : i + step], x)
+        batch = tf.nest.map_structure(
+            lambda a, i=start: (
+                np.asarray(a[i : i + step])  # decodes this slice only
+                if isinstance(a, ImageFiles)
+                else a[i : i + step]
+            ),
+            x,
+        )
         out = model(batch, training=False)
         parts.append(tf.nest.map_structure(keras.ops.convert_to_numpy, out))
     return tf.nest.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)

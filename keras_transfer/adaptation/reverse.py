@@ -24,6 +24,9 @@ import numpy as np
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.adaptation.predict import predict_eagerly
+from keras_transfer.data.files import lazy_asarray
+from keras_transfer.data.folders import ImageFiles
+from keras_transfer.data.pipelines import from_arrays
 
 #: Epochs of each reverse fit over the target inputs.
 REVERSE_EPOCHS = 10
@@ -142,7 +145,7 @@ def reverse_validation(
 def _source_subset(xs: Any, ys: Any, max_source: int | None, seed: int) -> tuple:
     if max_source is not None and len(ys) > max_source:
         keep = np.sort(np.random.default_rng(seed).permutation(len(ys))[:max_source])
-        xs, ys = np.asarray(xs)[keep], ys[keep]
+        xs, ys = lazy_asarray(xs)[keep], ys[keep]
     return xs, ys
 
 
@@ -159,7 +162,10 @@ def _fit_and_score(
     xs, ys = source
     keras.utils.set_random_seed(seed)
     labels = probabilities.argmax(-1)
-    if np.asarray(target_x).dtype.kind in "biuf":
+    if isinstance(target_x, ImageFiles):  # a large folder: decoded as it streams
+        data = from_arrays(target_x, labels, batch_size=batch_size, seed=seed)
+        model.fit(data, epochs=epochs, shuffle=False, verbose=0)
+    elif np.asarray(target_x).dtype.kind in "biuf":
         model.fit(target_x, labels, epochs=epochs, batch_size=batch_size, verbose=0)
     else:  # raw text: Keras's array adapter takes numbers only
         data = tf.data.Dataset.from_tensor_slices((target_x, labels))

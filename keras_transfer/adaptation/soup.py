@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_transfer._backend import keras
 from keras_transfer.adaptation.model import compile_for_evaluation
+from keras_transfer.data.files import lazy_asarray
 from keras_transfer.normalization import (
     batchnorm_layers,
     recompute_batchnorm_statistics,
@@ -111,7 +112,7 @@ def soup_model(
     if any(layer.trainable for layer in batchnorm_layers(soup)):
         recompute_batchnorm_statistics(
             soup,
-            np.asarray(statistics_inputs),
+            lazy_asarray(statistics_inputs),
             include_frozen=False,
             batch_size=batch_size,
             max_batches=max_batches,
