@@ -194,11 +194,16 @@ class ProtoNetClassifier:
         self.classes_: np.ndarray | None = None
 
     def embed(self, x: Any, batch_size: int = 256) -> np.ndarray:
-        """Embeddings of ``x`` in inference mode, as a 2-D array."""
-        out = [
-            _flat(self.encoder(x[i : i + batch_size], training=False)).numpy()
-            for i in range(0, len(x), batch_size)
-        ]
+        """Embeddings of ``x`` in inference mode, as a 2-D array (image files,
+        `keras_transfer.data.ImageFiles`, are decoded one batch at a time)."""
+        from keras_transfer.data.folders import ImageFiles
+
+        out = []
+        for i in range(0, len(x), batch_size):
+            batch = x[i : i + batch_size]
+            if isinstance(batch, ImageFiles):
+                batch = np.asarray(batch, "float32")
+            out.append(_flat(self.encoder(batch, training=False)).numpy())
         return np.concatenate(out, axis=0)
 
     def _episode_loss(self, xs: Any, ys: Any, xq: Any, yq: Any, n_way: int) -> tuple:

@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.data.files import labelled_data, lazy_asarray
+from keras_transfer.data.folders import ImageFiles, files_dataset
+from keras_transfer.initializers import check_initializer, initialize_convolutions
 
 __all__ = [
     "PretrainResult",
@@ -202,6 +205,12 @@ def _check(x: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float) -> N
         )
 
 
+def _accuracy(model: Any, data: Any) -> float:
+    """`evaluate`'s accuracy on ``(x, y)`` arrays or a dataset of batches."""
+    args = data if isinstance(data, tuple) else (data,)
+    return float(model.evaluate(*args, verbose=0)[1])
+
+
 def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
     """Writes to a temporary sibling, then moves it into place (never half-written)."""
     parent = os.path.dirname(os.path.abspath(preset_dir)) or "."
@@ -215,33 +224,6 @@ def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
         os.replace(tmp, preset_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _check_initializer(name: Any) -> None:
-    try:
-        ok = name is None or (isinstance(name, str) and keras.initializers.get(name))
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            "Expected conv_initializer to be None or a Keras initializer name such as "
-            f"'he_normal' or 'glorot_uniform'. Received: conv_initializer={name!r}"
-        )
-
-
-def _initialize_convolutions(backbone: Any, name: str, seed: int) -> None:
-    """Draws every Conv2D kernel of `backbone` from the initializer `name`
-    (checked by the caller, `_check_initializer`)."""
-    convolutions = [
-        layer
-        for layer in backbone._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.Conv2D)
-    ]
-    for i, layer in enumerate(convolutions):
-        init = keras.initializers.get(
-            {"class_name": name, "config": {"seed": seed + i}}
-        )
-        layer.kernel.assign(init(tuple(layer.kernel.shape), dtype=layer.kernel.dtype))
 
 
 def pretrain_preset(
@@ -268,10 +250,11 @@ def pretrain_preset(
     """Trains a small VGG backbone with a classifier head; saves the backbone as a preset.
 
     Args:
-        x_train: np.ndarray. Raw images `(n, h, w, 3)` in `[0, 255]`.
+        x_train: np.ndarray. Raw images `(n, h, w, 3)` in `[0, 255]`, or image
+            files (`keras_transfer.data.image_files`), streamed from disk.
         y_train: np.ndarray. Integer labels `(n,)`.
         preset_dir: str. Where the KerasHub preset goes (written atomically).
-        x_val: np.ndarray or None. Validation images.
+        x_val: np.ndarray, image files or None. Validation images.
         y_val: np.ndarray or None. Validation labels.
         num_classes: int or None. Defaults to `max(y_train) + 1`.
         filters: sequence of int. See `make_vgg_backbone`. Defaults to
@@ -324,7 +307,7 @@ def pretrain_preset(
     from keras_transfer.backbones import LoadedBackbone
     from keras_transfer.builders import build_classifier
 
-    x_train, y_train = np.asarray(x_train), np.asarray(y_train, "int32")
+    x_train, y_train = lazy_asarray(x_train), np.asarray(y_train, "int32")
     _check(x_train, y_train, epochs, learning_rate)
     if (
         isinstance(augment_warmup, bool)
@@ -335,7 +318,7 @@ def pretrain_preset(
             "Expected augment_warmup to be a float in [0, 1). "
             f"Received: augment_warmup={augment_warmup!r}"
         )
-    _check_initializer(conv_initializer)
+    check_initializer(conv_initializer)
     if os.path.exists(preset_dir) and not overwrite:
         raise ValueError(
             f"The preset directory exists: preset_dir={preset_dir!r}. Pass "
@@ -345,7 +328,7 @@ def pretrain_preset(
     keras.utils.set_random_seed(seed)
     backbone = make_vgg_backbone(filters, repeats)
     if conv_initializer is not None:
-        _initialize_convolutions(backbone, conv_initializer, seed)
+        initialize_convolutions(backbone, conv_initializer, seed)
     converter = keras_hub.layers.ImageConverter(image_size=None, scale=1.0 / 255.0)
     model = build_classifier(
         LoadedBackbone(
@@ -360,8 +343,13 @@ def pretrain_preset(
         dropout=0.1,
         learning_rate=learning_rate,
     )
-    train = tf.data.Dataset.from_tensor_slices((x_train.astype("float32"), y_train))
-    train = train.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+    if isinstance(x_train, ImageFiles):  # a large folder: decoded as it streams
+        train = files_dataset(
+            x_train, y_train, shuffle=True, seed=seed, dtype="float32"
+        )
+    else:
+        train = tf.data.Dataset.from_tensor_slices((x_train.astype("float32"), y_train))
+        train = train.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
     train = train.batch(batch_size)
     callbacks = list(callbacks or [])
     if augment:
@@ -378,7 +366,7 @@ def pretrain_preset(
         )
     validation = None
     if x_val is not None and y_val is not None and len(x_val):
-        validation = (np.asarray(x_val, "float32"), np.asarray(y_val, "int32"))
+        validation = labelled_data(lazy_asarray(x_val), y_val, batch_size, "float32")
     history = model.fit(
         train.prefetch(tf.data.AUTOTUNE),
         validation_data=validation,
@@ -387,10 +375,10 @@ def pretrain_preset(
         shuffle=False,  # the dataset is shuffled above
         verbose=verbose,
     )
-    train_acc = float(model.evaluate(x_train, y_train, verbose=0)[1])
+    train_acc = _accuracy(model, labelled_data(x_train, y_train, batch_size))
     val_acc = None
     if validation is not None:
-        val_acc = float(model.evaluate(*validation, verbose=0)[1])
+        val_acc = _accuracy(model, validation)
     _write_preset(backbone, converter, preset_dir)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     return PretrainResult(preset_dir, train_acc, val_acc, hist, model)

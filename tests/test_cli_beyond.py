@@ -43,6 +43,37 @@ def tiny_npz(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, tiny_npz) -> str:
+    """`tiny_npz`'s images as a class folder of PNGs (the same pixels)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    with np.load(tiny_npz) as npz:
+        x, y = npz["x"], npz["y"]
+    for i, (image, label) in enumerate(zip(x, y)):
+        (root / f"c{label}").mkdir(exist_ok=True)
+        Image.fromarray(image).save(root / f"c{label}" / f"{i}.png")
+    return str(root)
+
+
+def _stream_folders(monkeypatch, at_most: int = 0) -> None:
+    """Every folder streams (`ImageFiles`), and decoding more than ``at_most``
+    of its images into one array fails the test."""
+    from keras_transfer.cli import _data
+    from keras_transfer.data import ImageFiles
+
+    whole = ImageFiles.__array__
+
+    def bounded(self, *args, **kwargs):
+        if len(self) > at_most:
+            raise AssertionError(f"{len(self)} image files decoded into one array")
+        return whole(self, *args, **kwargs)
+
+    monkeypatch.setattr(_data, "STREAM_BYTES", 0)
+    monkeypatch.setattr(ImageFiles, "__array__", bounded)
+
+
 def _common(tmp_path: Path, npz: str, quiet: bool = True) -> list[str]:
     return [
         "--runs-dir",
@@ -205,6 +236,25 @@ def test_distill_writes_student_metrics_and_report(
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
 
 
+def test_distill_streams_a_folder_too_large_for_memory(
+    tmp_path, teacher, image_folder, monkeypatch
+):
+    """A class folder over `STREAM_BYTES`: the student trains on it and both
+    accuracies are read from it without decoding it into one array."""
+    _stream_folders(monkeypatch)
+    args = ["distill", *_common(tmp_path, image_folder)]
+    args += [
+        "--set",
+        f"distillation.teacher={teacher}",
+        "--set",
+        "distillation.epochs=1",
+    ]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "runs" / "distill" / "metrics.json").read_text())
+    assert 0.0 <= metrics["student_accuracy"] <= 1.0
+    assert metrics["teacher_accuracy"] > 1 / 6  # the teacher read the folder right
+
+
 @pytest.mark.parametrize(
     "override, field",
     [
@@ -225,15 +275,18 @@ def test_distill_invalid_config_names_the_field(
 
 
 # --------------------------------------------------------------------------- fewshot
+@pytest.mark.parametrize("stream", [False, True])
 def test_fewshot_prints_and_writes_accuracy_with_ci(
-    tmp_path, tiny_backbone, tiny_npz, capsys
+    tmp_path, tiny_backbone, tiny_npz, image_folder, capsys, monkeypatch, stream
 ):
+    if stream:  # a folder over STREAM_BYTES: each episode decodes its 15 images
+        _stream_folders(monkeypatch, at_most=3 * (2 + 3))
     code = main(
         [
             "fewshot",
             "--name",
             "fs",
-            *_common(tmp_path, tiny_npz, quiet=False),
+            *_common(tmp_path, image_folder if stream else tiny_npz, quiet=False),
             "--set",
             f"backbone={tiny_backbone}",
             "--set",

@@ -14,8 +14,8 @@ of its own layer (never in a cycle).
 2. blocks: what every model is built from: layers, heads, backbone loaders, the
    encoder (backbone -> pooled features) of adaptation and few-shot models, the
    compile recipe, mixed precision, the trainable policy, cached features of frozen backbones,
-   tf.data helpers, datasets, augmentation and strategy selection (builders build
-   inside ``maybe_distribute``).
+   tf.data helpers, datasets, augmentation, convolution initializers and strategy
+   selection (builders build inside ``maybe_distribute``).
 3. builders: backbone + head -> a compiled ``keras.Model``.
 4. capabilities: one idea each, independent of one another (no sibling imports):
    domain adaptation, fine-tuning, multi-task, distillation, few-shot, pretraining,
@@ -76,6 +76,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
                 "datasets",
                 "augment",
                 "distribute",
+                "initializers",
             }
         ),
         True,

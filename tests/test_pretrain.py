@@ -8,8 +8,8 @@ import pytest
 
 from keras_transfer import build_classifier, load_backbone
 from keras_transfer.cli import main
+from keras_transfer.initializers import initialize_convolutions
 from keras_transfer.pretrain import (
-    _initialize_convolutions,
     _ramped_augment,
     augment_probability,
     color_augment,
@@ -89,7 +89,7 @@ def _kernels(backbone):
 def test_conv_initializer_draws_every_kernel_seeded():
     backbone = make_vgg_backbone((8, 16))
     glorot = _kernels(backbone)
-    _initialize_convolutions(backbone, "he_normal", seed=3)
+    initialize_convolutions(backbone, "he_normal", seed=3)
     he = _kernels(backbone)
     assert len(he) == 2
     for before, after in zip(glorot, he):
@@ -98,7 +98,7 @@ def test_conv_initializer_draws_every_kernel_seeded():
         assert after.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.15)
         assert after.std() > 1.3 * before.std()  # Glorot's is smaller for ReLU
     again = make_vgg_backbone((8, 16))
-    _initialize_convolutions(again, "he_normal", seed=3)
+    initialize_convolutions(again, "he_normal", seed=3)
     for a, b in zip(he, _kernels(again)):
         np.testing.assert_array_equal(a, b)
 
@@ -192,6 +192,38 @@ def test_pretraining_with_the_jitter_repeats_for_a_seed(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
 
 
+def test_pretraining_on_image_files_streams_and_matches_the_arrays(
+    tmp_path, monkeypatch
+):
+    """A folder kept on disk (`ImageFiles`, as `keras-transfer pretrain` passes a
+    large one) trains to the same weights as its images in memory, decoding a
+    batch at a time."""
+    from PIL import Image
+
+    from keras_transfer.data import ImageFiles
+
+    x, y = _separable(n=24, size=8)
+    paths = []
+    for i, image in enumerate(x):
+        paths.append(str(tmp_path / f"{i:02d}.png"))
+        Image.fromarray(image).save(paths[-1])
+    files = ImageFiles(paths, (8, 8))
+    kwargs = dict(filters=(4,), epochs=2, batch_size=8, augment_warmup=0.5)
+    split = dict(x_val=x[:6], y_val=y[:6])
+    in_memory = pretrain_preset(x, y, str(tmp_path / "a"), **split, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the image files were decoded into one array")
+
+    monkeypatch.setattr(ImageFiles, "__array__", refuse)
+    split = dict(x_val=files[:6], y_val=y[:6])
+    streamed = pretrain_preset(files, y, str(tmp_path / "b"), **split, **kwargs)
+    for a, b in zip(in_memory.model.get_weights(), streamed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert streamed.train_accuracy == pytest.approx(in_memory.train_accuracy)
+    assert streamed.val_accuracy == pytest.approx(in_memory.val_accuracy)
+
+
 def test_color_augment_with_a_seed_draws_the_same_jitter():
     x = np.full((16, 2, 2, 3), 100.0, "float32")
     first = np.asarray(color_augment(x, None, seed=np.array([3, 7]))[0])
@@ -212,8 +244,18 @@ def _folder(root, size=16):
     return str(root)
 
 
-def test_cli_pretrain_writes_a_preset(tmp_path, capsys):
+@pytest.mark.parametrize("stream", [False, True])
+def test_cli_pretrain_writes_a_preset(tmp_path, capsys, monkeypatch, stream):
     data = _folder(tmp_path / "imgs")
+    if stream:  # a folder over STREAM_BYTES: never decoded whole
+        from keras_transfer.cli import _data
+        from keras_transfer.data import ImageFiles
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the image files were decoded into one array")
+
+        monkeypatch.setattr(_data, "STREAM_BYTES", 0)
+        monkeypatch.setattr(ImageFiles, "__array__", refuse)
     runs = str(tmp_path / "runs")
     argv = [
         "pretrain", "--name", "base", "--runs-dir", runs, "--quiet",

@@ -109,7 +109,10 @@ def _build_student(cfg: DistillConfig, input_shape: tuple, num_classes: int) -> 
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    probs = np.asarray(model.predict(x, batch_size=64, verbose=0))
+    from keras_transfer.cli._train import predict_classes
+
+    # a streamed folder (`ImageFiles`) is decoded batch by batch
+    probs = predict_classes(model, x, batch_size=64)
     return float(np.mean(probs.argmax(axis=-1) == y))
 
 

@@ -98,8 +98,11 @@ def run_fewshot(
     from keras_transfer.fewshot import ProtoNetClassifier
 
     f = cfg.fewshot
+    from keras_transfer.data import ImageFiles
+
     data = load_labelled(cfg.data)
-    x = np.concatenate([data.x_train, data.x_val])
+    # a streamed folder stays on disk: each episode decodes its own images
+    x = ImageFiles.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     counts = np.bincount(y, minlength=len(names))
     usable = np.flatnonzero(counts >= f.k_shot + f.n_query)
@@ -118,7 +121,7 @@ def run_fewshot(
     )
     try:
         mean, ci = ProtoNetClassifier(encoder).evaluate_episodes(
-            x.astype("float32"),
+            x if isinstance(x, ImageFiles) else x.astype("float32"),
             y,
             n_way=f.n_way,
             k_shot=f.k_shot,

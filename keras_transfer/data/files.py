@@ -18,9 +18,22 @@ from keras_transfer.data import folders
 _CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4}
 
 
-def lazy_asarray(x: Any) -> Any:
-    """``np.asarray(x)``, except that `ImageFiles` stay lazy (nothing decoded)."""
-    return x if isinstance(x, folders.ImageFiles) else np.asarray(x)
+def lazy_asarray(x: Any, dtype: Any = None) -> Any:
+    """``np.asarray(x, dtype)``, except that `ImageFiles` stay lazy (nothing decoded)."""
+    return x if isinstance(x, folders.ImageFiles) else np.asarray(x, dtype)
+
+
+def labelled_data(x: Any, y: Any, batch_size: int, dtype: Any = None) -> Any:
+    """``(x, y)`` as `Model.evaluate` and ``validation_data`` take it: arrays
+    (``x`` in ``dtype``, labels int32), or for `ImageFiles` an unshuffled batched
+    float32 dataset of both that decodes the images as it goes."""
+    from keras_transfer._backend import tf
+
+    y = np.asarray(y, "int32")
+    if not isinstance(x, folders.ImageFiles):
+        return np.asarray(x, dtype), y
+    data = folders.files_dataset(x, y, shuffle=False, seed=0, dtype="float32")
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def image_files(
