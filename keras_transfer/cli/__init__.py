@@ -330,15 +330,29 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from keras_transfer.cli._export import run_export
+    from keras_transfer.export import ExportVerificationError
 
-    rows = run_export(_load("export", args))
+    try:
+        rows = run_export(_load("export", args))
+    except ExportVerificationError as err:  # every export refused: none written
+        print(f"keras-transfer export: nothing written: {err}", file=sys.stderr)
+        return 1
     for r in rows:
+        if r.get("error"):
+            print(f"{r['quantization']:>8}: not written (refused by verification)")
+            continue
         print(
             f"{r['quantization']:>8}: {r['size_kb']:9.1f} KB  "
             f"{r['latency_ms'] or float('nan'):7.3f} ms  agreement {r['agreement']}"
             f"  -> {r['path']}"
         )
-    return 0
+    for r in rows:
+        if r.get("error"):
+            print(
+                f"keras-transfer export: {r['quantization']} not written: {r['error']}",
+                file=sys.stderr,
+            )
+    return 1 if any(r.get("error") for r in rows) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -295,21 +295,27 @@ def run_export(cfg: ExportConfig) -> list[dict]:
     Args:
         cfg: ExportConfig.
 
+    Every export that passes its verification is written, even when another of
+    the same call does not (a refused int8 file does not cost the float32 one).
+
     Returns:
         One row per export of this call: format, quantization, path, size_kb,
-        latency_ms, agreement, keras_accuracy, export_accuracy, data.
+        latency_ms, agreement, keras_accuracy, export_accuracy, data; a refused
+        export's row has ``error`` (the verification message) and no file
+        (``path`` None), and is left out of ``summary.json``.
 
     Raises:
         ConfigError: a bad model path, quantization, output or data (the message
             names the field to change).
-        ExportVerificationError: an export disagrees with Keras (nothing written).
+        ExportVerificationError: every export of the call disagrees with Keras
+            (nothing written).
     """
     quants = _check(cfg)
     out = Path(cfg.output) if cfg.output else Path(cfg.model_path).parent / "export"
     leaves = [_leaf(cfg.format, q) for q in quants]
     _check_output(out, leaves, cfg.overwrite)
     from keras_transfer import reports
-    from keras_transfer.export import export_main
+    from keras_transfer.export import ExportVerificationError, export_main
     from keras_transfer.progress import Progress
     from keras_transfer.saving import load_model
 
@@ -344,26 +350,42 @@ def run_export(cfg: ExportConfig) -> list[dict]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    rows = []
+    rows, refused = [], []
     try:
         with Progress(len(quants), f"export {cfg.format}") as bar:
             for q, leaf in zip(quants, leaves):
-                result = export_main(
-                    model,
-                    format=cfg.format,
-                    quantization=None if q == "float32" else q,
-                    representative=rep,
-                    # (x,) when the target half has no labels: agreement only
-                    verify_data=verify if len(verify) == 2 else verify[0],
-                    output=str(tmp / leaf),
-                    class_names=data.class_names,
-                    min_agreement=cfg.min_agreement,
-                    **(
-                        {"selective_size_budget": cfg.selective_size_budget}
-                        if q == "int8"
-                        else {}
-                    ),
-                )
+                try:
+                    result = export_main(
+                        model,
+                        format=cfg.format,
+                        quantization=None if q == "float32" else q,
+                        representative=rep,
+                        # (x,) when the target half has no labels: agreement only
+                        verify_data=verify if len(verify) == 2 else verify[0],
+                        output=str(tmp / leaf),
+                        class_names=data.class_names,
+                        min_agreement=cfg.min_agreement,
+                        **(
+                            {"selective_size_budget": cfg.selective_size_budget}
+                            if q == "int8"
+                            else {}
+                        ),
+                    )
+                except ExportVerificationError as err:
+                    if not refused:
+                        first_error = err
+                    refused.append(
+                        {
+                            "format": cfg.format,
+                            "quantization": q,
+                            "path": None,
+                            "error": str(err),
+                            "data": origin,
+                            **_int8_columns(err.report),
+                        }
+                    )
+                    bar.update(note=f"{q}: refused by verification")
+                    continue
                 rows.append(
                     {
                         "format": cfg.format,
@@ -381,6 +403,8 @@ def run_export(cfg: ExportConfig) -> list[dict]:
                     }
                 )
                 bar.update(note=f"{q}: agreement {result.top1_agreement}")
+        if not rows:  # nothing passed: nothing is written
+            raise first_error
         merged = _merge_rows(out, rows)
         report = reports.Report(f"keras-transfer export: {cfg.model_path}", tmp)
         report.add_text(
@@ -388,6 +412,8 @@ def run_export(cfg: ExportConfig) -> list[dict]:
             f"{len(rep[0])} training inputs and every export verified on "
             f"{len(verify[0])} held-out inputs, drawn at random from {origin}."
         )
+        for row in refused:
+            report.add_text(f"Not written: {row['quantization']}. {row['error']}")
         fig = reports.plot_export_summary(merged, tmp / "export_summary.png")
         report.add_figure(fig, "Size, latency and top-1 agreement with Keras")
         report.add_table(
@@ -412,4 +438,5 @@ def run_export(cfg: ExportConfig) -> list[dict]:
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return rows
+    order = {q: i for i, q in enumerate(quants)}
+    return sorted(rows + refused, key=lambda r: order[r["quantization"]])

@@ -210,7 +210,9 @@ def _int8_ladder(
     max_abs_diff: float | None,
 ) -> bytes | None:
     """The rungs after full int8 failed, first verified file wins: selective int8
-    within ``size_budget``, int16x8, selective int8 of any size."""
+    within ``size_budget``, int16x8, selective int8 of any size smaller than the
+    float32 file (past that the file would be float32 with extra steps: larger,
+    and less exact)."""
     search = _selective_search(report, sm_dir, check, *args)
     budget = None
     if size_budget is not None:
@@ -231,7 +233,16 @@ def _int8_ladder(
             )
         )
         return None
-    content, _ = _selective_int8(report, search, check, None, max_abs_diff)
+    float32_bytes = len(_convert.convert(sm_dir, "float32", *args[:2], False))
+    content, result = _selective_int8(
+        report, search, check, float32_bytes - 1, max_abs_diff
+    )
+    if content is None and result.over_budget:
+        report.notes.append(
+            "selective int8: every file that passed verification was at least as "
+            f"large as the float32 file ({float32_bytes} bytes), so none is called "
+            "int8; export float16 or float32 instead"
+        )
     return content
 
 
@@ -281,7 +292,9 @@ def export_tflite(
     3. LiteRT's 16x8 mode (int8 weights, so about as small as full int8, and
        int16 activations, which keep far more precision but have no fast LiteRT
        kernels: several times slower than int8 on CPU);
-    4. selective int8 of any size (the last resort, up to nearly float32 size).
+    4. selective int8 of any size below the float32 file's (the last resort: a
+       file that passes only with so many ops in float that it is as large as
+       float32 is refused, since float32 would be smaller and exact).
 
     The report and the manifest (``quantization_details``) name the mode
     (``int8_mode``), every rung tried and why it stopped (``modes_tried``, e.g.
@@ -326,7 +339,8 @@ def export_tflite(
             file, as a fraction (0.25: at most 25% larger). Past it, 16x8 is tried
             before selective int8 of any size. With full int8 about 4x smaller than
             float32, 0.25 keeps a selective file about 3x smaller. None: no budget
-            (selective of any size before 16x8). Defaults to 0.25.
+            at all, not even the float32 file's size (selective of any size before
+            16x8). Defaults to 0.25.
         input_shape: tuple. Input shape without batch axis, for subclassed models or
             with a ``preprocessor``. Defaults to the model's input shape.
         preprocessor: keras Layer or callable applied before the model (folded into
@@ -518,8 +532,9 @@ def _refusal_hint(quantization: str) -> str | None:
     if quantization == "int8":
         return (
             "Neither full int8, selective int8 (within the size budget), 16x8 nor "
-            "selective int8 of any size reached it (report.modes_tried says why "
-            "each stopped). Try quantization='dynamic' (int8 weights only) or "
+            "selective int8 smaller than the float32 file reached it "
+            "(report.modes_tried says why each stopped). Try quantization='dynamic' "
+            "(int8 weights only) or "
             "'float16', more representative_data like the inputs the model will "
             "see, or pass verify=False to export anyway."
         )

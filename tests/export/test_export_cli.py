@@ -316,3 +316,45 @@ def test_export_help_keeps_field_names_apart(capsys):
     ]
     assert "representative.validation_source" in names
     assert "representative.skip_corrupt" in names
+
+
+def test_a_refused_export_does_not_cost_the_others(run_dir, tmp_path, capsys):
+    """float32 passes and is written; int8 of a model whose outputs are all near
+    ties fails agreement 1.0 and is named on stderr, exit code 1; when every
+    export of the call is refused nothing is written."""
+    from keras_transfer._backend import keras
+    from keras_transfer.cli import main
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    for name in ("config.yaml", "classes.json"):
+        (run / name).write_bytes((run_dir / name).read_bytes())
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    small = keras.initializers.RandomNormal(stddev=0.01)  # untrained: near-uniform
+    outputs = keras.layers.Dense(3, "softmax", kernel_initializer=small)(x)
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    base = ["export", "--set", f"model_path={run / 'model.keras'}"]
+    base += ["--set", "min_agreement=1.0"]
+    out = tmp_path / "exp"
+    args = [*base, "--set", f"output={out}"]
+    assert main([*args, "--set", "quantization=[float32, int8-full]"]) == 1
+    captured = capsys.readouterr()
+    assert "int8-full: not written (refused by verification)" in captured.out
+    assert "int8-full not written: The exported tflite model" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "export_summary.png",
+        "report.html",
+        "summary.json",
+        "tflite-float32",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["quantization"] for r in summary] == ["float32"]
+    assert "Not written: int8-full" in (out / "report.html").read_text()
+    alone = tmp_path / "alone"
+    args = [*base, "--set", f"output={alone}", "--set", "quantization=[int8-full]"]
+    assert main(args) == 1
+    assert "nothing written: The exported tflite model" in capsys.readouterr().err
+    assert not alone.exists() and not list(tmp_path.glob(".alone*"))

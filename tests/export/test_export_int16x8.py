@@ -164,9 +164,12 @@ def test_int8_ladder_keeps_budgeted_selective_over_int16x8(
 
 
 def test_int8_ladder_goes_on_to_selective_when_16x8_fails(
-    digits_model, digits, tmp_path, monkeypatch
+    dense_model, digits, tmp_path, monkeypatch
 ):
+    """Rung 4, selective int8 below float32's size: the MLP passes with its last
+    Dense layer and softmax in float, a file ~4x smaller than float32."""
     x_train, _, x_test, y_test = digits
+    float32 = export_tflite(dense_model, tmp_path / "f32").size_bytes
     real = _convert.convert
 
     def no_16x8(saved_model_dir, quantization, *args):
@@ -175,23 +178,44 @@ def test_int8_ladder_goes_on_to_selective_when_16x8_fails(
         return real(saved_model_dir, quantization, *args)
 
     monkeypatch.setattr(_convert, "convert", no_16x8)
+    path = tmp_path / "int8"
     report = export_tflite(
-        digits_model,
-        tmp_path / "int8",
+        dense_model,
+        path,
         quantization="int8",
         representative_data=x_train,
         verify_data=(x_test, y_test),
         latency_repeats=3,
+        selective_size_budget=0.0,  # rung 2 may add nothing to full int8
         **STRICT,
     )
     assert report.int8_mode == "selective" and report.float_ops
-    assert [(m["mode"], m["passed"]) for m in report.modes_tried] == [
+    tried = report.modes_tried
+    assert [(m["mode"], m["passed"]) for m in tried] == [
         ("full", False),
         ("selective", False),  # over the size budget
         ("int16x8", False),
-        ("selective", True),  # no budget: the last resort
+        ("selective", True),  # the last resort, below float32's size
     ]
-    assert "simulated" in report.modes_tried[2]["reason"]
+    assert "simulated" in tried[2]["reason"]
+    assert tried[3]["size_budget_bytes"] == float32 - 1
+    assert tried[3]["float_ops"] == len(report.float_ops)
+    assert tried[3]["reason"].startswith(f"passed with {len(report.float_ops)} of")
+    assert report.size_bytes < float32 / 3
+    scores = [o["rmse_over_scale"] for o in report.float_ops]
+    assert scores == sorted(scores, reverse=True)
+    assert report.size_cost_bytes == report.size_bytes - report.full_int8_size_bytes
+    assert "kept in float" in report.summary()
+    manifest = json.loads((path / "manifest.json").read_text())
+    details = manifest["quantization_details"]
+    assert details["int8_mode"] == "selective"
+    assert [o["tensor"] for o in details["float_ops"]] == [
+        o["tensor"] for o in report.float_ops
+    ]
+    # the written file is the one that was verified
+    probs = load_tflite(path).predict(x_test[:64])
+    expected = dense_model.predict_on_batch(x_test[:64].astype("float32"))
+    assert np.abs(probs - expected).max() <= STRICT["max_abs_diff"]
     assert any("int16x8 failed" in n and "simulated" in n for n in report.notes)
     # the full int8 numbers were restored after the failed rung, not overwritten
     assert report.full_int8_agreement == report.modes_tried[0]["top1_agreement"]
