@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,9 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
             ys.append(batch[1])
         batched = len(spec[0].shape) > 0 and spec[0].shape[0] is None
         stack = np.concatenate if batched else np.stack
-        return stack(xs), stack(ys)
+        x = stack(xs)
+        _note_in_memory(x, "source")
+        return x, stack(ys)
     if not isinstance(source, (tuple, list)) or len(source) != 2:
         raise ValueError(
             "Expected source to be labelled: a tuple (x, y) or a tf.data.Dataset "
@@ -43,7 +46,9 @@ def unlabelled_array(target: Any) -> np.ndarray:
             )
         parts = list(target.as_numpy_iterator())
         batched = len(spec.shape) > 0 and spec.shape[0] is None
-        return np.concatenate(parts) if batched else np.stack(parts)
+        x = np.concatenate(parts) if batched else np.stack(parts)
+        _note_in_memory(x, "target")
+        return x
     if isinstance(target, (tuple, list)):
         raise ValueError(
             "Expected target to be unlabelled inputs x (an array or a dataset of x), "
@@ -51,6 +56,24 @@ def unlabelled_array(target: Any) -> np.ndarray:
             f"tuple of length {len(target)}"
         )
     return _inputs(target)
+
+
+#: A dataset read into memory past this many bytes is worth a log line.
+LARGE_BYTES = 512 << 20
+
+
+def _note_in_memory(x: Any, role: str) -> None:
+    """Logs a warning when a large `tf.data.Dataset` was read into memory."""
+    nbytes = getattr(x, "nbytes", 0)
+    if nbytes > LARGE_BYTES:
+        logging.getLogger("keras_transfer").warning(
+            "adapt read the %s dataset into memory (%d MiB): adapt needs indexable "
+            "inputs (held-out split, predictions in order). Image folders can stay "
+            "on disk: pass keras_transfer.data.image_files(...) instead, decoded "
+            "one batch at a time.",
+            role,
+            nbytes >> 20,
+        )
 
 
 def _inputs(x: Any) -> Any:

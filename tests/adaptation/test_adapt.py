@@ -618,16 +618,25 @@ def test_adapt_pooling_reaches_the_encoder():
         kt.adapt(conv, (xs, ys), xs, pooling="mean", verbose=0)
 
 
-def test_datasets_are_accepted():
+def test_datasets_are_accepted(monkeypatch, caplog):
+    import logging
+
     import tensorflow as tf
+
+    from keras_transfer.adaptation import inputs
 
     (xs, ys), (xt, _) = two_domains(n=90)
     source = tf.data.Dataset.from_tensor_slices((xs, ys)).batch(16)
     target = tf.data.Dataset.from_tensor_slices(xt).batch(16)
-    result = kt.adapt(
-        tiny_encoder(), source, target, method="coral", epochs=2, verbose=0
-    )
+    monkeypatch.setattr(inputs, "LARGE_BYTES", xt.nbytes - 1)  # "large" datasets
+    with caplog.at_level(logging.WARNING, logger="keras_transfer"):
+        result = kt.adapt(
+            tiny_encoder(), source, target, method="coral", epochs=2, verbose=0
+        )
     assert result.model.output_shape == (None, 3)
+    # read into memory, and the log says so with the way to keep images on disk
+    assert caplog.text.count("dataset into memory") == 2
+    assert "keras_transfer.data.image_files" in caplog.text
 
 
 def test_split_source_is_stratified_and_seeded():
