@@ -239,9 +239,9 @@ def _int8_ladder(
     )
     if content is None and result.over_budget:
         report.notes.append(
-            "selective int8: every file that passed verification was at least as "
-            f"large as the float32 file ({float32_bytes} bytes), so none is called "
-            "int8; export float16 or float32 instead"
+            "selective int8: no file smaller than the float32 one "
+            f"({float32_bytes} bytes) passed verification, and a larger one would "
+            "be neither small nor exact; export float16 or float32 instead"
         )
     return content
 

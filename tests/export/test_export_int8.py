@@ -56,7 +56,7 @@ def test_int8_ladder_refuses_a_file_no_smaller_than_float32(
     assert tried[3]["reason"].startswith("over size budget after 0 float ops")
     (over,) = report.selective_tried  # Dense in float: past float32's size
     assert over["over_budget"] and over["size_bytes"] >= float32
-    assert any("at least as large as the float32 file" in n for n in report.notes)
+    assert any("no file smaller than the float32 one" in n for n in report.notes)
 
 
 def test_int8_full_refuses_with_a_clear_message(digits_model, digits, tmp_path):
