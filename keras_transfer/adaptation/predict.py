@@ -56,6 +56,11 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
         # result, so every worker gets the same numbers and makes the same choices
         # (held-out accuracy, the collapse guard, auto's pick); an eager call on
         # each worker can differ in the last bits and break that lockstep.
+        if isinstance(x, ImageFiles):  # streamed in order, decoded as it goes
+            from keras_transfer.data.pipelines import from_arrays
+
+            x = from_arrays(x, batch_size=batch_size, shuffle=False)
+            return model.predict(x, verbose=0)
         return model.predict(x, batch_size=batch_size, verbose=0)
     n = len(tf.nest.flatten(x)[0])
     if n == 0:
