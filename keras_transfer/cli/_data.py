@@ -148,11 +148,13 @@ def _read_folder(
     skip_corrupt: bool = False,
     field: str = "data.source",
     unlabelled: bool = False,
+    stream: bool | str = "auto",
 ) -> tuple[Any, np.ndarray, list[str]]:
     """Reads a class folder (or, `unlabelled`, every image under `path`, labels 0
     and no classes): a uint8 array, or `ImageFiles` (streamed) when the decoded
-    images exceed `STREAM_BYTES`. Unreadable files are named (or skipped with
-    `skip_corrupt`) before anything trains."""
+    images exceed `STREAM_BYTES` (``stream="auto"``), always (True) or never
+    (False). Unreadable files are named (or skipped with `skip_corrupt`) before
+    anything trains."""
     from keras_transfer.data import folders
     from keras_transfer.progress import Progress
 
@@ -173,14 +175,15 @@ def _read_folder(
         if skipped:
             _warn_skipped(path, skipped)
         raise ConfigError(f"No images ({', '.join(IMAGE_EXTS)}) found under {path!r}.")
-    if len(files) * size * size * 3 > STREAM_BYTES:
+    large = len(files) * size * size * 3 > STREAM_BYTES
+    if stream is True or (stream == "auto" and large):
         if skipped:
             _warn_skipped(path, skipped)
         logging.getLogger("keras_transfer").info(
-            "streaming %d images from %s (over %d MiB decoded)",
+            "streaming %d images from %s (%s)",
             len(files),
             path,
-            STREAM_BYTES >> 20,
+            f"over {STREAM_BYTES >> 20} MiB decoded" if large else "stream: true",
         )
         lazy = folders.ImageFiles(files, (size, size), skip_corrupt=skip_corrupt)
         return lazy, labels, classes
@@ -232,7 +235,12 @@ def load_unlabelled(cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray
     """
     if _kind(cfg.source, field) == "folder":
         x, _, _ = _read_folder(
-            cfg.source, cfg.image_size, cfg.skip_corrupt, field, unlabelled=True
+            cfg.source,
+            cfg.image_size,
+            cfg.skip_corrupt,
+            field,
+            unlabelled=True,
+            stream=cfg.stream,
         )
     else:
         with np.load(cfg.source, allow_pickle=False) as npz:
@@ -323,7 +331,7 @@ def _read(source: str, cfg: DataConfig):
         return split.x_train, split.y_train, split.x_test, split.y_test, names
     if kind == "folder":
         x, y, names = _read_folder(
-            source, cfg.image_size, cfg.skip_corrupt, "data.source"
+            source, cfg.image_size, cfg.skip_corrupt, "data.source", stream=cfg.stream
         )
         return (*_split(x, y, cfg.validation_split, cfg.seed), names)
     with np.load(source, allow_pickle=False) as npz:

@@ -62,6 +62,14 @@ class DataConfig:
         "Skip unreadable image files (counted and named in the log) instead of "
         "stopping at the first one.",
     )
+    stream: bool | str = option(
+        "auto",
+        "Image folders: 'auto' keeps a folder on disk and decodes it batch by "
+        "batch when its decoded images pass 512 MiB (smaller ones are read into "
+        "memory), true always streams it (for a machine with little memory), "
+        "false always reads it into memory.",
+        choices=("auto", True, False),
+    )
 
 
 @dataclass

@@ -3,6 +3,7 @@ stratified splits, corrupt files, and the CLI reader streaming a large folder.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -216,6 +217,27 @@ def test_cli_reader_streams_large_folders_with_the_same_split(tmp_path, monkeypa
     np.testing.assert_array_equal(lazy.y_val, eager.y_val)
     x, y, _ = _data.evaluation_arrays(cfg)
     assert isinstance(x, ImageFiles) and len(x) == len(y) == 12
+
+
+def test_data_stream_forces_or_forbids_streaming(tmp_path, monkeypatch):
+    from keras_transfer.cli import _data
+    from keras_transfer.config import DataConfig
+
+    root = _folder(tmp_path / "d", (5, 7))
+    cfg = DataConfig(source=str(root), image_size=SIZE, validation_split=0.25)
+    eager = _data.load_labelled(cfg)
+    assert isinstance(eager.x_train, np.ndarray)  # small: read into memory
+    forced = _data.load_labelled(dataclasses.replace(cfg, stream=True))
+    assert isinstance(forced.x_train, ImageFiles)
+    np.testing.assert_array_equal(np.asarray(forced.x_train), eager.x_train)
+    flat = _flattened(root, tmp_path / "flat")
+    unlabelled = DataConfig(source=str(flat), image_size=SIZE, stream=True)
+    x, held = _data.load_unlabelled(unlabelled, "target.source")
+    assert isinstance(x, ImageFiles) and isinstance(held, ImageFiles)
+    monkeypatch.setattr(_data, "STREAM_BYTES", 0)  # every folder is "large"
+    assert isinstance(_data.load_labelled(cfg).x_train, ImageFiles)
+    kept = _data.load_labelled(dataclasses.replace(cfg, stream=False))
+    assert isinstance(kept.x_train, np.ndarray)
 
 
 def test_cli_reader_damaged_file_named_or_skipped(tmp_path, monkeypatch, caplog):
