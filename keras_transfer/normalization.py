@@ -250,13 +250,11 @@ def _input_batches(data: Any, batch_size: int, max_batches: int | None) -> Any:
 
     if isinstance(data, tuple):
         data = data[0]
-    if isinstance(data, ImageFiles):  # decoded batch by batch
-        starts = range(0, len(data), batch_size)
-        batches = (np.asarray(data[s : s + batch_size]) for s in starts)
-    elif isinstance(data, np.ndarray) or not hasattr(data, "__iter__"):
-        x = np.asarray(data)
+    if isinstance(data, (np.ndarray, ImageFiles)) or not hasattr(data, "__iter__"):
+        # ImageFiles stay lazy: each slice is decoded on its own
+        x = data if isinstance(data, ImageFiles) else np.asarray(data)
         starts = range(0, len(x), batch_size)
-        batches = (x[start : start + batch_size] for start in starts)
+        batches = (np.asarray(x[start : start + batch_size]) for start in starts)
     else:
         batches = (
             batch[0] if isinstance(batch, (tuple, list)) else batch for batch in data

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
+from keras_transfer.data.files import lazy_asarray
 
 
 def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
@@ -32,7 +33,7 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
             "Expected source to be labelled: a tuple (x, y) or a tf.data.Dataset "
             f"yielding (x, y). Received: source of type {type(source).__name__}"
         )
-    return _inputs(source[0]), np.asarray(source[1])
+    return lazy_asarray(source[0]), np.asarray(source[1])
 
 
 def unlabelled_array(target: Any) -> np.ndarray:
@@ -55,7 +56,7 @@ def unlabelled_array(target: Any) -> np.ndarray:
             "not a tuple: adaptation must not see target labels. Received: target "
             f"tuple of length {len(target)}"
         )
-    return _inputs(target)
+    return lazy_asarray(target)
 
 
 #: A dataset read into memory past this many bytes is worth a log line.
@@ -74,24 +75,6 @@ def _note_in_memory(x: Any, role: str) -> None:
             role,
             nbytes >> 20,
         )
-
-
-def _inputs(x: Any) -> Any:
-    """``x`` as an array; image files read lazily (`ImageFiles`) stay lazy.
-
-    A folder too large for memory is streamed by `domain_pairs` and predicted on
-    batch by batch, so it is never decoded whole.
-    """
-    from keras_transfer.data.files import lazy_asarray
-
-    return lazy_asarray(x)
-
-
-def join(parts: list) -> Any:
-    """``np.concatenate(parts)``; `ImageFiles` are joined lazily."""
-    from keras_transfer.data.folders import ImageFiles
-
-    return ImageFiles.concatenate(parts)
 
 
 def split_source(

@@ -60,7 +60,6 @@ from keras_transfer.adaptation.candidates import (
 from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.inputs import (
     check_inputs,
-    join,
     labelled_arrays,
     split_source,
     unlabelled_array,
@@ -98,6 +97,7 @@ from keras_transfer.adaptation.soup import (
     soup_model,
 )
 from keras_transfer.adaptation.weighted import class_weighted_parts
+from keras_transfer.data.folders import ImageFiles
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -614,7 +614,10 @@ def adapt(
                 initial_weights,
                 shared,
                 xt,
-                (join([xs_tr, xs_val]), np.concatenate([ys_tr, ys_val])),
+                (
+                    ImageFiles.concatenate([xs_tr, xs_val]),
+                    np.concatenate([ys_tr, ys_val]),
+                ),
                 make_optimizer,
                 seed,
             )
@@ -750,7 +753,7 @@ def adapt(
                 statistics_inputs = xt
             else:
                 n = min(len(xs_tr), len(xt))
-                joint = join([xs_tr[:n], xt[:n]])
+                joint = ImageFiles.concatenate([xs_tr[:n], xt[:n]])
                 statistics_inputs = joint[
                     np.random.default_rng(seed).permutation(2 * n)
                 ]
