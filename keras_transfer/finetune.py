@@ -28,6 +28,7 @@ from keras_transfer.freezing import (
     find_backbone,
     set_trainable,
 )
+from keras_transfer.labels import check_sparse_labels
 from keras_transfer.normalization import (
     check_recompute_batchnorm,
     recompute_after_training,
@@ -204,7 +205,10 @@ def fine_tune(
         A `keras.callbacks.History` with the epochs of all phases.
 
     Raises:
-        ValueError: invalid epochs, depth, or a model without a nested backbone.
+        ValueError: invalid epochs, depth, or a model without a nested backbone;
+            for ``(x, y)`` arrays and a sparse categorical loss (the default),
+            labels it cannot read: strings, one-hot rows, fractions, ids outside
+            ``[0, outputs)`` (`keras_transfer.labels.check_sparse_labels`).
 
     Examples:
     ```python
@@ -260,6 +264,7 @@ def fine_tune(
             "fine_tune needs a compiled model: call model.compile() first."
         )
     if isinstance(train, tuple) and len(train) in (2, 3):
+        check_sparse_labels(model, train[1])
         fit_data = {"x": train[0], "y": train[1]}
         if len(train) == 3:
             fit_data["sample_weight"] = train[2]

@@ -194,3 +194,23 @@ def test_finished_run_leaves_other_workers_backup_folders(tmp_path):
         "training_metadata.json",
         "workertemp_1",
     ]
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (lambda y: np.eye(3)[y], "argmax"),
+        (lambda y: np.array(["a", "b", "c"])[y], "np.unique"),
+        (lambda y: y + 1, r"class ids in \[0, 3\).*\[1, 3\]"),
+        (lambda y: y + 0.5, "not whole numbers"),
+    ],
+)
+def test_labels_a_sparse_loss_cannot_read_are_refused_by_name(labels, match):
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
+    )
+    model = build_classifier(backbone, 3)
+    x = np.random.default_rng(0).normal(size=(12, 4)).astype("float32")
+    y = np.arange(12) % 3
+    with pytest.raises(ValueError, match=match):
+        fine_tune(model, (x, labels(y)), head_epochs=1, fine_tune_epochs=0, verbose=0)

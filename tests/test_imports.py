@@ -10,7 +10,7 @@ of its own layer (never in a cycle).
 
 1. foundation: the backend shim, deprecation aliases, version, the TensorFlow-free
    config schemas, run folders, progress and report writing, saving (and the record of
-   which layers are frozen it keeps) and training callbacks.
+   which layers are frozen it keeps), training callbacks and label checks.
 2. blocks: what every model is built from: layers, heads, backbone loaders, the
    encoder (backbone -> pooled features) of adaptation and few-shot models, the
    compile recipe, mixed precision, the trainable policy, cached features of frozen backbones,
@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
                 "saving",
                 "trainability",
                 "callbacks",
+                "labels",
             }
         ),
         True,

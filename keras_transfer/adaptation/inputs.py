@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_transfer._backend import tf
 from keras_transfer.data.files import lazy_asarray
+from keras_transfer.labels import refuse_string_labels
 
 
 def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
@@ -51,12 +52,89 @@ def unlabelled_array(target: Any) -> np.ndarray:
         _note_in_memory(x, "target")
         return x
     if isinstance(target, (tuple, list)):
+        kind = type(target).__name__
         raise ValueError(
             "Expected target to be unlabelled inputs x (an array or a dataset of x), "
-            "not a tuple: adaptation must not see target labels. Received: target "
-            f"tuple of length {len(target)}"
+            f"not a {kind}: adaptation must not see target labels, and a {kind} "
+            "reads as (x, y). A list of images: pass np.stack(images). Received: "
+            f"target {kind} of length {len(target)}"
         )
     return lazy_asarray(target)
+
+
+def source_labels(y: Any, n: int) -> tuple[np.ndarray, int | None]:
+    """The source labels as int64 class ids, shape ``(n,)``.
+
+    Accepts integer ids of shape ``(n,)`` or ``(n, 1)`` (floats holding whole
+    numbers too) and one-hot rows of shape ``(n, k)``, which become their argmax.
+    Returns the ids and, for one-hot labels, their width ``k`` (the number of
+    classes they name), else None.
+
+    Raises:
+        ValueError: strings, soft (not one-hot) rows, fractional or non-finite
+            values, or a count that is not one label per example.
+    """
+    y = np.asarray(y)
+    refuse_string_labels(y, "source labels")
+    width = None
+    if y.ndim == 2 and y.shape[1] > 1 and len(y) == n:
+        one_hot = np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
+        if not one_hot:
+            raise ValueError(
+                "Expected integer class ids or one-hot rows as source labels. "
+                f"Received labels of shape {y.shape} whose rows are not one-hot "
+                "(soft labels are not accepted): pass y.argmax(-1) if each row's "
+                "largest value is its class."
+            )
+        y, width = y.argmax(axis=1), y.shape[1]
+    elif y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        raise ValueError(
+            "Expected source labels of shape (n,), (n, 1) or one-hot (n, classes). "
+            f"Received labels of shape {y.shape} for {n} examples"
+        )
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise ValueError(
+            f"Expected one label per source example. Received {n} examples and "
+            f"{len(y)} labels"
+        )
+    if y.dtype.kind == "f" and not (
+        np.all(np.isfinite(y)) and np.all(y == np.round(y))
+    ):
+        bad = y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()
+        raise ValueError(
+            "Expected integer class ids as source labels. Received float labels "
+            f"that are not whole numbers (e.g. {bad})"
+        )
+    return y.astype("int64"), width
+
+
+#: Rows checked at a time for non-finite values (bounds the temporary mask).
+_FINITE_CHUNK = 4096
+
+
+def check_finite(x: Any, role: str) -> None:
+    """Refuses float inputs holding NaN or infinity before anything trains.
+
+    One such example turns every weight into NaN at its first step, and the
+    run would go on silently with a model that predicts class 0. Integer
+    inputs (uint8 images, token ids) and `ImageFiles` cannot hold either.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
+        return
+    bad = []
+    for start in range(0, len(x), _FINITE_CHUNK):
+        rows = x[start : start + _FINITE_CHUNK].reshape(
+            len(x[start : start + _FINITE_CHUNK]), -1
+        )
+        bad.extend((start + np.flatnonzero(~np.isfinite(rows).all(axis=1))).tolist())
+    if bad:
+        raise ValueError(
+            f"Expected finite {role} inputs. Received {len(bad)} {role} example(s) "
+            f"with NaN or infinite values (indices {bad[:5]}"
+            f"{', ...' if len(bad) > 5 else ''}): one of them would turn every "
+            "weight into NaN at its first training step. Drop or repair them."
+        )
 
 
 #: A dataset read into memory past this many bytes is worth a log line.
@@ -109,6 +187,10 @@ def check_inputs(xs, ys, xt, num_classes) -> int:
             f"Expected one label per source example. Received {len(xs)} examples and "
             f"{len(ys)} labels"
         )
+    if len(xt) < 2:
+        raise ValueError(
+            f"Expected at least 2 unlabelled target examples. Received {len(xt)}"
+        )
     if xs.shape[1:] != xt.shape[1:]:
         raise ValueError(
             "Expected source and target inputs of the same shape. Received: source "
@@ -127,6 +209,15 @@ def check_inputs(xs, ys, xt, num_classes) -> int:
             f" Received: num_classes={num_classes}, labels in "
             f"[{labels.min()}, {labels.max()}]"
         )
-    if len(xt) < 2:
-        raise ValueError(f"Expected unlabelled target examples. Received {len(xt)}")
+    missing = sorted(set(range(k)) - set(labels.tolist()))
+    if num_classes is None and missing:
+        logging.getLogger("keras_transfer").warning(
+            "adapt: the source labels never use class ids %s, so the model gets %d "
+            "outputs (labels 0 .. %d) and never learns %s. Pass num_classes and "
+            "ids from 0 if that is not meant.",
+            missing,
+            k,
+            k - 1,
+            "that class" if len(missing) == 1 else "those classes",
+        )
     return k

@@ -59,8 +59,10 @@ from keras_transfer.adaptation.candidates import (
 )
 from keras_transfer.adaptation.ensemble import ENSEMBLE, ensemble_model
 from keras_transfer.adaptation.inputs import (
+    check_finite,
     check_inputs,
     labelled_arrays,
+    source_labels,
     split_source,
     unlabelled_array,
 )
@@ -159,11 +161,14 @@ def adapt(
         source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`
             (read into memory). ``x`` may be image files read lazily
             (`keras_transfer.data.image_files`): they stream from disk and are
-            decoded one batch at a time, never whole.
+            decoded one batch at a time, never whole. ``y``: integer class ids,
+            shape ``(n,)`` or ``(n, 1)``, or one-hot rows ``(n, classes)``.
+            Float inputs holding NaN or infinity are refused before training.
         target: array ``x``, image files (`keras_transfer.data.image_files(...,
             labels=None)`, streamed the same way) or an unlabelled
             `tf.data.Dataset` (inputs only; read into memory).
-        num_classes: int or None. Defaults to ``max(y) + 1``.
+        num_classes: int or None. Defaults to ``max(y) + 1`` (the width of
+            one-hot labels); a class id the labels skip is logged.
         method: str. A registered alignment method (``"dann"``, ``"cdan"``,
             ``"coral"``, ``"mmd"``, ``"mcc"``, ``"entropy"``, ``"bnm"``,
             ``"self_training"``; ``"iwdan"`` and ``"iwcdan"``, DANN and CDAN
@@ -376,8 +381,10 @@ def adapt(
     names = resolve_methods(method, candidates)
     xs, ys = labelled_arrays(source)
     xt = unlabelled_array(target)
-    ys = ys.reshape(-1).astype("int64")
-    k = check_inputs(xs, ys, xt, num_classes)
+    ys, one_hot_classes = source_labels(ys, len(xs))
+    k = check_inputs(xs, ys, xt, num_classes or one_hot_classes)
+    check_finite(xs, "source")
+    check_finite(xt, "target")
     if jit_compile not in (True, False, "auto"):
         raise ValueError(
             "Expected jit_compile to be True, False or 'auto'. Received: "

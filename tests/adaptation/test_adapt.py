@@ -1072,3 +1072,69 @@ def test_a_resumed_run_starts_its_reverse_models_where_the_first_run_started(
             np.testing.assert_array_equal(got, want)
     assert resumed.selection["selector"] == "ensv_rv"
     assert not backup.exists()
+
+
+def test_one_hot_and_column_labels_train_like_integer_ids():
+    (xs, ys), (xt, _) = two_domains(n=60)
+    runs = {
+        "ids": ys,
+        "column": ys[:, None].astype("float32"),
+        "one_hot": np.eye(ys.max() + 2)[ys],  # one class wider than the labels use
+    }
+    shapes = {}
+    for name, y in runs.items():
+        keras.utils.set_random_seed(0)  # the same starting encoder each time
+        result = kt.adapt(
+            tiny_encoder(), (xs, y), xt, method="source_only", epochs=1, verbose=0
+        )
+        shapes[name] = result.model.output_shape[-1]
+        if name == "ids":
+            first = result.source_accuracy
+        else:
+            assert result.source_accuracy == first
+    k = int(ys.max()) + 1
+    assert shapes == {"ids": k, "column": k, "one_hot": k + 1}
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (lambda y: np.array(["cat", "dog", "eel"])[y], "np.unique"),
+        (lambda y: np.eye(3)[y] * 0.9 + 0.03, "not one-hot"),
+        (lambda y: y + 0.5, "not whole numbers"),
+        (lambda y: np.stack([y, y, y], 1)[:, :, None], "shape"),
+        (lambda y: np.eye(3)[y].reshape(-1), "one label per source example"),
+    ],
+)
+def test_labels_that_are_not_class_ids_are_refused_by_name(labels, match):
+    (xs, ys), (xt, _) = two_domains(n=60)
+    with pytest.raises(ValueError, match=match):
+        kt.adapt(tiny_encoder(), (xs, labels(ys)), xt, epochs=1, verbose=0)
+
+
+def test_nan_inputs_and_a_one_example_target_are_refused_before_training():
+    (xs, ys), (xt, _) = two_domains(n=60)
+    bad = xs.astype("float32").copy()
+    bad[7, 0] = np.nan
+    bad[30, 1] = np.inf
+    with pytest.raises(ValueError, match=r"2 source example\(s\).*indices \[7, 30\]"):
+        kt.adapt(tiny_encoder(), (bad, ys), xt, epochs=1, verbose=0)
+    bad_t = xt.astype("float32").copy()
+    bad_t[3] = np.nan
+    with pytest.raises(ValueError, match=r"finite target inputs.*\[3\]"):
+        kt.adapt(tiny_encoder(), (xs, ys), bad_t, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="at least 2 unlabelled target examples"):
+        kt.adapt(tiny_encoder(), (xs, ys), xt[:1], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"not a list.*np\.stack"):
+        kt.adapt(tiny_encoder(), (xs, ys), list(xt), epochs=1, verbose=0)
+
+
+def test_a_class_id_the_labels_skip_is_logged(caplog):
+    (xs, ys), (xt, _) = two_domains(n=60)
+    with caplog.at_level("WARNING", logger="keras_transfer"):
+        result = kt.adapt(
+            tiny_encoder(), (xs, ys + 1), xt, method="source_only", epochs=1,
+            verbose=0,
+        )  # fmt: skip
+    assert result.model.output_shape[-1] == int(ys.max()) + 2
+    assert "never use class ids [0]" in caplog.text
