@@ -22,6 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from keras_transfer.cli._npz import (
+    check_finite_inputs,
+    npz_class_names,
+    npz_label_ids,
+)
 from keras_transfer.config import ConfigError, DataConfig
 
 BUILTIN = ("digits", "digits_target")
@@ -89,16 +94,7 @@ def inspect_source(source: str, field: str = "data.source") -> list[str]:
     if kind == "folder":
         return _folder_classes(source, field)
     with np.load(source, allow_pickle=False) as npz:
-        if "class_names" in npz:
-            return [str(c) for c in npz["class_names"]]
-        keys = [k for k in ("y", "y_train", "y_test") if k in npz]
-        if not keys:
-            raise ConfigError(
-                f"{field}={source!r} has no labels: expected arrays 'y' or 'y_train' "
-                f"(found {sorted(npz.files)})."
-            )
-        top = max(int(np.max(npz[k])) for k in keys if npz[k].size)
-        return [str(i) for i in range(top + 1)]
+        return npz_class_names(npz, source, field)
 
 
 def check_num_classes(
@@ -251,6 +247,7 @@ def load_unlabelled(cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray
                     f"'x_train' (found {sorted(npz.files)})."
                 )
             x = np.concatenate([npz[k] for k in keys])
+            check_finite_inputs(x, cfg.source, "/".join(keys))
     x = x[np.random.default_rng(cfg.seed).permutation(len(x))]
     n_held = int(round(len(x) * cfg.validation_split))
     held, rest = x[:n_held], x[n_held:]
@@ -336,13 +333,31 @@ def _read(source: str, cfg: DataConfig):
         return (*_split(x, y, cfg.validation_split, cfg.seed), names)
     with np.load(source, allow_pickle=False) as npz:
         if "x_train" in npz:
-            return npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"], names
-        if "x" not in npz or "y" not in npz:
+            keys = ("x_train", "y_train", "x_test", "y_test")
+        elif "x" in npz and "y" in npz:
+            keys = ("x", "y")
+        else:
             raise ConfigError(
                 f"{source!r} needs arrays x and y (or x_train, y_train, x_test, "
                 f"y_test). Found: {sorted(npz.files)}"
             )
-        return (*_split(npz["x"], npz["y"], cfg.validation_split, cfg.seed), names)
+        missing = [k for k in keys if k not in npz]
+        if missing:
+            raise ConfigError(
+                f"{source!r} has x_train but not {missing}: expected x_train, "
+                f"y_train, x_test and y_test. Found: {sorted(npz.files)}"
+            )
+        arrays = []
+        for key in keys:
+            a = npz[key]
+            if key.startswith("x"):
+                check_finite_inputs(a, source, key)
+            else:
+                a = npz_label_ids(a, names, source, key)
+            arrays.append(a)
+    if len(arrays) == 4:
+        return (*arrays, names)
+    return (*_split(arrays[0], arrays[1], cfg.validation_split, cfg.seed), names)
 
 
 def check_data_config(
