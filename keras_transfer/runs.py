@@ -36,7 +36,57 @@ from typing import Any
 
 import yaml
 
-__all__ = ["RunDir", "RunExistsError"]
+__all__ = ["RunDir", "RunExistsError", "check_replaceable"]
+
+
+def check_replaceable(
+    path: str | os.PathLike, markers: tuple[str, ...], what: str
+) -> None:
+    """Refuses to replace a directory that is not one this library wrote.
+
+    ``overwrite`` replaces an earlier run, export or preset. It must never delete a
+    folder of the user's that happens to sit at that path (a project directory,
+    a folder of images), so an existing non-empty directory is replaced only
+    when it holds one of ``markers`` (the file every such output writes: a run's
+    ``run.json``, an export's ``manifest.json``, a preset's ``config.json``).
+
+    Args:
+        path: the directory ``overwrite`` would replace.
+        markers: file names, any of which marks it as replaceable.
+        what: what ``path`` should be, for the message ("a run", "an export").
+
+    Raises:
+        FileExistsError: ``path`` is a file, or a non-empty directory with none
+            of ``markers``.
+
+    Examples:
+    ```python
+    import tempfile, pathlib
+    from keras_transfer.runs import check_replaceable
+    with tempfile.TemporaryDirectory() as tmp:
+        (pathlib.Path(tmp) / "notes.txt").write_text("mine")
+        try:
+            check_replaceable(tmp, ("manifest.json",), "an export")
+        except FileExistsError as e:
+            assert "not an export" in str(e)
+    ```
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise FileExistsError(
+            f"{str(path)!r} exists and is a file, not {what}: overwrite replaces "
+            f"only {what}. Remove it yourself or choose another path."
+        )
+    if any((path / m).is_file() for m in markers) or not any(path.iterdir()):
+        return
+    raise FileExistsError(
+        f"{str(path)!r} exists and is not {what} (it has no "
+        f"{' or '.join(markers)}): overwrite replaces only {what} this library "
+        "wrote, never other folders. Remove it yourself or choose another path."
+    )
+
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -120,6 +170,7 @@ class RunDir:
         run = cls(path)
         if path.exists():
             if overwrite:
+                check_replaceable(path, ("run.json",), "a run")
                 shutil.rmtree(path)
             elif not resume:
                 raise RunExistsError(

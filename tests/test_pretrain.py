@@ -58,6 +58,13 @@ def test_pretrain_preset_trains_and_loads(tmp_path):
     with pytest.raises(ValueError, match="overwrite=True"):
         pretrain_preset(x, y, preset, epochs=1)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".preset-")]
+    # overwrite replaces a preset, never a folder of the user's (checked first)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="is not a KerasHub preset"):
+        pretrain_preset(x, y, str(mine), epochs=1, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep"
 
 
 @pytest.mark.parametrize(

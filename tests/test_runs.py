@@ -53,3 +53,17 @@ def test_keyboard_interrupt_marks_interrupted_not_failed(tmp_path):
     assert info["status"] == "interrupted" and "error" not in info
     again = RunDir.create(tmp_path, "a", resume=True)
     assert again.resumed and again.status() == "running"
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "cat.jpg").write_bytes(b"not a run")
+    with pytest.raises(FileExistsError, match="is not a run.*run.json"):
+        RunDir.create(tmp_path, "photos", overwrite=True)
+    assert (mine / "cat.jpg").read_bytes() == b"not a run"
+    (tmp_path / "empty").mkdir()
+    RunDir.create(tmp_path, "empty", overwrite=True)  # an empty folder may go
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file"):
+        RunDir.create(tmp_path, "file", overwrite=True)

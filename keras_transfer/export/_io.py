@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_transfer.runs import check_replaceable
+
 MANIFEST = "manifest.json"
 DEFAULT_ROOT = "saved_models"
 
@@ -97,6 +99,7 @@ def check_target(path: str | os.PathLike, overwrite: bool) -> Path:
             f"The export path {str(path)!r} exists and is a file; exports are "
             "directories. Remove it or choose another path."
         )
+    check_replaceable(path, (MANIFEST,), "an export")
     return path
 
 

@@ -102,7 +102,8 @@ def export_saved_model(
 
     Raises:
         ValueError: a never-built model, several inputs/outputs, wrong-shaped data.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileExistsError: ``path`` exists and ``overwrite`` is False, or it is a
+            non-empty folder that is not an export (no ``manifest.json``).
         ExportVerificationError: the reloaded SavedModel disagrees with Keras.
 
     Examples:

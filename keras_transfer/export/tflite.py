@@ -357,7 +357,8 @@ def export_tflite(
     Raises:
         ValueError: int8 without representative data; data of the wrong shape; a
             never-built model; a bad ``quantization``.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileExistsError: ``path`` exists and ``overwrite`` is False, or it is a
+            non-empty folder that is not an export (no ``manifest.json``).
         UnsupportedOpError: an op TFLite cannot convert (named in the message).
         ExportVerificationError: agreement below the threshold (numbers attached).
 

@@ -158,8 +158,16 @@ def test_existing_path_refused_then_overwritten(digits_model, digits, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export_tflite(digits_model, path, verify_data=x)
     assert (path / "keep.txt").read_text() == "old"
+    # overwrite replaces an export, never a folder of the user's
+    with pytest.raises(FileExistsError, match="is not an export"):
+        export_tflite(digits_model, path, verify_data=x, overwrite=True)
+    assert sorted(p.name for p in path.iterdir()) == ["keep.txt"]
+    (path / "keep.txt").unlink()  # an empty folder may be replaced
     export_tflite(digits_model, path, verify_data=x, overwrite=True)
     assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.tflite"]
+    first = (path / "manifest.json").read_text()
+    export_tflite(digits_model, path, verify_data=x, overwrite=True)  # an export
+    assert (path / "manifest.json").is_file() and first
     assert _siblings(path) == ["export"]  # no temporary or old directories left
 
 
