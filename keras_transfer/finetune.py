@@ -28,7 +28,7 @@ from keras_transfer.freezing import (
     find_backbone,
     set_trainable,
 )
-from keras_transfer.labels import check_sparse_labels
+from keras_transfer.labels import check_input_shape, check_sparse_labels
 from keras_transfer.normalization import (
     check_recompute_batchnorm,
     recompute_after_training,
@@ -208,7 +208,8 @@ def fine_tune(
         ValueError: invalid epochs, depth, or a model without a nested backbone;
             for ``(x, y)`` arrays and a sparse categorical loss (the default),
             labels it cannot read: strings, one-hot rows, fractions, ids outside
-            ``[0, outputs)`` (`keras_transfer.labels.check_sparse_labels`).
+            ``[0, outputs)`` (`keras_transfer.labels.check_sparse_labels`), and
+            inputs whose per-example shape is not the model's.
 
     Examples:
     ```python
@@ -264,6 +265,7 @@ def fine_tune(
             "fine_tune needs a compiled model: call model.compile() first."
         )
     if isinstance(train, tuple) and len(train) in (2, 3):
+        check_input_shape(model, train[0])
         check_sparse_labels(model, train[1])
         fit_data = {"x": train[0], "y": train[1]}
         if len(train) == 3:

@@ -1,4 +1,4 @@
-"""Checks of class labels passed as arrays, before any training step.
+"""Checks of class labels (and input shapes) passed as arrays, before any step.
 
 Keras reports a one-hot label under a sparse loss as a rank mismatch inside the
 loss, a string label as an invalid dtype and an id past the last output as a
@@ -85,4 +85,43 @@ def check_sparse_labels(model: Any, y: Any) -> None:
             f"Expected class ids in [0, {outputs}) for a model with {outputs} "
             f"outputs. Received labels in [{low:g}, {high:g}]: build the model "
             "with num_classes = the number of classes, and ids from 0."
+        )
+
+
+def check_input_shape(model: Any, x: Any) -> None:
+    """Checks that array inputs match a single-input model's per-example shape.
+
+    Keras reports a mismatch from inside the traced step ("in user code: ...");
+    this says which shape came and which the model takes. Only NumPy arrays are
+    checked, against dimensions the model fixes (``None`` matches anything).
+
+    Raises:
+        ValueError: the per-example shapes differ.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import keras
+    from keras_transfer.labels import check_input_shape
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    check_input_shape(model, np.zeros((2, 8, 8, 3)))  # fine
+    try:
+        check_input_shape(model, np.zeros((2, 16, 16, 3)))
+    except ValueError as e:
+        assert "(8, 8, 3)" in str(e)
+    ```
+    """
+    if not isinstance(x, np.ndarray) or len(getattr(model, "inputs", None) or []) != 1:
+        return
+    wanted = tuple(model.inputs[0].shape[1:])
+    got = x.shape[1:]
+    fits = len(got) == len(wanted) and all(
+        w is None or w == g for w, g in zip(wanted, got)
+    )
+    if not fits:
+        raise ValueError(
+            f"Expected inputs of shape {wanted} per example (the model's input). "
+            f"Received: x of shape {x.shape}, i.e. {got} per example. Resize the "
+            "images to the model's size (or build the model with input_shape="
+            f"{got})."
         )

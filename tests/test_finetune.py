@@ -214,3 +214,13 @@ def test_labels_a_sparse_loss_cannot_read_are_refused_by_name(labels, match):
     y = np.arange(12) % 3
     with pytest.raises(ValueError, match=match):
         fine_tune(model, (x, labels(y)), head_epochs=1, fine_tune_epochs=0, verbose=0)
+
+
+def test_inputs_of_another_shape_are_refused_with_both_shapes():
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
+    )
+    model = build_classifier(backbone, 3)
+    x = np.zeros((6, 5), "float32")
+    with pytest.raises(ValueError, match=r"shape \(4,\) per example.*\(6, 5\)"):
+        fine_tune(model, (x, np.arange(6) % 3), head_epochs=1, verbose=0)
