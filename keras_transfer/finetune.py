@@ -14,6 +14,7 @@ from typing import Any
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.builders import recompile
+from keras_transfer.data.pipelines import refuse_infinite
 from keras_transfer.distribute.backup import (  # public here too
     ResumableBackup,
     _load_random_states,
@@ -264,6 +265,8 @@ def fine_tune(
         raise ValueError(
             "fine_tune needs a compiled model: call model.compile() first."
         )
+    refuse_infinite(train, "train", "fine_tune")
+    refuse_infinite(validation, "validation", "fine_tune")
     if isinstance(train, tuple) and len(train) in (2, 3):
         check_input_shape(model, train[0])
         check_sparse_labels(model, train[1])

@@ -224,3 +224,18 @@ def test_inputs_of_another_shape_are_refused_with_both_shapes():
     x = np.zeros((6, 5), "float32")
     with pytest.raises(ValueError, match=r"shape \(4,\) per example.*\(6, 5\)"):
         fine_tune(model, (x, np.arange(6) % 3), head_epochs=1, verbose=0)
+
+
+def test_an_infinite_dataset_is_refused_instead_of_training_forever():
+    import tensorflow as tf
+
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
+    )
+    model = build_classifier(backbone, 2)
+    x, y = np.zeros((8, 4), "float32"), np.arange(8) % 2
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with pytest.raises(ValueError, match=r"finite dataset as train.*repeat\(\)"):
+        fine_tune(model, ds.repeat(), head_epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="finite dataset as validation"):
+        fine_tune(model, ds, ds.repeat(), head_epochs=1, verbose=0)

@@ -9,10 +9,12 @@ import numpy as np
 
 from keras_transfer._backend import tf
 from keras_transfer.data.files import lazy_asarray
+from keras_transfer.data.pipelines import refuse_infinite
 from keras_transfer.labels import refuse_string_labels
 
 
 def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
+    refuse_infinite(source, "source", "adapt")
     if isinstance(source, tf.data.Dataset):
         spec = source.element_spec
         if not isinstance(spec, tuple) or len(spec) < 2:
@@ -38,6 +40,7 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
 
 
 def unlabelled_array(target: Any) -> np.ndarray:
+    refuse_infinite(target, "target", "adapt")
     if isinstance(target, tf.data.Dataset):
         spec = target.element_spec
         if isinstance(spec, tuple):

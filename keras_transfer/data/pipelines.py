@@ -214,3 +214,40 @@ def from_tfds(
         preprocess=preprocess,
         cache=cache,
     )
+
+
+def refuse_infinite(data: Any, role: str, consumer: str) -> None:
+    """Raises a ValueError for an infinite `tf.data.Dataset` (``repeat()``).
+
+    `fine_tune` trains whole epochs and `adapt` reads its data once into a fixed
+    order: either would loop forever on a dataset without an end.
+
+    Args:
+        data: anything; only a `tf.data.Dataset` is checked.
+        role: str. Which argument, for the message (``"train"``, ``"source"``).
+        consumer: str. The function's name, for the message.
+
+    Examples:
+    ```python
+    import numpy as np
+    import tensorflow as tf
+    from keras_transfer.data.pipelines import refuse_infinite
+    ds = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2))).batch(2)
+    refuse_infinite(ds, "train", "fine_tune")  # finite: fine
+    try:
+        refuse_infinite(ds.repeat(), "train", "fine_tune")
+    except ValueError as e:
+        assert "repeat()" in str(e)
+    ```
+    """
+    if (
+        isinstance(data, tf.data.Dataset)
+        and data.cardinality() == tf.data.INFINITE_CARDINALITY
+    ):
+        raise ValueError(
+            f"Expected a finite dataset as {role}: {consumer} goes through it "
+            "epoch by epoch (each epoch is one pass), so an infinite one "
+            "(repeat() without a count) would never end. Drop the repeat(), or "
+            "use take(n) for a fixed number of batches. Received: an infinite "
+            f"{type(data).__name__}"
+        )

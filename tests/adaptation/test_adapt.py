@@ -1138,3 +1138,15 @@ def test_a_class_id_the_labels_skip_is_logged(caplog):
         )  # fmt: skip
     assert result.model.output_shape[-1] == int(ys.max()) + 2
     assert "never use class ids [0]" in caplog.text
+
+
+def test_infinite_source_or_target_datasets_are_refused():
+    import tensorflow as tf
+
+    (xs, ys), (xt, _) = two_domains(n=60)
+    source = tf.data.Dataset.from_tensor_slices((xs, ys)).batch(8)
+    target = tf.data.Dataset.from_tensor_slices(xt).batch(8)
+    with pytest.raises(ValueError, match="finite dataset as source"):
+        kt.adapt(tiny_encoder(), source.repeat(), target, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="finite dataset as target"):
+        kt.adapt(tiny_encoder(), source, target.repeat(), epochs=1, verbose=0)
