@@ -418,3 +418,42 @@ def test_feature_extractor_refuses_what_has_no_dense_head(model, match):
 def test_classifier_refusal_names_feature_extractor():
     with pytest.raises(ValueError, match=r"keras_transfer.feature_extractor\(model\)"):
         load_backbone(_dense_top())
+
+
+def test_a_path_loads_by_what_it_holds(vgg_preset, hub_dir, tmp_path, caplog):
+    from keras_transfer import build_classifier
+
+    preset, backbone = vgg_preset
+    # a KerasHub preset directory, as "keras_hub:<dir>"
+    bb = load_backbone(preset)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    want = load_backbone(f"keras_hub:{preset}").model.predict(x, verbose=0)
+    np.testing.assert_allclose(bb.model.predict(x, verbose=0), want, atol=1e-6)
+    # a SavedModel directory, as "saved_model:<dir>"
+    sm = load_backbone(hub_dir, input_shape=(4,))
+    assert sm.spec == f"saved_model:{hub_dir}"
+    assert tuple(sm.model(np.ones((1, 4), "float32")).shape) == (1, 3)
+    # a .keras classifier: its head is removed, logged
+    inputs = keras.Input((6,))
+    features = keras.layers.Dense(5, activation="relu", name="feat")(inputs)
+    clf = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(features))
+    clf.save(tmp_path / "clf.keras")
+    with caplog.at_level("INFO", logger="keras_transfer"):
+        loaded = load_backbone(str(tmp_path / "clf.keras"))
+    assert "is a classifier; its head is removed" in caplog.text
+    assert loaded.model.output_shape == (None, 5) and loaded.spec.endswith("clf.keras")
+    model = build_classifier(str(tmp_path / "clf.keras"), 4)
+    assert model.output_shape == (None, 4)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda p: p / "missing.keras", r"No file or directory at .*missing\.keras"),
+        (lambda p: (p / "w.h5").write_bytes(b"x") and p / "w.h5", "none of these"),
+        (lambda p: (p / "d").mkdir() or p / "d", "none of these"),
+    ],
+)
+def test_a_path_that_holds_no_backbone_is_named(tmp_path, make, match):
+    with pytest.raises(ValueError, match=match):
+        load_backbone(str(make(tmp_path)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from keras_transfer._backend import keras
@@ -12,6 +13,7 @@ from keras_transfer.backbones.applications import (
 )
 from keras_transfer.backbones.base import (
     LoadedBackbone,
+    logger,
     warn_if_frozen_batchnorm_random,
     warn_if_frozen_random,
 )
@@ -142,6 +144,11 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
               `weights=`, `input_shape=` and the matching `preprocess_input`.
             - a registered alias (e.g. `"minilm"`), or any scheme added with
               `register_backbone_loader`.
+            - a path (no scheme): a `.keras` file (a classifier's head is
+              removed, `feature_extractor`: the features it classifies, logged),
+              a SavedModel directory (`saved_model.pb`: as `"saved_model:"`) or a
+              KerasHub preset directory (`config.json` and `metadata.json`: as
+              `"keras_hub:"`).
             - a `keras.Model` / `keras.layers.Layer`, passed through.
         **kwargs: Passed to the scheme's loader.
 
@@ -190,6 +197,9 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
             "Expected spec to be a string like 'keras_hub:<preset>', a keras.Model, a "
             f"keras.layers.Layer or a LoadedBackbone. Received: {type(spec).__name__}"
         )
+    from_path = _load_path(spec, kwargs)
+    if from_path is not None:
+        return from_path
     scheme, rest = resolve(spec)
     loaded = get_loader(scheme)(rest, **kwargs)
     if not isinstance(loaded, LoadedBackbone):
@@ -202,6 +212,55 @@ def load_backbone(spec: Any, **kwargs: Any) -> LoadedBackbone:
 
 
 register_minilm()
+
+#: Files that make a directory a KerasHub preset.
+PRESET_FILES = ("config.json", "metadata.json")
+
+
+def _load_path(spec: str, kwargs: dict) -> LoadedBackbone | None:
+    """A spec without a known scheme that names an existing path; else None."""
+    prefix, sep, _ = spec.partition(":")
+    if (sep and prefix in list_backbone_schemes()) or spec in list_backbone_aliases():
+        return None
+    path = Path(spec).expanduser()
+    if not path.exists():
+        if spec.endswith((".keras", ".h5")) or "/" in spec:
+            raise ValueError(
+                f"No file or directory at {spec!r}. Expected a .keras file, a "
+                "SavedModel directory, a KerasHub preset directory or a spec "
+                "'<scheme>:<name>' (schemes: "
+                f"{', '.join(sorted(list_backbone_schemes()))})."
+            )
+        return None
+    if path.is_file() and path.suffix == ".keras":
+        if kwargs:
+            raise ValueError(
+                "Keyword arguments are not used with a .keras file (it is loaded as "
+                f"saved). Received: {sorted(kwargs)}"
+            )
+        from keras_transfer.saving import load_model
+
+        model = load_model(path, compile=False)
+        if looks_like_classifier(model):
+            model = feature_extractor(model)
+            logger.info(
+                "%s is a classifier; its head is removed and the features it "
+                "classifies are used (%d values from layer %r)",
+                spec,
+                model.output.shape[-1],
+                model.layers[-1].name,
+            )
+        return dataclasses.replace(load_backbone(model), spec=spec)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return load_backbone(f"saved_model:{spec}", **kwargs)
+    if path.is_dir() and all((path / f).is_file() for f in PRESET_FILES):
+        return load_backbone(f"keras_hub:{spec}", **kwargs)
+    raise ValueError(
+        f"Expected the path {spec!r} to be a .keras file, a SavedModel directory "
+        "(with saved_model.pb) or a KerasHub preset directory (with config.json and "
+        "metadata.json); it is none of these. Other backbones are named "
+        f"'<scheme>:<name>' (schemes: {', '.join(sorted(list_backbone_schemes()))})."
+    )
 
 
 def _explicit_backbone(layer: Any) -> Any:
