@@ -108,6 +108,9 @@ def classification_metrics(
 ) -> dict:
     """Returns accuracy and per-class precision, recall, F1 and support.
 
+    Every class of ``class_names`` gets a row (support 0 when the data has none);
+    macro F1 averages the classes that occur in ``y_true`` or ``y_pred``.
+
     Returns:
         `{"accuracy": float, "macro_f1": float, "per_class": {name: {"precision",
         "recall", "f1", "support"}}}`.
@@ -128,9 +131,13 @@ def classification_metrics(
         }
         for i, name in enumerate(class_names)
     }
+    # Macro F1 over the classes in the data or the predictions (sklearn's default
+    # label set): a class absent from both, e.g. one a test folder leaves out,
+    # would add an F1 of 0 that says nothing about the model.
+    present = (s > 0) | np.isin(labels, y_pred)
     return {
         "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(np.mean(f)) if len(f) else 0.0,
+        "macro_f1": float(np.mean(f[present])) if present.any() else 0.0,
         "per_class": per_class,
     }
 

@@ -710,3 +710,40 @@ def test_train_files_keep_a_keras_hub_backbones_frozen_layers(tmp_path):
         got = sorted(v.path.split("/", 1)[1] for v in model.trainable_variables)
         assert got == expected, path
         assert int(model.optimizer.iterations.numpy()) > 0, path
+
+
+def test_evaluate_matches_data_classes_to_the_models_by_name(
+    tmp_path, tiny_backbone, image_folder
+):
+    import shutil
+
+    cfg = _train_cfg(tmp_path, tiny_backbone, source=str(image_folder))
+    cfg["training"]["epochs"] = 3
+    assert main(["train", _write(tmp_path / "t.yaml", cfg), "--quiet"]) == 0
+    model_path = tmp_path / "runs" / "r" / "model.keras"
+    # a test folder holding two of the three classes: scored by name
+    sub = tmp_path / "two"
+    for name in ("dog", "owl"):
+        shutil.copytree(image_folder / name, sub / name)
+    evaluate = ["evaluate", "--set", f"model_path={model_path}"]
+    evaluate += ["--set", f"data.source={sub}", "--set", f"output={tmp_path}/ev"]
+    assert main(evaluate) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(metrics["per_class"]) >= {"dog", "owl"}
+    assert metrics["per_class"]["dog"]["support"] == 6
+    # recall per class is what the whole folder gives those classes
+    full = ["evaluate", "--set", f"model_path={model_path}"]
+    full += ["--set", f"data.source={image_folder}", "--set", f"output={tmp_path}/f"]
+    assert main(full) == 0
+    whole = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    for name in ("dog", "owl"):
+        assert (
+            metrics["per_class"][name]["recall"] == whole["per_class"][name]["recall"]
+        )
+    right = sum(whole["per_class"][n]["recall"] * 6 for n in ("dog", "owl"))
+    assert metrics["accuracy"] == pytest.approx(right / 12)
+    # a class the model never saw is named, not scored against another output
+    (sub / "owl").rename(sub / "eel")
+    evaluate[-1] = f"output={tmp_path}/ev2"
+    assert main(evaluate) == 2
+    assert not (tmp_path / "ev2" / "metrics.json").exists()

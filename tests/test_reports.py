@@ -19,6 +19,22 @@ def test_classification_metrics_values():
         {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
     )
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_macro_f1_leaves_out_a_class_neither_in_the_data_nor_predicted():
+    names = ["a", "b", "c"]
+    m = reports.classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], names)
+    assert m["per_class"]["c"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+    }
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # not over three
+    # predicted but absent from the data: its F1 of 0 counts (false positives)
+    m = reports.classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], names)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
 
 
 def test_every_plot_writes_a_png(tmp_path):

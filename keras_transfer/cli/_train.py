@@ -600,9 +600,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
         size = _model_size(model, cfg.model_path)
         classes = model.output_shape[-1]
         expected = tuple(model.input_shape[1:])
-    check_num_classes(classes, names, "data.source")
+    model_names = _trained_class_names(cfg.model_path, model if exported else None)
+    remap = _class_remap(names, model_names, classes, cfg.model_path)
+    if remap is None:
+        check_num_classes(classes, names, "data.source")
     data_cfg = resolve_image_size(cfg.data, size, "data.image_size", cfg.model_path)
     x, y, _ = evaluation_arrays(data_cfg)
+    if remap is not None:
+        y, names = remap[y], list(model_names)
     if len(expected) == x.ndim - 1 and not all(
         e is None or e == s for e, s in zip(expected, x.shape[1:])
     ):
@@ -615,6 +620,47 @@ def run_evaluate(cfg: EvaluateConfig) -> dict:
     report.save()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _trained_class_names(model_path: str, opened: Any = None) -> list[str] | None:
+    """The class names a model was trained on: an export's manifest, else the
+    run's ``classes.json`` beside the ``.keras`` file; None when neither says."""
+    if opened is not None:
+        names = opened.class_names
+    else:
+        path = Path(model_path).resolve().parent / "classes.json"
+        names = json.loads(path.read_text()) if path.is_file() else None
+    return [str(n) for n in names] if names else None
+
+
+def _class_remap(
+    names: list[str], model_names: list[str] | None, classes: int, model_path: str
+) -> np.ndarray | None:
+    """Maps the data's class ids onto the model's by name; None: by position.
+
+    Data whose classes are named (class folders, a `.npz` with `class_names` or
+    string labels) is matched by name to the classes the model was trained on,
+    so a test folder with fewer classes, or the same names in another order, is
+    scored against the right outputs. Unnamed ids (a `.npz` of ints) and a model
+    whose names are unknown are matched by position, as before.
+
+    Raises:
+        ConfigError: a named data class the model was never trained on.
+    """
+    if not model_names or len(model_names) != classes:
+        return None
+    if names == [str(i) for i in range(len(names))] and not set(names) <= set(
+        model_names
+    ):
+        return None  # ids without names: positional
+    unknown = [n for n in names if n not in model_names]
+    if unknown:
+        raise ConfigError(
+            f"data.source has classes {unknown} that {model_path!r} was not trained "
+            f"on (its classes: {model_names}). Evaluate on data of those classes, "
+            "in folders (or class_names) named as in training."
+        )
+    return np.asarray([model_names.index(n) for n in names], "int32")
 
 
 def _class_names(
