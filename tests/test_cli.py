@@ -523,14 +523,43 @@ def test_adapt_streams_a_target_folder_too_large_for_memory(
 def test_adapt_refuses_a_labelled_target_with_other_classes(tmp_path, capsys):
     rng = np.random.default_rng(0)
     npz = tmp_path / "t.npz"
-    np.savez(npz, x=rng.integers(0, 255, (8, SIZE, SIZE, 3)).astype("uint8"), y=[0] * 8)
+    x = rng.integers(0, 255, (8, SIZE, SIZE, 3)).astype("uint8")
+    np.savez(npz, x=x, y=["zebra"] * 4 + ["3"] * 4)
     args = ["adapt", "--set", f"target.source={npz}", "--set", f"runs_dir={tmp_path}"]
     assert main(args) == 2
-    assert "An unlabelled target is a folder of images" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "classes ['zebra'] that source.source does not have" in err
+    assert "An unlabelled target is a folder of images" in err
     np.savez(tmp_path / "x_only.npz", x=np.zeros((4, SIZE, SIZE, 3), "uint8"))
     from keras_transfer.cli._data import is_unlabelled
 
     assert is_unlabelled(str(tmp_path / "x_only.npz"))
+
+
+def test_adapt_scores_a_target_with_some_of_the_classes_by_name(
+    tmp_path, tiny_backbone
+):
+    """A labelled target holding two of the ten digit classes (its labels the
+    strings "3" and "7"): read for the report only, scored against outputs 3, 7."""
+    from keras_transfer.cli._data import load_labelled
+    from keras_transfer.config import DataConfig
+
+    digits = load_labelled(DataConfig(source="digits_target", image_size=SIZE))
+    keep = np.isin(digits.y_train, [3, 7])
+    npz = tmp_path / "t.npz"
+    np.savez(npz, x=digits.x_train[keep], y=digits.y_train[keep].astype(str))
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "source": {"image_size": SIZE, "limit": 120, "batch_size": 16},
+        "target": {"source": str(npz), "image_size": SIZE, "batch_size": 16},
+        "model": {"backbone": tiny_backbone},
+        "adaptation": {"method": "source_only", "epochs": 1},
+    }
+    assert main(["adapt", _write(tmp_path / "a.yaml", cfg), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "runs" / "adapt" / "metrics.json").read_text())
+    support = {k: v["support"] for k, v in metrics["target"]["per_class"].items()}
+    assert sorted(k for k, n in support.items() if n) == ["3", "7"]
+    assert len(support) == 10
 
 
 def test_adapt_rejects_unknown_method(tmp_path, capsys):

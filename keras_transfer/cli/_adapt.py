@@ -7,6 +7,7 @@ training curves, and the confusion matrix on the labelled target hold-out.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,14 @@ def _check(cfg: AdaptConfig) -> list[str]:
         # labelled target (class sub-folders, labels in a .npz, a built-in domain):
         # its labels are read for the report's evaluation only
         target_names = inspect_source(cfg.target.source, "target.source")
-        if target_names != names:
+        unknown = [n for n in target_names if n not in names]
+        if unknown:
             raise ConfigError(
-                f"target.source has classes {target_names} but source.source has "
-                f"{names}: adaptation needs the same label set. (An unlabelled "
-                "target is a folder of images without class sub-folders, or a .npz "
-                "with an array x only.)"
+                f"target.source has classes {unknown} that source.source does not "
+                f"have (its classes: {names}): the report scores the target on the "
+                "source's classes, so the target's must be all or some of them, "
+                "named alike. (An unlabelled target is a folder of images without "
+                "class sub-folders, or a .npz with an array x only.)"
             )
     check_num_classes(cfg.model.num_classes, names, "source.source")
     from keras_transfer.adaptation import list_alignment_methods
@@ -125,6 +128,14 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
     labelled = not is_unlabelled(cfg.target.source, "target.source")
     if labelled:
         tgt = load_labelled(cfg.target)
+        if tgt.class_names != src.class_names:  # some of the source's classes
+            ids = np.asarray([src.class_names.index(n) for n in tgt.class_names])
+            tgt = dataclasses.replace(
+                tgt,
+                y_train=ids[tgt.y_train].astype("int32"),
+                y_val=ids[tgt.y_val].astype("int32"),
+                class_names=list(src.class_names),
+            )
         x_target, x_target_held = tgt.x_train, tgt.x_val
     else:
         x_target, x_target_held = load_unlabelled(cfg.target, "target.source")
