@@ -15,6 +15,7 @@ import numpy as np
 from keras_transfer.cli._data import (
     check_data_config,
     check_num_classes,
+    class_ids,
     inspect_source,
     is_unlabelled,
     load_labelled,
@@ -32,6 +33,19 @@ from keras_transfer.runs import RunDir
 from keras_transfer.saving import save_model
 
 
+def target_ids(target_names: list[str], names: list[str]) -> np.ndarray:
+    """The source's id of each class of a labelled target (all or some of them)."""
+    return class_ids(
+        target_names,
+        names,
+        "target.source has classes {unknown} that source.source does not have "
+        "(its classes: {known}): the report scores the target on the source's "
+        "classes, so the target's must be all or some of them, named alike. (An "
+        "unlabelled target is a folder of images without class sub-folders, or a "
+        ".npz with an array x only.)",
+    )
+
+
 def _check(cfg: AdaptConfig) -> list[str]:
     check_data_config(cfg.source, "source")
     check_data_config(cfg.target, "target", unlabelled_ok=True)
@@ -39,16 +53,7 @@ def _check(cfg: AdaptConfig) -> list[str]:
     if not is_unlabelled(cfg.target.source, "target.source"):
         # labelled target (class sub-folders, labels in a .npz, a built-in domain):
         # its labels are read for the report's evaluation only
-        target_names = inspect_source(cfg.target.source, "target.source")
-        unknown = [n for n in target_names if n not in names]
-        if unknown:
-            raise ConfigError(
-                f"target.source has classes {unknown} that source.source does not "
-                f"have (its classes: {names}): the report scores the target on the "
-                "source's classes, so the target's must be all or some of them, "
-                "named alike. (An unlabelled target is a folder of images without "
-                "class sub-folders, or a .npz with an array x only.)"
-            )
+        target_ids(inspect_source(cfg.target.source, "target.source"), names)
     check_num_classes(cfg.model.num_classes, names, "source.source")
     from keras_transfer.adaptation import list_alignment_methods
 
@@ -129,7 +134,7 @@ def _run_adapt(cfg, names, strategy, runs_dir, resume, overwrite, verbose) -> Ru
     if labelled:
         tgt = load_labelled(cfg.target)
         if tgt.class_names != src.class_names:  # some of the source's classes
-            ids = np.asarray([src.class_names.index(n) for n in tgt.class_names])
+            ids = target_ids(tgt.class_names, src.class_names)
             tgt = dataclasses.replace(
                 tgt,
                 y_train=ids[tgt.y_train].astype("int32"),

@@ -97,6 +97,23 @@ def inspect_source(source: str, field: str = "data.source") -> list[str]:
         return npz_class_names(npz, source, field)
 
 
+def class_ids(names: list[str], known: list[str], refusal: str) -> np.ndarray:
+    """The index in ``known`` of each of ``names`` (data classes matched by name).
+
+    Args:
+        names: the data's class names, in its id order.
+        known: the class names the ids must refer to (a model's, a source's).
+        refusal: the error message, with ``{unknown}`` and ``{known}`` fields.
+
+    Raises:
+        ConfigError: a name not in ``known`` (``refusal``, formatted).
+    """
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(refusal.format(unknown=unknown, known=known))
+    return np.asarray([known.index(n) for n in names], "int32")
+
+
 def check_num_classes(
     num_classes: int | None, class_names: list[str], field: str
 ) -> int:

@@ -32,6 +32,7 @@ from keras_transfer.cli._data import (
     BUILTIN,
     check_data_config,
     check_num_classes,
+    class_ids,
     evaluation_arrays,
     inspect_source,
     load_labelled,
@@ -653,14 +654,13 @@ def _class_remap(
         model_names
     ):
         return None  # ids without names: positional
-    unknown = [n for n in names if n not in model_names]
-    if unknown:
-        raise ConfigError(
-            f"data.source has classes {unknown} that {model_path!r} was not trained "
-            f"on (its classes: {model_names}). Evaluate on data of those classes, "
-            "in folders (or class_names) named as in training."
-        )
-    return np.asarray([model_names.index(n) for n in names], "int32")
+    return class_ids(
+        names,
+        model_names,
+        f"data.source has classes {{unknown}} that {model_path!r} was not trained "
+        "on (its classes: {known}). Evaluate on data of those classes, in folders "
+        "(or class_names) named as in training.",
+    )
 
 
 def _class_names(
