@@ -329,6 +329,27 @@ def test_a_validation_source_leaves_the_whole_training_source_to_train(image_fol
     assert (len(data.x_train), len(data.x_val)) == (18, 18)
 
 
+def test_a_validation_source_with_some_of_the_classes_keeps_their_ids(
+    image_folder, tmp_path
+):
+    import shutil
+
+    from keras_transfer.cli._data import load_labelled
+    from keras_transfer.config import ConfigError, DataConfig
+
+    some = tmp_path / "some"
+    shutil.copytree(image_folder / "owl", some / "owl")  # class 2 of cat, dog, owl
+    cfg = DataConfig(
+        source=str(image_folder), validation_source=str(some), image_size=SIZE
+    )
+    data = load_labelled(cfg)
+    assert data.class_names == ["cat", "dog", "owl"]
+    assert data.y_val.tolist() == [2] * 6
+    (some / "owl").rename(some / "eel")
+    with pytest.raises(ConfigError, match=r"classes \['eel'\] that data.source"):
+        load_labelled(cfg)
+
+
 def test_train_warns_about_a_random_backbone_by_the_phase_that_trains_it():
     import warnings
 

@@ -446,12 +446,15 @@ def load_labelled(cfg: DataConfig) -> LabelledData:
     )
     if cfg.validation_source:
         vnames = inspect_source(cfg.validation_source, "data.validation_source")
-        if vnames != names:
-            raise ConfigError(
-                f"data.validation_source has classes {vnames}, data.source has {names}."
-            )
+        ids = class_ids(
+            vnames,
+            list(names),
+            "data.validation_source has classes {unknown} that data.source does "
+            "not have (its classes: {known}): validation examples must be of all "
+            "or some of the training classes, named alike.",
+        )
         a, b, c, d, _ = _read(cfg.validation_source, cfg)
-        x_va, y_va = _concatenate([a, c]), np.concatenate([b, d])
+        x_va, y_va = _concatenate([a, c]), ids[np.concatenate([b, d])]
     if cfg.limit is not None:
         if cfg.limit < 1:
             raise ConfigError(

@@ -39,7 +39,8 @@ class DataConfig:
     )
     validation_source: str | None = option(
         None,
-        "Optional separate validation data (same forms as source); when set, every "
+        "Optional separate validation data (same forms as source; all or some of "
+        "its classes, matched by name); when set, every "
         "example of a folder or x/y .npz source trains. When null, the built-in "
         "domains use their test split and others hold out validation_split.",
     )
