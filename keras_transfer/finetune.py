@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 from typing import Any
 
 from keras_transfer._backend import keras, tf
@@ -114,6 +115,13 @@ def _stages(unfreeze_depth: Any, n_units: int, epochs: int, gradual: bool) -> li
     return stages
 
 
+#: What fine_tune writes into ``backup_dir``: stage<i>/ (a `ResumableBackup`) and
+#: stage<i>.done.json, .epochs.json, .weights.h5, .random.npz (and temporary names).
+_STAGE_ENTRY = re.compile(
+    r"^stage\d+(\.(done\.json|epochs\.json|weights\.h5|random\.npz)(\.tmp(\.npz)?)?)?$"
+)
+
+
 def fine_tune(
     model: keras.Model,
     train: Any,
@@ -178,6 +186,8 @@ def fine_tune(
             cluster (`TF_CONFIG`) give every worker the same `backup_dir`: only the
             chief writes it, the others write a `workertemp_<i>` folder inside it,
             removed when they finish; every worker restores the chief's backup.
+            A finished run removes its own `stage<i>` entries only: other files
+            in `backup_dir` are never touched.
         strategy: A `tf.distribute.Strategy`, a strategy name, or None. The model
             must have been built under the same strategy (e.g.
             `build_classifier(..., strategy=...)`); every recompile happens in its
@@ -315,11 +325,14 @@ def fine_tune(
     if owner and os.path.isdir(backup_dir):
         # The run finished: drop the backup so the next run starts fresh; never
         # another worker's stage<i>/workertemp_<j>, which it may still be saving to.
+        # Only its own stage<i> entries: backup_dir may hold the user's files.
         for entry in os.listdir(backup_dir):
             path = os.path.join(backup_dir, entry)
-            if entry.startswith("stage") and os.path.isdir(path):
+            if not _STAGE_ENTRY.match(entry):
+                continue
+            if os.path.isdir(path):
                 remove_backup(path, path)
-            elif entry.startswith("stage"):
+            else:
                 os.remove(path)
     merged = _merge(histories, model)
     from keras_transfer.callbacks import check_fit_history

@@ -239,3 +239,24 @@ def test_an_infinite_dataset_is_refused_instead_of_training_forever():
         fine_tune(model, ds.repeat(), head_epochs=1, verbose=0)
     with pytest.raises(ValueError, match="finite dataset as validation"):
         fine_tune(model, ds, ds.repeat(), head_epochs=1, verbose=0)
+
+
+def test_a_finished_fine_tune_removes_only_its_stage_backups(tmp_path):
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
+    )
+    model = build_classifier(backbone, 2)
+    mine = tmp_path / "project"
+    (mine / "stage_photos").mkdir(parents=True)
+    (mine / "stage_photos" / "a.jpg").write_bytes(b"keep")
+    (mine / "stage2_notes.txt").write_text("keep")
+    x, y = np.zeros((8, 4), "float32"), np.arange(8) % 2
+    fine_tune(
+        model, (x, y), head_epochs=1, fine_tune_epochs=1, verbose=0,
+        backup_dir=str(mine),
+    )  # fmt: skip
+    assert sorted(p.name for p in mine.iterdir()) == [
+        "stage2_notes.txt",
+        "stage_photos",
+    ]
+    assert (mine / "stage_photos" / "a.jpg").read_bytes() == b"keep"

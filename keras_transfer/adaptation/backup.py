@@ -24,6 +24,7 @@ TensorFlow's multi-worker guide).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -161,16 +162,36 @@ class AdaptBackup:
         history.epoch = list(range(saved["epochs"]))
         return history
 
-    def clear(self) -> None:
-        """Removes the backup (the run completed).
+    def _written(self) -> list[Path]:
+        """What this backup wrote into its folder: never anything else there."""
+        names = {"state.json", "state.json.tmp", "initial.npz", "initial.tmp.npz"}
+        for phase in self.state:
+            names |= {
+                phase,
+                f"{phase}.weights.h5",
+                f"{phase}.tmp.weights.h5",
+                f"{phase}.running.json",
+                f"{phase}.running.json.tmp",
+            }
+        return [self.dir / name for name in sorted(names)]
 
-        In a cluster a worker removes only its temporary folder and the chief only
-        its own files; whoever finishes last removes the emptied folder.
+    def clear(self) -> None:
+        """Removes the backup (the run completed): only the files it wrote.
+
+        ``backup_dir`` may be a folder that holds other files (the user's): they
+        stay, and the folder is removed only when nothing else is left in it. In a
+        cluster a worker removes only its temporary folder and the chief only its
+        own files; whoever finishes last removes the emptied folder.
         """
         if self.dir is None or not self.dir.exists():
             return
-        spec = cluster.parse_tf_config()
-        if spec is not None and spec.num_workers > 1:
-            cluster.remove_backup(self.dir, self.write_dir)
+        if Path(self.write_dir) != self.dir:  # a worker: its temporary folder
+            shutil.rmtree(self.write_dir, ignore_errors=True)
         else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            for path in self._written():
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.exists():
+                    path.unlink()
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()  # only when nothing else is left in it

@@ -255,8 +255,10 @@ def adapt(
         backup_dir: str or None. Where an interrupted run keeps its state: the
             warm-up and every finished candidate are saved there, the running phase
             resumes from its last finished epoch (`keras.callbacks.BackupAndRestore`).
-            Call `adapt` again with the same arguments to resume; the folder is
-            removed when the run completes. Defaults to None (no backup).
+            Call `adapt` again with the same arguments to resume. When the run
+            completes the files it wrote there are removed, and the folder too
+            if nothing else is left in it (other files in it are never touched).
+            Defaults to None (no backup).
         strategy: None, a strategy name ("auto", "mirrored", "multi_worker"...) or a
             `tf.distribute.Strategy`: every model is built, compiled and trained in
             its scope (`keras_transfer.distribute.maybe_distribute`). Defaults to

@@ -1150,3 +1150,24 @@ def test_infinite_source_or_target_datasets_are_refused():
         kt.adapt(tiny_encoder(), source.repeat(), target, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="finite dataset as target"):
         kt.adapt(tiny_encoder(), source, target.repeat(), epochs=1, verbose=0)
+
+
+def test_a_finished_run_removes_only_its_own_backup_files(tmp_path):
+    (xs, ys), (xt, _) = two_domains(n=60)
+    mine = tmp_path / "project"
+    (mine / "stage_photos").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep")
+    (mine / "warmup.txt").write_text("keep too")
+    kt.adapt(
+        tiny_encoder(), (xs, ys), xt, method="mcc", epochs=2, verbose=0,
+        backup_dir=str(mine),
+    )  # fmt: skip
+    assert sorted(p.name for p in mine.iterdir()) == [
+        "notes.txt", "stage_photos", "warmup.txt",
+    ]  # fmt: skip
+    fresh = tmp_path / "backup"  # a folder the run made: gone with its files
+    kt.adapt(
+        tiny_encoder(), (xs, ys), xt, method="mcc", epochs=2, verbose=0,
+        backup_dir=str(fresh),
+    )  # fmt: skip
+    assert not fresh.exists()
