@@ -331,3 +331,22 @@ def test_said_once_drops_repeated_log_records_warnings_and_lines(caplog, capsys)
         print("[build] before the error")
         raise RuntimeError("boom")
     assert "[build] before the error" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda x, y: (x, np.eye(2)[y]), "argmax"),
+        (lambda x, y: (x[:, :6, :6], y), r"shape \(8, 8, 3\) per example"),
+    ],
+)
+def test_a_search_on_data_no_trial_can_read_stops_at_once(tmp_path, bad, match):
+    x, y = bad(*tiny_data())
+    hm = TransferHyperModel(tiny_backbone, 2)
+    tuner = make_tuner(
+        "random", hm, "val_accuracy", max_trials=3, directory=tmp_path,
+        project_name="bad",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 1  # not retried trial after trial
