@@ -86,8 +86,21 @@ def test_remove_backup_leaves_a_worker_folder_then_last_one_out(tmp_path):
     (shared / "latest.weights.h5").write_text("c")
     (shared / "sub").mkdir()
     cluster.remove_backup(shared, shared)  # chief first: worker still saving
-    assert sorted(os.listdir(shared)) == ["workertemp_1"]
+    assert sorted(os.listdir(shared)) == [cluster.CHIEF_DONE, "workertemp_1"]
     cluster.remove_backup(shared, shared / "workertemp_1")  # worker last
+    assert not shared.exists()
+
+
+def test_a_worker_done_first_leaves_the_shared_folder_to_the_chief(tmp_path):
+    # The worker finished while the chief had created the folder but not yet
+    # saved into it: removing the empty folder then made the chief's save fail
+    # (2-worker CLI train, "Unable to synchronously create file").
+    shared = tmp_path / "backup"
+    (shared / "workertemp_1").mkdir(parents=True)
+    cluster.remove_backup(shared, shared / "workertemp_1")  # worker first
+    assert shared.is_dir() and not os.listdir(shared)
+    (shared / "latest.weights.h5").write_text("c")  # the chief's save still lands
+    cluster.remove_backup(shared, shared)  # chief last: nothing of a worker left
     assert not shared.exists()
 
 
@@ -243,4 +256,6 @@ def test_fine_tune_backup_dir_non_chief_writes_only_its_temp_folder(
     )
     assert history.epoch == [0, 1]
     assert written == [str(shared / "workertemp_1")] * 2
-    assert not shared.exists() or not any(shared.rglob("*"))
+    # no file of the worker's in the shared folder; the empty stage folders are
+    # the chief's to remove (a worker never removes them before the chief is done)
+    assert not shared.exists() or not [p for p in shared.rglob("*") if p.is_file()]

@@ -190,6 +190,7 @@ def test_finished_run_leaves_other_workers_backup_folders(tmp_path):
     assert (other / "training_metadata.json").is_file()
     # everything of this process's is gone
     assert sorted(p.name for p in backup.rglob("*")) == [
+        ".chief_done",  # the last worker out removes stage1
         "stage1",
         "training_metadata.json",
         "workertemp_1",

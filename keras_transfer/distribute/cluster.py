@@ -224,30 +224,52 @@ def runtime_initialized() -> bool:
     return bool(getattr(context.context(), "_initialized", False))
 
 
+#: Left in a shared backup folder by a chief that finished while a worker's
+#: temporary folder was still there: the last worker to finish removes the rest.
+CHIEF_DONE = ".chief_done"
+
+
+def _worker_temps(path: str) -> list[str]:
+    return [e for e in os.listdir(path) if e.startswith("workertemp_")]
+
+
 def remove_backup(path: str | os.PathLike, written: str | os.PathLike) -> None:
-    """Removes a finished backup without pulling a folder from under another worker.
+    """Removes a finished backup without pulling a folder from under another process.
 
     A worker removes its temporary folder; the chief (or a lone process) removes
-    its own files in ``path``. Whoever finishes last removes the emptied ``path``
-    (a chief deleting the whole tree could remove a folder a worker is still
-    writing its last save into).
+    its own files in ``path``. The shared folder goes only once the chief is done
+    with it: the chief removes it when no worker's temporary folder is left, else
+    it leaves a ``.chief_done`` marker and the last worker removes it. A worker
+    never removes the folder before the chief is done (it once did, while it was
+    still empty, just before the chief's first save into it: that save failed).
 
     Args:
         path: str or PathLike. The shared backup folder.
         written: str or PathLike. Where this process wrote (:func:`write_dir`).
     """
     path, written = os.fspath(path), os.fspath(written)
+    marker = os.path.join(path, CHIEF_DONE)
     if written != path:
         shutil.rmtree(written, ignore_errors=True)
-    elif os.path.isdir(path):
-        for entry in os.listdir(path):
-            full = os.path.join(path, entry)
-            if entry.startswith("workertemp_") and os.path.isdir(full):
-                continue
-            if os.path.isdir(full):
-                shutil.rmtree(full, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(full)
-    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and os.path.exists(marker) and not _worker_temps(path):
+            with contextlib.suppress(OSError):
+                os.remove(marker)
+                os.rmdir(path)
+        return
+    if not os.path.isdir(path):
+        return
+    for entry in os.listdir(path):
+        full = os.path.join(path, entry)
+        if entry.startswith("workertemp_") and os.path.isdir(full):
+            continue
+        if os.path.isdir(full):
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(full)
+    try:
         os.rmdir(path)
+    except OSError:  # a worker is still saving: it removes the folder after
+        with contextlib.suppress(OSError):
+            with open(marker, "w") as f:
+                f.write("the chief finished; the last worker removes this folder\n")
