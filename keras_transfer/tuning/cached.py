@@ -1,4 +1,4 @@
-"""Depth-0 tuner trials trained on cached backbone features.
+"""Depth-0 tuner trials trained on cached backbone features (and trial data checks).
 
 A trial whose ``unfreeze_depth`` is 0 only trains the head: its backbone's features
 are computed once (`keras_transfer.features`) and every such trial whose feature
@@ -10,9 +10,28 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from keras_transfer._backend import keras, tf
+import keras_tuner
 
-__all__ = ["fit_cached"]
+from keras_transfer._backend import keras, tf
+from keras_transfer.labels import check_input_shape, check_sparse_labels
+
+__all__ = ["check_trial_data", "fit_cached"]
+
+
+def check_trial_data(model: keras.Model, args: tuple, kwargs: dict) -> None:
+    """Labels or inputs no trial can read stop the search at the first trial.
+
+    The checks of `fine_tune` (`keras_transfer.labels`), raised as KerasTuner's
+    `FatalValueError`: a plain error would fail every trial in turn.
+    """
+    x = args[0] if args else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    try:
+        check_input_shape(model, x)
+        if y is not None:
+            check_sparse_labels(model, y)
+    except ValueError as err:  # the same for every trial
+        raise keras_tuner.errors.FatalValueError(str(err)) from err
 
 
 def fit_cached(

@@ -18,8 +18,7 @@ from keras_transfer._backend import keras, tf
 from keras_transfer._deprecation import rename_config_keys, warn_renamed
 from keras_transfer.features import check_cache_features
 from keras_transfer.finetune import build_optimizer
-from keras_transfer.labels import check_input_shape, check_sparse_labels
-from keras_transfer.tuning.cached import fit_cached
+from keras_transfer.tuning.cached import check_trial_data, fit_cached
 from keras_transfer.tuning.repeats import said_once
 
 __all__ = ["TransferHyperModel"]
@@ -390,14 +389,8 @@ class TransferHyperModel(kt.HyperModel):
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
         """``model.fit`` with this model's callbacks put before the tuner's."""
         kwargs["callbacks"] = self.callbacks(hp) + list(kwargs.get("callbacks") or [])
+        check_trial_data(model, args, kwargs)
         x = args[0] if args else kwargs.get("x")
-        y = args[1] if len(args) > 1 else kwargs.get("y")
-        try:
-            check_input_shape(model, x)
-            if y is not None:
-                check_sparse_labels(model, y)
-        except ValueError as err:  # the same for every trial: stop the search
-            raise kt.errors.FatalValueError(str(err)) from err
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # else Keras warns it is ignored
         history = fit_cached(self, hp, model, args, kwargs)
