@@ -1,4 +1,4 @@
-"""Checks of class labels (and input shapes) passed as arrays, before any step.
+"""Checks of class labels, input shapes and non-finite inputs, before any step.
 
 Keras reports a one-hot label under a sparse loss as a rank mismatch inside the
 loss, a string label as an invalid dtype and an id past the last output as a
@@ -10,6 +10,44 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+
+def is_one_hot(y: np.ndarray) -> bool:
+    """Whether ``y`` is one-hot rows: shape ``(n, k > 1)``, each row one 1, else 0."""
+    return (
+        y.ndim == 2
+        and y.shape[1] > 1
+        and y.dtype.kind in "biuf"
+        and bool(np.all((y == 0) | (y == 1)))
+        and bool(np.all(y.sum(axis=1) == 1))
+    )
+
+
+def whole_numbers(y: np.ndarray) -> bool:
+    """Whether every value of ``y`` is a finite whole number (any numeric dtype)."""
+    if y.dtype.kind != "f":
+        return True
+    return bool(np.all(np.isfinite(y) & (y == np.round(y))))
+
+
+#: Rows checked at a time by `nonfinite_rows` (bounds the temporary mask).
+FINITE_CHUNK = 4096
+
+
+def nonfinite_rows(x: np.ndarray) -> np.ndarray:
+    """Indices of the examples (first axis) of a float array holding NaN or inf.
+
+    Integer arrays (uint8 images, token ids) cannot hold either: none. Checked
+    `FINITE_CHUNK` rows at a time, so the mask never costs more than that.
+    """
+    if x.dtype.kind not in "fc":
+        return np.zeros(0, "int64")
+    bad = []
+    for start in range(0, len(x), FINITE_CHUNK):
+        rows = x[start : start + FINITE_CHUNK]
+        finite = np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)
+        bad.append(start + np.flatnonzero(~finite))
+    return np.concatenate(bad) if bad else np.zeros(0, "int64")
 
 
 def refuse_string_labels(y: np.ndarray, role: str = "labels") -> None:
@@ -74,7 +112,7 @@ def check_sparse_labels(model: Any, y: Any) -> None:
         )
     if y.size == 0:
         return
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+    if not whole_numbers(y):
         raise ValueError(
             "Expected integer class ids as labels. Received float labels that are "
             "not whole numbers."

@@ -185,7 +185,7 @@ class AdaptBackup:
         """
         if self.dir is None or not self.dir.exists():
             return
-        if Path(self.write_dir) != self.dir:  # a worker: its temporary folder
+        if self.write_dir != self.dir:  # a worker: its temporary folder
             shutil.rmtree(self.write_dir, ignore_errors=True)
         else:
             for path in self._written():

@@ -10,7 +10,12 @@ import numpy as np
 from keras_transfer._backend import tf
 from keras_transfer.data.files import lazy_asarray
 from keras_transfer.data.pipelines import refuse_infinite
-from keras_transfer.labels import refuse_string_labels
+from keras_transfer.labels import (
+    is_one_hot,
+    nonfinite_rows,
+    refuse_string_labels,
+    whole_numbers,
+)
 
 
 def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
@@ -81,8 +86,7 @@ def source_labels(y: Any, n: int) -> tuple[np.ndarray, int | None]:
     refuse_string_labels(y, "source labels")
     width = None
     if y.ndim == 2 and y.shape[1] > 1 and len(y) == n:
-        one_hot = np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
-        if not one_hot:
+        if not is_one_hot(y):
             raise ValueError(
                 "Expected integer class ids or one-hot rows as source labels. "
                 f"Received labels of shape {y.shape} whose rows are not one-hot "
@@ -101,19 +105,13 @@ def source_labels(y: Any, n: int) -> tuple[np.ndarray, int | None]:
             f"Expected one label per source example. Received {n} examples and "
             f"{len(y)} labels"
         )
-    if y.dtype.kind == "f" and not (
-        np.all(np.isfinite(y)) and np.all(y == np.round(y))
-    ):
+    if not whole_numbers(y):
         bad = y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()
         raise ValueError(
             "Expected integer class ids as source labels. Received float labels "
             f"that are not whole numbers (e.g. {bad})"
         )
     return y.astype("int64"), width
-
-
-#: Rows checked at a time for non-finite values (bounds the temporary mask).
-_FINITE_CHUNK = 4096
 
 
 def check_finite(x: Any, role: str) -> None:
@@ -123,14 +121,9 @@ def check_finite(x: Any, role: str) -> None:
     run would go on silently with a model that predicts class 0. Integer
     inputs (uint8 images, token ids) and `ImageFiles` cannot hold either.
     """
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
+    if not isinstance(x, np.ndarray):
         return
-    bad = []
-    for start in range(0, len(x), _FINITE_CHUNK):
-        rows = x[start : start + _FINITE_CHUNK].reshape(
-            len(x[start : start + _FINITE_CHUNK]), -1
-        )
-        bad.extend((start + np.flatnonzero(~np.isfinite(rows).all(axis=1))).tolist())
+    bad = nonfinite_rows(x).tolist()
     if bad:
         raise ValueError(
             f"Expected finite {role} inputs. Received {len(bad)} {role} example(s) "

@@ -13,23 +13,14 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.config import ConfigError
+from keras_transfer.labels import is_one_hot, nonfinite_rows, whole_numbers
 
 LABEL_KEYS = ("y", "y_train", "y_test")
 
 
-def _is_one_hot(y: np.ndarray) -> bool:
-    return (
-        y.ndim == 2
-        and y.shape[1] > 1
-        and y.dtype.kind in "biuf"
-        and bool(np.all((y == 0) | (y == 1)))
-        and bool(np.all(y.sum(axis=1) == 1))
-    )
-
-
 def _check_label_array(y: np.ndarray, source: str, key: str) -> None:
     where = f"{source!r} array {key!r}"
-    if y.ndim == 2 and y.shape[1] > 1 and not _is_one_hot(y):
+    if y.ndim == 2 and y.shape[1] > 1 and not is_one_hot(y):
         raise ConfigError(
             f"{where} has labels of shape {y.shape} whose rows are not one-hot: "
             "expected class ids (n,), one-hot rows (n, classes) or class-name "
@@ -40,12 +31,12 @@ def _check_label_array(y: np.ndarray, source: str, key: str) -> None:
             f"{where} has labels of shape {y.shape}: expected class ids (n,), "
             "one-hot rows (n, classes) or class-name strings."
         )
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+    if not whole_numbers(y):
         raise ConfigError(
             f"{where} holds float labels that are not whole numbers: expected "
             "class ids, one-hot rows or class-name strings."
         )
-    if y.dtype.kind in "iuf" and y.size and not _is_one_hot(y) and y.min() < 0:
+    if y.dtype.kind in "iuf" and y.size and not is_one_hot(y) and y.min() < 0:
         raise ConfigError(
             f"{where} holds negative class ids ({y.min():g}): expected ids from 0."
         )
@@ -83,7 +74,7 @@ def npz_class_names(npz: Any, source: str, field: str) -> list[str]:
                 f"({', '.join(f'{k}: {y.dtype}' for k, y in arrays.items())})."
             )
         return sorted({str(v) for y in arrays.values() for v in y.reshape(-1)})
-    widths = {y.shape[1] for y in arrays.values() if _is_one_hot(y)}
+    widths = {y.shape[1] for y in arrays.values() if is_one_hot(y)}
     if widths:
         return [str(i) for i in range(max(widths))]
     top = max(int(np.max(y)) for y in arrays.values() if y.size)
@@ -107,7 +98,7 @@ def npz_label_ids(y: np.ndarray, names: list[str], source: str, key: str) -> np.
                 f"its class_names {names}."
             )
         return np.asarray([index[str(v)] for v in flat], "int32")
-    ids = y.argmax(axis=1) if _is_one_hot(y) else y.reshape(-1)
+    ids = y.argmax(axis=1) if is_one_hot(y) else y.reshape(-1)
     if ids.size and int(ids.max()) >= len(names):
         raise ConfigError(
             f"{source!r} array {key!r} has class id {int(ids.max())}, but there are "
@@ -119,11 +110,8 @@ def npz_label_ids(y: np.ndarray, names: list[str], source: str, key: str) -> np.
 def check_finite_inputs(x: np.ndarray, source: str, key: str) -> None:
     """Refuses float inputs with NaN or infinity: training would turn every weight
     into NaN at the first step that sees one, and the run would go on."""
-    if x.dtype.kind not in "fc":
-        return
-    rows = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if rows.any():
-        bad = np.flatnonzero(rows)
+    bad = nonfinite_rows(x)
+    if len(bad):
         raise ConfigError(
             f"{source!r} array {key!r} has NaN or infinite values in {len(bad)} "
             f"example(s) (indices {bad[:5].tolist()}): drop or repair them."
