@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras
+from keras_transfer.backbones import PRESET_FILES
 from keras_transfer.data.files import labelled_data, lazy_asarray
 from keras_transfer.data.folders import ImageFiles, files_dataset
 from keras_transfer.initializers import check_initializer, initialize_convolutions
@@ -212,10 +213,6 @@ def _accuracy(model: Any, data: Any) -> float:
     return float(model.evaluate(*args, verbose=0)[1])
 
 
-#: Files every KerasHub preset directory holds: overwrite replaces only such a folder.
-PRESET_MARKERS = ("config.json", "metadata.json")
-
-
 def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
     """Writes to a temporary sibling, then moves it into place (never half-written)."""
     parent = os.path.dirname(os.path.abspath(preset_dir)) or "."
@@ -225,7 +222,7 @@ def _write_preset(backbone: Any, converter: Any, preset_dir: str) -> None:
         backbone.save_to_preset(tmp)
         converter.save_to_preset(tmp)
         if os.path.exists(preset_dir):
-            check_replaceable(preset_dir, PRESET_MARKERS, "a KerasHub preset")
+            check_replaceable(preset_dir, PRESET_FILES, "a KerasHub preset")
             shutil.rmtree(preset_dir)
         os.replace(tmp, preset_dir)
     finally:
@@ -332,7 +329,7 @@ def pretrain_preset(
             f"The preset directory exists: preset_dir={preset_dir!r}. Pass "
             "overwrite=True (CLI: --overwrite) or choose another directory."
         )
-    check_replaceable(preset_dir, PRESET_MARKERS, "a KerasHub preset")
+    check_replaceable(preset_dir, PRESET_FILES, "a KerasHub preset")
     num_classes = int(num_classes or int(y_train.max()) + 1)
     keras.utils.set_random_seed(seed)
     backbone = make_vgg_backbone(filters, repeats)
