@@ -246,13 +246,13 @@ def set_batchnorm_momentum(
 
 def _input_batches(data: Any, batch_size: int, max_batches: int | None) -> Any:
     """Input batches (no labels) of an array, a tuple ``(x, ...)`` or a dataset."""
-    from keras_transfer.data.folders import ImageFiles
+    from keras_transfer.data.lazy import LazyArray
 
     if isinstance(data, tuple):
         data = data[0]
-    if isinstance(data, (np.ndarray, ImageFiles)) or not hasattr(data, "__iter__"):
-        # ImageFiles stay lazy: each slice is decoded on its own
-        x = data if isinstance(data, ImageFiles) else np.asarray(data)
+    if isinstance(data, (np.ndarray, LazyArray)) or not hasattr(data, "__iter__"):
+        # lazy arrays (image files, spilled rows) stay lazy: each slice read alone
+        x = data if isinstance(data, LazyArray) else np.asarray(data)
         starts = range(0, len(x), batch_size)
         batches = (np.asarray(x[start : start + batch_size]) for start in starts)
     else:

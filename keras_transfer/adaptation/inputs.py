@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
+from keras_transfer.data import spill
 from keras_transfer.data.files import lazy_asarray
 from keras_transfer.data.pipelines import refuse_infinite
 from keras_transfer.labels import (
@@ -27,15 +28,7 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
                 "Expected source to be labelled: (x, y) arrays or a tf.data.Dataset "
                 f"yielding (x, y). Received a dataset with elements {spec}"
             )
-        xs, ys = [], []
-        for batch in source.as_numpy_iterator():
-            xs.append(batch[0])
-            ys.append(batch[1])
-        batched = len(spec[0].shape) > 0 and spec[0].shape[0] is None
-        stack = np.concatenate if batched else np.stack
-        x = stack(xs)
-        _note_in_memory(x, "source")
-        return x, stack(ys)
+        return _read(source, "source", labelled=True)
     if not isinstance(source, (tuple, list)) or len(source) != 2:
         raise ValueError(
             "Expected source to be labelled: a tuple (x, y) or a tf.data.Dataset "
@@ -44,7 +37,7 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
     return lazy_asarray(source[0]), np.asarray(source[1])
 
 
-def unlabelled_array(target: Any) -> np.ndarray:
+def unlabelled_array(target: Any) -> Any:
     refuse_infinite(target, "target", "adapt")
     if isinstance(target, tf.data.Dataset):
         spec = target.element_spec
@@ -54,11 +47,7 @@ def unlabelled_array(target: Any) -> np.ndarray:
                 "see target labels. Drop them with target.map(lambda x, y: x). "
                 f"Received a dataset with elements {spec}"
             )
-        parts = list(target.as_numpy_iterator())
-        batched = len(spec.shape) > 0 and spec.shape[0] is None
-        x = np.concatenate(parts) if batched else np.stack(parts)
-        _note_in_memory(x, "target")
-        return x
+        return _read(target, "target", labelled=False)[0]
     if isinstance(target, (tuple, list)):
         kind = type(target).__name__
         raise ValueError(
@@ -68,6 +57,20 @@ def unlabelled_array(target: Any) -> np.ndarray:
             f"target {kind} of length {len(target)}"
         )
     return lazy_asarray(target)
+
+
+def _read(ds: Any, role: str, labelled: bool) -> tuple[Any, Any]:
+    """A dataset read once: an array, or past `spill.SPILL_BYTES` a
+    `SpilledArray` on disk; NaN / infinite inputs refused as they are read."""
+    bad: list[int] = []
+
+    def collect(x: np.ndarray, first: int) -> None:
+        if x.dtype.kind in "fc":
+            bad.extend((nonfinite_rows(x) + first).tolist())
+
+    x, y = spill.read_dataset(ds, role, labelled=labelled, check=collect)
+    _refuse_nonfinite(bad, role)
+    return x, y
 
 
 def source_labels(y: Any, n: int) -> tuple[np.ndarray, int | None]:
@@ -121,33 +124,17 @@ def check_finite(x: Any, role: str) -> None:
     run would go on silently with a model that predicts class 0. Integer
     inputs (uint8 images, token ids) and `ImageFiles` cannot hold either.
     """
-    if not isinstance(x, np.ndarray):
-        return
-    bad = nonfinite_rows(x).tolist()
+    if isinstance(x, np.ndarray):
+        _refuse_nonfinite(nonfinite_rows(x).tolist(), role)
+
+
+def _refuse_nonfinite(bad: list[int], role: str) -> None:
     if bad:
         raise ValueError(
             f"Expected finite {role} inputs. Received {len(bad)} {role} example(s) "
             f"with NaN or infinite values (indices {bad[:5]}"
             f"{', ...' if len(bad) > 5 else ''}): one of them would turn every "
             "weight into NaN at its first training step. Drop or repair them."
-        )
-
-
-#: A dataset read into memory past this many bytes is worth a log line.
-LARGE_BYTES = 512 << 20
-
-
-def _note_in_memory(x: Any, role: str) -> None:
-    """Logs a warning when a large `tf.data.Dataset` was read into memory."""
-    nbytes = getattr(x, "nbytes", 0)
-    if nbytes > LARGE_BYTES:
-        logging.getLogger("keras_transfer").warning(
-            "adapt read the %s dataset into memory (%d MiB): adapt needs indexable "
-            "inputs (held-out split, predictions in order). Image folders can stay "
-            "on disk: pass keras_transfer.data.image_files(...) instead, decoded "
-            "one batch at a time.",
-            role,
-            nbytes >> 20,
         )
 
 

@@ -99,7 +99,7 @@ from keras_transfer.adaptation.soup import (
     soup_model,
 )
 from keras_transfer.adaptation.weighted import class_weighted_parts
-from keras_transfer.data.folders import ImageFiles
+from keras_transfer.data.lazy import LazyArray
 from keras_transfer.data.pairs import domain_pairs
 from keras_transfer.precision import check_policy, set_layer_precision
 
@@ -159,14 +159,16 @@ def adapt(
             (anything `DomainAdaptationModel` accepts). Its weights are trained in
             place. ``encoder=`` is its deprecated alias (docs/vocabulary.md).
         source: tuple ``(x, y)`` of arrays, or a labelled `tf.data.Dataset`
-            (read into memory). ``x`` may be image files read lazily
+            (read once: into memory up to 512 MiB of inputs, past that into a
+            temporary file streamed one batch at a time, see
+            `keras_transfer.data.SpilledArray`). ``x`` may be image files read lazily
             (`keras_transfer.data.image_files`): they stream from disk and are
             decoded one batch at a time, never whole. ``y``: integer class ids,
             shape ``(n,)`` or ``(n, 1)``, or one-hot rows ``(n, classes)``.
             Float inputs holding NaN or infinity are refused before training.
         target: array ``x``, image files (`keras_transfer.data.image_files(...,
             labels=None)`, streamed the same way) or an unlabelled
-            `tf.data.Dataset` (inputs only; read into memory).
+            `tf.data.Dataset` (inputs only; read once like a source dataset).
         num_classes: int or None. Defaults to ``max(y) + 1`` (the width of
             one-hot labels); a class id the labels skip is logged.
         method: str. A registered alignment method (``"dann"``, ``"cdan"``,
@@ -624,7 +626,7 @@ def adapt(
                 shared,
                 xt,
                 (
-                    ImageFiles.concatenate([xs_tr, xs_val]),
+                    LazyArray.join([xs_tr, xs_val]),
                     np.concatenate([ys_tr, ys_val]),
                 ),
                 make_optimizer,
@@ -762,7 +764,7 @@ def adapt(
                 statistics_inputs = xt
             else:
                 n = min(len(xs_tr), len(xt))
-                joint = ImageFiles.concatenate([xs_tr[:n], xt[:n]])
+                joint = LazyArray.join([xs_tr[:n], xt[:n]])
                 statistics_inputs = joint[
                     np.random.default_rng(seed).permutation(2 * n)
                 ]

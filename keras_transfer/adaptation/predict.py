@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras, tf
-from keras_transfer.data.folders import ImageFiles
+from keras_transfer.data.lazy import LazyArray
 
 
 def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
@@ -26,7 +26,7 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
     Args:
         model: keras Model (or any callable layer taking ``training``).
         x: array, or a dict / tuple of arrays with the same first dimension,
-            or image files (`keras_transfer.data.ImageFiles`, decoded one slice
+            or a lazy array (`keras_transfer.data.ImageFiles`, `SpilledArray`; read one slice
             at a time).
             A `tf.data.Dataset` is passed to ``model.predict`` unchanged, and so
             is everything under a strategy with more than one replica.
@@ -56,7 +56,7 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
         # result, so every worker gets the same numbers and makes the same choices
         # (held-out accuracy, the collapse guard, auto's pick); an eager call on
         # each worker can differ in the last bits and break that lockstep.
-        if isinstance(x, ImageFiles):  # streamed in order, decoded as it goes
+        if isinstance(x, LazyArray):  # streamed in order, read as it goes
             from keras_transfer.data.pipelines import from_arrays
 
             x = from_arrays(x, batch_size=batch_size, shuffle=False)
@@ -71,7 +71,7 @@ def predict_eagerly(model: Any, x: Any, batch_size: int = 256) -> Any:
         batch = tf.nest.map_structure(
             lambda a, i=start: (
                 np.asarray(a[i : i + step])  # decodes this slice only
-                if isinstance(a, ImageFiles)
+                if isinstance(a, LazyArray)
                 else a[i : i + step]
             ),
             x,

@@ -25,7 +25,7 @@ import numpy as np
 from keras_transfer._backend import keras, tf
 from keras_transfer.adaptation.predict import predict_eagerly
 from keras_transfer.data.files import lazy_asarray
-from keras_transfer.data.folders import ImageFiles
+from keras_transfer.data.lazy import LazyArray
 from keras_transfer.data.pipelines import from_arrays
 
 #: Epochs of each reverse fit over the target inputs.
@@ -162,7 +162,7 @@ def _fit_and_score(
     xs, ys = source
     keras.utils.set_random_seed(seed)
     labels = probabilities.argmax(-1)
-    if isinstance(target_x, ImageFiles):  # a large folder: decoded as it streams
+    if isinstance(target_x, LazyArray):  # image files / spilled rows: streamed
         data = from_arrays(target_x, labels, batch_size=batch_size, seed=seed)
         model.fit(data, epochs=epochs, shuffle=False, verbose=0)
     elif np.asarray(target_x).dtype.kind in "biuf":

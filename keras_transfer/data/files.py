@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 
 from keras_transfer.data import folders
+from keras_transfer.data.lazy import LazyArray
 
 _CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4}
 
 
 def lazy_asarray(x: Any, dtype: Any = None) -> Any:
-    """``np.asarray(x, dtype)``, except that `ImageFiles` stay lazy (nothing decoded)."""
-    return x if isinstance(x, folders.ImageFiles) else np.asarray(x, dtype)
+    """``np.asarray(x, dtype)``, except that lazy arrays (`ImageFiles`,
+    `SpilledArray`) stay lazy (nothing read)."""
+    return x if isinstance(x, LazyArray) else np.asarray(x, dtype)
 
 
 def labelled_data(x: Any, y: Any, batch_size: int, dtype: Any = None) -> Any:
@@ -30,7 +32,7 @@ def labelled_data(x: Any, y: Any, batch_size: int, dtype: Any = None) -> Any:
     from keras_transfer._backend import tf
 
     y = np.asarray(y, "int32")
-    if not isinstance(x, folders.ImageFiles):
+    if not isinstance(x, LazyArray):
         return np.asarray(x, dtype), y
     data = folders.files_dataset(x, y, shuffle=False, seed=0, dtype="float32")
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
+from keras_transfer.data.lazy import LazyArray
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # What `tf.io.decode_image` recognises: JPEG, PNG, GIF, BMP.
@@ -252,7 +253,7 @@ def decode_files(
     return (out if not failed else out[done]), failed
 
 
-class ImageFiles:
+class ImageFiles(LazyArray):
     """Image files that behave like a uint8 array `(n, height, width, channels)`.
 
     Nothing is decoded until read: `len`, `shape`, slicing and index arrays are
@@ -314,25 +315,11 @@ class ImageFiles:
     def shape(self) -> tuple[int, int, int, int]:
         return (len(self.paths), *self.image_size, self.channels)
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape))
-
     def __len__(self) -> int:
         return len(self.paths)
 
     def __repr__(self) -> str:
         return f"ImageFiles(shape={self.shape}, interpolation={self.interpolation!r})"
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, int | np.integer):
-            return np.asarray(self._like(self.paths[[key]]))[0]
-        if isinstance(key, slice):
-            return self._like(self.paths[key])
-        index = np.asarray(key)
-        if index.ndim == 1 and (index.dtype.kind in "iu" or index.dtype == bool):
-            return self._like(self.paths[index])
-        return np.asarray(self)[key]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         images, failed = decode_files(
@@ -349,9 +336,16 @@ class ImageFiles:
             )
         return images if dtype is None else images.astype(dtype)
 
-    def astype(self, dtype: Any) -> np.ndarray:
-        """Decodes every file and returns the array in `dtype`."""
-        return np.asarray(self).astype(dtype)
+    def _take(self, index: np.ndarray) -> ImageFiles:
+        return self._like(self.paths[index])
+
+    def dataset(
+        self, *others: Any, shuffle: bool, seed: int, dtype: str | None = None
+    ) -> Any:
+        """The images decoded in parallel as they stream (see `files_dataset`)."""
+        return files_dataset(
+            self, *others, shuffle=shuffle, seed=seed, dtype=dtype or "uint8"
+        )
 
     @classmethod
     def concatenate(cls, parts: Sequence[Any]) -> Any:
@@ -368,18 +362,23 @@ class ImageFiles:
 
 
 def files_dataset(
-    files: ImageFiles,
+    files: LazyArray,
     *others: Any,
     shuffle: bool,
     seed: int,
-    dtype: str = "uint8",
+    dtype: str | None = None,
 ) -> Any:
     """An unbatched `tf.data.Dataset` decoding `files` in parallel (with `others`).
 
     The file names (not the images) are shuffled, with a buffer of the whole list,
     so shuffling costs no memory; corrupt files stop iteration unless
-    `files.skip_corrupt` (then they are dropped with a logged warning).
+    `files.skip_corrupt` (then they are dropped with a logged warning). Images
+    come in `dtype` (default uint8). Any other `LazyArray` streams through its
+    own `dataset` (in its own dtype unless `dtype` is given).
     """
+    if not isinstance(files, ImageFiles):  # another lazy array streams its own way
+        return files.dataset(*others, shuffle=shuffle, seed=seed, dtype=dtype)
+    dtype = dtype or "uint8"
     element = (files.paths, *others)
     ds = tf.data.Dataset.from_tensor_slices(element)
     if shuffle:

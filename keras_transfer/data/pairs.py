@@ -10,9 +10,9 @@ from keras_transfer._backend import tf
 
 
 def _files(data: Any) -> bool:
-    from keras_transfer.data.folders import ImageFiles
+    from keras_transfer.data.lazy import LazyArray
 
-    if isinstance(data, ImageFiles):
+    if isinstance(data, LazyArray):
         return True
     return isinstance(data, tuple | list) and bool(data) and _files(data[0])
 
@@ -22,7 +22,7 @@ def _as_dataset(
 ) -> tf.data.Dataset:
     if isinstance(data, tf.data.Dataset):
         return data
-    if _files(data):  # a streamed image folder: file names shuffled, then decoded
+    if _files(data):  # a lazy array (image files, spilled rows): streamed
         from keras_transfer.data.folders import files_dataset
 
         parts = data if isinstance(data, tuple | list) else (data,)

@@ -78,8 +78,9 @@ def from_arrays(
     """Builds a dataset from numpy arrays (or dicts of arrays).
 
     Args:
-        x: np.ndarray, dict of arrays, or `folders.ImageFiles` (streamed from
-            disk with parallel decoding; `cache` does not apply). Inputs.
+        x: np.ndarray, dict of arrays, or a lazy array (`folders.ImageFiles`,
+            `spill.SpilledArray`: streamed from disk, image files decoded in
+            parallel; `cache` does not apply). Inputs.
         y: np.ndarray or None. Targets; None for unlabelled data.
         sample_weight: np.ndarray or None. Per-example weights.
         batch_size: int or None. Defaults to 32.
@@ -103,9 +104,9 @@ def from_arrays(
     ```
     """
     n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-    from keras_transfer.data.folders import ImageFiles
+    from keras_transfer.data.lazy import LazyArray
 
-    if isinstance(x, ImageFiles):  # a folder too large for memory: stream it
+    if isinstance(x, LazyArray):  # image files or spilled rows: stream them
         from keras_transfer.data.directory import _files_pipeline
 
         _check_lengths(n, y, sample_weight)
@@ -118,7 +119,7 @@ def from_arrays(
             seed=seed,
             preprocess=preprocess,
             cache=False,
-            dtype="uint8",
+            dtype=np.dtype(x.dtype).name,
         )
     _check_lengths(n, y, sample_weight)
     parts = [x]

@@ -618,25 +618,67 @@ def test_adapt_pooling_reaches_the_encoder():
         kt.adapt(conv, (xs, ys), xs, pooling="mean", verbose=0)
 
 
-def test_datasets_are_accepted(monkeypatch, caplog):
+def test_datasets_are_accepted(monkeypatch, caplog, tmp_path):
+    import gc
     import logging
+    import tempfile
 
     import tensorflow as tf
 
-    from keras_transfer.adaptation import inputs
+    from keras_transfer.data import spill
+    from keras_transfer.data.spill import SpilledArray
 
     (xs, ys), (xt, _) = two_domains(n=90)
     source = tf.data.Dataset.from_tensor_slices((xs, ys)).batch(16)
     target = tf.data.Dataset.from_tensor_slices(xt).batch(16)
-    monkeypatch.setattr(inputs, "LARGE_BYTES", xt.nbytes - 1)  # "large" datasets
-    with caplog.at_level(logging.WARNING, logger="keras_transfer"):
-        result = kt.adapt(
-            tiny_encoder(), source, target, method="coral", epochs=2, verbose=0
-        )
-    assert result.model.output_shape == (None, 3)
-    # read into memory, and the log says so with the way to keep images on disk
-    assert caplog.text.count("dataset into memory") == 2
-    assert "keras_transfer.data.image_files" in caplog.text
+    weights = []
+    for limit in (None, xt[:20].nbytes):  # in memory; then both "large": on disk
+        monkeypatch.setattr(spill, "SPILL_BYTES", limit or spill.SPILL_BYTES)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        read = []
+        whole = SpilledArray.__array__
+
+        def bounded(self, dtype=None, copy=None, read=read, whole=whole):
+            read.append(len(self))
+            if len(self) > 256:  # the largest batch adapt predicts on
+                raise AssertionError(f"{len(self)} spilled rows read into one array")
+            return whole(self, dtype, copy)
+
+        monkeypatch.setattr(SpilledArray, "__array__", bounded)
+        keras.utils.set_random_seed(0)  # the same initial weights both times
+        encoder = tiny_encoder()
+        with caplog.at_level(logging.INFO, logger="keras_transfer"):
+            result = kt.adapt(
+                encoder, source, target, method="coral", epochs=2, verbose=0
+            )
+        monkeypatch.undo()
+        assert result.model.output_shape == (None, 3)
+        weights.append(result.model.get_weights())
+        gc.collect()
+        assert not list(tmp_path.glob("keras_transfer_*"))  # went with adapt
+    # read into memory below the limit; above it written to disk, read a batch at
+    # a time, and the same model as from memory
+    assert caplog.text.count("is read back one batch at a time") == 2
+    assert read and max(read) <= 256
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_spilled_dataset_with_nan_is_refused_by_row(monkeypatch, tmp_path):
+    import tempfile
+
+    import tensorflow as tf
+
+    from keras_transfer.data import spill
+
+    (xs, ys), (xt, _) = two_domains(n=90)
+    xt = xt.copy()
+    xt[[3, 70]] = np.nan
+    monkeypatch.setattr(spill, "SPILL_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    target = tf.data.Dataset.from_tensor_slices(xt).batch(16)
+    with pytest.raises(ValueError, match=r"2 target example.*indices \[3, 70\]"):
+        kt.adapt(tiny_encoder(), (xs, ys), target, epochs=1, verbose=0)
 
 
 def test_split_source_is_stratified_and_seeded():

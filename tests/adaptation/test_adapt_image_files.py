@@ -76,3 +76,49 @@ def test_adapt_auto_streams_image_files_batch_by_batch(tmp_path, monkeypatch):
     # the returned model predicts on the decoded images like any array
     target = np.asarray(xt[:8])
     assert result.model.predict(target, verbose=0).shape == (8, 3)
+
+
+@pytest.mark.large
+def test_adapt_auto_streams_datasets_spilled_to_disk(tmp_path, monkeypatch):
+    import tempfile
+
+    from keras_transfer._backend import tf
+    from keras_transfer.data import spill
+    from keras_transfer.data.spill import SpilledArray
+
+    rng = np.random.default_rng(0)
+    ys = np.arange(3 * PER_CLASS) % 3
+
+    def images(shift):
+        x = rng.integers(0, 60, (len(ys), SIZE, SIZE, 3)) + shift
+        x[np.arange(len(ys)), :, :, ys] += 120
+        return x.clip(0, 255).astype("uint8")
+
+    source = tf.data.Dataset.from_tensor_slices((images(0), ys)).batch(50)
+    target = tf.data.Dataset.from_tensor_slices(images(60)).batch(50)
+    monkeypatch.setattr(spill, "SPILL_BYTES", 100 * SIZE * SIZE * 3)  # 100 images
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    read = []
+    whole = SpilledArray.__array__
+
+    def bounded(self, dtype=None, copy=None):
+        read.append(len(self))
+        if len(self) > 512:  # a predict batch, or the jitter's value-range sample
+            raise AssertionError(f"{len(self)} spilled rows read into one array")
+        return whole(self, dtype, copy)
+
+    monkeypatch.setattr(SpilledArray, "__array__", bounded)
+    result = kt.adapt(
+        _encoder(),
+        source,
+        target,
+        num_classes=3,
+        candidates=("source_only", "mcc"),  # auto: scores, reverse fits, target BN
+        epochs=3,
+        verbose=0,
+    )
+    monkeypatch.undo()
+    assert read and max(read) <= 512
+    assert {"ensv", "rv"} <= set(result.selection["candidates"]["mcc"]["scores"])
+    assert result.source_accuracy > 0.9  # the colour tells the class
+    assert not list(tmp_path.glob("keras_transfer_*"))  # removed when adapt ended

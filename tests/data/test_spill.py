@@ -1,0 +1,164 @@
+"""`read_dataset` and `SpilledArray`: a dataset read once, kept on disk when large."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+
+import numpy as np
+import pytest
+
+from keras_transfer._backend import tf
+from keras_transfer.data import from_arrays, spill
+from keras_transfer.data.lazy import LazyArray
+from keras_transfer.data.spill import SpilledArray, read_dataset
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch):
+    """Spilled folders go under the test's own folder, so they can be counted."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def _spilled(tmp):
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("keras_transfer_"))
+
+
+def _data(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4, 3)).astype("float32"), np.arange(n) % 3
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_small_datasets_stay_arrays(temp_dir, batched):
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    got_x, got_y = read_dataset(ds.batch(8) if batched else ds, "source", labelled=True)
+    assert isinstance(got_x, np.ndarray) and not _spilled(temp_dir)
+    np.testing.assert_array_equal(got_x, x)
+    np.testing.assert_array_equal(got_y, y)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_large_datasets_spill_to_disk_and_read_back_equal(temp_dir, batched, caplog):
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    limit = x[:10].nbytes  # past 10 rows the reader writes to disk
+    with caplog.at_level("INFO", logger="keras_transfer"):
+        got_x, got_y = read_dataset(
+            ds.batch(8) if batched else ds, "source", labelled=True, spill_bytes=limit
+        )
+    assert isinstance(got_x, SpilledArray) and isinstance(got_x, LazyArray)
+    assert got_x.shape == x.shape and got_x.dtype == x.dtype and len(got_x) == 50
+    assert got_x.nbytes == x.nbytes
+    assert len(_spilled(temp_dir)) == 1 and "written to" in caplog.text
+    np.testing.assert_array_equal(np.asarray(got_x), x)
+    np.testing.assert_array_equal(got_y, y)
+    # slices, index arrays and masks stay lazy; an int reads one row
+    part = got_x[5:20:3]
+    assert isinstance(part, SpilledArray)
+    np.testing.assert_array_equal(np.asarray(part), x[5:20:3])
+    index = np.array([49, 0, 7, 7])
+    np.testing.assert_array_equal(np.asarray(got_x[index]), x[index])
+    mask = y == 2
+    np.testing.assert_array_equal(np.asarray(got_x[mask]), x[mask])
+    np.testing.assert_array_equal(got_x[3], x[3])
+    np.testing.assert_array_equal(got_x.astype("float64"), x.astype("float64"))
+    # the folder goes with the last array over it
+    del got_x, part
+    gc.collect()
+    assert not _spilled(temp_dir)
+
+
+def test_concatenate_joins_spills_without_reading(temp_dir, monkeypatch):
+    x1, _ = _data(30, seed=1)
+    x2, _ = _data(20, seed=2)
+    a, _ = read_dataset(tf.data.Dataset.from_tensor_slices(x1), "a", spill_bytes=0)
+    b, _ = read_dataset(tf.data.Dataset.from_tensor_slices(x2), "b", spill_bytes=0)
+    whole = SpilledArray.__array__
+    monkeypatch.setattr(SpilledArray, "__array__", lambda *a, **k: 1 / 0)
+    joined = LazyArray.join([a[10:], b[::2], a[:3]])
+    monkeypatch.setattr(SpilledArray, "__array__", whole)
+    assert isinstance(joined, SpilledArray)
+    np.testing.assert_array_equal(
+        np.asarray(joined), np.concatenate([x1[10:], x2[::2], x1[:3]])
+    )
+    # joined twice (parts of a join joined again) still reads the right rows
+    again = SpilledArray.concatenate([joined[::-1], b[:1]])
+    expected = np.concatenate(
+        [np.concatenate([x1[10:], x2[::2], x1[:3]])[::-1], x2[:1]]
+    )
+    np.testing.assert_array_equal(np.asarray(again), expected)
+    # anything else is read and concatenated as arrays
+    mixed = LazyArray.join([a[:2], x2[:1]])
+    assert isinstance(mixed, np.ndarray) and mixed.shape == (3, 4, 3)
+
+
+def test_dataset_streams_rows_in_order_or_shuffled_with_their_labels(temp_dir):
+    x, y = _data(600)  # more than one read of `READ_ROWS`
+    got, _ = read_dataset(tf.data.Dataset.from_tensor_slices(x), "t", spill_bytes=0)
+    rows = np.stack(list(got.dataset(shuffle=False, seed=0).as_numpy_iterator()))
+    np.testing.assert_array_equal(rows, x)
+    pairs = got[::-1].dataset(y[::-1], shuffle=True, seed=3, dtype="float64")
+    assert pairs.cardinality().numpy() == 600
+    seen = list(pairs.as_numpy_iterator())
+    xs = np.stack([s[0] for s in seen])
+    ys = np.array([s[1] for s in seen])
+    assert xs.dtype == np.float64
+    order = [int(np.flatnonzero((x == row).all(axis=(1, 2)))[0]) for row in xs]
+    assert sorted(order) == list(range(600)) and order != sorted(order)[::-1]
+    np.testing.assert_array_equal(ys, y[order])  # each row keeps its label
+    # from_arrays streams it too, in the array's own dtype
+    batches = list(from_arrays(got, y, batch_size=64, shuffle=False))
+    assert batches[0][0].dtype == tf.float32 and len(batches) == 10
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    # a dataset outliving its arrays says so instead of reading removed files
+    ds = got.dataset(shuffle=False, seed=0)
+    del got
+    gc.collect()
+    with pytest.raises(Exception, match="keep the array alive"):
+        list(ds.as_numpy_iterator())
+
+
+def test_a_failed_read_leaves_nothing_on_disk(temp_dir):
+    def rows():
+        yield np.zeros((4, 2), "float32")
+        yield np.zeros((4, 2), "float32")
+        raise RuntimeError("the source broke")
+
+    ds = tf.data.Dataset.from_generator(
+        rows, output_signature=tf.TensorSpec((None, 2), tf.float32)
+    )
+    with pytest.raises(Exception, match="the source broke"):
+        read_dataset(ds, "target", spill_bytes=0)
+    assert not _spilled(temp_dir)
+
+
+def test_batches_of_another_shape_are_named(temp_dir):
+    def rows():
+        yield np.zeros((4, 2), "float32")
+        yield np.zeros((4, 3), "float32")
+
+    ds = tf.data.Dataset.from_generator(
+        rows, output_signature=tf.TensorSpec((None, None), tf.float32)
+    )
+    with pytest.raises(ValueError, match=r"one shape and dtype.*\(2,\).*\(3,\)"):
+        read_dataset(ds, "target", spill_bytes=0)
+    assert not _spilled(temp_dir)
+
+
+def test_check_sees_every_batch_with_its_first_row(temp_dir):
+    x, _ = _data(20)
+    seen = []
+    read_dataset(
+        tf.data.Dataset.from_tensor_slices(x).batch(8),
+        "t",
+        spill_bytes=0,
+        check=lambda batch, first: seen.append((first, len(batch))),
+    )
+    assert seen == [(0, 8), (8, 8), (16, 4)]
+
+
+def test_the_default_limit_is_half_a_gibibyte():
+    assert spill.SPILL_BYTES == 512 << 20
