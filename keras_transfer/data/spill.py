@@ -4,7 +4,7 @@
 split of the source, predictions on the target in order, joins). A dataset is
 read once; while it fits in `SPILL_BYTES` it becomes a NumPy array as before,
 and past that it is written to a file in a temporary folder and returned as a
-`SpilledArray`: a lazy array over a memory map that `adapt` streams one batch at
+`SpilledArray`: a lazy array over that file that `adapt` streams one batch at
 a time, as it streams `ImageFiles`. The folder is removed when the last array
 reading from it is garbage collected (or when Python exits).
 """
@@ -12,6 +12,7 @@ reading from it is garbage collected (or when Python exits).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import weakref
@@ -26,21 +27,58 @@ from keras_transfer.data.lazy import LazyArray
 
 #: A dataset read for `adapt` past this many bytes of inputs goes to disk.
 SPILL_BYTES = 512 << 20
-#: Rows read from the memory map at a time when a `SpilledArray` streams.
+#: Rows read from the file at a time when a `SpilledArray` streams.
 READ_ROWS = 256
 
 _LOG = logging.getLogger("keras_transfer")
 
 
 class _Spill:
-    """One spilled file: its memory map, and the folder removed with it."""
+    """One spilled file of ``shape[0]`` rows, read with `os.pread`.
+
+    Not a memory map: pages of a mapped file count in the process's resident
+    memory while mapped, so a map read end to end every epoch looks (and, until
+    the kernel reclaims them, is) as large as the arrays it replaced. Plain reads
+    go through the page cache only. The folder goes when this object does.
+    """
 
     def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
         self.path = path
-        self.rows = np.memmap(path, dtype=dtype, mode="r", shape=shape)
-        self._cleanup = weakref.finalize(
-            self, shutil.rmtree, str(path.parent), ignore_errors=True
-        )
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        self.row_bytes = int(np.prod(shape[1:], dtype="int64")) * self.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+        self._cleanup = weakref.finalize(self, _remove, self._fd, str(path.parent))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows (local indices, any order, repeats allowed)."""
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        got = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        flat = got.reshape(len(rows), -1).view(np.uint8)
+        # one read per run of consecutive rows (a whole batch when unshuffled)
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for run in np.split(np.arange(len(rows)), breaks):
+            if not len(run):
+                continue
+            size = len(run) * self.row_bytes
+            data = os.pread(self._fd, size, int(ordered[run[0]]) * self.row_bytes)
+            if len(data) != size:
+                raise OSError(f"{self.path} is shorter than its {len(self)} rows")
+            flat[run[0] : run[-1] + 1] = np.frombuffer(data, np.uint8).reshape(
+                len(run), self.row_bytes
+            )
+        out = np.empty_like(got)
+        out[order] = got
+        return out
+
+
+def _remove(fd: int, folder: str) -> None:
+    os.close(fd)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class SpilledArray(LazyArray):
@@ -71,10 +109,10 @@ class SpilledArray(LazyArray):
 
     def __init__(self, spills: Sequence[_Spill], rows: np.ndarray) -> None:
         self._spills = tuple(spills)
-        first = self._spills[0].rows
+        first = self._spills[0]
         self.dtype = first.dtype
         self._item = tuple(first.shape[1:])
-        self._starts = np.cumsum([0] + [len(s.rows) for s in self._spills])
+        self._starts = np.cumsum([0] + [len(s) for s in self._spills])
         self.rows = np.asarray(rows, dtype="int64").reshape(-1)
 
     @property
@@ -150,19 +188,19 @@ class SpilledArray(LazyArray):
             for spill in p._spills:
                 if all(spill is not known for known in spills):
                     spills.append(spill)
-        starts = np.cumsum([0] + [len(s.rows) for s in spills])
+        starts = np.cumsum([0] + [len(s) for s in spills])
         rows = [_remap(p, spills, starts) for p in parts]
         return SpilledArray(spills, np.concatenate(rows))
 
 
 def _read_rows(spills: Sequence[_Spill], starts: np.ndarray, rows: np.ndarray) -> Any:
     """The given rows of `spills` laid end to end, in the order given."""
-    first = spills[0].rows
+    first = spills[0]
     out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
     for i, spill in enumerate(spills):
         mine = np.flatnonzero((rows >= starts[i]) & (rows < starts[i + 1]))
         if len(mine):
-            out[mine] = spill.rows[rows[mine] - starts[i]]
+            out[mine] = spill.read(rows[mine] - starts[i])
     return out
 
 
