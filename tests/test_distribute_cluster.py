@@ -84,11 +84,29 @@ def test_remove_backup_leaves_a_worker_folder_then_last_one_out(tmp_path):
     (shared / "workertemp_1").mkdir(parents=True)
     (shared / "workertemp_1" / "latest.weights.h5").write_text("w")
     (shared / "latest.weights.h5").write_text("c")
-    (shared / "sub").mkdir()
+    (shared / "training_metadata.json.bkp").write_text("c")
     cluster.remove_backup(shared, shared)  # chief first: worker still saving
     assert sorted(os.listdir(shared)) == [cluster.CHIEF_DONE, "workertemp_1"]
     cluster.remove_backup(shared, shared / "workertemp_1")  # worker last
     assert not shared.exists()
+
+
+def test_remove_backup_keeps_what_is_not_the_backups(tmp_path):
+    # A backup_dir shared with the user's own files: only the backup goes.
+    shared = tmp_path / "proj"
+    (shared / "photos").mkdir(parents=True)
+    (shared / "notes.txt").write_text("mine")
+    for name in ("latest.weights.h5", "training_metadata.json", "random_states.npz"):
+        (shared / name).write_text("backup")
+    cluster.remove_backup(shared, shared)
+    assert sorted(os.listdir(shared)) == ["notes.txt", "photos"]
+    # with a worker still saving: the marker, then the worker leaves the user's
+    (shared / "workertemp_1").mkdir()
+    (shared / "latest.weights.h5").write_text("backup")
+    cluster.remove_backup(shared, shared)
+    assert cluster.CHIEF_DONE in os.listdir(shared)
+    cluster.remove_backup(shared, shared / "workertemp_1")
+    assert sorted(os.listdir(shared)) == ["notes.txt", "photos"]
 
 
 def test_a_worker_done_first_leaves_the_shared_folder_to_the_chief(tmp_path):

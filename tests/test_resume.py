@@ -7,6 +7,7 @@ variable loading" warning.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -134,3 +135,33 @@ def test_resumable_backup_restores_adam_moments(tmp_path):
         np.testing.assert_allclose(np.array(got), np.array(want), rtol=0, atol=1e-6)
     for got, want in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_a_finished_backup_leaves_the_users_files(tmp_path):
+    # ResumableBackup("proj") once removed the whole folder (Keras's
+    # BackupAndRestore does): a user's proj/notes.txt went with it.
+    x = np.ones((4, 3), "float32")
+    backup = tmp_path / "proj"
+    backup.mkdir()
+    (backup / "notes.txt").write_text("mine")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    seen = []
+
+    class _Look(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(os.listdir(backup)))
+
+    model.fit(
+        x,
+        x[:, :2],
+        epochs=2,
+        verbose=0,
+        callbacks=[ResumableBackup(str(backup)), _Look()],
+    )
+    assert "latest.weights.h5" in seen[-1]  # it did back up there
+    assert sorted(os.listdir(backup)) == ["notes.txt"]
+    # a folder of its own still goes when the run is done
+    own = tmp_path / "own"
+    model.fit(x, x[:, :2], epochs=1, verbose=0, callbacks=[ResumableBackup(str(own))])
+    assert not own.exists()

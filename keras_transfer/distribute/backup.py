@@ -95,7 +95,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     restarted cluster restores every worker from the chief's backup.
 
     Args:
-        backup_dir: str. Folder of the backup, used by this callback only.
+        backup_dir: str. Folder of the backup. When training ends its files
+            (`cluster.BACKUP_FILES`) are removed, and the folder too if nothing
+            else is in it: unlike Keras's `BackupAndRestore`, which removes the
+            whole folder, a user's own files there stay.
         **kwargs: Passed to `BackupAndRestore` (`save_freq` defaults to "epoch").
 
     Examples:

@@ -233,15 +233,26 @@ def _worker_temps(path: str) -> list[str]:
     return [e for e in os.listdir(path) if e.startswith("workertemp_")]
 
 
+#: What `ResumableBackup` (and Keras's `BackupAndRestore` under it) writes in its
+#: folder: these names and their temporary / previous copies (".bkp", ".tmp.npz").
+BACKUP_FILES = ("latest.weights.h5", "training_metadata.json", "random_states.npz")
+
+
+def _backup_file(entry: str) -> bool:
+    return entry == CHIEF_DONE or any(entry.startswith(n) for n in BACKUP_FILES)
+
+
 def remove_backup(path: str | os.PathLike, written: str | os.PathLike) -> None:
     """Removes a finished backup without pulling a folder from under another process.
 
     A worker removes its temporary folder; the chief (or a lone process) removes
-    its own files in ``path``. The shared folder goes only once the chief is done
-    with it: the chief removes it when no worker's temporary folder is left, else
-    it leaves a ``.chief_done`` marker and the last worker removes it. A worker
-    never removes the folder before the chief is done (it once did, while it was
-    still empty, just before the chief's first save into it: that save failed).
+    its own files in ``path`` (`BACKUP_FILES`: anything else there is the
+    user's and stays). The shared folder goes only once the chief is done with
+    it and nothing else is left in it: the chief removes it when no worker's
+    temporary folder is left, else it leaves a ``.chief_done`` marker and the
+    last worker removes it. A worker never removes the folder before the chief
+    is done (it once did, while it was still empty, just before the chief's
+    first save into it: that save failed).
 
     Args:
         path: str or PathLike. The shared backup folder.
@@ -260,16 +271,15 @@ def remove_backup(path: str | os.PathLike, written: str | os.PathLike) -> None:
         return
     for entry in os.listdir(path):
         full = os.path.join(path, entry)
-        if entry.startswith("workertemp_") and os.path.isdir(full):
-            continue
-        if os.path.isdir(full):
-            shutil.rmtree(full, ignore_errors=True)
-        else:
+        if _backup_file(entry) and os.path.isfile(full):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(full)
-    try:
+    if _worker_temps(path):  # a worker is still saving: it removes the folder after
+        with contextlib.suppress(OSError), open(marker, "w") as f:
+            f.write("the chief finished; the last worker removes this folder\n")
+        if _worker_temps(path):
+            return
+        with contextlib.suppress(OSError):  # the last one left meanwhile
+            os.remove(marker)
+    with contextlib.suppress(OSError):  # not empty: the user's files stay with it
         os.rmdir(path)
-    except OSError:  # a worker is still saving: it removes the folder after
-        with contextlib.suppress(OSError):
-            with open(marker, "w") as f:
-                f.write("the chief finished; the last worker removes this folder\n")
