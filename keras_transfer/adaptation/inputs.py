@@ -28,13 +28,30 @@ def labelled_arrays(source: Any) -> tuple[Any, np.ndarray]:
                 "Expected source to be labelled: (x, y) arrays or a tf.data.Dataset "
                 f"yielding (x, y). Received a dataset with elements {spec}"
             )
+        _one_input(spec[0], "source")
         return _read(source, "source", labelled=True)
     if not isinstance(source, (tuple, list)) or len(source) != 2:
         raise ValueError(
             "Expected source to be labelled: a tuple (x, y) or a tf.data.Dataset "
             f"yielding (x, y). Received: source of type {type(source).__name__}"
         )
+    _one_input(source[0], "source")
     return lazy_asarray(source[0]), np.asarray(source[1])
+
+
+def _one_input(x: Any, role: str) -> None:
+    """Refuses several inputs per example (a dict or tuple of arrays): adapt
+    splits, joins and streams one array of inputs per domain."""
+    if isinstance(x, dict | tuple | list):
+        kind = type(x).__name__
+        keys = list(x) if isinstance(x, dict) else f"{len(x)} entries"
+        raise ValueError(
+            f"Expected the {role} inputs to be one array (images, feature vectors, "
+            "token ids or strings) per example; adapt does not take several inputs "
+            f"per example. Received a {kind} of inputs ({keys}). Give adapt an "
+            "encoder with one input (e.g. a text encoder that takes the strings and "
+            "tokenizes inside), or precompute one feature array."
+        )
 
 
 def unlabelled_array(target: Any) -> Any:
@@ -47,7 +64,10 @@ def unlabelled_array(target: Any) -> Any:
                 "see target labels. Drop them with target.map(lambda x, y: x). "
                 f"Received a dataset with elements {spec}"
             )
+        _one_input(spec, "target")
         return _read(target, "target", labelled=False)[0]
+    if isinstance(target, dict):
+        _one_input(target, "target")
     if isinstance(target, (tuple, list)):
         kind = type(target).__name__
         raise ValueError(

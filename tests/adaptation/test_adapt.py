@@ -288,6 +288,25 @@ def test_unknown_method_and_labelled_target_dataset_are_refused():
         kt.adapt(tiny_encoder(), (xs, ys), labelled, verbose=0)
 
 
+def test_several_inputs_per_example_are_refused_by_name():
+    import tensorflow as tf
+
+    (xs, ys), (xt, _) = two_domains(n=60)
+    several = (
+        "Expected the source inputs to be one array.*dict of inputs \\(\\['a'\\]\\)"
+    )
+    with pytest.raises(ValueError, match=several):
+        kt.adapt(tiny_encoder(), ({"a": xs}, ys), xt, verbose=0)
+    source = tf.data.Dataset.from_tensor_slices(({"a": xs}, ys))
+    with pytest.raises(ValueError, match=several):
+        kt.adapt(tiny_encoder(), source, xt, verbose=0)
+    with pytest.raises(ValueError, match="target inputs to be one array"):
+        kt.adapt(tiny_encoder(), (xs, ys), {"a": xt}, verbose=0)
+    target = tf.data.Dataset.from_tensor_slices({"a": xt, "b": xt})
+    with pytest.raises(ValueError, match=r"target inputs.*\['a', 'b'\]"):
+        kt.adapt(tiny_encoder(), (xs, ys), target, verbose=0)
+
+
 def test_combined_method_ramps_every_part_and_bad_combinations_are_refused():
     (xs, ys), (xt, _) = two_domains(n=90)
     result = kt.adapt(
