@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from keras_transfer.data.lazy import LazyArray
 SPILL_BYTES = 512 << 20
 #: Rows read from the file at a time when a `SpilledArray` streams.
 READ_ROWS = 256
+#: Bytes asked of one read call.
+READ_CHUNK = 1 << 28
 
 _LOG = logging.getLogger("keras_transfer")
 
@@ -47,11 +50,30 @@ class _Spill:
         self.dtype = np.dtype(dtype)
         self.shape = tuple(shape)
         self.row_bytes = int(np.prod(shape[1:], dtype="int64")) * self.dtype.itemsize
-        self._fd = os.open(path, os.O_RDONLY)
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._lock = threading.Lock()
         self._cleanup = weakref.finalize(self, _remove, self._fd, str(path.parent))
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def _pread(self, size: int, offset: int) -> bytes:
+        """``size`` bytes from ``offset``; a read may return less (Linux: under
+        2 GiB a call), so it reads in chunks until done or the file ends."""
+        parts, done = [], 0
+        while done < size:
+            want = min(size - done, READ_CHUNK)
+            if hasattr(os, "pread"):
+                part = os.pread(self._fd, want, offset + done)
+            else:  # pragma: no cover - Windows: no positional read
+                with self._lock:
+                    os.lseek(self._fd, offset + done, os.SEEK_SET)
+                    part = os.read(self._fd, want)
+            if not part:
+                break
+            parts.append(part)
+            done += len(part)
+        return b"".join(parts)
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The given rows (local indices, any order, repeats allowed)."""
@@ -65,7 +87,7 @@ class _Spill:
             if not len(run):
                 continue
             size = len(run) * self.row_bytes
-            data = os.pread(self._fd, size, int(ordered[run[0]]) * self.row_bytes)
+            data = self._pread(size, int(ordered[run[0]]) * self.row_bytes)
             if len(data) != size:
                 raise OSError(f"{self.path} is shorter than its {len(self)} rows")
             flat[run[0] : run[-1] + 1] = np.frombuffer(data, np.uint8).reshape(

@@ -160,5 +160,13 @@ def test_check_sees_every_batch_with_its_first_row(temp_dir):
     assert seen == [(0, 8), (8, 8), (16, 4)]
 
 
+def test_reads_longer_than_one_call_are_joined(temp_dir, monkeypatch):
+    x, _ = _data(50)
+    got, _ = read_dataset(tf.data.Dataset.from_tensor_slices(x), "t", spill_bytes=0)
+    monkeypatch.setattr(spill, "READ_CHUNK", 100)  # bytes: several calls a row
+    np.testing.assert_array_equal(np.asarray(got), x)
+    np.testing.assert_array_equal(np.asarray(got[[3, 2, 40]]), x[[3, 2, 40]])
+
+
 def test_the_default_limit_is_half_a_gibibyte():
     assert spill.SPILL_BYTES == 512 << 20
