@@ -270,7 +270,7 @@ def read_dataset(
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     held = count = 0
-    writer = folder = None
+    writer = folder = first = None
     try:
         for element in ds.as_numpy_iterator():
             x = np.asarray(element[0] if labelled else element)
@@ -279,6 +279,15 @@ def read_dataset(
                 ys.append(y if batched else y[None])
             if not batched:
                 x = x[None]
+            first = x if first is None else first
+            if x.shape[1:] != first.shape[1:] or x.dtype != first.dtype:
+                raise ValueError(
+                    f"Expected every {role} example to have inputs of one shape and "
+                    f"dtype. Received {first.shape[1:]} {first.dtype} and then "
+                    f"{x.shape[1:]} {x.dtype} (examples {count} on): resize or pad "
+                    "them to one shape in the dataset (e.g. a map with "
+                    "tf.image.resize) before adapt."
+                )
             if check is not None:
                 check(x, count)
             count += len(x)
@@ -290,14 +299,8 @@ def read_dataset(
                     writer = open(folder / "rows.bin", "wb")  # noqa: SIM115
                     for part in xs:
                         writer.write(np.ascontiguousarray(part).tobytes())
-                    first, xs = xs[0], []
+                    xs = []
             else:
-                if x.shape[1:] != first.shape[1:] or x.dtype != first.dtype:
-                    raise ValueError(
-                        f"Expected every {role} batch to have inputs of one shape "
-                        f"and dtype. Received {first.shape[1:]} {first.dtype} and "
-                        f"then {x.shape[1:]} {x.dtype}"
-                    )
                 writer.write(np.ascontiguousarray(x).tobytes())
     except BaseException:
         if writer is not None:
