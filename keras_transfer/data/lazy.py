@@ -81,14 +81,115 @@ class LazyArray:
 
     @staticmethod
     def join(parts: Sequence[Any]) -> Any:
-        """Concatenates lazily when every part is a lazy array of one kind that
-        can be joined; anything else as `np.concatenate` (which reads them)."""
+        """Concatenates without reading: lazy arrays of one kind with their own
+        `concatenate`, a mix of kinds (or lazy arrays and arrays) as a
+        `JoinedArray`; arrays alone with `np.concatenate`."""
         first = parts[0]
         if isinstance(first, LazyArray) and all(type(p) is type(first) for p in parts):
             return type(first).concatenate(parts)
+        if any(isinstance(p, LazyArray) for p in parts):
+            return JoinedArray(parts)
         return np.concatenate([np.asarray(p) for p in parts])
 
     @classmethod
     def concatenate(cls, parts: Sequence[Any]) -> Any:
         """Joins lazy arrays of this kind; subclasses join without reading."""
         return np.concatenate([np.asarray(p) for p in parts])
+
+
+class JoinedArray(LazyArray):
+    """Rows of several arrays (lazy arrays of different kinds, or NumPy arrays)
+    laid end to end, read on use: what `LazyArray.join` returns for a mix.
+
+    Slices and index arrays pick rows across the parts without reading them;
+    `np.asarray` reads each part's chosen rows (a lazy part as it reads itself)
+    and puts them in order. Its `dataset` reads `READ_ROWS` rows at a time
+    and keeps the parts alive while it is used.
+
+    Args:
+        parts: arrays with one row shape.
+        part_of: int array or None. Each row's part. Defaults to every row of
+            every part, in order.
+        row_of: int array or None. Each row's index in its part.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer._backend import tf
+    from keras_transfer.data import LazyArray
+    from keras_transfer.data.spill import read_dataset
+    lazy, _ = read_dataset(tf.data.Dataset.range(4), "target", spill_bytes=0)
+    joined = LazyArray.join([lazy, np.arange(10, 12)])
+    assert type(joined).__name__ == "JoinedArray" and len(joined) == 6
+    assert np.asarray(joined[::-2]).tolist() == [11, 3, 1]
+    ```
+    """
+
+    READ_ROWS = 256
+
+    def __init__(
+        self,
+        parts: Sequence[Any],
+        part_of: np.ndarray | None = None,
+        row_of: np.ndarray | None = None,
+    ) -> None:
+        self._parts = tuple(parts)
+        shapes = {tuple(p.shape[1:]) for p in self._parts}
+        if len(shapes) != 1:
+            raise ValueError(
+                "Expected arrays with one row shape to join. Received row shapes "
+                f"{sorted(shapes)}"
+            )
+        self._item = shapes.pop()
+        self.dtype = np.result_type(*[np.dtype(p.dtype) for p in self._parts])
+        if part_of is None:
+            sizes = [len(p) for p in self._parts]
+            part_of = np.repeat(np.arange(len(sizes)), sizes)
+            row_of = np.concatenate([np.arange(n) for n in sizes])
+        self._part_of = np.asarray(part_of, "int64")
+        self._row_of = np.asarray(row_of, "int64")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._part_of), *self._item)
+
+    def __len__(self) -> int:
+        return len(self._part_of)
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(type(p).__name__ for p in self._parts)
+        return f"JoinedArray(shape={self.shape}, parts=[{kinds}])"
+
+    def _take(self, index: np.ndarray) -> JoinedArray:
+        return JoinedArray(self._parts, self._part_of[index], self._row_of[index])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=dtype or self.dtype)
+        for i, part in enumerate(self._parts):
+            mine = np.flatnonzero(self._part_of == i)
+            if len(mine):
+                out[mine] = np.asarray(part[self._row_of[mine]])
+        return out
+
+    def dataset(
+        self, *others: Any, shuffle: bool, seed: int, dtype: str | None = None
+    ) -> Any:
+        """The rows as an unbatched `tf.data.Dataset`, `READ_ROWS` read at a time."""
+        from keras_transfer._backend import tf
+
+        out_dtype = np.dtype(dtype or self.dtype)
+        n = len(self)
+        ds = tf.data.Dataset.from_tensor_slices((np.arange(n), *others))
+        if shuffle:
+            ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+
+        def read(positions: np.ndarray) -> np.ndarray:
+            return np.asarray(self._take(positions), dtype=out_dtype)
+
+        def load(positions: Any, *rest: Any) -> Any:
+            rows = tf.numpy_function(read, [positions], tf.as_dtype(out_dtype))
+            rows.set_shape((None, *self._item))
+            return (rows, *rest) if rest else rows
+
+        ds = ds.batch(self.READ_ROWS).map(load).unbatch()
+        return ds.apply(tf.data.experimental.assert_cardinality(n))

@@ -10,7 +10,7 @@ import pytest
 
 from keras_transfer._backend import tf
 from keras_transfer.data import from_arrays, spill
-from keras_transfer.data.lazy import LazyArray
+from keras_transfer.data.lazy import JoinedArray, LazyArray
 from keras_transfer.data.spill import SpilledArray, read_dataset
 
 
@@ -90,9 +90,44 @@ def test_concatenate_joins_spills_without_reading(temp_dir, monkeypatch):
         [np.concatenate([x1[10:], x2[::2], x1[:3]])[::-1], x2[:1]]
     )
     np.testing.assert_array_equal(np.asarray(again), expected)
-    # anything else is read and concatenated as arrays
+    # lazy and in-memory parts: a JoinedArray, still not read
+    monkeypatch.setattr(SpilledArray, "__array__", lambda *a, **k: 1 / 0)
     mixed = LazyArray.join([a[:2], x2[:1]])
-    assert isinstance(mixed, np.ndarray) and mixed.shape == (3, 4, 3)
+    monkeypatch.setattr(SpilledArray, "__array__", whole)
+    assert isinstance(mixed, JoinedArray) and mixed.shape == (3, 4, 3)
+    np.testing.assert_array_equal(np.asarray(mixed), np.concatenate([x1[:2], x2[:1]]))
+    # arrays alone are concatenated as arrays
+    assert isinstance(LazyArray.join([x1[:1], x2[:1]]), np.ndarray)
+
+
+def test_image_files_and_spilled_rows_join_lazily(temp_dir, monkeypatch):
+    from PIL import Image
+
+    from keras_transfer.data import ImageFiles
+
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 255, (5, 6, 6, 3)).astype("uint8")
+    paths = []
+    for i, picture in enumerate(pictures):
+        paths.append(str(temp_dir / f"{i}.png"))
+        Image.fromarray(picture).save(paths[-1])
+    files = ImageFiles(paths, (6, 6))
+    rows = rng.integers(0, 255, (7, 6, 6, 3)).astype("uint8")
+    spilled, _ = read_dataset(
+        tf.data.Dataset.from_tensor_slices(rows), "t", spill_bytes=0
+    )
+    joined = LazyArray.join([files[:3], spilled[2:]])
+    assert isinstance(joined, JoinedArray) and len(joined) == 8
+    expected = np.concatenate([pictures[:3], rows[2:]])
+    order = rng.permutation(8)
+    picked = joined[order]  # a shuffle across the parts: still lazy
+    assert isinstance(picked, JoinedArray)
+    np.testing.assert_array_equal(np.asarray(picked), expected[order])
+    np.testing.assert_array_equal(np.asarray(picked[2:5]), expected[order][2:5])
+    streamed = list(from_arrays(picked, batch_size=3, shuffle=False))
+    np.testing.assert_array_equal(np.concatenate(streamed), expected[order])
+    with pytest.raises(ValueError, match="one row shape"):
+        LazyArray.join([files, rows[:, :5]])
 
 
 def test_dataset_streams_rows_in_order_or_shuffled_with_their_labels(temp_dir):
