@@ -11,6 +11,7 @@ reading from it is garbage collected (or when Python exits).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -302,10 +303,18 @@ def read_dataset(
                     xs = []
             else:
                 writer.write(np.ascontiguousarray(x).tobytes())
-    except BaseException:
+    except BaseException as error:
         if writer is not None:
             writer.close()
             shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise OSError(
+                error.errno,
+                f"No space left writing the {role} dataset to {folder} "
+                f"({count * first[:1].nbytes >> 20} MiB read so far; removed). Set "
+                "TMPDIR to a folder with room for it, or pass arrays or "
+                "keras_transfer.data.image_files instead of a dataset.",
+            ) from error
         raise
     labels = None
     if labelled:
@@ -314,10 +323,10 @@ def read_dataset(
         return (np.concatenate(xs) if xs else np.zeros((0,), "float32")), labels
     writer.close()
     spill = _Spill(folder / "rows.bin", first.dtype, (count, *first.shape[1:]))
-    _LOG.info(
+    _LOG.warning(
         "adapt: the %s dataset (%d MiB of inputs) is larger than %d MiB: it was "
         "written to %s and is read back one batch at a time (removed when no "
-        "longer used)",
+        "longer used; TMPDIR moves it)",
         role,
         (count * first[:1].nbytes) >> 20,
         limit >> 20,

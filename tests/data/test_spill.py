@@ -170,6 +170,33 @@ def test_a_failed_read_leaves_nothing_on_disk(temp_dir):
     assert not _spilled(temp_dir)
 
 
+def test_a_full_disk_is_named_and_leaves_nothing(temp_dir, monkeypatch):
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class _Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.f.close()
+
+    def full_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return _Full(f) if str(path).endswith("rows.bin") else f
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    x, _ = _data(20)
+    with pytest.raises(OSError, match="No space left writing the target.*TMPDIR"):
+        read_dataset(tf.data.Dataset.from_tensor_slices(x), "target", spill_bytes=0)
+    assert not _spilled(temp_dir)
+
+
 @pytest.mark.parametrize("spill_bytes", [0, None])  # on disk; in memory
 def test_batches_of_another_shape_are_named(temp_dir, spill_bytes):
     def rows():
