@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
-from keras_transfer.data.lazy import LazyArray
+from keras_transfer.data.lazy import JoinedArray, LazyArray
 
 #: A dataset read for `adapt` past this many bytes of inputs goes to disk.
 SPILL_BYTES = 512 << 20
@@ -198,14 +198,15 @@ class SpilledArray(LazyArray):
 
     @classmethod
     def concatenate(cls, parts: Sequence[Any]) -> Any:
-        """Joins `SpilledArray`s of one dtype and row shape without reading them."""
+        """Joins `SpilledArray`s of one dtype and row shape without reading them
+        (anything else as `LazyArray.join`: a `JoinedArray`, still unread)."""
         first = parts[0]
         if not all(
             isinstance(p, SpilledArray)
             and (p.dtype, p._item) == (first.dtype, first._item)
             for p in parts
         ):
-            return np.concatenate([np.asarray(p) for p in parts])
+            return JoinedArray(parts)
         spills: list[_Spill] = []
         for p in parts:
             for spill in p._spills:

@@ -96,6 +96,13 @@ def test_concatenate_joins_spills_without_reading(temp_dir, monkeypatch):
     monkeypatch.setattr(SpilledArray, "__array__", whole)
     assert isinstance(mixed, JoinedArray) and mixed.shape == (3, 4, 3)
     np.testing.assert_array_equal(np.asarray(mixed), np.concatenate([x1[:2], x2[:1]]))
+    # spilled rows of another dtype join as a JoinedArray too
+    c, _ = read_dataset(
+        tf.data.Dataset.from_tensor_slices(x2.astype("float64")), "c", spill_bytes=0
+    )
+    other = SpilledArray.concatenate([a[:1], c[:1]])
+    assert isinstance(other, JoinedArray) and other.dtype == np.float64
+    np.testing.assert_array_equal(np.asarray(other), np.concatenate([x1[:1], x2[:1]]))
     # arrays alone are concatenated as arrays
     assert isinstance(LazyArray.join([x1[:1], x2[:1]]), np.ndarray)
 
