@@ -15,6 +15,44 @@ from typing import Any
 
 import numpy as np
 
+#: Rows read at a time when a lazy array other than `ImageFiles` streams.
+READ_ROWS = 256
+
+
+def stream_rows(
+    keys: np.ndarray,
+    others: Sequence[Any],
+    read: Any,
+    item: tuple[int, ...],
+    dtype: Any,
+    *,
+    shuffle: bool,
+    seed: int,
+    parallel: bool = True,
+) -> Any:
+    """An unbatched `tf.data.Dataset` of rows read `READ_ROWS` at a time.
+
+    ``keys`` (one per row) are what is shuffled (with a buffer of all of them,
+    reshuffled every epoch: no memory for rows) and batched; ``read(keys)``
+    returns those rows as an array of ``dtype``; ``others`` (one entry per row)
+    come beside each row. Its cardinality is known.
+    """
+    from keras_transfer._backend import tf
+
+    n = len(keys)
+    ds = tf.data.Dataset.from_tensor_slices((keys, *others))
+    if shuffle:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+
+    def load(batch_keys: Any, *rest: Any) -> Any:
+        rows = tf.numpy_function(read, [batch_keys], tf.as_dtype(dtype))
+        rows.set_shape((None, *item))
+        return (rows, *rest) if rest else rows
+
+    calls = tf.data.AUTOTUNE if parallel else None
+    ds = ds.batch(READ_ROWS).map(load, num_parallel_calls=calls).unbatch()
+    return ds.apply(tf.data.experimental.assert_cardinality(n))
+
 
 class LazyArray:
     """Base class of the array-likes that are read on use.
@@ -125,8 +163,6 @@ class JoinedArray(LazyArray):
     ```
     """
 
-    READ_ROWS = 256
-
     def __init__(
         self,
         parts: Sequence[Any],
@@ -174,22 +210,20 @@ class JoinedArray(LazyArray):
     def dataset(
         self, *others: Any, shuffle: bool, seed: int, dtype: str | None = None
     ) -> Any:
-        """The rows as an unbatched `tf.data.Dataset`, `READ_ROWS` read at a time."""
-        from keras_transfer._backend import tf
-
+        """The rows as an unbatched `tf.data.Dataset`, `READ_ROWS` read at a time
+        (one read at a time: a part may be image files decoded by `tf.data`)."""
         out_dtype = np.dtype(dtype or self.dtype)
-        n = len(self)
-        ds = tf.data.Dataset.from_tensor_slices((np.arange(n), *others))
-        if shuffle:
-            ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
 
         def read(positions: np.ndarray) -> np.ndarray:
             return np.asarray(self._take(positions), dtype=out_dtype)
 
-        def load(positions: Any, *rest: Any) -> Any:
-            rows = tf.numpy_function(read, [positions], tf.as_dtype(out_dtype))
-            rows.set_shape((None, *self._item))
-            return (rows, *rest) if rest else rows
-
-        ds = ds.batch(self.READ_ROWS).map(load).unbatch()
-        return ds.apply(tf.data.experimental.assert_cardinality(n))
+        return stream_rows(
+            np.arange(len(self)),
+            others,
+            read,
+            self._item,
+            out_dtype,
+            shuffle=shuffle,
+            seed=seed,
+            parallel=False,
+        )

@@ -25,12 +25,10 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import tf
-from keras_transfer.data.lazy import JoinedArray, LazyArray
+from keras_transfer.data.lazy import JoinedArray, LazyArray, stream_rows
 
 #: A dataset read for `adapt` past this many bytes of inputs goes to disk.
 SPILL_BYTES = 512 << 20
-#: Rows read from the file at a time when a `SpilledArray` streams.
-READ_ROWS = 256
 #: Bytes asked of one read call.
 READ_CHUNK = 1 << 28
 
@@ -110,7 +108,7 @@ class SpilledArray(LazyArray):
     Nothing is read until it is read: `len`, `shape`, slices and index arrays
     are free (they return `SpilledArray`s of the chosen rows), an int index reads
     one row, `np.asarray` reads every chosen row, and `dataset()` streams them
-    (`READ_ROWS` at a time). `SpilledArray.concatenate` joins arrays of one
+    (`lazy.READ_ROWS` at a time). `SpilledArray.concatenate` joins arrays of one
     dtype and row shape without reading them. Made by `read_dataset`.
 
     Args:
@@ -161,22 +159,16 @@ class SpilledArray(LazyArray):
     def dataset(
         self, *others: Any, shuffle: bool, seed: int, dtype: str | None = None
     ) -> Any:
-        """The rows as an unbatched `tf.data.Dataset`, read `READ_ROWS` at a time.
+        """The rows as an unbatched `tf.data.Dataset`, read `lazy.READ_ROWS` at a time.
 
         With ``shuffle``, the row indices (not the rows) are shuffled with a
         buffer of all of them, reshuffled every epoch, so shuffling costs no
         memory. `others` (arrays with one entry per row) come beside each row.
         """
         out_dtype = np.dtype(dtype or self.dtype)
-        n = len(self)
         # The dataset holds weak references: a strong one in its reader would keep
         # the files on disk for as long as TensorFlow keeps the function.
         spills, starts = [weakref.ref(s) for s in self._spills], self._starts
-        item = self._item
-        ds = tf.data.Dataset.from_tensor_slices((self.rows, *others))
-        if shuffle:
-            ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(READ_ROWS)
 
         def read(rows: np.ndarray) -> np.ndarray:
             live = [ref() for ref in spills]
@@ -188,13 +180,9 @@ class SpilledArray(LazyArray):
                 )
             return _read_rows(live, starts, rows).astype(out_dtype, copy=False)
 
-        def load(positions: Any, *rest: Any) -> Any:
-            rows = tf.numpy_function(read, [positions], tf.as_dtype(out_dtype))
-            rows.set_shape((None, *item))
-            return (rows, *rest) if rest else rows
-
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        return ds.apply(tf.data.experimental.assert_cardinality(n))
+        return stream_rows(
+            self.rows, others, read, self._item, out_dtype, shuffle=shuffle, seed=seed
+        )
 
     @classmethod
     def concatenate(cls, parts: Sequence[Any]) -> Any:
