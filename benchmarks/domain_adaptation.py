@@ -19,6 +19,8 @@ split, never seen in training), epoch time and whole-run time vs source-only.
     python benchmarks/domain_adaptation.py --pairs digits_rotnoise --methods dann
     python benchmarks/domain_adaptation.py --quick              # 1 seed, 1 epoch, small
     python benchmarks/domain_adaptation.py --table              # table from the JSON
+    python benchmarks/domain_adaptation.py --folder-pair mine photos/ phone_shots/ \
+        --output mine.json                                      # a pair of your own
 
 Results: benchmarks/results/domain_adaptation.json, rewritten after every run so that
 a stopped run keeps its rows; ``--resume`` skips the (pair, method, seed) rows already
@@ -1662,6 +1664,23 @@ def parse_args(argv=None):
         help="default: every registered alignment method and auto; source_only and "
         "oracle always run",
     )
+    parser.add_argument(
+        "--folder-pair",
+        nargs=3,
+        action="append",
+        metavar=("NAME", "SOURCE_DIR", "TARGET_DIR"),
+        help="a pair of your own: two image folders with the same class subfolders "
+        "(<dir>/<class>/<images>), registered as NAME (the target's labels score the "
+        "runs and train the oracle only); repeatable; without --pairs only these run",
+    )
+    parser.add_argument(
+        "--pairs-file",
+        action="append",
+        metavar="FILE.py",
+        help="a Python file that registers pairs of your own "
+        "(keras_transfer.datasets.register_domain_pair / register_folder_pair); "
+        "without --pairs only the pairs it registers run",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None, help="recipe default")
     parser.add_argument("--batch-size", type=int, default=None, help="recipe default")
@@ -1784,7 +1803,11 @@ def parse_args(argv=None):
         args.seeds = 1
         args.epochs = args.epochs or 1
         args.limit = args.limit or 300
-    pairs = args.pairs or list_domain_pairs()
+    try:
+        own = register_own_pairs(args.folder_pair, args.pairs_file)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+    pairs = args.pairs or own or list_domain_pairs()
     groups = (
         ("heldout", HELDOUT_PAIRS),
         ("fresh", FRESH_PAIRS),
@@ -1813,6 +1836,34 @@ def parse_args(argv=None):
     except ValueError as err:
         parser.error(str(err))
     return args
+
+
+def register_own_pairs(
+    folder_pairs: list[list[str]] | None, pairs_files: list[str] | None
+) -> list[str]:
+    """Registers ``--folder-pair`` and ``--pairs-file`` pairs; returns their names."""
+    import runpy
+
+    from keras_transfer.datasets import list_domain_pairs, register_folder_pair
+
+    names = []
+    for name, source_dir, target_dir in folder_pairs or ():
+        register_folder_pair(name, source_dir, target_dir, overwrite=True)
+        names.append(name)
+    for file in pairs_files or ():
+        if not os.path.isfile(file):
+            raise ValueError(f"--pairs-file {file!r} does not exist.")
+        before = set(list_domain_pairs())
+        runpy.run_path(file, run_name="pairs_file")
+        new = sorted(set(list_domain_pairs()) - before)
+        if not new:
+            raise ValueError(
+                f"--pairs-file {file!r} registered no new pair. Expected it to call "
+                "keras_transfer.datasets.register_domain_pair or register_folder_pair "
+                "with a name not registered before."
+            )
+        names += new
+    return names
 
 
 def _value(text: str):
@@ -1936,6 +1987,9 @@ def main(argv=None) -> int:
     order = ["source_only", *[m for m in methods if m not in BASELINES], "oracle"]
     config = {
         "pairs": args.pairs,
+        "folder_pairs": {n: [src, tgt] for n, src, tgt in args.folder_pair or ()}
+        or None,
+        "pairs_files": args.pairs_file,
         "methods": order,
         "seeds": args.seeds,
         "epochs": args.epochs,

@@ -43,6 +43,7 @@ def register_domain_pair(
     modality: str = "image",
     num_classes: int = 10,
     shift: str = "",
+    overwrite: bool = False,
 ) -> None:
     """Registers a domain pair builder under ``name``.
 
@@ -53,9 +54,13 @@ def register_domain_pair(
         modality: str. ``"image"`` or ``"text"``. Defaults to ``"image"``.
         num_classes: int. Number of classes (>= 2). Defaults to 10.
         shift: str. One line describing the shift. Defaults to ``""``.
+        overwrite: bool. Replace a pair already registered under ``name`` (a
+            script that registers its pairs can then run twice in one process).
+            Defaults to False.
 
     Raises:
-        ValueError: For a bad name, modality or class count, or a taken name.
+        ValueError: For a bad name, modality or class count, or a taken name
+            (without ``overwrite``).
 
     Examples:
     ```python
@@ -69,10 +74,10 @@ def register_domain_pair(
         raise ValueError(
             f"Expected name to be a lower-case string without spaces. Received: {name!r}"
         )
-    if name in _PAIRS:
+    if name in _PAIRS and not overwrite:
         raise ValueError(
             f"Expected a new domain pair name. Received: name={name!r}, which is "
-            "already registered"
+            "already registered (pass overwrite=True to replace it)"
         )
     if modality not in ("image", "text"):
         raise ValueError(

@@ -512,3 +512,55 @@ def test_target_imbalance_thins_the_target_classes_geometrically(harness):
     even = harness.imbalance_target(data, 10.0, seed=0, evenly=True)
     assert even["target_class_counts"] == [41] * 10  # the control: as many, balanced
     assert abs(sum(even["target_class_counts"]) - counts.sum()) <= 10
+
+
+def _image_folder(root, shade):
+    from keras_transfer._backend import keras
+
+    rng = np.random.default_rng(shade)
+    for label, value in (("bright", 200), ("dark", 40)):
+        (root / label).mkdir(parents=True)
+        for i in range(10):
+            image = np.clip(value + shade + rng.normal(0, 20, (12, 12, 3)), 0, 255)
+            keras.utils.save_img(root / label / f"{i}.png", image.astype("uint8"))
+
+
+@pytest.mark.filterwarnings("ignore:adapt. the chosen model's held-out source")
+def test_a_pair_of_the_users_folders_runs_and_is_recorded(harness, tmp_path, capsys):
+    _image_folder(tmp_path / "src", 0)
+    _image_folder(tmp_path / "tgt", 30)
+    out = tmp_path / "mine.json"
+    argv = ["--quick", "--folder-pair", "mine", str(tmp_path / "src")]
+    argv += [str(tmp_path / "tgt"), "--methods", "source_only", "--size", "12"]
+    assert harness.main([*argv, "--output", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["config"]["pairs"] == ["mine"]  # only the user's pair ran
+    assert results["config"]["folder_pairs"] == {
+        "mine": [str(tmp_path / "src"), str(tmp_path / "tgt")]
+    }
+    rows = results["runs"]
+    assert [(r["pair"], r["method"]) for r in rows] == [
+        ("mine", "source_only"),
+        ("mine", "oracle"),
+    ]
+    assert all(0.0 <= r["target_accuracy"] <= 1.0 for r in rows)
+    assert "| mine | source_only |" in capsys.readouterr().out
+
+    pairs_file = tmp_path / "pairs.py"
+    pairs_file.write_text(
+        "from keras_transfer.datasets import register_folder_pair\n"
+        f"register_folder_pair('mine_too', {str(tmp_path / 'src')!r}, "
+        f"{str(tmp_path / 'tgt')!r})\n"
+    )
+    args = harness.parse_args(["--quick", "--pairs-file", str(pairs_file)])
+    assert args.pairs == ["mine_too"]
+
+    (tmp_path / "tgt" / "grey").mkdir()
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--folder-pair", "bad", str(tmp_path / "src"), "nowhere"])
+    assert "target folder 'nowhere' does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        harness.parse_args(
+            ["--folder-pair", "bad", str(tmp_path / "src"), str(tmp_path / "tgt")]
+        )
+    assert "only in the target ['grey']" in capsys.readouterr().err
