@@ -75,16 +75,25 @@ def agreement_check(agreement: dict[str, float], chosen: str) -> dict[str, Any]:
     return {"agreement": value, "low_agreement": low, "message": message}
 
 
-def source_check(source_accuracy: float, num_classes: int) -> str | None:
-    """The warning for a chosen model that learnt nothing from the labelled source.
+def source_check(
+    source_accuracy: float,
+    num_classes: int,
+    trained_statistics: float | None = None,
+) -> str | None:
+    """The warning for a returned model that learnt nothing from the labelled source.
 
     Held-out source accuracy at or below 1.5 times chance (the warm-up's take-off
     test) means the network never fitted the source, so there was nothing to adapt:
     every candidate then predicts alike, and the agreement check stays silent.
 
     Args:
-        source_accuracy: float. The chosen model's held-out source accuracy.
+        source_accuracy: float. The returned model's held-out source accuracy.
         num_classes: int. Number of classes.
+        trained_statistics: float or None. The same model's held-out source
+            accuracy with the BatchNorm statistics of its training batches, when
+            they were re-estimated on the target: the warning needs both at chance
+            (target statistics alone can lower the source's accuracy of a network
+            that learnt it). Defaults to None.
 
     Returns:
         str or None. The warning's text, or None when the source was learnt.
@@ -94,14 +103,23 @@ def source_check(source_accuracy: float, num_classes: int) -> str | None:
     from keras_transfer.adaptation.result import source_check
     assert "chance" in source_check(0.1, 10)
     assert source_check(0.9, 10) is None
+    assert source_check(0.1, 10, trained_statistics=0.8) is None
     ```
     """
     chance = 1.0 / max(int(num_classes), 2)
-    if source_accuracy > 1.5 * chance:
+    best = max(source_accuracy, trained_statistics or 0.0)
+    if best > 1.5 * chance:
         return None
+    trained = (
+        f" ({trained_statistics:.3f} with its training batches' BatchNorm statistics)"
+        if trained_statistics is not None
+        and abs(trained_statistics - source_accuracy) >= 5e-4
+        else ""
+    )
     return (
-        f"the chosen model's held-out source accuracy is {source_accuracy:.3f}, "
-        f"chance level for {num_classes} classes ({chance:.3f}): it learnt nothing "
+        f"the chosen model's held-out source accuracy is {source_accuracy:.3f}"
+        f"{trained}, chance level for {num_classes} classes ({chance:.3f}): it "
+        "learnt nothing "
         "from the labelled source, so nothing was adapted. Check that the backbone "
         "can train (a backbone without pretrained weights needs its BatchNorm "
         "layers trained too: train_batchnorm='auto' or True, CLI "

@@ -43,6 +43,28 @@ def validate_class_names(class_names: Any) -> list[str] | None:
     return list(class_names)
 
 
+def check_class_names(served: Served, class_names: list[str] | None) -> None:
+    """Refuses class names that do not match the model's classes (one name per
+    output unit; two for a one-unit sigmoid output), before anything is written:
+    an export that verified would otherwise fail when an app maps a class id."""
+    if class_names is None:
+        return
+    try:
+        units = served.model.outputs[0].shape[-1]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return  # a subclassed model without symbolic outputs: not known here
+    if units is None:
+        return
+    expected = 2 if units == 1 else int(units)
+    if len(class_names) != expected:
+        raise ValueError(
+            f"Expected one class name per class of the model: {expected} (its output "
+            f"has {units} unit{'s' if units != 1 else ''}"
+            + (", a binary sigmoid" if units == 1 else "")
+            + f"). Received: {len(class_names)} class names {class_names!r}"
+        )
+
+
 def training_metrics(model: Any, metrics: dict[str, Any] | None) -> dict[str, Any]:
     """User metrics, else the last epoch of ``model.history`` when the model was fit."""
     if metrics is not None:

@@ -147,6 +147,7 @@ def export_saved_model(
         include_preprocessing=include_preprocessing,
     )
     served, report = job.served, job.report
+    _pipeline.check_class_names(served, class_names)
 
     def write(tmp: Path) -> dict[str, Any]:
         write_saved_model(served, str(tmp), class_names=class_names)

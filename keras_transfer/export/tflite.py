@@ -412,6 +412,7 @@ def export_tflite(
         preprocessor=preprocessor,
     )
     served, report = job.served, job.report
+    _pipeline.check_class_names(served, class_names)
     rep = None
     if representative_data is not None:
         rep = _io.sample_array(

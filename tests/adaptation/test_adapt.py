@@ -433,7 +433,7 @@ def test_choose_keeps_the_jitter_whose_candidates_agree_more(capsys, monkeypatch
     from keras_transfer.adaptation import pipeline
 
     unlearnt = "the chosen model's held-out source accuracy is {:.3f} (test)"
-    monkeypatch.setattr(pipeline, "source_check", lambda a, k: unlearnt.format(a))
+    monkeypatch.setattr(pipeline, "source_check", lambda a, k, **_: unlearnt.format(a))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = kt.adapt(
@@ -910,6 +910,16 @@ def test_a_model_that_learnt_nothing_from_the_source_is_warned_about():
         result = kt.adapt(tiny_encoder(), (xs, ys), xt, epochs=2, verbose=0)
     assert result.selection["agreement_warning"] is None
     assert "chance level for 3 classes" in result.selection["source_warning"]
+    # the number quoted is the returned model's, also when that is not a candidate
+    for selector in (None, "ensemble"):
+        kwargs = {"selector": selector} if selector else {}
+        with pytest.warns(UserWarning, match="learnt nothing") as said:
+            result = kt.adapt(
+                tiny_encoder(), (xs, ys), xt, epochs=2, verbose=0, **kwargs
+            )
+        quoted = f"accuracy is {result.source_accuracy:.3f}"
+        assert quoted in result.selection["source_warning"]
+        assert any(quoted in str(w.message) for w in said)
     (xs, ys), (xt, _) = two_domains()
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*learnt nothing.*")

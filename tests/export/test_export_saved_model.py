@@ -87,6 +87,27 @@ def test_bad_class_names(digits_model, tmp_path):
         export_saved_model(digits_model, tmp_path / "x", class_names="0123456789")
 
 
+def test_class_names_of_another_length_are_refused_before_anything_is_written(
+    digits_model, tmp_path
+):
+    from keras_transfer.export import export_tflite
+
+    for export in (export_saved_model, export_tflite):
+        path = tmp_path / export.__name__
+        with pytest.raises(
+            ValueError,
+            match=r"one class name per class.*: 10 .*"
+            r"Received: 2 class names \['a', 'b'\]",
+        ):
+            export(digits_model, path, class_names=["a", "b"])
+        assert not path.exists()
+    inputs = keras.Input((4,))
+    binary = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    with pytest.raises(ValueError, match="2 .*1 unit, a binary sigmoid"):
+        export_saved_model(binary, tmp_path / "b", class_names=["yes"], verify=False)
+    export_saved_model(binary, tmp_path / "b", class_names=["no", "yes"], verify=False)
+
+
 def test_both_formats_share_the_manifest_and_the_verify_draw(tmp_path):
     """One pipeline: same shared manifest fields, verify_data drawn the same way."""
     from keras_transfer.export import export_tflite
