@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any
 
 from keras_transfer.version import __version__  # noqa: F401
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+if "keras" in sys.modules:  # Keras is loaded already: registering with it is free
+    try:
+        from keras_transfer import _backend  # noqa: F401 - installs the stand-ins
+    except ImportError:  # another backend: refused when a name is first used
+        pass
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {

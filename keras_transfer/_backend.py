@@ -36,4 +36,9 @@ if keras.backend.backend() != "tensorflow":  # keras was imported earlier, elsew
 
 import tensorflow as tf  # noqa: E402
 
+from keras_transfer._lazy_registry import install  # noqa: E402
+
+# keras.saving.load_model finds every keras-transfer class, imported or not
+install(keras.saving.get_custom_objects())
+
 __all__ = ["keras", "tf"]

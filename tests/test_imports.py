@@ -8,7 +8,8 @@ The layers, lowest first. A module may import its own unit (top-level module or
 subpackage), any unit of a lower layer and, where the layer says so, a sibling unit
 of its own layer (never in a cycle).
 
-1. foundation: the backend shim, deprecation aliases, version, the TensorFlow-free
+1. foundation: the backend shim (and the stand-ins it registers with Keras for
+   every serializable class), deprecation aliases, version, the TensorFlow-free
    config schemas, run folders, progress and report writing, saving (and the record of
    which layers are frozen it keeps), training callbacks and label checks.
 2. blocks: what every model is built from: layers, heads, backbone loaders, the
@@ -46,6 +47,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
         frozenset(
             {
                 "_backend",
+                "_lazy_registry",
                 "_deprecation",
                 "version",
                 "config",

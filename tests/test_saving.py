@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import keras_transfer
+from keras_transfer._backend import keras
 from keras_transfer.saving import REGISTERING_MODULES, check_model_file
 
 PACKAGE_DIR = Path(keras_transfer.__file__).parent
@@ -41,6 +42,53 @@ def test_registering_modules_is_complete():
     )
     stale = sorted(set(REGISTERING_MODULES) - registering)
     assert not stale, f"these register nothing (remove them): {stale}"
+
+
+def test_every_registered_class_has_a_stand_in_until_its_module_loads():
+    from keras_transfer._lazy_registry import SERIALIZABLE
+    from keras_transfer.saving import register_all
+
+    register_all()
+    registered = {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith("keras_transfer>")
+    }
+    assert sorted(registered) == sorted(SERIALIZABLE)
+    for name, cls in registered.items():  # the real classes replaced the stand-ins
+        assert not getattr(cls, "_keras_transfer_stand_in", False), name
+        assert cls.__module__ == SERIALIZABLE[name], name
+    assert set(SERIALIZABLE.values()) == set(REGISTERING_MODULES)
+
+
+def test_plain_keras_load_model_reads_a_keras_transfer_layer_in_a_fresh_process(
+    tmp_path,
+):
+    # ApplicationPreprocessing lives in a module `import keras_transfer` does not load
+    model = keras_transfer.build_classifier(
+        "keras_applications:MobileNetV3Small", 3, weights=None, input_shape=(32, 32, 3)
+    )
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    child = (
+        "import sys, numpy as np, keras, keras_transfer\n"
+        "m = keras.saving.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n"
+    )
+    paths = [str(tmp_path / f) for f in ("m.keras", "x.npy", "y.npy")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", child, *paths],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(
+        np.load(paths[2]), model.predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_missing_file(tmp_path):
