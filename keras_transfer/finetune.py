@@ -30,7 +30,11 @@ from keras_transfer.freezing import (
     find_backbone,
     set_trainable,
 )
-from keras_transfer.labels import check_input_shape, check_sparse_labels
+from keras_transfer.labels import (
+    check_dataset,
+    check_input_shape,
+    check_sparse_labels,
+)
 from keras_transfer.normalization import (
     check_recompute_batchnorm,
     recompute_after_training,
@@ -220,7 +224,9 @@ def fine_tune(
             for ``(x, y)`` arrays and a sparse categorical loss (the default),
             labels it cannot read: strings, one-hot rows, fractions, ids outside
             ``[0, outputs)`` (`keras_transfer.labels.check_sparse_labels`), and
-            inputs whose per-example shape is not the model's.
+            inputs whose per-example shape is not the model's; for a `tf.data`
+            dataset, unbatched elements or one-hot labels under a sparse loss
+            (`keras_transfer.labels.check_dataset`).
 
     Examples:
     ```python
@@ -284,7 +290,9 @@ def fine_tune(
         if len(train) == 3:
             fit_data["sample_weight"] = train[2]
     else:
+        check_dataset(model, train, "train")
         fit_data = {"x": train}
+    check_dataset(model, validation, "validation")
     if isinstance(train, tf.data.Dataset) or inspect.isgenerator(train):
         # A dataset is shuffled by its pipeline: fit's default shuffle=True would
         # only warn that it is ignored.

@@ -163,3 +163,76 @@ def check_input_shape(model: Any, x: Any) -> None:
             "images to the model's size (or build the model with input_shape="
             f"{got})."
         )
+
+
+def _rank(spec: Any) -> int | None:
+    shape = getattr(spec, "shape", None)
+    rank = getattr(shape, "rank", None)
+    return rank if isinstance(rank, int) else None
+
+
+def check_dataset(model: Any, data: Any, role: str = "train") -> None:
+    """Checks a `tf.data.Dataset` of ``(inputs, labels)`` batches against a model.
+
+    Reads only the dataset's ``element_spec`` (nothing is iterated): an unbatched
+    dataset, one whose elements are not ``(inputs, labels[, weights])``, and, for a
+    model compiled with sparse categorical crossentropy, one-hot label rows (e.g.
+    ``image_dataset_from_directory(label_mode="categorical")``) are refused with
+    what to do; Keras would fail inside the loss or the feature cache. Anything
+    without an ``element_spec`` passes through.
+
+    Args:
+        model: keras.Model. The compiled model.
+        data: the ``train`` or ``validation`` argument.
+        role: str. How the message names it. Defaults to ``"train"``.
+
+    Raises:
+        ValueError: as above.
+
+    Examples:
+    ```python
+    import numpy as np
+    import tensorflow as tf
+    from keras_transfer._backend import keras
+    from keras_transfer.labels import check_dataset
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(loss="sparse_categorical_crossentropy")
+    x, y = np.zeros((6, 4), "float32"), np.arange(6) % 3
+    check_dataset(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(2))
+    for bad in (tf.data.Dataset.from_tensor_slices((x, y)),  # not batched
+                tf.data.Dataset.from_tensor_slices((x, np.eye(3)[y])).batch(2)):
+        try:
+            check_dataset(model, bad)
+        except ValueError as e:
+            assert "batch(" in str(e) or "argmax" in str(e)
+    ```
+    """
+    spec = getattr(data, "element_spec", None)
+    if spec is None:
+        return
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        raise ValueError(
+            f"Expected a {role} dataset of (inputs, labels) or (inputs, labels, "
+            f"sample_weights) batches. Received elements {spec}. Pair each input with "
+            "its label, e.g. tf.data.Dataset.zip((images, labels))."
+        )
+    x, y = spec[0], spec[1]
+    inputs = getattr(model, "inputs", None) or []
+    x_rank = _rank(x)
+    if len(inputs) == 1 and x_rank is not None:
+        wanted = len(inputs[0].shape)  # batch axis included
+        if x_rank == wanted - 1:
+            raise ValueError(
+                f"Expected a batched {role} dataset: the model takes inputs of shape "
+                f"{tuple(inputs[0].shape)} and the dataset's elements are single "
+                f"examples of shape {tuple(x.shape)}. Batch it first: "
+                "dataset.batch(32)."
+            )
+    if _rank(y) == 2 and y.shape[-1] not in (None, 1) and _sparse_loss(model):
+        raise ValueError(
+            f"Expected integer class ids, shape (batch,), in the {role} dataset for "
+            "a model compiled with sparse_categorical_crossentropy. Received labels "
+            f"of shape {tuple(y.shape)} (one-hot rows?): read the folder with "
+            "label_mode='int', or map them to ids: dataset.map(lambda x, y: (x, "
+            "tf.argmax(y, -1))), or compile with loss='categorical_crossentropy'."
+        )

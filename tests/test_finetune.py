@@ -242,6 +242,30 @@ def test_an_infinite_dataset_is_refused_instead_of_training_forever():
         fine_tune(model, ds, ds.repeat(), head_epochs=1, verbose=0)
 
 
+def test_datasets_it_cannot_train_on_are_refused_before_training():
+    import tensorflow as tf
+
+    backbone = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
+    )
+    model = build_classifier(backbone, 3)
+    x, y = np.zeros((6, 4), "float32"), np.arange(6) % 3
+    one_hot = tf.data.Dataset.from_tensor_slices((x, np.eye(3)[y])).batch(3)
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y))
+    inputs_only = tf.data.Dataset.from_tensor_slices(x).batch(3)
+    good = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
+    cases = [
+        ((one_hot,), r"train dataset .*shape \(None, 3\) \(one-hot.*label_mode='int'"),
+        ((unbatched,), r"batched train dataset.*shape \(4,\).*dataset.batch\(32\)"),
+        ((inputs_only,), r"\(inputs, labels\).*Dataset.zip"),
+        ((good, one_hot), "in the validation dataset"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ValueError, match=match):
+            fine_tune(model, *args, head_epochs=1, verbose=0)
+    fine_tune(model, good, good, head_epochs=1, fine_tune_epochs=0, verbose=0)
+
+
 def test_a_finished_fine_tune_removes_only_its_stage_backups(tmp_path):
     backbone = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(8, activation="relu")], name="tiny"
