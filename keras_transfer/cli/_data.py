@@ -180,7 +180,9 @@ def _read_folder(
         files, labels, _ = folders.list_image_files(path, classes)
     bad = folders.unreadable_headers(files)
     if bad and not skip_corrupt:
-        raise _corrupt_error(files[bad[0]], field, "not a JPEG, PNG, GIF or BMP image")
+        raise _corrupt_error(
+            str(files[bad[0]]), field, "not a JPEG, PNG, GIF or BMP image"
+        )
     skipped = [str(files[i]) for i in bad]
     keep = np.setdiff1d(np.arange(len(files)), bad)
     files, labels = files[keep], labels[keep]
@@ -203,7 +205,7 @@ def _read_folder(
     with Progress(len(files), f"reading {path}", min_interval=2.0) as bar:
         x, failed = folders.decode_files(files, (size, size), on_batch=bar.update)
     if failed and not skip_corrupt:
-        raise _corrupt_error(files[failed[0]], field, "its image data is damaged")
+        raise _corrupt_error(str(files[failed[0]]), field, "its image data is damaged")
     skipped += [str(files[i]) for i in failed]
     if skipped:
         _warn_skipped(path, skipped)

@@ -65,8 +65,11 @@ def from_directory(
         A dataset (or a pair for `subset="both"`) with a `class_names` attribute.
 
     Raises:
-        ValueError: the directory is missing or holds no class folders, or a bad
-            `subset`, `validation_split`, `label_mode` or `color_mode`.
+        ValueError: the directory is missing or holds no class folders, a bad
+            `subset`, `validation_split`, `label_mode` or `color_mode`, or (without
+            ``skip_corrupt``) a file whose first bytes are not a JPEG, PNG, GIF or
+            BMP image's (named now, not in the middle of training; a file with a
+            valid header but damaged data fails when it is decoded).
 
     Examples:
     ```python
@@ -87,6 +90,7 @@ def from_directory(
     ```
     """
     from keras_transfer.data import folders
+    from keras_transfer.data.files import screen_headers
 
     own = {"label_mode", "class_names", "color_mode", "interpolation"}
     if set(kwargs) - own:
@@ -127,6 +131,7 @@ def from_directory(
         paths, labels, names = folders.list_image_files(
             directory, kwargs.get("class_names")
         )
+    paths, labels = screen_headers(paths, labels, directory, skip_corrupt)
     if label_mode == "binary" and len(names) != 2:
         raise ValueError(
             f"Expected 2 class folders for label_mode='binary'. Received: {names!r}"

@@ -118,22 +118,7 @@ def image_files(
         names: list[str] = []
     else:
         paths, y, names = folders.list_image_files(directory, class_names)
-    bad = folders.unreadable_headers(paths)
-    if bad and not skip_corrupt:
-        raise ValueError(
-            f"Cannot read image file {str(paths[bad[0]])!r}: not a JPEG, PNG, GIF or "
-            f"BMP image ({len(bad)} such file(s) under {str(directory)!r}). Remove "
-            "them, or pass skip_corrupt=True to skip them."
-        )
-    if bad:
-        logging.getLogger("keras_transfer").warning(
-            "skipped %d files that are not images under %s: %s",
-            len(bad),
-            directory,
-            ", ".join(str(paths[i]) for i in bad[:10]),
-        )
-        keep = np.setdiff1d(np.arange(len(paths)), bad)
-        paths, y = paths[keep], y[keep]
+    paths, y = screen_headers(paths, y, directory, skip_corrupt)
     if not len(paths):
         raise ValueError(
             f"No images ({', '.join(folders.IMAGE_EXTS)}) found under "
@@ -150,3 +135,27 @@ def image_files(
 
 
 __all__ = ["image_files"]
+
+
+def screen_headers(
+    paths: np.ndarray, labels: np.ndarray, directory: Any, skip_corrupt: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refuses (or, with ``skip_corrupt``, drops with a warning) the files whose
+    first bytes are not a JPEG, PNG, GIF or BMP image's, naming the first one."""
+    bad = folders.unreadable_headers(paths)
+    if bad and not skip_corrupt:
+        raise ValueError(
+            f"Cannot read image file {str(paths[bad[0]])!r}: not a JPEG, PNG, GIF or "
+            f"BMP image ({len(bad)} such file(s) under {str(directory)!r}). Remove "
+            "them, or pass skip_corrupt=True to skip them."
+        )
+    if bad:
+        logging.getLogger("keras_transfer").warning(
+            "skipped %d files that are not images under %s: %s",
+            len(bad),
+            directory,
+            ", ".join(str(paths[i]) for i in bad[:10]),
+        )
+        keep = np.setdiff1d(np.arange(len(paths)), bad)
+        paths, labels = paths[keep], labels[keep]
+    return paths, labels

@@ -201,6 +201,15 @@ def test_from_directory_corrupt_files(tmp_path):
     assert y.tolist() == [0, 0, 0, 1, 1]
 
 
+def test_from_directory_names_a_file_that_is_not_an_image_before_training(tmp_path):
+    root = _folder(tmp_path / "d", (3, 3))
+    (root / "c1" / "broken.jpg").write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=r"c1/broken\.jpg.*not a JPEG.*skip_corrupt"):
+        from_directory(str(root), image_size=(SIZE, SIZE))
+    ds = from_directory(str(root), image_size=(SIZE, SIZE), skip_corrupt=True)
+    assert sum(int(b.shape[0]) for b, _ in ds) == 6
+
+
 def test_cli_reader_streams_large_folders_with_the_same_split(tmp_path, monkeypatch):
     from keras_transfer.cli import _data
     from keras_transfer.config import DataConfig
