@@ -51,6 +51,12 @@ def _one_input(x: Any, role: str) -> None:
             f"per example. Received a {kind} of inputs ({keys}). Give adapt an "
             "encoder with one input (e.g. a text encoder that takes the strings and "
             "tokenizes inside), or precompute one feature array."
+            + (
+                f" If the {kind} holds one example per entry (a list of images), "
+                "stack it into one array: np.stack(x)."
+                if isinstance(x, tuple | list)
+                else ""
+            )
         )
 
 

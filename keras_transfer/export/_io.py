@@ -86,9 +86,23 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
+#: Suffixes of model files: an export path ending in one is refused (exports are
+#: folders; ``export_tflite(model, "model.tflite")`` would make a folder of that name).
+FILE_SUFFIXES = (".tflite", ".keras", ".h5", ".pb", ".onnx", ".lite")
+
+
 def check_target(path: str | os.PathLike, overwrite: bool) -> Path:
     """Refuses an existing export path unless ``overwrite``; returns it as a Path."""
     path = Path(path)
+    if path.suffix.lower() in FILE_SUFFIXES:
+        raise ValueError(
+            f"Expected the export path to be a folder. Received: {str(path)!r}, a "
+            f"{path.suffix} file name. An export is a folder holding the model "
+            "(model.tflite or saved_model.pb) and manifest.json, which load_tflite "
+            f"and keras-transfer predict read: pass e.g. {str(path.with_suffix(''))!r}"
+            f" (the file is then {str(path.with_suffix('') / 'model.tflite')!r} for "
+            "TFLite)."
+        )
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"The export path {str(path)!r} already exists. Pass overwrite=True to "

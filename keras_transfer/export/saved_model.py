@@ -72,7 +72,9 @@ def export_saved_model(
     Args:
         model: keras.Model, or an object with ``inference_model()``. Training-only
             layers (augmentation, GradientReversal) are left out.
-        path: str. Export directory. Defaults to
+        path: str. Export directory: the folder receives ``saved_model.pb`` and
+            ``manifest.json`` (a path ending in ``.tflite``, ``.keras``, ``.pb``
+            and other model-file suffixes is refused). Defaults to
             ``saved_models/<model.name>/saved_model``.
         include_preprocessing: bool. Fold ``preprocessor`` into the signature, so it
             takes raw inputs. Models built with ``build_classifier(...,

@@ -305,7 +305,9 @@ def export_tflite(
     Args:
         model: keras.Model, or an object with ``inference_model()`` (e.g. DANN).
             Training-only layers (augmentation, GradientReversal) are left out.
-        path: str. Export directory. Defaults to
+        path: str. Export directory: the folder receives ``model.tflite`` and
+            ``manifest.json`` (a path ending in ``.tflite``, ``.keras``, ``.pb``
+            and other model-file suffixes is refused). Defaults to
             ``saved_models/<model.name>/tflite-<quantization>``.
         quantization: None (float32), ``"float16"``, ``"dynamic"`` (int8 weights),
             ``"int8"`` (the ladder: full, budgeted selective, 16x8, selective; needs

@@ -305,6 +305,9 @@ def test_several_inputs_per_example_are_refused_by_name():
     target = tf.data.Dataset.from_tensor_slices({"a": xt, "b": xt})
     with pytest.raises(ValueError, match=r"target inputs.*\['a', 'b'\]"):
         kt.adapt(tiny_encoder(), (xs, ys), target, verbose=0)
+    # a list of examples (one array per image) is told how to become one array
+    with pytest.raises(ValueError, match=r"list of inputs \(60 entries\).*np.stack"):
+        kt.adapt(tiny_encoder(), (list(xs), ys), xt, verbose=0)
 
 
 def test_combined_method_ramps_every_part_and_bad_combinations_are_refused():

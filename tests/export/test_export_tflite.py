@@ -150,6 +150,19 @@ def test_never_built_model(tmp_path):
         export_tflite(model, tmp_path / "x")
 
 
+def test_a_file_name_as_export_path_is_refused_with_the_folder_to_pass(
+    digits_model, tmp_path
+):
+    from keras_transfer.export import export_saved_model
+
+    for export, name in ((export_tflite, "model.tflite"), (export_saved_model, "m.pb")):
+        with pytest.raises(
+            ValueError, match=r"to be a folder.*pass e\.g\. '.*/(model|m)'"
+        ):
+            export(digits_model, tmp_path / name)
+        assert not (tmp_path / name).exists()
+
+
 def test_existing_path_refused_then_overwritten(digits_model, digits, tmp_path):
     x = digits[2][:16]
     path = tmp_path / "export"
