@@ -99,7 +99,9 @@ def check_against_majority(
     )
     if context:
         message += f" {context}"
-    logger.warning(message)
+    # a configured log gets it too; without one, Python would print it twice
+    if logger.hasHandlers():
+        logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=2)
     return True
 

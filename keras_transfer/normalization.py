@@ -505,7 +505,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
                 "PreciseBatchNorm: BatchNorm statistics not recomputed: the model "
                 "lives under a distribution strategy"
             )
-            logger.warning(message)
+            # a configured log gets it too; without one, Python would print it twice
+            if logger.hasHandlers():
+                logger.warning(message)
             warnings.warn(message, UserWarning, stacklevel=2)
             self.layers_updated = 0
             return

@@ -117,3 +117,14 @@ def test_save_model_checkpoint_refuses_other_formats():
 
     with pytest.raises(ValueError, match=r"ending in '\.keras'"):
         SaveModelCheckpoint("last.h5")
+
+
+def test_without_a_configured_log_the_warning_is_shown_once(capsys, monkeypatch):
+    import logging
+
+    # no handler anywhere above it: Python's last-resort handler would print the
+    # log record next to the warning
+    monkeypatch.setattr(logging.getLogger("keras_transfer"), "propagate", False)
+    with pytest.warns(UserWarning, match="majority class"):
+        assert check_against_majority(0.25, [0, 1, 2, 3])
+    assert "majority class" not in capsys.readouterr().err

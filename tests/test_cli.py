@@ -797,3 +797,20 @@ def test_evaluate_matches_data_classes_to_the_models_by_name(
     evaluate[-1] = f"output={tmp_path}/ev2"
     assert main(evaluate) == 2
     assert not (tmp_path / "ev2" / "metrics.json").exists()
+
+
+def test_the_cli_prints_its_own_warnings_without_file_and_line():
+    import warnings
+
+    from keras_transfer import callbacks
+    from keras_transfer.cli import _plain_warnings
+
+    with _plain_warnings():
+        ours = warnings.formatwarning("no good", UserWarning, callbacks.__file__, 9)
+        theirs = warnings.formatwarning("other", UserWarning, "/elsewhere/x.py", 9)
+    assert ours == "keras-transfer: warning: no good\n"
+    assert "/elsewhere/x.py:9" in theirs
+    assert warnings.formatwarning is not None
+    assert "callbacks.py:9" in warnings.formatwarning(
+        "m", UserWarning, callbacks.__file__, 9
+    )

@@ -95,7 +95,9 @@ def warn_if_frozen_random(backbone: LoadedBackbone, unfreeze_depth: Any) -> bool
         "(unfreeze_depth='all'; in the CLI training.fine_tune_epochs > 0). "
         + OFFLINE_HINT
     )
-    logger.warning(message)
+    # a configured log gets it too; without one, Python would print it twice
+    if logger.hasHandlers():
+        logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=3)
     return True
 
@@ -166,6 +168,8 @@ def warn_if_frozen_batchnorm_random(
         "untrained BatchNorm layers train) or True (CLI: model.train_batchnorm: "
         "auto), or load pretrained weights. " + OFFLINE_HINT
     )
-    logger.warning(message)
+    # a configured log gets it too; without one, Python would print it twice
+    if logger.hasHandlers():
+        logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=3)
     return True

@@ -12,9 +12,11 @@ subcommand that needs it, so `keras-transfer --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from keras_transfer.version import __version__
 
@@ -456,6 +458,25 @@ def _interrupted(command: str, argv: Sequence[str]) -> int:
     return 130
 
 
+@contextlib.contextmanager
+def _plain_warnings() -> Iterator[None]:
+    """keras-transfer's own warnings print as ``keras-transfer: warning: ...``, not
+    with the file, line and source line of the library code that raised them."""
+    default = warnings.formatwarning
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def short(message, category, filename, lineno, line=None):
+        if os.path.abspath(filename).startswith(package + os.sep):
+            return f"keras-transfer: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = short
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs `keras-transfer` on `argv` (default `sys.argv[1:]`); returns the exit code.
 
@@ -475,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(_command(args.command)(args) or 0)
+        with _plain_warnings():
+            return int(_command(args.command)(args) or 0)
     except ConfigError as err:
         print(f"keras-transfer {args.command}: invalid config: {err}", file=sys.stderr)
         return 2
