@@ -94,7 +94,18 @@ def inputs_and_features(
     x = inputs if augmentation is None else augmentation(inputs)
     if include_preprocessing and bb.preprocessor is not None:
         x = bb.preprocessor(x)
-    return inputs, bb.model(x)
+    try:
+        return inputs, bb.model(x)
+    except ValueError as err:
+        if "output size would be zero or negative" not in str(err):
+            raise
+        raise ValueError(
+            f"Expected an input_shape large enough for the backbone {bb.spec!r}: its "
+            f"downsampling reduces {shape} to nothing. Received: input_shape={shape}. "
+            "Use larger images (32 x 32 or more for most keras.applications "
+            "backbones, which were trained at 224) or a backbone that downsamples "
+            "less."
+        ) from err
 
 
 def _build(

@@ -176,3 +176,14 @@ def test_bad_task():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="Expected task"):
         compile_model(model, task="ranking")
+
+
+def test_an_input_too_small_for_the_backbone_is_refused_with_its_shape():
+    with pytest.raises(
+        ValueError,
+        match=r"large enough for the backbone .*MobileNetV2"
+        r".*\(16, 16, 3\) to nothing",
+    ):
+        build_classifier(
+            "keras_applications:MobileNetV2", 3, weights=None, input_shape=(16, 16, 3)
+        )
