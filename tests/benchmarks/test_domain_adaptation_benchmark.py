@@ -525,8 +525,21 @@ def _image_folder(root, shade):
             keras.utils.save_img(root / label / f"{i}.png", image.astype("uint8"))
 
 
+@pytest.fixture
+def own_pairs():
+    """Removes the pairs a test registers, so other tests see the built-in ones."""
+    from keras_transfer.datasets.registry import _PAIRS
+
+    before = set(_PAIRS)
+    yield
+    for name in set(_PAIRS) - before:
+        _PAIRS.pop(name)
+
+
 @pytest.mark.filterwarnings("ignore:adapt. the chosen model's held-out source")
-def test_a_pair_of_the_users_folders_runs_and_is_recorded(harness, tmp_path, capsys):
+def test_a_pair_of_the_users_folders_runs_and_is_recorded(
+    harness, tmp_path, capsys, own_pairs
+):
     _image_folder(tmp_path / "src", 0)
     _image_folder(tmp_path / "tgt", 30)
     out = tmp_path / "mine.json"
