@@ -14,7 +14,7 @@ from typing import Any
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.text.classifier import make_text_encoder
-from keras_transfer.text.encoder import check_pooling
+from keras_transfer.text.encoder import check_pooling, check_texts
 
 
 def build_text_encoder_model(
@@ -161,9 +161,12 @@ def text_domain_pairs(
     from keras_transfer.data.pairs import domain_pairs
 
     source = tf.data.Dataset.from_tensor_slices(
-        (tf.constant([str(t) for t in source_texts]), tf.constant(source_labels))
+        (
+            tf.constant(check_texts(source_texts, "source_texts")),
+            tf.constant(source_labels),
+        )
     )
     target = tf.data.Dataset.from_tensor_slices(
-        tf.constant([str(t) for t in target_texts])
+        tf.constant(check_texts(target_texts, "target_texts"))
     )
     return domain_pairs(source, target, batch_size, seed=seed)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from keras_transfer._backend import keras, tf
+from keras_transfer.text.encoder import check_texts
 
 
 def build_scratch_text_classifier(
@@ -87,10 +90,41 @@ def text_dataset(
 
     Returns:
         A `tf.data.Dataset`.
+
+    Raises:
+        ValueError: texts that are not one string per example (see
+            `keras_transfer.text.encoder.check_texts`: bytes are decoded, a
+            one-column array is flattened, anything else is refused), a number of
+            labels other than the number of texts, or a batch size below 1.
+
+    Examples:
+    ```python
+    from keras_transfer.text import text_dataset
+    ds = text_dataset([b"good", "bad"], [1, 0], shuffle=False)
+    x, y = next(iter(ds))
+    assert x.numpy().tolist() == [b"good", b"bad"] and y.numpy().tolist() == [1, 0]
+    ```
     """
-    texts = tf.constant([str(t) for t in texts])
-    data = (texts,) if labels is None else (texts, tf.constant(labels))
-    ds = tf.data.Dataset.from_tensor_slices(data if labels is not None else texts)
+    texts = check_texts(texts)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"Expected batch_size to be an int >= 1. Received: batch_size={batch_size!r}"
+        )
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != len(texts):
+            raise ValueError(
+                f"Expected one label per text. Received {len(texts)} texts and "
+                f"{len(labels)} labels."
+            )
+    texts = tf.constant(texts)
+    ds = tf.data.Dataset.from_tensor_slices(
+        texts if labels is None else (texts, tf.constant(labels))
+    )
     if shuffle:
         ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.text.encoder import TextEncoder
+from keras_transfer.text.encoder import check_texts as _check_texts
 
 _ENCODERS: dict[tuple[str, int], TextEncoder] = {}
 
@@ -39,21 +40,6 @@ def get_text_encoder(
     if key is not None:
         _ENCODERS[key] = encoder
     return encoder
-
-
-def _check_texts(texts: Any, name: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise ValueError(
-            f"Expected {name} to be a sequence of strings, not one string. "
-            f"Received: {name}={texts!r}; wrap it in a list."
-        )
-    texts = [t.decode() if isinstance(t, bytes) else t for t in list(texts)]
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError(
-            f"Expected {name} to be a non-empty sequence of strings. "
-            f"Received: {texts[:3]!r}"
-        )
-    return texts
 
 
 def embed(

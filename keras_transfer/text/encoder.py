@@ -13,6 +13,71 @@ POOLINGS = ("avg", "cls", "pooled")
 RENAMED_POOLINGS = {"mean": "avg"}
 
 
+def check_texts(texts: Any, name: str = "texts") -> list[str]:
+    """Texts as a list of `str`: one string per example, checked.
+
+    Accepts a list, tuple or 1-D array of `str` or UTF-8 `bytes`, and a one-column
+    2-D array (``df[["text"]].values``), which is flattened. Anything else is
+    refused rather than turned into text (``str(b"x")`` is ``"b'x'"``, ``str(None)``
+    is ``"None"``, and one string iterates as its characters).
+
+    Args:
+        texts: the texts.
+        name: str. How the message names them. Defaults to ``"texts"``.
+
+    Returns:
+        list of str.
+
+    Raises:
+        ValueError: one string, an empty sequence, an entry that is not a string
+            (with its index), or a shape other than ``(n,)`` / ``(n, 1)``.
+
+    Examples:
+    ```python
+    import numpy as np
+    from keras_transfer.text.encoder import check_texts
+    assert check_texts([b"good", "bad"]) == ["good", "bad"]
+    assert check_texts(np.array([["good"], ["bad"]], dtype=object)) == ["good", "bad"]
+    try:
+        check_texts("good")
+    except ValueError as e:
+        assert "wrap it in a list" in str(e)
+    ```
+    """
+    import numpy as np
+
+    if isinstance(texts, str | bytes):
+        raise ValueError(
+            f"Expected {name} to be a sequence of strings, not one string. "
+            f"Received: {name}={texts!r}; wrap it in a list."
+        )
+    if hasattr(texts, "numpy"):  # a string tensor
+        texts = texts.numpy()
+    array = texts if isinstance(texts, np.ndarray) else np.asarray(texts, dtype=object)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"Expected {name} to be one string per example: shape (n,) or (n, 1). "
+            f"Received an array of shape {array.shape}."
+        )
+    out = []
+    for i, text in enumerate(array.tolist()):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not isinstance(text, str):
+            raise ValueError(
+                f"Expected {name} to hold strings. Received {type(text).__name__} "
+                f"{text!r} at index {i}."
+            )
+        out.append(text)
+    if not out:
+        raise ValueError(
+            f"Expected {name} to be a non-empty sequence of strings. Received none."
+        )
+    return out
+
+
 def check_pooling(pooling: Any, where: str, *, warn: bool = True) -> str:
     """Validates a text `pooling` value; maps the deprecated `"mean"` to `"avg"`.
 

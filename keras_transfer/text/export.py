@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from keras_transfer._backend import keras, tf
-from keras_transfer.text.encoder import TextEncoder
+from keras_transfer.text.encoder import TextEncoder, check_texts
 
 
 def _as_bytes(texts: Sequence[str]) -> np.ndarray:
@@ -115,7 +115,7 @@ def tokenize_for_tflite(model: keras.Model, texts: Sequence[str]) -> np.ndarray:
         `int32` array of shape `(len(texts), sequence_length)`.
     """
     encoder, _ = _encoder_and_head(model)
-    tokens = encoder.preprocessor(tf.constant([str(t) for t in texts]))
+    tokens = encoder.preprocessor(tf.constant(check_texts(texts)))
     return np.asarray(tokens["token_ids"], dtype="int32")
 
 
@@ -146,16 +146,18 @@ def export_text_saved_model(
         `keras_transfer.export.ExportReport`.
 
     Raises:
-        ValueError: no `verify_texts`.
+        ValueError: no `verify_texts`, or not one string per example (one string
+            alone is refused, not split into characters).
         ExportVerificationError: the SavedModel disagrees with Keras.
     """
     from keras_transfer.export import export_saved_model
 
-    if not verify_texts:
+    if verify_texts is None or not len(verify_texts):
         raise ValueError(
             "Expected verify_texts: a few strings to compare the exported SavedModel "
             f"with the Keras model on. Received: verify_texts={verify_texts!r}"
         )
+    verify_texts = check_texts(verify_texts, "verify_texts")
     return export_saved_model(
         model,
         path,
@@ -200,17 +202,19 @@ def export_text_tflite(
         token ids (padding 0).
 
     Raises:
-        ValueError: no `verify_texts`.
+        ValueError: no `verify_texts`, or not one string per example (one string
+            alone is refused, not split into characters).
         UnsupportedOpError: `include_tokenizer=True` and the tokenizer's ops do not
             convert (nothing is written).
     """
     from keras_transfer.export import export_tflite
 
-    if not verify_texts:
+    if verify_texts is None or not len(verify_texts):
         raise ValueError(
             "Expected verify_texts: a few strings to compare the TFLite file with the "
             f"Keras model on. Received: verify_texts={verify_texts!r}"
         )
+    verify_texts = check_texts(verify_texts, "verify_texts")
     if include_tokenizer:
         return _tflite_with_tokenizer(model, path, verify_texts, overwrite)
     return export_tflite(
