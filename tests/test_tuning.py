@@ -50,6 +50,16 @@ def test_define_specs_and_errors():
         TransferHyperModel(tiny_backbone, 2, method="cdan")
     with pytest.raises(ValueError, match="Received: kind='sobol'"):
         make_tuner("sobol", TransferHyperModel(tiny_backbone, 2))
+    # KerasTuner reads max_trials=0 as "no limit": refused, as is a width of 0
+    for bad in (0, None, 2.5):
+        with pytest.raises(ValueError, match=f"max_trials={bad!r}"):
+            make_tuner("random", TransferHyperModel(tiny_backbone, 2), max_trials=bad)
+    for bad in (0, [0, 64], (0, 64), "wide"):
+        with pytest.raises(ValueError, match="head_units to be units >= 1"):
+            TransferHyperModel(tiny_backbone, 2, head_units=bad)
+    TransferHyperModel(tiny_backbone, 2, head_units=None)  # a linear head
+    with pytest.raises(ValueError, match="dev_data for objective='dev_risk'"):
+        make_tuner("random", TransferHyperModel(tiny_backbone, 2), "dev_risk")
 
 
 def test_unfreeze_depth_range_follows_backbone():

@@ -298,7 +298,12 @@ class TuningConfig:
     epochs: int = option(2, "Epochs per trial.")
     learning_rates: list = option([1e-3, 1e-4], "Learning rates to try.")
     unfreeze_depths: list = option([0, 2], "Unfreeze depths to try (ints or 'all').")
-    objective: str = option("val_accuracy", "Metric to maximize.")
+    objective: str = option(
+        "val_accuracy",
+        "Metric the search optimizes (what every trial logs): val_accuracy or "
+        "accuracy, maximized; val_loss or loss, minimized.",
+        choices=("val_accuracy", "val_loss", "accuracy", "loss"),
+    )
     retrain_epochs: int = option(
         0,
         "After the search, train the best hyperparameters afresh for this many "

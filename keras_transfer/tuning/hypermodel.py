@@ -47,6 +47,22 @@ def _define(hp, name: str, spec: _HP, default: _HP, *, integer=False, log=False)
     return hp.Fixed(name, spec)
 
 
+def _check_width(name: str, spec: _HP) -> None:
+    """An MLP width spec holds positive ints (None: a linear head, no MLP)."""
+    if spec is None:
+        return
+    values = list(spec[:2]) if isinstance(spec, tuple) else spec
+    values = values if isinstance(values, list) else [values]
+    if not values or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise ValueError(
+            f"Expected {name} to be units >= 1 (an int, a list of ints or a "
+            f"(min, max[, step]) tuple), or None for a linear head. Received: "
+            f"{name}={spec!r}"
+        )
+
+
 def _widths(method: str, head_units: _HP, discriminator_units: _HP) -> dict:
     """The spec of the searched MLP width: ``head_units``, DANN's ``discriminator_units``.
 
@@ -203,6 +219,8 @@ class TransferHyperModel(kt.HyperModel):
         self.num_classes = num_classes
         self.method = "dann" if method == "dann" else "classifier"
         widths = _widths(self.method, head_units, discriminator_units)
+        for name, spec in widths.items():
+            _check_width(name, spec)
         self.specs = {
             "learning_rate": learning_rate,
             "unfreeze_depth": unfreeze_depth,

@@ -82,13 +82,21 @@ def make_tuner(
         A `keras_tuner.Tuner`.
 
     Raises:
-        ValueError: For an unknown ``kind`` or a half-set distributed-search
+        ValueError: For an unknown ``kind``, ``max_trials`` below 1 (KerasTuner would
+            search without end), ``"dev_risk"`` with a hypermodel that has no
+            ``dev_data`` (no trial would log it), or a half-set distributed-search
             environment (see `keras_transfer.tuning.distributed_search`).
     """
     role = distributed_search()  # fail before any work on a half-set environment
     if kind not in TUNERS:
         raise ValueError(
             f"Expected kind to be one of {sorted(TUNERS)}. Received: kind={kind!r}"
+        )
+    if objective == "dev_risk" and getattr(hypermodel, "dev_data", ...) is None:
+        raise ValueError(
+            "Expected a hypermodel with dev_data for objective='dev_risk': trials log "
+            "dev_risk only when TransferHyperModel(..., dev_data=((x_source_val, "
+            "y_source_val), x_target)) is given. Received: dev_data=None"
         )
     if isinstance(objective, str) and objective in KNOWN_OBJECTIVES:
         objective = kt.Objective(objective, KNOWN_OBJECTIVES[objective])
@@ -97,6 +105,15 @@ def make_tuner(
 
         strategy = get_strategy(strategy)
     if kind != "hyperband":
+        if (
+            isinstance(max_trials, bool)
+            or not isinstance(max_trials, int)
+            or max_trials < 1
+        ):
+            # KerasTuner reads 0 (and None) as "no limit": a search that never ends
+            raise ValueError(
+                f"Expected max_trials to be an int >= 1. Received: max_trials={max_trials!r}"
+            )
         kwargs["max_trials"] = max_trials
     else:
         kwargs.setdefault("max_epochs", 3)
