@@ -124,6 +124,17 @@ def test_three_trial_search_resume_and_retrain(tmp_path):
     )
     assert report is None
     assert model.predict(x[:2], verbose=0).shape == (2, 2)
+    # misuses are refused before any training; an existing export folder too
+    with pytest.raises(ValueError, match=r"retrain_best\(tuner, \(x, y\)\)"):
+        retrain_best(tuner2, x, y, epochs=1)
+    with pytest.raises(ValueError, match="export_kwargs=\\{'overwrite': True\\}"):
+        retrain_best(tuner2, (x, y), epochs=1, overwrite=True)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    builds = hm2.builds
+    with pytest.raises(FileExistsError, match="already exists"):
+        retrain_best(tuner2, (x, y), epochs=1, export_dir=tmp_path / "taken")
+    assert hm2.builds == builds  # nothing was trained
 
 
 @pytest.mark.large

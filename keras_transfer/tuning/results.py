@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import keras_tuner as kt
+import numpy as np
 
 from keras_transfer._backend import keras, tf
 from keras_transfer.tuning.hypermodel import TransferHyperModel
@@ -45,8 +46,6 @@ def _merge(train: Any, validation: Any) -> Any:
         return train
     if isinstance(train, tf.data.Dataset):
         return train.concatenate(validation)
-    import numpy as np
-
     return tuple(np.concatenate([a, b]) for a, b in zip(train, validation))
 
 
@@ -74,9 +73,32 @@ def retrain_best(
 
     Returns:
         ``(model, report)``: the retrained model and the `ExportReport` (or None).
+
+    Raises:
+        ValueError: ``train`` is an array (``x`` without its ``y``), or ``overwrite`` was
+            passed where ``export_kwargs`` takes it.
+        FileExistsError: ``export_dir`` exists (checked before training; replace it
+            with ``export_kwargs={"overwrite": True}``).
     """
     from keras_transfer.distribute import maybe_distribute
 
+    if "overwrite" in fit_kwargs:
+        raise ValueError(
+            "Expected overwrite in export_kwargs: retrain_best passes its other "
+            "keyword arguments to model.fit. Received: overwrite="
+            f"{fit_kwargs['overwrite']!r}; pass export_kwargs={{'overwrite': True}}."
+        )
+    if isinstance(train, np.ndarray):
+        raise ValueError(
+            "Expected train to be a tuple (x, y) or a tf.data.Dataset of (x, y) "
+            f"batches. Received: an array of shape {train.shape} (retrain_best takes "
+            "the data as one argument, retrain_best(tuner, (x, y)), not x and y "
+            "separately)."
+        )
+    if export_dir is not None:  # before the training, not after it
+        from keras_transfer.export._io import check_target
+
+        check_target(export_dir, bool((export_kwargs or {}).get("overwrite")))
     hp = tuner.get_best_hyperparameters(1)[0]
     hypermodel = tuner.hypermodel
     keras.backend.clear_session()
