@@ -78,6 +78,47 @@ def distillation_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
+def _symbolic_shape(model: Any, kind: str) -> tuple | None:
+    """The per-example shape of a functional model's single input or output."""
+    try:
+        tensors = model.inputs if kind == "input" else model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not tensors or len(tensors) != 1:
+        return None
+    return tuple(tensors[0].shape[1:])
+
+
+def _check_pair(teacher: Any, student: Any) -> None:
+    """Refuses a student that cannot learn from the teacher: another number of
+    classes, or inputs of another shape (Keras would fail inside the loss)."""
+    t_out, s_out = (
+        _symbolic_shape(teacher, "output"),
+        _symbolic_shape(student, "output"),
+    )
+    if (
+        t_out
+        and s_out
+        and None not in (t_out[-1], s_out[-1])
+        and t_out[-1] != s_out[-1]
+    ):
+        raise ValueError(
+            "Expected a student with as many outputs (classes) as the teacher. "
+            f"Received: teacher outputs {t_out[-1]}, student outputs {s_out[-1]}."
+        )
+    t_in, s_in = _symbolic_shape(teacher, "input"), _symbolic_shape(student, "input")
+    if (
+        t_in
+        and s_in
+        and len(t_in) == len(s_in)
+        and any(a is not None and b is not None and a != b for a, b in zip(t_in, s_in))
+    ) or (t_in and s_in and len(t_in) != len(s_in)):
+        raise ValueError(
+            "Expected the student to take the teacher's inputs. Received: teacher "
+            f"inputs of shape {t_in} per example, student inputs of shape {s_in}."
+        )
+
+
 class Distiller(keras.Model):
     """Trains ``student`` to match a frozen ``teacher`` (Hinton et al. 2015).
 
@@ -142,6 +183,7 @@ class Distiller(keras.Model):
                     f"Expected {name} to be 'auto', 'logits' or 'probabilities'. "
                     f"Received: {name}={value!r}"
                 )
+        _check_pair(teacher, student)
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False

@@ -274,6 +274,17 @@ def test_distill_invalid_config_names_the_field(
     assert not (tmp_path / "runs").exists()
 
 
+def test_distill_on_data_of_other_classes_names_the_teacher(tmp_path, teacher, capsys):
+    path = tmp_path / "three.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 255, (18, SIZE, SIZE, 3)), y=np.arange(18) % 3)
+    args = ["distill", *_common(tmp_path, str(path))]
+    assert main([*args, "--set", f"distillation.teacher={teacher}"]) == 2
+    err = capsys.readouterr().err
+    assert "the teacher (distillation.teacher) has 6 classes" in err
+    assert "has 3 classes" in err and "model.num_classes" not in err
+
+
 # --------------------------------------------------------------------------- fewshot
 @pytest.mark.parametrize("stream", [False, True])
 def test_fewshot_prints_and_writes_accuracy_with_ci(

@@ -70,6 +70,11 @@ def test_auto_detects_softmax_and_validates():
     d = Distiller(_mlp(3, 0, False, 0), _mlp(3, 0, False, 1))
     with pytest.raises(ValueError, match="loss"):
         d.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="teacher outputs 3, student outputs 5"):
+        Distiller(_mlp(3, 0, False, 0), _mlp(5, 0, False, 1))
+    other_inputs = keras.Sequential([keras.Input((12,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match=r"\(10,\) per example.*\(12,\)"):
+        Distiller(_mlp(3, 0, False, 0), other_inputs)
 
 
 def _problem(seed: int):

@@ -115,15 +115,31 @@ def class_ids(names: list[str], known: list[str], refusal: str) -> np.ndarray:
 
 
 def check_num_classes(
-    num_classes: int | None, class_names: list[str], field: str
+    num_classes: int | None,
+    class_names: list[str],
+    field: str,
+    source: str = "model.num_classes",
 ) -> int:
-    """Returns the number of classes, raising if the config disagrees with the data."""
+    """Returns the number of classes, raising if the config disagrees with the data.
+
+    ``source`` names where ``num_classes`` came from: the config field (told how to
+    fix it), or e.g. ``"the teacher (distillation.teacher)"``, a model's output.
+    """
     if num_classes is not None and num_classes != len(class_names):
+        shown = f"{', '.join(class_names[:12])}{'...' if len(class_names) > 12 else ''}"
+        fix = (
+            f"Set model.num_classes to {len(class_names)} or null (inferred)."
+            if source == "model.num_classes"
+            else f"Give data of its {num_classes} classes, or another model."
+        )
+        what = (
+            f"model.num_classes={num_classes}"
+            if source == "model.num_classes"
+            else f"{source} has {num_classes} classes, which"
+        )
         raise ConfigError(
-            f"model.num_classes={num_classes} does not match the data: {field} has "
-            f"{len(class_names)} classes ({', '.join(class_names[:12])}"
-            f"{'...' if len(class_names) > 12 else ''}). Set model.num_classes to "
-            f"{len(class_names)} or null (inferred)."
+            f"{what} does not match the data: {field} has {len(class_names)} "
+            f"classes ({shown}). {fix}"
         )
     return len(class_names)
 

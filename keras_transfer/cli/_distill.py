@@ -149,7 +149,9 @@ def run_distill(
         cfg.distillation.teacher, "distillation.teacher", compile=False
     )
     num_classes = int(teacher.output_shape[-1])
-    check_num_classes(num_classes, names, "data.source")
+    check_num_classes(
+        num_classes, names, "data.source", source="the teacher (distillation.teacher)"
+    )
     data = load_labelled(cfg.data)
     shape = tuple(data.x_train.shape[1:])
     expected = tuple(teacher.input_shape[1:])
