@@ -44,7 +44,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from keras_transfer._backend import keras, tf
@@ -72,10 +72,15 @@ AUGMENTATION_LAYER_TYPES = training_only.AUGMENTATION_LAYER_TYPES
 
 
 def _config(config: Any, options: dict) -> AugmentationConfig:
-    if config is None:
-        return AugmentationConfig(**options)
-    if isinstance(config, dict):
-        return AugmentationConfig(**{**config, **options})
+    if config is None or isinstance(config, dict):
+        given = {**(config or {}), **options}
+        known = [f.name for f in fields(AugmentationConfig)]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation option(s) {unknown}. Expected some of {known}."
+            )
+        return AugmentationConfig(**given)
     if isinstance(config, AugmentationConfig):
         return AugmentationConfig(**{**asdict(config), **options})
     raise ValueError(
@@ -209,9 +214,43 @@ def mix_dataset(
     Returns:
         The mapped dataset of ``(images, soft_labels)``; ``dataset`` itself when both
         are off.
+
+    Raises:
+        ValueError: ``num_classes`` below 2, a negative ``mixup_alpha`` or ``cutmix``,
+            or a dataset that is not batched ``(images, labels)``. A label outside
+            ``[0, num_classes)`` fails the batch that holds it
+            (``InvalidArgumentError`` naming the range) instead of becoming an
+            all-zero target.
     """
     if num_classes < 2:
         raise ValueError(f"Expected num_classes >= 2. Received: {num_classes}")
+    for name, value in (("mixup_alpha", mixup_alpha), ("cutmix", cutmix)):
+        if not value >= 0:
+            raise ValueError(
+                f"Expected {name} >= 0 (0 switches it off). Received: {name}={value!r}"
+            )
+    spec = getattr(dataset, "element_spec", None)
+    if spec is None:
+        raise ValueError(
+            "Expected dataset to be a batched tf.data.Dataset of (images, labels). "
+            f"Received: {type(dataset).__name__}; for arrays use "
+            "tf.data.Dataset.from_tensor_slices((x, y)).batch(32)."
+        )
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ValueError(
+            "Expected dataset elements (images, labels). Received elements "
+            f"{spec}; map them first, e.g. ds.map(lambda d: (d['image'], d['label']))."
+        )
+    if spec[0].shape.rank is not None and spec[0].shape.rank != 4:
+        raise ValueError(
+            "Expected a batched dataset of images, shape (batch, height, width, "
+            f"channels). Received images of shape {spec[0].shape}"
+            + (
+                ": batch it first, dataset.batch(32)."
+                if spec[0].shape.rank == 3
+                else "."
+            )
+        )
     mixers = []
     if mixup_alpha > 0:
         mixers.append(keras.layers.MixUp(alpha=mixup_alpha, seed=seed))
@@ -223,7 +262,19 @@ def mix_dataset(
     def apply(images: Any, labels: Any) -> tuple:
         labels = tf.convert_to_tensor(labels)
         if labels.shape.rank == 1 or labels.shape[-1] != num_classes:
-            labels = tf.one_hot(tf.reshape(tf.cast(labels, "int32"), [-1]), num_classes)
+            ids = tf.reshape(tf.cast(labels, "int32"), [-1])
+            # tf.one_hot makes an all-zero row for an id out of range: no error, and
+            # the example silently drops out of the loss
+            check = tf.debugging.assert_less(
+                ids,
+                num_classes,
+                message=f"mix_dataset: expected labels in [0, {num_classes}) "
+                "(num_classes); got a larger class id",
+            )
+            with tf.control_dependencies(
+                [check, tf.debugging.assert_non_negative(ids)]
+            ):
+                labels = tf.one_hot(ids, num_classes)
         images = tf.cast(images, "float32")
         labels = tf.cast(labels, "float32")
 

@@ -105,6 +105,34 @@ def test_mix_dataset_mixes_images_and_labels():
     assert not np.allclose(images, x[:8])
 
 
+def test_an_unknown_option_is_named_with_the_known_ones():
+    from keras_transfer.augment import build_augmentation
+
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown augmentation option\(s\) \['flipp'\]"
+        r"\. Expected some of \['flip', 'rotation'",
+    ):
+        build_augmentation({"flipp": "horizontal"})
+
+
+def test_mix_dataset_refuses_what_it_cannot_mix():
+    x, y = _images(16), np.arange(16) % 4
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    with pytest.raises(ValueError, match=r"batched dataset.*dataset.batch\(32\)"):
+        mix_dataset(ds, 4, mixup_alpha=0.2)
+    with pytest.raises(ValueError, match="from_tensor_slices"):
+        mix_dataset((x, y), 4, mixup_alpha=0.2)
+    as_dict = tf.data.Dataset.from_tensor_slices({"images": x, "labels": y}).batch(8)
+    with pytest.raises(ValueError, match=r"elements \(images, labels\)"):
+        mix_dataset(as_dict, 4, mixup_alpha=0.2)
+    with pytest.raises(ValueError, match="mixup_alpha >= 0"):
+        mix_dataset(ds.batch(8), 4, mixup_alpha=-1)
+    # ids past num_classes were all-zero targets; now the batch fails, by name
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels in \[0, 3\)"):
+        next(iter(mix_dataset(ds.batch(8), 3, mixup_alpha=0.2)))
+
+
 def test_smoothed_crossentropy_and_accuracy_take_both_label_kinds():
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], "float32")
     y = np.array([0, 1])
