@@ -57,7 +57,19 @@ def load_text_backbone(spec: Any, *, sequence_length: int = 128, **backbone_kwar
     if isinstance(spec, LoadedBackbone):
         loaded = spec
     elif isinstance(spec, str):
-        loaded = load_backbone(spec, sequence_length=sequence_length, **backbone_kwargs)
+        try:
+            loaded = load_backbone(
+                spec, sequence_length=sequence_length, **backbone_kwargs
+            )
+        except TypeError as err:  # e.g. a keras.applications image model
+            if "sequence_length" not in str(err):
+                raise
+            raise ValueError(
+                f"Expected a text backbone spec (e.g. 'minilm' or "
+                f"'keras_hub:<preset>'). Received: {spec!r}, whose loader takes no "
+                "sequence_length: not a text backbone (image backbones go to "
+                "keras_transfer.build_classifier)."
+            ) from err
     else:
         raise ValueError(
             "Expected a text backbone spec string (e.g. 'minilm' or "

@@ -114,6 +114,8 @@ def test_keras_round_trip(tiny_text_backbone, tmp_path):
 
 
 def test_bad_arguments(tiny_text_backbone):
+    with pytest.raises(ValueError, match="MobileNetV3Small.*not a text backbone"):
+        build_text_classifier("keras_applications:MobileNetV3Small", 2, weights=None)
     with pytest.raises(ValueError, match="sequence_length <= 32"):
         build_text_classifier(tiny_text_backbone, 2, sequence_length=64)
     with pytest.raises(ValueError, match="unfreeze_depth"):
