@@ -95,6 +95,41 @@ class RunExistsError(FileExistsError):
     """The run directory exists and neither resume nor overwrite was asked for."""
 
 
+def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(config, dict):
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out.update(
+            _flat(
+                value,
+                f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}",
+            )
+        )
+    return out
+
+
+def _check_resumed_config(saved: Path, config: dict) -> None:
+    """A resumed run continues with the config it started with: refuses another
+    one, naming the fields that differ (a resumed search or training would mix
+    both, and `config.yaml` would describe neither)."""
+    if not saved.exists():
+        return
+    before = _flat(yaml.safe_load(saved.read_text()) or {})
+    now = _flat(yaml.safe_load(yaml.safe_dump(_jsonable(config), sort_keys=False)))
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        shown = "; ".join(
+            f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:8]
+        )
+        raise RunExistsError(
+            f"--resume continues run {str(saved.parent)!r} with the config it started "
+            f"with, and this config differs from it in {len(changed)} field(s): "
+            f"{shown}. Resume with the same config, or start a new run (--name, or "
+            "--overwrite to replace this one)."
+        )
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -157,7 +192,9 @@ class RunDir:
         Raises:
             ValueError: the name is malformed, or `resume` and `overwrite` are both set.
             RunExistsError: the run exists and neither `resume` nor `overwrite` is set,
-                or `resume` asks to reopen a completed run.
+                `resume` asks to reopen a completed run, or `resume` comes with a
+                config other than the one the run started with (the message names
+                the fields).
         """
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(
@@ -187,6 +224,8 @@ class RunDir:
         for sub in ("logs", "checkpoints", "report"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         if config is not None:
+            if run.resumed:
+                _check_resumed_config(path / "config.yaml", config)
             run.write_config(config)
         info = run.info()
         info.update(status="running", updated=_now())

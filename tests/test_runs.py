@@ -36,6 +36,23 @@ def test_same_name_refuses_then_resumes_or_overwrites(tmp_path):
     assert not (fresh.path / "marker").exists()
 
 
+def test_a_resume_with_another_config_is_refused_naming_the_fields(tmp_path):
+    config = {"tuning": {"learning_rates": [0.001, 0.003]}, "model": {"head": "linear"}}
+    run = RunDir.create(tmp_path, "k2", config=config)
+    run.fail("killed")
+    changed = {"tuning": {"learning_rates": [0.1, 0.2]}, "model": {"head": "mlp"}}
+    with pytest.raises(
+        RunExistsError,
+        match=r"2 field\(s\): model.head: 'linear' -> "
+        r"'mlp'; tuning.learning_rates: \[0.001, 0.003\] -> \[0.1, 0.2\]",
+    ):
+        RunDir.create(tmp_path, "k2", config=changed, resume=True)
+    saved = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert saved == config  # not rewritten
+    again = RunDir.create(tmp_path, "k2", config=config, resume=True)
+    assert again.resumed
+
+
 def test_bad_names_and_flags(tmp_path):
     with pytest.raises(ValueError, match="run name"):
         RunDir.create(tmp_path, "../escape")
