@@ -55,7 +55,9 @@ class DataConfig:
         "Fraction held out for validation, in [0, 1) (not with validation_source).",
     )
     limit: int | None = option(
-        None, "Use at most this many training examples (quick runs)."
+        None,
+        "Use at most this many training examples, and at most this many validation "
+        "examples (quick runs; `evaluate` on the full data can then differ).",
     )
     seed: int = option(0, "Seed of splits and shuffling.")
     skip_corrupt: bool = option(
