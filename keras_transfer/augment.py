@@ -230,26 +230,13 @@ def mix_dataset(
                 f"Expected {name} >= 0 (0 switches it off). Received: {name}={value!r}"
             )
     spec = getattr(dataset, "element_spec", None)
-    if spec is None:
+    rank = spec[0].shape.rank if isinstance(spec, tuple) and len(spec) == 2 else 0
+    if spec is None or rank not in (None, 4):
         raise ValueError(
-            "Expected dataset to be a batched tf.data.Dataset of (images, labels). "
-            f"Received: {type(dataset).__name__}; for arrays use "
-            "tf.data.Dataset.from_tensor_slices((x, y)).batch(32)."
-        )
-    if not isinstance(spec, tuple) or len(spec) != 2:
-        raise ValueError(
-            "Expected dataset elements (images, labels). Received elements "
-            f"{spec}; map them first, e.g. ds.map(lambda d: (d['image'], d['label']))."
-        )
-    if spec[0].shape.rank is not None and spec[0].shape.rank != 4:
-        raise ValueError(
-            "Expected a batched dataset of images, shape (batch, height, width, "
-            f"channels). Received images of shape {spec[0].shape}"
-            + (
-                ": batch it first, dataset.batch(32)."
-                if spec[0].shape.rank == 3
-                else "."
-            )
+            "Expected a batched tf.data.Dataset of (images, labels), images of shape "
+            f"(batch, height, width, channels). Received: {spec or type(dataset)}. "
+            "Arrays: tf.data.Dataset.from_tensor_slices((x, y)).batch(32); single "
+            "examples: dataset.batch(32); dicts: map them to (images, labels)."
         )
     mixers = []
     if mixup_alpha > 0:
@@ -265,12 +252,8 @@ def mix_dataset(
             ids = tf.reshape(tf.cast(labels, "int32"), [-1])
             # tf.one_hot makes an all-zero row for an id out of range: no error, and
             # the example silently drops out of the loss
-            check = tf.debugging.assert_less(
-                ids,
-                num_classes,
-                message=f"mix_dataset: expected labels in [0, {num_classes}) "
-                "(num_classes); got a larger class id",
-            )
+            message = f"mix_dataset: expected labels in [0, {num_classes})"
+            check = tf.debugging.assert_less(ids, num_classes, message=message)
             with tf.control_dependencies(
                 [check, tf.debugging.assert_non_negative(ids)]
             ):

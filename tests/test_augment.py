@@ -119,12 +119,14 @@ def test_an_unknown_option_is_named_with_the_known_ones():
 def test_mix_dataset_refuses_what_it_cannot_mix():
     x, y = _images(16), np.arange(16) % 4
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    with pytest.raises(ValueError, match=r"batched dataset.*dataset.batch\(32\)"):
+    with pytest.raises(
+        ValueError, match=r"batched tf.data.Dataset.*dataset.batch\(32\)"
+    ):
         mix_dataset(ds, 4, mixup_alpha=0.2)
     with pytest.raises(ValueError, match="from_tensor_slices"):
         mix_dataset((x, y), 4, mixup_alpha=0.2)
     as_dict = tf.data.Dataset.from_tensor_slices({"images": x, "labels": y}).batch(8)
-    with pytest.raises(ValueError, match=r"elements \(images, labels\)"):
+    with pytest.raises(ValueError, match=r"dicts: map them to \(images, labels\)"):
         mix_dataset(as_dict, 4, mixup_alpha=0.2)
     with pytest.raises(ValueError, match="mixup_alpha >= 0"):
         mix_dataset(ds.batch(8), 4, mixup_alpha=-1)

@@ -15,83 +15,13 @@ from typing import Any
 import keras_tuner as kt
 
 from keras_transfer._backend import keras, tf
-from keras_transfer._deprecation import rename_config_keys, warn_renamed
 from keras_transfer.features import check_cache_features
 from keras_transfer.finetune import build_optimizer
 from keras_transfer.tuning.cached import check_trial_data, fit_cached
 from keras_transfer.tuning.repeats import said_once
+from keras_transfer.tuning.specs import HP, check_width, define, widths_spec
 
 __all__ = ["TransferHyperModel"]
-
-_HP = Any  # a scalar, tuple range, list of choices or None
-
-
-def _define(hp, name: str, spec: _HP, default: _HP, *, integer=False, log=False):
-    """Declares one hyperparameter from a user spec (see the module docstring)."""
-    spec = default if spec is None else spec
-    if isinstance(spec, list):
-        return hp.Choice(name, spec)
-    if isinstance(spec, tuple):
-        if len(spec) not in (2, 3) or not spec[0] < spec[1]:
-            raise ValueError(
-                f"Expected {name} to be a scalar, a list of choices or a tuple "
-                f"(min, max[, step]) with min < max. Received: {name}={spec!r}"
-            )
-        step = spec[2] if len(spec) == 3 else None
-        sampling = "log" if log else "linear"
-        if integer:
-            return hp.Int(name, int(spec[0]), int(spec[1]), step=step or 1)
-        return hp.Float(
-            name, float(spec[0]), float(spec[1]), step=step, sampling=sampling
-        )
-    return hp.Fixed(name, spec)
-
-
-def _check_width(name: str, spec: _HP) -> None:
-    """An MLP width spec holds positive ints (None: a linear head, no MLP)."""
-    if spec is None:
-        return
-    values = list(spec[:2]) if isinstance(spec, tuple) else spec
-    values = values if isinstance(values, list) else [values]
-    if not values or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
-    ):
-        raise ValueError(
-            f"Expected {name} to be units >= 1 (an int, a list of ints or a "
-            f"(min, max[, step]) tuple), or None for a linear head. Received: "
-            f"{name}={spec!r}"
-        )
-
-
-def _widths(method: str, head_units: _HP, discriminator_units: _HP) -> dict:
-    """The spec of the searched MLP width: ``head_units``, DANN's ``discriminator_units``.
-
-    ``...`` means not given. DANN's label head is linear, so ``head_units`` there is
-    the old name of ``discriminator_units`` (`renamed_arguments` cannot say so:
-    ``head_units`` stays a parameter, for the classifier).
-    """
-    default = [32, 64, 128]
-    if method == "classifier":
-        if discriminator_units is not ...:
-            raise ValueError(
-                "Expected discriminator_units only with method='dann' (a classifier "
-                "has no discriminator). Received: "
-                f"discriminator_units={discriminator_units!r} with a classifier"
-            )
-        return {"head_units": default if head_units is ... else head_units}
-    if head_units is not ...:  # its meaning before discriminator_units existed
-        given = {"head_units": head_units}
-        if discriminator_units is not ...:
-            given["discriminator_units"] = discriminator_units
-        where = "TransferHyperModel(method='dann')"
-        spec = rename_config_keys(given, {"head_units": "discriminator_units"}, where)
-        warn_renamed(where, "head_units", "discriminator_units", stacklevel=4)
-        discriminator_units = spec["discriminator_units"]
-    return {
-        "discriminator_units": default
-        if discriminator_units is ...
-        else discriminator_units
-    }
 
 
 class TransferHyperModel(kt.HyperModel):
@@ -189,13 +119,13 @@ class TransferHyperModel(kt.HyperModel):
         num_classes: int,
         *,
         method: str | None = None,
-        learning_rate: _HP = None,
-        unfreeze_depth: _HP = None,
-        dropout: _HP = None,
-        head_units: _HP = ...,
-        discriminator_units: _HP = ...,
-        gamma: _HP = None,
-        lambda_max: _HP = None,
+        learning_rate: HP = None,
+        unfreeze_depth: HP = None,
+        dropout: HP = None,
+        head_units: HP = ...,
+        discriminator_units: HP = ...,
+        gamma: HP = None,
+        lambda_max: HP = None,
         input_shape: tuple | None = None,
         dev_data: tuple[Any, Any] | None = None,
         build_kwargs: dict | None = None,
@@ -218,9 +148,9 @@ class TransferHyperModel(kt.HyperModel):
         self.backbone = backbone
         self.num_classes = num_classes
         self.method = "dann" if method == "dann" else "classifier"
-        widths = _widths(self.method, head_units, discriminator_units)
+        widths = widths_spec(self.method, head_units, discriminator_units)
         for name, spec in widths.items():
-            _check_width(name, spec)
+            check_width(name, spec)
         self.specs = {
             "learning_rate": learning_rate,
             "unfreeze_depth": unfreeze_depth,
@@ -306,29 +236,27 @@ class TransferHyperModel(kt.HyperModel):
         """Declares this model's hyperparameters on ``hp`` and returns their values."""
         s = self.specs
         values = {
-            "learning_rate": _define(
+            "learning_rate": define(
                 hp, "learning_rate", s["learning_rate"], (1e-4, 1e-2), log=True
             ),
-            "unfreeze_depth": _define(
+            "unfreeze_depth": define(
                 hp,
                 "unfreeze_depth",
                 s["unfreeze_depth"],
                 None if s["unfreeze_depth"] is not None else (0, max(self.depth, 1)),
                 integer=True,
             ),
-            "dropout": _define(hp, "dropout", s["dropout"], (0.0, 0.5, 0.1)),
+            "dropout": define(hp, "dropout", s["dropout"], (0.0, 0.5, 0.1)),
         }
         width = "discriminator_units" if self.method == "dann" else "head_units"
         values[width] = (
             None
             if s[width] is None
-            else _define(hp, width, s[width], None, integer=True)
+            else define(hp, width, s[width], None, integer=True)
         )
         if self.method == "dann":
-            values["gamma"] = _define(hp, "gamma", s["gamma"], (5.0, 15.0))
-            values["lambda_max"] = _define(
-                hp, "lambda_max", s["lambda_max"], (0.1, 1.0)
-            )
+            values["gamma"] = define(hp, "gamma", s["gamma"], (5.0, 15.0))
+            values["lambda_max"] = define(hp, "lambda_max", s["lambda_max"], (0.1, 1.0))
         depth = values["unfreeze_depth"]
         if self._depth is not None and isinstance(depth, int) and depth > self._depth:
             values["unfreeze_depth"] = "all"  # (0, 1) range on a depth-0 backbone
