@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_transfer._backend import keras, tf
+from keras_transfer.data.pipelines import _check_batch_size
 from keras_transfer.text.encoder import check_texts
 
 
@@ -106,14 +107,7 @@ def text_dataset(
     ```
     """
     texts = check_texts(texts)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"Expected batch_size to be an int >= 1. Received: batch_size={batch_size!r}"
-        )
+    _check_batch_size(batch_size)
     if labels is not None:
         labels = np.asarray(labels)
         if len(labels) != len(texts):
