@@ -77,7 +77,6 @@ def distillation_loss(
     return ops.mean(kl) * (temperature**2)
 
 
-@keras.saving.register_keras_serializable(package="keras_transfer")
 def _symbolic_shape(model: Any, kind: str) -> tuple | None:
     """The per-example shape of a functional model's single input or output."""
     try:
@@ -119,6 +118,7 @@ def _check_pair(teacher: Any, student: Any) -> None:
         )
 
 
+@keras.saving.register_keras_serializable(package="keras_transfer")
 class Distiller(keras.Model):
     """Trains ``student`` to match a frozen ``teacher`` (Hinton et al. 2015).
 
