@@ -190,6 +190,8 @@ def register_folder_pair(
     register_folder_pair("my_pair", root / "a", root / "b", overwrite=True)
     source, target = domain_pair("my_pair", size=4)
     assert source.x_train.shape[1:] == (4, 4, 3)
+    from keras_transfer.datasets.registry import _PAIRS
+    _PAIRS.pop("my_pair")  # (this example leaves the registry as it found it)
     ```
     """
     names = _check_classes(source_dir, target_dir)
