@@ -106,12 +106,11 @@ def _check_pair(teacher: Any, student: Any) -> None:
             f"Received: teacher outputs {t_out[-1]}, student outputs {s_out[-1]}."
         )
     t_in, s_in = _symbolic_shape(teacher, "input"), _symbolic_shape(student, "input")
-    if (
-        t_in
-        and s_in
-        and len(t_in) == len(s_in)
-        and any(a is not None and b is not None and a != b for a, b in zip(t_in, s_in))
-    ) or (t_in and s_in and len(t_in) != len(s_in)):
+
+    def fits(a: Any, b: Any) -> bool:
+        return a is None or b is None or a == b
+
+    if t_in and s_in and (len(t_in) != len(s_in) or not all(map(fits, t_in, s_in))):
         raise ValueError(
             "Expected the student to take the teacher's inputs. Received: teacher "
             f"inputs of shape {t_in} per example, student inputs of shape {s_in}."

@@ -37,6 +37,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from keras_transfer._lazy_registry import SERIALIZABLE
 from keras_transfer.trainability import apply_trainable_record, trainable_record
 
 __all__ = [
@@ -56,24 +57,10 @@ logger = logging.getLogger("keras_transfer")
 TRAINABLE_RECORD = "keras_transfer/trainable.json"
 
 # Every module of keras_transfer that registers a class with
-# `keras.saving.register_keras_serializable`. tests/test_saving.py walks the package
-# and fails when a registering module is missing here.
-REGISTERING_MODULES: tuple[str, ...] = (
-    "keras_transfer.adaptation.combined",
-    "keras_transfer.adaptation.label_shift",
-    "keras_transfer.adaptation.methods",
-    "keras_transfer.adaptation.model",
-    "keras_transfer.adaptation.schedules",
-    "keras_transfer.adaptation.target_methods",
-    "keras_transfer.adaptation.weighted",
-    "keras_transfer.augment",
-    "keras_transfer.backbones.applications",
-    "keras_transfer.backbones.tfhub",
-    "keras_transfer.distillation",
-    "keras_transfer.layers.gradient_reversal",
-    "keras_transfer.text.encoder",
-    "keras_transfer.text.export",
-)
+# `keras.saving.register_keras_serializable`, read off the one table of those classes
+# (`_lazy_registry.SERIALIZABLE`). tests/test_saving.py walks the package and fails
+# when a registering module or class is missing there.
+REGISTERING_MODULES: tuple[str, ...] = tuple(sorted(set(SERIALIZABLE.values())))
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
